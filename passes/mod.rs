@@ -1,0 +1,3 @@
+//! Optimization passes, one module each. Each implements `crate::pass_manager::Pass`.
+
+pub mod cleanup;

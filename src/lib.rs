@@ -1,0 +1,11 @@
+//! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
+
+pub mod data;
+pub mod error;
+pub mod ir;
+pub mod onnx_io;
+pub mod runtime;
+pub mod shape;
+pub mod pass_manager;
+#[path = "../passes/mod.rs"]
+pub mod passes;

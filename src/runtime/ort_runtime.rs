@@ -1,0 +1,256 @@
+//! onnxruntime through `ort` with `load-dynamic`: finds `libonnxruntime.so`, opens sessions,
+//! and converts between `HostTensor` and ort values.
+//!
+//! The library is looked up in this order: `$ORT_DYLIB_PATH`; `.deps/onnxruntime/` in the
+//! folders above the executable (a project checkout); `.deps/onnxruntime/` of the source tree
+//! the binary was built from.
+
+use crate::data::HostTensor;
+use crate::error::{Error, Result};
+use crate::ir::DataType;
+use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::value::{DynValue, Tensor, TensorElementType, ValueType as OrtValueType};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The library version the project installs and tests against.
+pub const ORT_LIBRARY_FILE: &str = "libonnxruntime.so.1.31.1";
+
+/// Finds the onnxruntime shared library, or says where it looked.
+pub fn locate_onnxruntime() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(Error::Runtime(format!(
+            "onnxruntime not found: ORT_DYLIB_PATH={} is not a file",
+            p.display()
+        )));
+    }
+    let mut tried = Vec::new();
+    let rel = Path::new(".deps").join("onnxruntime").join(ORT_LIBRARY_FILE);
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1) {
+            let cand = dir.join(&rel);
+            if cand.is_file() {
+                return Ok(cand);
+            }
+        }
+        tried.push(format!("{} and the folders above it", exe.display()));
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel);
+    if built.is_file() {
+        return Ok(built);
+    }
+    tried.push(built.display().to_string());
+    Err(Error::Runtime(format!(
+        "onnxruntime not found (looked in {}); run scripts/setup.sh or set ORT_DYLIB_PATH",
+        tried.join(", ")
+    )))
+}
+
+/// A loaded onnxruntime library with its environment. Loaded once per process.
+pub struct OrtRuntime {
+    env: ort::environment::Environment,
+    pub library: PathBuf,
+}
+
+static RUNTIME: OnceLock<std::result::Result<OrtRuntime, String>> = OnceLock::new();
+
+impl OrtRuntime {
+    /// Loads onnxruntime (once); later calls return the same instance or the same error.
+    pub fn get() -> Result<&'static OrtRuntime> {
+        RUNTIME
+            .get_or_init(|| {
+                let library = locate_onnxruntime().map_err(|e| e.to_string())?;
+                let builder = ort::init_from(&library)
+                    .map_err(|e| format!("cannot load onnxruntime from {}: {e}", library.display()))?;
+                let env = builder
+                    .with_name("optimize")
+                    .build()
+                    .map_err(|e| format!("cannot start onnxruntime from {}: {e}", library.display()))?;
+                Ok(OrtRuntime { env, library })
+            })
+            .as_ref()
+            .map_err(|e| Error::Runtime(e.clone()))
+    }
+
+    /// The library's version string, e.g. `1.31.1`.
+    pub fn version(&self) -> String {
+        self.library
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.strip_prefix("libonnxruntime.so."))
+            .unwrap_or("unknown")
+            .to_string()
+    }
+
+    fn builder(&self) -> Result<ort::session::builder::SessionBuilder> {
+        let e = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Runtime(format!("onnxruntime: {e}"));
+        Session::builder(&self.env)
+            .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?
+            .with_optimization_level(GraphOptimizationLevel::Disable)
+            .map_err(e)?
+            .with_intra_threads(1)
+            .map_err(e)?
+            .with_inter_threads(1)
+            .map_err(e)
+    }
+
+    /// Opens a session on a model file (external data resolved by onnxruntime itself).
+    pub fn session_from_file(&self, path: &Path) -> Result<OrtSession> {
+        let s = self
+            .builder()?
+            .commit_from_file(path)
+            .map_err(|e| Error::Runtime(format!("onnxruntime refused {}: {e}", path.display())))?;
+        Ok(OrtSession { session: s })
+    }
+
+    /// Opens a session on serialized model bytes (inline data only).
+    pub fn session_from_bytes(&self, bytes: &[u8], what: &str) -> Result<OrtSession> {
+        let s = self
+            .builder()?
+            .commit_from_memory(bytes)
+            .map_err(|e| Error::Runtime(format!("onnxruntime refused {what}: {e}")))?;
+        Ok(OrtSession { session: s })
+    }
+}
+
+/// An open onnxruntime session.
+pub struct OrtSession {
+    session: Session,
+}
+
+impl OrtSession {
+    pub fn input_names(&self) -> Vec<String> {
+        self.session.inputs().iter().map(|i| i.name().to_string()).collect()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.session.outputs().iter().map(|o| o.name().to_string()).collect()
+    }
+
+    /// Runs the model on named inputs and returns every output, in the session's output order.
+    pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
+        let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs {
+            feed.push((name.clone(), to_ort(t).map_err(|e| Error::Runtime(format!("input '{name}': {e}")))?));
+        }
+        let names = self.output_names();
+        let outputs = self.session.run(feed).map_err(|e| Error::Runtime(format!("onnxruntime run failed: {e}")))?;
+        let mut result = Vec::with_capacity(names.len());
+        for name in names {
+            let v = outputs
+                .get(&name)
+                .ok_or_else(|| Error::Runtime(format!("onnxruntime did not return output '{name}'")))?;
+            let t = from_ort(v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))?;
+            result.push((name, t));
+        }
+        Ok(result)
+    }
+}
+
+fn elem_to_dtype(t: TensorElementType) -> Option<DataType> {
+    use TensorElementType as E;
+    Some(match t {
+        E::Float32 => DataType::Float,
+        E::Uint8 => DataType::Uint8,
+        E::Int8 => DataType::Int8,
+        E::Uint16 => DataType::Uint16,
+        E::Int16 => DataType::Int16,
+        E::Int32 => DataType::Int32,
+        E::Int64 => DataType::Int64,
+        E::String => DataType::String,
+        E::Bool => DataType::Bool,
+        E::Float16 => DataType::Float16,
+        E::Float64 => DataType::Double,
+        E::Uint32 => DataType::Uint32,
+        E::Uint64 => DataType::Uint64,
+        E::Bfloat16 => DataType::Bfloat16,
+        _ => return None,
+    })
+}
+
+macro_rules! le_vec {
+    ($bytes:expr, $t:ty) => {
+        $bytes
+            .chunks_exact(std::mem::size_of::<$t>())
+            .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk has the element size")))
+            .collect::<Vec<$t>>()
+    };
+}
+
+/// Builds an ort value from a host tensor.
+pub fn to_ort(t: &HostTensor) -> std::result::Result<DynValue, String> {
+    let shape: Vec<usize> = t.shape.clone();
+    let want = t.dtype.storage_bytes(t.element_count() as u64) as usize;
+    if t.dtype != DataType::String && t.bytes.len() != want {
+        return Err(format!("holds {} bytes, {}{:?} needs {want}", t.bytes.len(), t.dtype, t.shape));
+    }
+    let e = |e: ort::Error| e.to_string();
+    Ok(match t.dtype {
+        DataType::Float => Tensor::from_array((shape, le_vec!(t.bytes, f32))).map_err(e)?.into_dyn(),
+        DataType::Double => Tensor::from_array((shape, le_vec!(t.bytes, f64))).map_err(e)?.into_dyn(),
+        DataType::Int8 => Tensor::from_array((shape, le_vec!(t.bytes, i8))).map_err(e)?.into_dyn(),
+        DataType::Uint8 => Tensor::from_array((shape, t.bytes.clone())).map_err(e)?.into_dyn(),
+        DataType::Int16 => Tensor::from_array((shape, le_vec!(t.bytes, i16))).map_err(e)?.into_dyn(),
+        DataType::Uint16 => Tensor::from_array((shape, le_vec!(t.bytes, u16))).map_err(e)?.into_dyn(),
+        DataType::Int32 => Tensor::from_array((shape, le_vec!(t.bytes, i32))).map_err(e)?.into_dyn(),
+        DataType::Uint32 => Tensor::from_array((shape, le_vec!(t.bytes, u32))).map_err(e)?.into_dyn(),
+        DataType::Int64 => Tensor::from_array((shape, le_vec!(t.bytes, i64))).map_err(e)?.into_dyn(),
+        DataType::Uint64 => Tensor::from_array((shape, le_vec!(t.bytes, u64))).map_err(e)?.into_dyn(),
+        DataType::Bool => {
+            Tensor::from_array((shape, t.bytes.iter().map(|&b| b != 0).collect::<Vec<bool>>())).map_err(e)?.into_dyn()
+        }
+        DataType::Float16 => {
+            let v: Vec<half::f16> = t.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect();
+            Tensor::from_array((shape, v)).map_err(e)?.into_dyn()
+        }
+        DataType::Bfloat16 => {
+            let v: Vec<half::bf16> = t.bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]])).collect();
+            Tensor::from_array((shape, v)).map_err(e)?.into_dyn()
+        }
+        DataType::String => Tensor::from_string_array((shape, t.strings.as_slice())).map_err(e)?.into_dyn(),
+        other => return Err(format!("element type {other} cannot be passed to onnxruntime")),
+    })
+}
+
+/// Copies an ort tensor value into a host tensor.
+pub fn from_ort(v: &DynValue) -> std::result::Result<HostTensor, String> {
+    let OrtValueType::Tensor { ty, .. } = v.dtype() else {
+        return Err(format!("is a {:?}, not a tensor", v.dtype()));
+    };
+    let dtype = elem_to_dtype(*ty).ok_or_else(|| format!("unsupported element type {ty:?}"))?;
+    let e = |e: ort::Error| e.to_string();
+    macro_rules! grab {
+        ($t:ty) => {{
+            let (shape, data) = v.try_extract_tensor::<$t>().map_err(e)?;
+            (shape.iter().map(|&d| d as usize).collect::<Vec<usize>>(), data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+        }};
+    }
+    let (shape, bytes) = match dtype {
+        DataType::Float => grab!(f32),
+        DataType::Double => grab!(f64),
+        DataType::Int8 => grab!(i8),
+        DataType::Uint8 => grab!(u8),
+        DataType::Int16 => grab!(i16),
+        DataType::Uint16 => grab!(u16),
+        DataType::Int32 => grab!(i32),
+        DataType::Uint32 => grab!(u32),
+        DataType::Int64 => grab!(i64),
+        DataType::Uint64 => grab!(u64),
+        DataType::Float16 => grab!(half::f16),
+        DataType::Bfloat16 => grab!(half::bf16),
+        DataType::Bool => {
+            let (shape, data) = v.try_extract_tensor::<bool>().map_err(e)?;
+            (shape.iter().map(|&d| d as usize).collect(), data.iter().map(|&b| b as u8).collect())
+        }
+        DataType::String => {
+            let (shape, strings) = v.try_extract_strings().map_err(e)?;
+            return Ok(HostTensor { dtype, shape: shape.iter().map(|&d| d as usize).collect(), bytes: Vec::new(), strings });
+        }
+        other => return Err(format!("unsupported element type {other}")),
+    };
+    Ok(HostTensor { dtype, shape, bytes, strings: Vec::new() })
+}
