@@ -9,3 +9,11 @@ pub mod shape;
 pub mod pass_manager;
 #[path = "../passes/mod.rs"]
 pub mod passes;
+pub mod cli;
+pub mod inspect;
+pub mod pipeline;
+pub mod report;
+pub mod summary;
+pub mod validate;
+
+pub use pipeline::{run_pipeline, PipelineOptions, PipelineOutcome};

@@ -44,8 +44,12 @@ impl HostTensor {
 
     /// Values as f32 (float tensors only).
     pub fn as_f32(&self) -> Option<Vec<f32>> {
-        (self.dtype == DataType::Float)
-            .then(|| self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        (self.dtype == DataType::Float).then(|| {
+            self.bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
     }
 
     /// True when both tensors have the same type, shape and exactly the same bytes.
@@ -57,12 +61,22 @@ impl HostTensor {
 impl HostTensor {
     /// A numeric tensor from little-endian element bytes (not checked against the shape).
     pub fn new(dtype: DataType, shape: Vec<usize>, bytes: Vec<u8>) -> HostTensor {
-        HostTensor { dtype, shape, bytes, strings: Vec::new() }
+        HostTensor {
+            dtype,
+            shape,
+            bytes,
+            strings: Vec::new(),
+        }
     }
 
     /// A string tensor.
     pub fn from_strings(shape: Vec<usize>, strings: Vec<String>) -> HostTensor {
-        HostTensor { dtype: DataType::String, shape, bytes: Vec::new(), strings }
+        HostTensor {
+            dtype: DataType::String,
+            shape,
+            bytes: Vec::new(),
+            strings,
+        }
     }
 
     /// Bytes per element in `bytes` for this tensor's type: `None` for strings and the packed
@@ -80,18 +94,35 @@ impl HostTensor {
 
     /// Checks that the stored data matches the type and shape (byte length or string count).
     pub fn check_consistent(&self) -> Result<(), String> {
-        let n = self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("element count overflows")?;
+        let n = self
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or("element count overflows")?;
         if self.dtype == DataType::String {
             if self.strings.len() != n || !self.bytes.is_empty() {
-                return Err(format!("string tensor of shape {:?} holds {} strings", self.shape, self.strings.len()));
+                return Err(format!(
+                    "string tensor of shape {:?} holds {} strings",
+                    self.shape,
+                    self.strings.len()
+                ));
             }
             return Ok(());
         }
-        let width = HostTensor::element_width(self.dtype)
-            .ok_or_else(|| format!("element type {} cannot be held in a host tensor", self.dtype))?;
+        let width = HostTensor::element_width(self.dtype).ok_or_else(|| {
+            format!(
+                "element type {} cannot be held in a host tensor",
+                self.dtype
+            )
+        })?;
         let want = n.checked_mul(width).ok_or("byte size overflows")?;
         if self.bytes.len() != want || !self.strings.is_empty() {
-            return Err(format!("{} needs {} bytes but holds {}", self.type_string(), want, self.bytes.len()));
+            return Err(format!(
+                "{} needs {} bytes but holds {}",
+                self.type_string(),
+                want,
+                self.bytes.len()
+            ));
         }
         Ok(())
     }

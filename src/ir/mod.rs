@@ -324,13 +324,20 @@ impl Graph {
         Ok(out)
     }
 
-    /// Number of parameters (elements of initializers) and their bytes.
+    /// Every constant tensor of the graph: initializers, then the `value` tensors of
+    /// Constant nodes in order (models exported by some frameworks keep all weights there).
+    pub fn constant_tensors(&self) -> impl Iterator<Item = &TensorProto> {
+        self.initializers.values().chain(
+            self.nodes().filter(|(_, n)| n.is("Constant")).filter_map(|(_, n)| n.attr("value")).filter_map(|a| a.t.as_ref()),
+        )
+    }
+
+    /// Number of parameters (elements of initializers and Constant tensors) and their bytes.
     pub fn parameter_stats(&self) -> (u64, u64) {
         let mut count = 0u64;
         let mut bytes = 0u64;
-        for t in self.initializers.values() {
-            let n = tensor::element_count(&t.dims);
-            count += n;
+        for t in self.constant_tensors() {
+            count += tensor::element_count(&t.dims);
             bytes += tensor::storage_bytes(t);
         }
         (count, bytes)

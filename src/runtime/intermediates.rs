@@ -1,0 +1,34 @@
+//! Exposing intermediate tensors as graph outputs, so one run on a runtime returns them:
+//! used to check shape inference against real shapes and to record activations.
+
+use crate::ir::{Model, ValueType};
+use crate::onnx_io::type_proto::value_type_to_proto;
+use onnx_protobuf::ValueInfoProto;
+
+/// A copy of `model` whose outputs also list every node output that is a dense tensor
+/// with a known element type (declared with its element type only, so the runtime's own
+/// shapes are not constrained). Returns the copy and the names added, in node order.
+pub fn expose_intermediates(model: &Model) -> (Model, Vec<String>) {
+    let mut m = model.clone();
+    let g = &mut m.graph;
+    let mut added = Vec::new();
+    let existing: std::collections::HashSet<String> = g.outputs.iter().cloned().collect();
+    let names: Vec<String> = g.nodes().flat_map(|(_, n)| n.outputs.clone()).filter(|o| !o.is_empty()).collect();
+    for name in names {
+        if existing.contains(&name) {
+            continue;
+        }
+        let Some(ValueType::Tensor { elem, .. }) = g.value_type(&name).cloned() else {
+            continue;
+        };
+        let mut vi = ValueInfoProto::new();
+        vi.name = name.clone();
+        vi.type_ = Some(value_type_to_proto(&ValueType::Tensor { elem, shape: None })).into();
+        let entry = g.values.entry(name.clone()).or_default();
+        entry.declared = Some(vi);
+        g.value_info_names.retain(|v| v != &name);
+        g.outputs.push(name.clone());
+        added.push(name);
+    }
+    (m, added)
+}

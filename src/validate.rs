@@ -1,0 +1,186 @@
+//! Validation: runs the original and the optimized model on onnxruntime with the same
+//! inputs and compares every output.
+//!
+//! Inputs are the user's (`--inputs DIR`, e.g. a model's own `test_data_set_N`) or seeded
+//! random values of the right dtype and shape. The pass criterion: every output element
+//! satisfies |a − b| ≤ tolerance · max(1, |a|), with `a` the original's value.
+
+use crate::data::inputs::{load_input_dir, random_inputs, InputSpec, Sample};
+use crate::data::{compare, HostTensor, Metrics};
+use crate::error::{Error, Result};
+use crate::ir::{Dim, Model, ValueType};
+use crate::runtime::OrtRuntime;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct ValidationOptions {
+    /// Folder of input samples; `None` for seeded random inputs.
+    pub inputs_dir: Option<PathBuf>,
+    /// Concrete dims for symbolic input dims.
+    pub bindings: HashMap<String, Vec<i64>>,
+    pub seed: u64,
+    /// Number of random samples when no folder is given.
+    pub samples: usize,
+    pub tolerance: f64,
+}
+
+impl Default for ValidationOptions {
+    fn default() -> Self {
+        ValidationOptions { inputs_dir: None, bindings: HashMap::new(), seed: 0, samples: 2, tolerance: 1e-4 }
+    }
+}
+
+/// Agreement of one output over all samples.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputAgreement {
+    pub name: String,
+    pub max_abs_err: f64,
+    pub max_rel_err: f64,
+    pub cosine: f64,
+    pub bit_identical: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidationReport {
+    pub runtime: String,
+    pub max_abs_err: f64,
+    pub max_rel_err: f64,
+    pub cosine: f64,
+    /// Where the inputs came from, e.g. `seeded random (seed 0)` or a folder path.
+    pub inputs_used: String,
+    pub samples: usize,
+    pub tolerance: f64,
+    /// Largest |a − b| / max(1, |a|) over all outputs: the number compared with `tolerance`.
+    pub tolerance_err: f64,
+    pub bit_identical: bool,
+    pub passed: bool,
+    pub outputs: Vec<OutputAgreement>,
+}
+
+/// The runtime inputs a model expects, with bindings applied to symbolic dims.
+pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Result<Vec<InputSpec>> {
+    let g = &model.graph;
+    let mut specs = Vec::new();
+    for name in g.runtime_inputs() {
+        let ty = g.value_type(name);
+        let (elem, dims) = match ty {
+            Some(ValueType::Tensor { elem, shape }) => (*elem, shape.clone()),
+            Some(other) => {
+                return Err(Error::Usage(format!("input '{name}' has type {other}; only tensor inputs can be fed")))
+            }
+            None => return Err(Error::Usage(format!("input '{name}' has no declared type"))),
+        };
+        let mut dims: Vec<Option<i64>> = match dims {
+            Some(d) => d.iter().map(|d| if let Dim::Known(v) = d { Some(*v) } else { None }).collect(),
+            None => match bindings.get(name) {
+                Some(b) => vec![None; b.len()],
+                None => return Err(Error::Usage(format!("input '{name}' has unknown rank; pass --input-shape {name}=..."))),
+            },
+        };
+        if let Some(b) = bindings.get(name) {
+            if b.len() != dims.len() {
+                return Err(Error::Usage(format!(
+                    "--input-shape {name}: gives {} dims, the model's input has {}",
+                    b.len(),
+                    dims.len()
+                )));
+            }
+            for (i, (d, &v)) in dims.iter_mut().zip(b).enumerate() {
+                match d {
+                    Some(k) if *k != v => {
+                        return Err(Error::Usage(format!("--input-shape {name}: dim {i} is {k} in the model, not {v}")))
+                    }
+                    _ => *d = Some(v),
+                }
+            }
+        }
+        specs.push(InputSpec { name: name.to_string(), elem, dims });
+    }
+    Ok(specs)
+}
+
+/// Loads the samples validation will feed: from the folder, or seeded random ones.
+pub fn validation_samples(model: &Model, opts: &ValidationOptions) -> Result<(Vec<Sample>, String)> {
+    let specs = input_specs(model, &opts.bindings)?;
+    match &opts.inputs_dir {
+        Some(dir) => Ok((load_input_dir(dir, &specs)?, dir.display().to_string())),
+        None => Ok((random_inputs(&specs, opts.seed, opts.samples)?, format!("seeded random (seed {})", opts.seed))),
+    }
+}
+
+/// Largest |a − b| / max(1, |a|) between two tensors of the same shape.
+fn tolerance_error(reference: &HostTensor, candidate: &HostTensor) -> f64 {
+    match (reference.to_f64(), candidate.to_f64()) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| {
+                if x.is_nan() && y.is_nan() || x == y {
+                    0.0
+                } else {
+                    let d = (x - y).abs() / x.abs().max(1.0);
+                    if d.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        d
+                    }
+                }
+            })
+            .fold(0.0, f64::max),
+        _ if reference == candidate => 0.0,
+        _ => f64::INFINITY,
+    }
+}
+
+/// Runs both models on the same samples and compares their outputs.
+pub fn validate(original: &Path, candidate: &Path, model: &Model, opts: &ValidationOptions) -> Result<ValidationReport> {
+    let (samples, inputs_used) = validation_samples(model, opts)?;
+    let rt = OrtRuntime::get()?;
+    let mut a = rt.session_from_file(original)?;
+    let mut b = rt.session_from_file(candidate)?;
+    let mut per_output: Vec<(String, Metrics, f64)> = Vec::new();
+    for s in &samples {
+        let ra = a.run(&s.values)?;
+        let rb = b.run(&s.values)?;
+        for (name, ta) in &ra {
+            let tb = rb.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+                Error::Validation(format!("the optimized model has no output '{name}'"))
+            })?;
+            let m = compare(ta, tb).map_err(|e| Error::Validation(format!("output '{name}': {e}")))?;
+            let tol = tolerance_error(ta, tb);
+            match per_output.iter_mut().find(|(n, _, _)| n == name) {
+                Some((_, acc, t)) => {
+                    *acc = acc.clone().merge(m);
+                    *t = t.max(tol);
+                }
+                None => per_output.push((name.clone(), m, tol)),
+            }
+        }
+    }
+    let outputs: Vec<OutputAgreement> = per_output
+        .iter()
+        .map(|(name, m, _)| OutputAgreement {
+            name: name.clone(),
+            max_abs_err: m.max_abs_err,
+            max_rel_err: m.max_rel_err,
+            cosine: m.cosine,
+            bit_identical: m.bit_identical,
+        })
+        .collect();
+    let tolerance_err = per_output.iter().map(|(_, _, t)| *t).fold(0.0, f64::max);
+    Ok(ValidationReport {
+        runtime: format!("onnxruntime {}", rt.version()),
+        max_abs_err: outputs.iter().map(|o| o.max_abs_err).fold(0.0, f64::max),
+        max_rel_err: outputs.iter().map(|o| o.max_rel_err).fold(0.0, f64::max),
+        cosine: outputs.iter().map(|o| o.cosine).fold(1.0, f64::min),
+        inputs_used,
+        samples: samples.len(),
+        tolerance: opts.tolerance,
+        tolerance_err,
+        bit_identical: outputs.iter().all(|o| o.bit_identical),
+        passed: tolerance_err <= opts.tolerance,
+        outputs,
+    })
+}
