@@ -28,7 +28,15 @@ impl Pass for Cleanup {
 
 /// Names read by any subgraph of any node: those must keep their producers and names.
 fn subgraph_reads(model: &Model) -> HashSet<String> {
-    model.graph.nodes().flat_map(|(_, n)| n.subgraphs().flat_map(outer_scope_reads).collect::<Vec<_>>()).collect()
+    model
+        .graph
+        .nodes()
+        .flat_map(|(_, n)| {
+            n.subgraphs()
+                .flat_map(outer_scope_reads)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn remove_identities(model: &mut Model) -> u64 {
@@ -38,7 +46,11 @@ fn remove_identities(model: &mut Model) -> u64 {
     let mut rename: HashMap<String, String> = HashMap::new();
     let mut doomed = Vec::new();
     for (idx, n) in g.nodes() {
-        if n.is("Identity") && n.inputs.len() == 1 && n.outputs.len() == 1 && !n.inputs[0].is_empty() {
+        if n.is("Identity")
+            && n.inputs.len() == 1
+            && n.outputs.len() == 1
+            && !n.inputs[0].is_empty()
+        {
             let out = &n.outputs[0];
             if !outputs.contains(out) && !protected.contains(out) {
                 rename.insert(out.clone(), n.inputs[0].clone());
@@ -83,7 +95,11 @@ fn remove_dead_nodes(model: &mut Model) -> u64 {
         }
         let dead: Vec<_> = g
             .nodes()
-            .filter(|(_, n)| n.outputs.iter().all(|o| o.is_empty() || !read.contains(o.as_str())))
+            .filter(|(_, n)| {
+                n.outputs
+                    .iter()
+                    .all(|o| o.is_empty() || !read.contains(o.as_str()))
+            })
             .map(|(i, _)| i)
             .collect();
         if dead.is_empty() {
@@ -111,7 +127,12 @@ fn remove_unused_initializers(model: &mut Model) -> u64 {
     for (_, n) in g.nodes() {
         read.extend(n.inputs.iter().cloned());
     }
-    let unused: Vec<String> = g.initializers.keys().filter(|k| !read.contains(*k)).cloned().collect();
+    let unused: Vec<String> = g
+        .initializers
+        .keys()
+        .filter(|k| !read.contains(*k))
+        .cloned()
+        .collect();
     for k in &unused {
         g.initializers.shift_remove(k);
         g.values.remove(k);

@@ -25,6 +25,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# onnxruntime's StringNormalizer needs the en_US.UTF-8 locale (four corpus models use it).
+if ! locale -a 2>/dev/null | grep -qi '^en_US.utf8$'; then
+  say "generating the en_US.UTF-8 locale"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  dpkg -s locales >/dev/null 2>&1 || { $sudo_cmd apt-get update -qq; DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq locales >/dev/null; }
+  $sudo_cmd sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen
+  grep -q '^en_US.UTF-8 UTF-8' /etc/locale.gen || echo 'en_US.UTF-8 UTF-8' | $sudo_cmd tee -a /etc/locale.gen >/dev/null
+  $sudo_cmd locale-gen >/dev/null
+fi
+
 fetch_wheel() { # name==version -> path of the wheel
   local spec=$1 name=${1%%==*} ver=${1##*==}
   local pat="$deps/wheels/${name//-/_}-${ver}-*.whl"

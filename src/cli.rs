@@ -89,15 +89,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Inspect { model, ir, input_shape }) => {
+        Some(Command::Inspect {
+            model,
+            ir,
+            input_shape,
+        }) => {
             let bindings = parse_input_shapes(&input_shape)?;
             print!("{}", inspect_text(&model, ir, &bindings)?);
             Ok(())
         }
         None => {
             let a = cli.run;
-            let model = a.model.ok_or_else(|| Error::Usage("no model given; usage: optimize MODEL -o OUT".into()))?;
-            let output = a.output.ok_or_else(|| Error::Usage("no output given; usage: optimize MODEL -o OUT".into()))?;
+            let model = a.model.ok_or_else(|| {
+                Error::Usage("no model given; usage: optimize MODEL -o OUT".into())
+            })?;
+            let output = a.output.ok_or_else(|| {
+                Error::Usage("no output given; usage: optimize MODEL -o OUT".into())
+            })?;
             let opts = PipelineOptions {
                 model,
                 output,

@@ -27,7 +27,10 @@ pub enum Error {
 
 impl Error {
     pub fn input(path: impl AsRef<Path>, msg: impl std::fmt::Display) -> Error {
-        Error::Input { path: path.as_ref().display().to_string(), msg: msg.to_string() }
+        Error::Input {
+            path: path.as_ref().display().to_string(),
+            msg: msg.to_string(),
+        }
     }
 
     pub fn exit_code(&self) -> i32 {

@@ -14,26 +14,48 @@ pub fn inspect_text(path: &Path, ir: bool, bindings: &Bindings) -> Result<String
     }
     let g = &model.graph;
     let mut s = String::new();
-    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let _ = writeln!(s, "model: {name}");
     let _ = writeln!(s, "ir_version: {}", model.ir_version);
     let opsets: Vec<String> = model
         .opsets
         .iter()
-        .map(|(d, v)| format!("{}={v}", if crate::ir::canonical_domain(d).is_empty() { "ai.onnx" } else { d }))
+        .map(|(d, v)| {
+            format!(
+                "{}={v}",
+                if crate::ir::canonical_domain(d).is_empty() {
+                    "ai.onnx"
+                } else {
+                    d
+                }
+            )
+        })
         .collect();
     let _ = writeln!(s, "opsets: {}", opsets.join(", "));
     if !model.producer_name.is_empty() {
-        let _ = writeln!(s, "producer: {} {}", model.producer_name, model.producer_version);
+        let _ = writeln!(
+            s,
+            "producer: {} {}",
+            model.producer_name, model.producer_version
+        );
     }
     let _ = writeln!(s, "inputs:");
     for i in g.runtime_inputs() {
-        let t = g.value_type(i).map(|t| t.to_string()).unwrap_or_else(|| "?".into());
+        let t = g
+            .value_type(i)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "?".into());
         let _ = writeln!(s, "  {i}: {t}");
     }
     let _ = writeln!(s, "outputs:");
     for o in &g.outputs {
-        let t = g.value_type(o).map(|t| t.to_string()).unwrap_or_else(|| "?".into());
+        let t = g
+            .value_type(o)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "?".into());
         let _ = writeln!(s, "  {o}: {t}");
     }
     let (count, bytes) = g.parameter_stats();

@@ -1,18 +1,18 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
 
+pub mod cli;
 pub mod data;
 pub mod error;
+pub mod inspect;
 pub mod ir;
 pub mod onnx_io;
-pub mod runtime;
-pub mod shape;
 pub mod pass_manager;
 #[path = "../passes/mod.rs"]
 pub mod passes;
-pub mod cli;
-pub mod inspect;
 pub mod pipeline;
 pub mod report;
+pub mod runtime;
+pub mod shape;
 pub mod summary;
 pub mod validate;
 

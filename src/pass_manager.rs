@@ -65,12 +65,16 @@ impl PassManager {
         let mut records = Vec::new();
         for pass in &self.passes {
             let start = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| pass.run(model)))
-                .map_err(|p| Error::Internal(format!("pass '{}' panicked: {}", pass.name(), panic_message(&p))))??;
-            model
-                .graph
-                .relink()
-                .map_err(|e| Error::Internal(format!("pass '{}' left an invalid graph: {e}", pass.name())))?;
+            let outcome = catch_unwind(AssertUnwindSafe(|| pass.run(model))).map_err(|p| {
+                Error::Internal(format!(
+                    "pass '{}' panicked: {}",
+                    pass.name(),
+                    panic_message(&p)
+                ))
+            })??;
+            model.graph.relink().map_err(|e| {
+                Error::Internal(format!("pass '{}' left an invalid graph: {e}", pass.name()))
+            })?;
             records.push(PassRecord {
                 name: pass.name().to_string(),
                 seconds: start.elapsed().as_secs_f64(),

@@ -68,16 +68,25 @@ pub fn default_passes() -> PassManager {
 }
 
 fn check_output_path(model: &Path, output: &Path) -> Result<PathBuf> {
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
-        return Err(Error::input(output, "cannot write output: its folder does not exist"));
+        return Err(Error::input(
+            output,
+            "cannot write output: its folder does not exist",
+        ));
     }
     if output.is_dir() {
         return Err(Error::input(output, "cannot write output: it is a folder"));
     }
     if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
         if a == b {
-            return Err(Error::input(output, "is the input model; refusing to overwrite the input"));
+            return Err(Error::input(
+                output,
+                "is the input model; refusing to overwrite the input",
+            ));
         }
     }
     Ok(dir.to_path_buf())
@@ -99,9 +108,15 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
 
     // Stage the output in a private folder beside the destination, validate the staged
     // file, and only then move it (and its external data, if any) into place.
-    let file_name = opts.output.file_name().ok_or_else(|| Error::input(&opts.output, "output path has no file name"))?;
+    let file_name = opts
+        .output
+        .file_name()
+        .ok_or_else(|| Error::input(&opts.output, "output path has no file name"))?;
     let werr = |e: std::io::Error| Error::input(&opts.output, format!("cannot write output: {e}"));
-    let stage = tempfile::Builder::new().prefix(".optimize-").tempdir_in(&out_dir).map_err(werr)?;
+    let stage = tempfile::Builder::new()
+        .prefix(".optimize-")
+        .tempdir_in(&out_dir)
+        .map_err(werr)?;
     let staged = stage.path().join(file_name);
     save_model(&model, &staged, &ExportOptions::default())?;
 
@@ -134,5 +149,9 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         report.write(path)?;
     }
     let summary = render_summary(&report, &opts.output);
-    Ok(PipelineOutcome { report, summary, failure })
+    Ok(PipelineOutcome {
+        report,
+        summary,
+        failure,
+    })
 }

@@ -37,7 +37,16 @@ impl ModelSummary {
             opsets: model
                 .opsets
                 .iter()
-                .map(|(d, v)| (if crate::ir::canonical_domain(d).is_empty() { "ai.onnx".to_string() } else { d.clone() }, *v))
+                .map(|(d, v)| {
+                    (
+                        if crate::ir::canonical_domain(d).is_empty() {
+                            "ai.onnx".to_string()
+                        } else {
+                            d.clone()
+                        },
+                        *v,
+                    )
+                })
                 .collect(),
         }
     }
@@ -81,9 +90,15 @@ impl Report {
 
 /// Writes bytes to `path` through a temporary file beside it and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let werr = |e: std::io::Error| Error::input(path, format!("cannot write: {e}"));
-    let mut tmp = tempfile::Builder::new().prefix(".optimize-").tempfile_in(dir).map_err(werr)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".optimize-")
+        .tempfile_in(dir)
+        .map_err(werr)?;
     tmp.write_all(bytes).map_err(werr)?;
     tmp.write_all(b"\n").map_err(werr)?;
     tmp.persist(path).map_err(|e| werr(e.error))?;

@@ -34,7 +34,11 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
         let what = if p.changes.is_empty() {
             "no change".to_string()
         } else {
-            p.changes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+            p.changes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let _ = writeln!(s, "pass        {:<12} {:>7.3}s  {what}", p.name, p.seconds);
     }

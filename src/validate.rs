@@ -28,7 +28,13 @@ pub struct ValidationOptions {
 
 impl Default for ValidationOptions {
     fn default() -> Self {
-        ValidationOptions { inputs_dir: None, bindings: HashMap::new(), seed: 0, samples: 2, tolerance: 1e-4 }
+        ValidationOptions {
+            inputs_dir: None,
+            bindings: HashMap::new(),
+            seed: 0,
+            samples: 2,
+            tolerance: 1e-4,
+        }
     }
 }
 
@@ -68,15 +74,30 @@ pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Resul
         let (elem, dims) = match ty {
             Some(ValueType::Tensor { elem, shape }) => (*elem, shape.clone()),
             Some(other) => {
-                return Err(Error::Usage(format!("input '{name}' has type {other}; only tensor inputs can be fed")))
+                return Err(Error::Usage(format!(
+                    "input '{name}' has type {other}; only tensor inputs can be fed"
+                )))
             }
             None => return Err(Error::Usage(format!("input '{name}' has no declared type"))),
         };
         let mut dims: Vec<Option<i64>> = match dims {
-            Some(d) => d.iter().map(|d| if let Dim::Known(v) = d { Some(*v) } else { None }).collect(),
+            Some(d) => d
+                .iter()
+                .map(|d| {
+                    if let Dim::Known(v) = d {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
             None => match bindings.get(name) {
                 Some(b) => vec![None; b.len()],
-                None => return Err(Error::Usage(format!("input '{name}' has unknown rank; pass --input-shape {name}=..."))),
+                None => {
+                    return Err(Error::Usage(format!(
+                        "input '{name}' has unknown rank; pass --input-shape {name}=..."
+                    )))
+                }
             },
         };
         if let Some(b) = bindings.get(name) {
@@ -90,23 +111,35 @@ pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Resul
             for (i, (d, &v)) in dims.iter_mut().zip(b).enumerate() {
                 match d {
                     Some(k) if *k != v => {
-                        return Err(Error::Usage(format!("--input-shape {name}: dim {i} is {k} in the model, not {v}")))
+                        return Err(Error::Usage(format!(
+                            "--input-shape {name}: dim {i} is {k} in the model, not {v}"
+                        )))
                     }
                     _ => *d = Some(v),
                 }
             }
         }
-        specs.push(InputSpec { name: name.to_string(), elem, dims });
+        specs.push(InputSpec {
+            name: name.to_string(),
+            elem,
+            dims,
+        });
     }
     Ok(specs)
 }
 
 /// Loads the samples validation will feed: from the folder, or seeded random ones.
-pub fn validation_samples(model: &Model, opts: &ValidationOptions) -> Result<(Vec<Sample>, String)> {
+pub fn validation_samples(
+    model: &Model,
+    opts: &ValidationOptions,
+) -> Result<(Vec<Sample>, String)> {
     let specs = input_specs(model, &opts.bindings)?;
     match &opts.inputs_dir {
         Some(dir) => Ok((load_input_dir(dir, &specs)?, dir.display().to_string())),
-        None => Ok((random_inputs(&specs, opts.seed, opts.samples)?, format!("seeded random (seed {})", opts.seed))),
+        None => Ok((
+            random_inputs(&specs, opts.seed, opts.samples)?,
+            format!("seeded random (seed {})", opts.seed),
+        )),
     }
 }
 
@@ -135,7 +168,12 @@ fn tolerance_error(reference: &HostTensor, candidate: &HostTensor) -> f64 {
 }
 
 /// Runs both models on the same samples and compares their outputs.
-pub fn validate(original: &Path, candidate: &Path, model: &Model, opts: &ValidationOptions) -> Result<ValidationReport> {
+pub fn validate(
+    original: &Path,
+    candidate: &Path,
+    model: &Model,
+    opts: &ValidationOptions,
+) -> Result<ValidationReport> {
     let (samples, inputs_used) = validation_samples(model, opts)?;
     let rt = OrtRuntime::get()?;
     let mut a = rt.session_from_file(original)?;
@@ -145,14 +183,21 @@ pub fn validate(original: &Path, candidate: &Path, model: &Model, opts: &Validat
         let ra = a.run(&s.values)?;
         let rb = b.run(&s.values)?;
         for (name, ta) in &ra {
-            let tb = rb.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
-                Error::Validation(format!("the optimized model has no output '{name}'"))
+            let tb = rb
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| {
+                    Error::Validation(format!("the optimized model has no output '{name}'"))
+                })?;
+            let m = compare(ta, tb).map_err(|e| match e {
+                Error::Validation(msg) => Error::Validation(format!("output '{name}': {msg}")),
+                other => other,
             })?;
-            let m = compare(ta, tb).map_err(|e| Error::Validation(format!("output '{name}': {e}")))?;
             let tol = tolerance_error(ta, tb);
             match per_output.iter_mut().find(|(n, _, _)| n == name) {
                 Some((_, acc, t)) => {
-                    *acc = acc.clone().merge(m);
+                    *acc = acc.merge(m);
                     *t = t.max(tol);
                 }
                 None => per_output.push((name.clone(), m, tol)),

@@ -170,9 +170,7 @@ pub fn compare_values(a: &[f64], b: &[f64]) -> Metrics {
     }
     let cosine = if non_finite_mismatch {
         0.0
-    } else if !any_difference {
-        1.0
-    } else if na == 0.0 && nb == 0.0 {
+    } else if !any_difference || (na == 0.0 && nb == 0.0) {
         1.0
     } else if na == 0.0 || nb == 0.0 {
         0.0

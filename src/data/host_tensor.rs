@@ -83,7 +83,7 @@ impl HostTensor {
     /// 4-bit types, which a `HostTensor` does not hold.
     pub fn element_width(dtype: DataType) -> Option<usize> {
         let bits = dtype.bits();
-        (bits != 0 && bits % 8 == 0).then_some(bits / 8)
+        (bits != 0 && bits.is_multiple_of(8)).then_some(bits / 8)
     }
 
     /// The type and shape as in error messages: `float[1,3,224,224]`, `int64[]` for a scalar.

@@ -114,9 +114,8 @@ pub fn host_from_tensor_proto(p: &TensorProto) -> Result<HostTensor, String> {
                 p.float_data.iter().flat_map(|v| v.to_le_bytes()).collect()
             }
             Complex64 => {
-                check("float_data (pairs)", p.float_data.len() / 2)?;
-                if p.float_data.len() % 2 != 0 {
-                    return Err(count_err("float_data (pairs)", p.float_data.len()));
+                if p.float_data.len() != 2 * n {
+                    return Err(count_err("float_data (pairs)", p.float_data.len() / 2));
                 }
                 p.float_data.iter().flat_map(|v| v.to_le_bytes()).collect()
             }

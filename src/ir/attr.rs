@@ -47,11 +47,20 @@ pub fn outer_scope_reads(g: &GraphProto) -> Vec<String> {
     out
 }
 
-fn collect_outer(g: &GraphProto, enclosing: &HashSet<String>, out: &mut Vec<String>, seen: &mut HashSet<String>) {
+fn collect_outer(
+    g: &GraphProto,
+    enclosing: &HashSet<String>,
+    out: &mut Vec<String>,
+    seen: &mut HashSet<String>,
+) {
     let mut defined: HashSet<String> = enclosing.clone();
     defined.extend(g.input.iter().map(|v| v.name.clone()));
     defined.extend(g.initializer.iter().map(|t| t.name.clone()));
-    defined.extend(g.sparse_initializer.iter().filter_map(|s| s.values.as_ref().map(|v| v.name.clone())));
+    defined.extend(
+        g.sparse_initializer
+            .iter()
+            .filter_map(|s| s.values.as_ref().map(|v| v.name.clone())),
+    );
     for n in &g.node {
         for i in &n.input {
             if !i.is_empty() && !defined.contains(i) && seen.insert(i.clone()) {

@@ -86,13 +86,24 @@ impl DataType {
         use DataType::*;
         matches!(
             self,
-            Float | Float16 | Double | Bfloat16 | Float8E4M3FN | Float8E4M3FNUZ | Float8E5M2 | Float8E5M2FNUZ | Float4E2M1
+            Float
+                | Float16
+                | Double
+                | Bfloat16
+                | Float8E4M3FN
+                | Float8E4M3FNUZ
+                | Float8E5M2
+                | Float8E5M2FNUZ
+                | Float4E2M1
         )
     }
 
     pub fn is_integer(self) -> bool {
         use DataType::*;
-        matches!(self, Uint8 | Int8 | Uint16 | Int16 | Int32 | Int64 | Uint32 | Uint64 | Uint4 | Int4)
+        matches!(
+            self,
+            Uint8 | Int8 | Uint16 | Int16 | Int32 | Int64 | Uint32 | Uint64 | Uint4 | Int4
+        )
     }
 
     /// The lower-case name used in dumps, close to ONNX's textual syntax.

@@ -26,9 +26,16 @@ pub fn tensor_digest(t: &TensorProto) -> String {
 }
 
 fn tensor_summary(t: &TensorProto) -> String {
-    let dt = DataType::from_onnx(t.data_type).map(|d| d.name()).unwrap_or("undefined");
+    let dt = DataType::from_onnx(t.data_type)
+        .map(|d| d.name())
+        .unwrap_or("undefined");
     let dims: Vec<String> = t.dims.iter().map(|d| d.to_string()).collect();
-    format!("{dt}[{}] sha={} ({} bytes)", dims.join(","), tensor_digest(t), storage_bytes(t))
+    format!(
+        "{dt}[{}] sha={} ({} bytes)",
+        dims.join(","),
+        tensor_digest(t),
+        storage_bytes(t)
+    )
 }
 
 fn fmt_attr(a: &AttributeProto) -> String {
@@ -37,13 +44,30 @@ fn fmt_attr(a: &AttributeProto) -> String {
         AttributeType::INT => a.i.to_string(),
         AttributeType::STRING => format!("{:?}", String::from_utf8_lossy(&a.s)),
         AttributeType::TENSOR => a.t.as_ref().map(tensor_summary).unwrap_or_default(),
-        AttributeType::GRAPH => a.g.as_ref().map(|g| format!("graph {:?} ({} nodes)", g.name, g.node.len())).unwrap_or_default(),
+        AttributeType::GRAPH => {
+            a.g.as_ref()
+                .map(|g| format!("graph {:?} ({} nodes)", g.name, g.node.len()))
+                .unwrap_or_default()
+        }
         AttributeType::FLOATS => format!("{:?}", a.floats),
         AttributeType::INTS => format!("{:?}", a.ints),
         AttributeType::STRINGS => {
-            format!("{:?}", a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>())
+            format!(
+                "{:?}",
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+            )
         }
-        AttributeType::TENSORS => format!("[{}]", a.tensors.iter().map(tensor_summary).collect::<Vec<_>>().join(", ")),
+        AttributeType::TENSORS => format!(
+            "[{}]",
+            a.tensors
+                .iter()
+                .map(tensor_summary)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         AttributeType::GRAPHS => format!("[{} graphs]", a.graphs.len()),
         AttributeType::SPARSE_TENSOR => "sparse tensor".to_string(),
         AttributeType::SPARSE_TENSORS => format!("[{} sparse tensors]", a.sparse_tensors.len()),
@@ -75,13 +99,31 @@ fn fmt_node(m: &Model, pos: usize, n: &Node) -> String {
     if !n.name.is_empty() {
         let _ = write!(s, " {:?}", n.name);
     }
-    let ins: Vec<String> = n.inputs.iter().map(|i| if i.is_empty() { "_".to_string() } else { i.clone() }).collect();
+    let ins: Vec<String> = n
+        .inputs
+        .iter()
+        .map(|i| {
+            if i.is_empty() {
+                "_".to_string()
+            } else {
+                i.clone()
+            }
+        })
+        .collect();
     let outs: Vec<String> = n.outputs.iter().map(|o| fmt_value(m, o)).collect();
     let _ = write!(s, " ({}) -> ({})", ins.join(", "), outs.join(", "));
     let mut attrs: Vec<&AttributeProto> = n.attributes.iter().collect();
     attrs.sort_by(|a, b| a.name.cmp(&b.name));
     if !attrs.is_empty() {
-        let _ = write!(s, " {{{}}}", attrs.iter().map(|a| fmt_attr(a)).collect::<Vec<_>>().join(", "));
+        let _ = write!(
+            s,
+            " {{{}}}",
+            attrs
+                .iter()
+                .map(|a| fmt_attr(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     s
 }
@@ -93,10 +135,31 @@ pub fn dump(m: &Model) -> String {
     let opsets: Vec<String> = m
         .opsets
         .iter()
-        .map(|(d, v)| format!("{}={v}", if canonical_domain(d).is_empty() { "ai.onnx" } else { d.as_str() }))
+        .map(|(d, v)| {
+            format!(
+                "{}={v}",
+                if canonical_domain(d).is_empty() {
+                    "ai.onnx"
+                } else {
+                    d.as_str()
+                }
+            )
+        })
         .collect();
-    let _ = writeln!(s, "model ir_version={} opsets=[{}] producer={:?}", m.ir_version, opsets.join(", "), m.producer_name);
-    let _ = writeln!(s, "graph {:?}: {} nodes, {} initializers", g.name, g.node_count(), g.initializers.len());
+    let _ = writeln!(
+        s,
+        "model ir_version={} opsets=[{}] producer={:?}",
+        m.ir_version,
+        opsets.join(", "),
+        m.producer_name
+    );
+    let _ = writeln!(
+        s,
+        "graph {:?}: {} nodes, {} initializers",
+        g.name,
+        g.node_count(),
+        g.initializers.len()
+    );
     let _ = writeln!(s, "inputs:");
     for i in g.runtime_inputs() {
         let _ = writeln!(s, "  {}", fmt_value(m, i));

@@ -15,8 +15,8 @@ pub use types::{Dim, Shape, ValueType};
 
 use indexmap::IndexMap;
 use onnx_protobuf::{
-    AttributeProto, FunctionProto, SparseTensorProto, StringStringEntryProto, TensorAnnotation, TensorProto,
-    TrainingInfoProto, ValueInfoProto,
+    AttributeProto, FunctionProto, SparseTensorProto, StringStringEntryProto, TensorAnnotation,
+    TensorProto, TrainingInfoProto, ValueInfoProto,
 };
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
@@ -60,7 +60,10 @@ impl Model {
     /// The imported version of `domain` (with `ai.onnx` = default domain).
     pub fn opset(&self, domain: &str) -> Option<i64> {
         let d = canonical_domain(domain);
-        self.opsets.iter().find(|(od, _)| canonical_domain(od) == d).map(|(_, v)| *v)
+        self.opsets
+            .iter()
+            .find(|(od, _)| canonical_domain(od) == d)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -103,7 +106,9 @@ impl Node {
 
     /// The subgraphs held in attributes (If/Loop/Scan bodies and custom ops).
     pub fn subgraphs(&self) -> impl Iterator<Item = &onnx_protobuf::GraphProto> {
-        self.attributes.iter().flat_map(|a| a.g.as_ref().into_iter().chain(a.graphs.iter()))
+        self.attributes
+            .iter()
+            .flat_map(|a| a.g.as_ref().into_iter().chain(a.graphs.iter()))
     }
 }
 
@@ -160,8 +165,14 @@ pub struct Graph {
 /// A structural defect found while linking a graph.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
-    #[error("node '{node}' ({op}) reads tensor '{tensor}', which no node, input or initializer defines")]
-    UndefinedTensor { node: String, op: String, tensor: String },
+    #[error(
+        "node '{node}' ({op}) reads tensor '{tensor}', which no node, input or initializer defines"
+    )]
+    UndefinedTensor {
+        node: String,
+        op: String,
+        tensor: String,
+    },
     #[error("tensor '{tensor}' is defined more than once")]
     DuplicateDefinition { tensor: String },
     #[error("the graph has a cycle through node '{node}' ({op})")]
@@ -198,7 +209,11 @@ impl Graph {
 
     /// Graph inputs that are not also initializers: the inputs a caller must feed.
     pub fn runtime_inputs(&self) -> Vec<&str> {
-        self.inputs.iter().filter(|n| !self.initializers.contains_key(*n)).map(|s| s.as_str()).collect()
+        self.inputs
+            .iter()
+            .filter(|n| !self.initializers.contains_key(*n))
+            .map(|s| s.as_str())
+            .collect()
     }
 
     /// Where `name` comes from, if it is defined.
@@ -244,15 +259,23 @@ impl Graph {
     /// into a topological order that keeps the current order wherever it is already valid.
     pub fn relink(&mut self) -> Result<(), GraphError> {
         self.producers.clear();
-        let defined_outside: std::collections::HashSet<&str> =
-            self.inputs.iter().map(|s| s.as_str()).chain(self.initializers.keys().map(|s| s.as_str())).collect();
+        let defined_outside: std::collections::HashSet<&str> = self
+            .inputs
+            .iter()
+            .map(|s| s.as_str())
+            .chain(self.initializers.keys().map(|s| s.as_str()))
+            .collect();
         for &idx in &self.order {
             for (slot, out) in self.ops[idx].outputs.iter().enumerate() {
                 if out.is_empty() {
                     continue;
                 }
-                if self.producers.insert(out.clone(), (idx, slot)).is_some() || defined_outside.contains(out.as_str()) {
-                    return Err(GraphError::DuplicateDefinition { tensor: out.clone() });
+                if self.producers.insert(out.clone(), (idx, slot)).is_some()
+                    || defined_outside.contains(out.as_str())
+                {
+                    return Err(GraphError::DuplicateDefinition {
+                        tensor: out.clone(),
+                    });
                 }
             }
         }
@@ -265,7 +288,14 @@ impl Graph {
                     continue;
                 }
                 match self.producers.get(inp) {
-                    Some(&(p, _)) => new_edges.push((p, idx, Edge { tensor: inp.clone(), slot: Some(slot) })),
+                    Some(&(p, _)) => new_edges.push((
+                        p,
+                        idx,
+                        Edge {
+                            tensor: inp.clone(),
+                            slot: Some(slot),
+                        },
+                    )),
                     None if defined_outside.contains(inp.as_str()) => {}
                     None => {
                         return Err(GraphError::UndefinedTensor {
@@ -279,7 +309,14 @@ impl Graph {
             // Subgraphs may read tensors of this graph by name: those are dependencies too.
             for name in node.subgraphs().flat_map(attr::outer_scope_reads) {
                 if let Some(&(p, _)) = self.producers.get(&name) {
-                    new_edges.push((p, idx, Edge { tensor: name, slot: None }));
+                    new_edges.push((
+                        p,
+                        idx,
+                        Edge {
+                            tensor: name,
+                            slot: None,
+                        },
+                    ));
                 }
             }
         }
@@ -288,7 +325,9 @@ impl Graph {
         }
         for out in &self.outputs {
             if !self.producers.contains_key(out) && !defined_outside.contains(out.as_str()) {
-                return Err(GraphError::UndefinedOutput { tensor: out.clone() });
+                return Err(GraphError::UndefinedOutput {
+                    tensor: out.clone(),
+                });
             }
         }
         self.order = self.stable_topo_order()?;
@@ -297,13 +336,21 @@ impl Graph {
 
     /// Kahn's algorithm, always taking the ready node that comes first in the current order.
     fn stable_topo_order(&self) -> Result<Vec<NodeIndex>, GraphError> {
-        let pos: HashMap<NodeIndex, usize> = self.order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let pos: HashMap<NodeIndex, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, i))
+            .collect();
         let mut indeg: HashMap<NodeIndex, usize> = self.order.iter().map(|&n| (n, 0)).collect();
         for e in (&self.ops).edge_references() {
             *indeg.entry(e.target()).or_default() += 1;
         }
-        let mut ready: std::collections::BTreeSet<(usize, NodeIndex)> =
-            indeg.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| (pos[&n], n)).collect();
+        let mut ready: std::collections::BTreeSet<(usize, NodeIndex)> = indeg
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(&n, _)| (pos[&n], n))
+            .collect();
         let mut out = Vec::with_capacity(self.order.len());
         while let Some(first) = ready.pop_first() {
             let n = first.1;
@@ -317,9 +364,17 @@ impl Graph {
             }
         }
         if out.len() != self.order.len() {
-            let stuck = self.order.iter().find(|n| indeg[n] > 0).copied().expect("some node is on a cycle");
+            let stuck = self
+                .order
+                .iter()
+                .find(|n| indeg[n] > 0)
+                .copied()
+                .expect("some node is on a cycle");
             let node = &self.ops[stuck];
-            return Err(GraphError::Cycle { node: node.name.clone(), op: node.op_type.clone() });
+            return Err(GraphError::Cycle {
+                node: node.name.clone(),
+                op: node.op_type.clone(),
+            });
         }
         Ok(out)
     }
@@ -328,7 +383,10 @@ impl Graph {
     /// Constant nodes in order (models exported by some frameworks keep all weights there).
     pub fn constant_tensors(&self) -> impl Iterator<Item = &TensorProto> {
         self.initializers.values().chain(
-            self.nodes().filter(|(_, n)| n.is("Constant")).filter_map(|(_, n)| n.attr("value")).filter_map(|a| a.t.as_ref()),
+            self.nodes()
+                .filter(|(_, n)| n.is("Constant"))
+                .filter_map(|(_, n)| n.attr("value"))
+                .filter_map(|a| a.t.as_ref()),
         )
     }
 

@@ -5,7 +5,8 @@ use onnx_protobuf::{tensor_proto::DataLocation, TensorProto};
 
 /// Product of dims (1 for a scalar); saturates instead of overflowing.
 pub fn element_count(dims: &[i64]) -> u64 {
-    dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64))
+    dims.iter()
+        .fold(1u64, |acc, &d| acc.saturating_mul(d.max(0) as u64))
 }
 
 /// Bytes the tensor's values take when stored densely (strings: their byte lengths).
@@ -34,11 +35,22 @@ pub fn to_f64(t: &TensorProto) -> Option<Vec<f64>> {
         DataType::Double => t.double_data.clone(),
         DataType::Int64 => t.int64_data.iter().map(|&x| x as f64).collect(),
         DataType::Uint64 | DataType::Uint32 => t.uint64_data.iter().map(|&x| x as f64).collect(),
-        DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Uint16 | DataType::Uint8 | DataType::Bool => {
-            t.int32_data.iter().map(|&x| x as f64).collect()
-        }
-        DataType::Float16 => t.int32_data.iter().map(|&x| half::f16::from_bits(x as u16).to_f64()).collect(),
-        DataType::Bfloat16 => t.int32_data.iter().map(|&x| half::bf16::from_bits(x as u16).to_f64()).collect(),
+        DataType::Int32
+        | DataType::Int16
+        | DataType::Int8
+        | DataType::Uint16
+        | DataType::Uint8
+        | DataType::Bool => t.int32_data.iter().map(|&x| x as f64).collect(),
+        DataType::Float16 => t
+            .int32_data
+            .iter()
+            .map(|&x| half::f16::from_bits(x as u16).to_f64())
+            .collect(),
+        DataType::Bfloat16 => t
+            .int32_data
+            .iter()
+            .map(|&x| half::bf16::from_bits(x as u16).to_f64())
+            .collect(),
         _ => return None,
     };
     (v.len() == n).then_some(v)
@@ -56,7 +68,12 @@ pub fn to_i64(t: &TensorProto) -> Option<Vec<i64>> {
             if t.raw_data.len() != n * 8 {
                 return None;
             }
-            return Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect());
+            return Some(
+                t.raw_data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect(),
+            );
         }
         return decode_raw(dt, &t.raw_data, n).map(|v| v.into_iter().map(|x| x as i64).collect());
     }
@@ -71,23 +88,39 @@ pub fn to_i64(t: &TensorProto) -> Option<Vec<i64>> {
 /// Decodes little-endian raw bytes of `n` elements into f64.
 pub fn decode_raw(dt: DataType, raw: &[u8], n: usize) -> Option<Vec<f64>> {
     let width = dt.bits() / 8;
-    if width == 0 || dt.bits() % 8 != 0 || raw.len() != n * width {
+    if width == 0 || !dt.bits().is_multiple_of(8) || raw.len() != n * width {
         return None;
     }
     let v = raw.chunks_exact(width);
     Some(match dt {
-        DataType::Float => v.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DataType::Double => v.map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
-        DataType::Float16 => v.map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
-        DataType::Bfloat16 => v.map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DataType::Float => v
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DataType::Double => v
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect(),
+        DataType::Float16 => v
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
+        DataType::Bfloat16 => v
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+            .collect(),
         DataType::Int8 => v.map(|c| c[0] as i8 as f64).collect(),
         DataType::Uint8 | DataType::Bool => v.map(|c| c[0] as f64).collect(),
         DataType::Int16 => v.map(|c| i16::from_le_bytes([c[0], c[1]]) as f64).collect(),
         DataType::Uint16 => v.map(|c| u16::from_le_bytes([c[0], c[1]]) as f64).collect(),
-        DataType::Int32 => v.map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DataType::Uint32 => v.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        DataType::Int64 => v.map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64).collect(),
-        DataType::Uint64 => v.map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64).collect(),
+        DataType::Int32 => v
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DataType::Uint32 => v
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        DataType::Int64 => v
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
+            .collect(),
+        DataType::Uint64 => v
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
+            .collect(),
         _ => return None,
     })
 }

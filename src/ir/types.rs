@@ -56,18 +56,32 @@ pub fn static_dims(shape: &Shape) -> Option<Vec<i64>> {
 /// The type of a value flowing along an edge.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ValueType {
-    Tensor { elem: DataType, shape: Shape },
+    Tensor {
+        elem: DataType,
+        shape: Shape,
+    },
     /// A tensor whose element type is unknown (UNDEFINED in the model).
-    TensorUnknownElem { shape: Shape },
+    TensorUnknownElem {
+        shape: Shape,
+    },
     Sequence(Box<ValueType>),
     Optional(Box<ValueType>),
-    Map { key: DataType, value: Box<ValueType> },
-    SparseTensor { elem: DataType, shape: Shape },
+    Map {
+        key: DataType,
+        value: Box<ValueType>,
+    },
+    SparseTensor {
+        elem: DataType,
+        shape: Shape,
+    },
 }
 
 impl ValueType {
     pub fn tensor(elem: DataType, dims: &[i64]) -> ValueType {
-        ValueType::Tensor { elem, shape: Some(dims.iter().map(|&d| Dim::Known(d)).collect()) }
+        ValueType::Tensor {
+            elem,
+            shape: Some(dims.iter().map(|&d| Dim::Known(d)).collect()),
+        }
     }
 
     /// Element type of a dense tensor.
@@ -103,7 +117,9 @@ impl fmt::Display for ValueType {
             ValueType::Sequence(t) => write!(f, "seq({t})"),
             ValueType::Optional(t) => write!(f, "optional({t})"),
             ValueType::Map { key, value } => write!(f, "map({key},{value})"),
-            ValueType::SparseTensor { elem, shape } => write!(f, "sparse {elem}{}", fmt_shape(shape)),
+            ValueType::SparseTensor { elem, shape } => {
+                write!(f, "sparse {elem}{}", fmt_shape(shape))
+            }
         }
     }
 }

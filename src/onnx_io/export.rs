@@ -4,7 +4,9 @@ use super::external::externalize;
 use super::type_proto::value_type_to_proto;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, Model};
-use onnx_protobuf::{GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+use onnx_protobuf::{
+    GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto,
+};
 use std::io::Write;
 use std::path::Path;
 
@@ -58,9 +60,14 @@ pub fn graph_to_proto(g: &Graph, opts: &ExportOptions) -> GraphProto {
     gp.sparse_initializer = g.sparse_initializers.clone();
     gp.input = g.inputs.iter().map(|n| value_info(g, n)).collect();
     gp.output = g.outputs.iter().map(|n| value_info(g, n)).collect();
-    gp.value_info = g.value_info_names.iter().map(|n| value_info(g, n)).collect();
+    gp.value_info = g
+        .value_info_names
+        .iter()
+        .map(|n| value_info(g, n))
+        .collect();
     if opts.with_inferred_value_info {
-        let mut known: std::collections::HashSet<&str> = g.value_info_names.iter().map(|s| s.as_str()).collect();
+        let mut known: std::collections::HashSet<&str> =
+            g.value_info_names.iter().map(|s| s.as_str()).collect();
         known.extend(g.inputs.iter().map(|s| s.as_str()));
         known.extend(g.outputs.iter().map(|s| s.as_str()));
         for (_, n) in g.nodes() {
@@ -104,16 +111,28 @@ pub fn to_proto(m: &Model, opts: &ExportOptions) -> ModelProto {
 
 /// Serializes a model to bytes (inline data only).
 pub fn to_bytes(m: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
-    to_proto(m, opts).write_to_bytes().map_err(|e| Error::Internal(format!("cannot serialize model: {e}")))
+    to_proto(m, opts)
+        .write_to_bytes()
+        .map_err(|e| Error::Internal(format!("cannot serialize model: {e}")))
 }
 
 /// Writes `m` to `path` atomically (temporary file beside it, then rename). External data,
 /// when written, goes to `<file name>.data` beside the model, also atomically.
 pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
     let mut proto = to_proto(m, opts);
-    let inline_bytes: u64 = m.graph.initializers.values().map(|t| t.raw_data.len() as u64).sum();
-    let external = opts.external_data.unwrap_or(m.had_external_data || inline_bytes >= PROTOBUF_LIMIT);
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let inline_bytes: u64 = m
+        .graph
+        .initializers
+        .values()
+        .map(|t| t.raw_data.len() as u64)
+        .sum();
+    let external = opts
+        .external_data
+        .unwrap_or(m.had_external_data || inline_bytes >= PROTOBUF_LIMIT);
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .and_then(|f| f.to_str())
@@ -122,18 +141,35 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
     let mut data_tmp = None;
     if external {
         let location = format!("{file_name}.data");
-        let mut tmp = tempfile::Builder::new().prefix(".optimize-").tempfile_in(dir).map_err(werr)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".optimize-")
+            .tempfile_in(dir)
+            .map_err(werr)?;
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let graph = proto.graph.as_mut().ok_or_else(|| Error::Internal("model without graph".into()))?;
-        externalize(graph.initializer.iter_mut(), EXTERNAL_DATA_THRESHOLD, &location, &mut w).map_err(werr)?;
+        let graph = proto
+            .graph
+            .as_mut()
+            .ok_or_else(|| Error::Internal("model without graph".into()))?;
+        externalize(
+            graph.initializer.iter_mut(),
+            EXTERNAL_DATA_THRESHOLD,
+            &location,
+            &mut w,
+        )
+        .map_err(werr)?;
         w.flush().map_err(werr)?;
         drop(w);
         data_tmp = Some((tmp, dir.join(location)));
     }
-    let mut tmp = tempfile::Builder::new().prefix(".optimize-").tempfile_in(dir).map_err(werr)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".optimize-")
+        .tempfile_in(dir)
+        .map_err(werr)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        proto.write_to_writer(&mut w).map_err(|e| Error::input(path, format!("cannot write output: {e}")))?;
+        proto
+            .write_to_writer(&mut w)
+            .map_err(|e| Error::input(path, format!("cannot write output: {e}")))?;
         w.flush().map_err(werr)?;
     }
     tmp.as_file().sync_all().map_err(werr)?;

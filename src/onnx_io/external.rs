@@ -20,13 +20,26 @@ pub struct ExternalRef {
 }
 
 pub fn parse_external_ref(t: &TensorProto) -> std::result::Result<ExternalRef, String> {
-    let mut r = ExternalRef { location: String::new(), offset: 0, length: None };
+    let mut r = ExternalRef {
+        location: String::new(),
+        offset: 0,
+        length: None,
+    };
     for kv in &t.external_data {
         match kv.key.as_str() {
             "location" => r.location = kv.value.clone(),
-            "offset" => r.offset = kv.value.parse().map_err(|_| format!("bad external data offset '{}'", kv.value))?,
+            "offset" => {
+                r.offset = kv
+                    .value
+                    .parse()
+                    .map_err(|_| format!("bad external data offset '{}'", kv.value))?
+            }
             "length" => {
-                r.length = Some(kv.value.parse().map_err(|_| format!("bad external data length '{}'", kv.value))?)
+                r.length = Some(
+                    kv.value
+                        .parse()
+                        .map_err(|_| format!("bad external data length '{}'", kv.value))?,
+                )
             }
             _ => {}
         }
@@ -40,23 +53,37 @@ pub fn parse_external_ref(t: &TensorProto) -> std::result::Result<ExternalRef, S
 /// Resolves `location` inside `model_dir`, refusing anything that could leave it.
 pub fn confined_path(model_dir: &Path, location: &str) -> std::result::Result<PathBuf, String> {
     if location.contains('\0') {
-        return Err(format!("external data location '{location}' contains a NUL byte"));
+        return Err(format!(
+            "external data location '{location}' contains a NUL byte"
+        ));
     }
     let rel = Path::new(location);
     for c in rel.components() {
         match c {
             Component::Normal(_) | Component::CurDir => {}
-            Component::ParentDir => return Err(format!("external data location '{location}' leaves the model's folder ('..')")),
+            Component::ParentDir => {
+                return Err(format!(
+                    "external data location '{location}' leaves the model's folder ('..')"
+                ))
+            }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("external data location '{location}' is an absolute path"))
+                return Err(format!(
+                    "external data location '{location}' is an absolute path"
+                ))
             }
         }
     }
-    let dir = model_dir.canonicalize().map_err(|e| format!("cannot resolve the model's folder: {e}"))?;
+    let dir = model_dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the model's folder: {e}"))?;
     let full = dir.join(rel);
-    let real = full.canonicalize().map_err(|e| format!("external data file '{location}' cannot be opened: {e}"))?;
+    let real = full
+        .canonicalize()
+        .map_err(|e| format!("external data file '{location}' cannot be opened: {e}"))?;
     if !real.starts_with(&dir) {
-        return Err(format!("external data location '{location}' is a link that leaves the model's folder"));
+        return Err(format!(
+            "external data location '{location}' is a link that leaves the model's folder"
+        ));
     }
     Ok(real)
 }
@@ -68,12 +95,22 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
     }
     let err = |m: String| Error::input(model_path, format!("initializer '{}': {m}", t.name));
     let r = parse_external_ref(t).map_err(err)?;
-    let dir = model_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = model_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let path = confined_path(dir, &r.location).map_err(err)?;
-    let mut f = File::open(&path).map_err(|e| err(format!("cannot open external data '{}': {e}", r.location)))?;
-    let size = f.metadata().map_err(|e| err(format!("cannot stat '{}': {e}", r.location)))?.len();
+    let mut f = File::open(&path)
+        .map_err(|e| err(format!("cannot open external data '{}': {e}", r.location)))?;
+    let size = f
+        .metadata()
+        .map_err(|e| err(format!("cannot stat '{}': {e}", r.location)))?
+        .len();
     if r.offset > size {
-        return Err(err(format!("external data offset {} is past the end of '{}' ({size} bytes)", r.offset, r.location)));
+        return Err(err(format!(
+            "external data offset {} is past the end of '{}' ({size} bytes)",
+            r.offset, r.location
+        )));
     }
     let length = r.length.unwrap_or(size - r.offset);
     if r.offset.checked_add(length).is_none_or(|end| end > size) {
@@ -85,12 +122,17 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
     if let Some(dt) = DataType::from_onnx(t.data_type).filter(|d| *d != DataType::String) {
         let expected = dt.storage_bytes(element_count(&t.dims));
         if expected != length {
-            return Err(err(format!("external data holds {length} bytes, but {dt}{:?} needs {expected}", t.dims)));
+            return Err(err(format!(
+                "external data holds {length} bytes, but {dt}{:?} needs {expected}",
+                t.dims
+            )));
         }
     }
-    f.seek(SeekFrom::Start(r.offset)).map_err(|e| err(format!("cannot seek in '{}': {e}", r.location)))?;
+    f.seek(SeekFrom::Start(r.offset))
+        .map_err(|e| err(format!("cannot seek in '{}': {e}", r.location)))?;
     let mut buf = vec![0u8; length as usize];
-    f.read_exact(&mut buf).map_err(|e| err(format!("cannot read '{}': {e}", r.location)))?;
+    f.read_exact(&mut buf)
+        .map_err(|e| err(format!("cannot read '{}': {e}", r.location)))?;
     t.raw_data = buf;
     t.external_data.clear();
     t.data_location = DataLocation::DEFAULT.into();
@@ -118,7 +160,11 @@ pub fn externalize<'a>(
         writer.write_all(&t.raw_data)?;
         t.raw_data = Vec::new();
         t.data_location = DataLocation::EXTERNAL.into();
-        t.external_data = vec![kv("location", location), kv("offset", &offset.to_string()), kv("length", &len.to_string())];
+        t.external_data = vec![
+            kv("location", location),
+            kv("offset", &offset.to_string()),
+            kv("length", &len.to_string()),
+        ];
         offset += len;
     }
     Ok(offset)

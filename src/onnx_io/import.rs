@@ -4,7 +4,7 @@ use super::external::load_external;
 use super::type_proto::value_type_from_proto;
 use crate::error::{Error, Result};
 use crate::ir::tensor::is_external;
-use crate::ir::{DataType, Graph, Model, Node, ValueInfo, ValueType};
+use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::{GraphProto, Message, ModelProto, ValueInfoProto};
 use std::path::Path;
 
@@ -16,7 +16,9 @@ pub const MAX_IR_VERSION: i64 = 12;
 pub fn load_model(path: &Path) -> Result<Model> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::input(path, "no such file"),
-        std::io::ErrorKind::IsADirectory => Error::input(path, "is a directory, not an ONNX model file"),
+        std::io::ErrorKind::IsADirectory => {
+            Error::input(path, "is a directory, not an ONNX model file")
+        }
         _ => Error::input(path, format!("cannot read: {e}")),
     })?;
     model_from_bytes(&bytes, path)
@@ -27,8 +29,12 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     if bytes.is_empty() {
         return Err(Error::input(path, "empty file, not an ONNX model"));
     }
-    let proto = ModelProto::parse_from_bytes(bytes)
-        .map_err(|e| Error::input(path, format!("not a valid ONNX model (protobuf parse failed: {e})")))?;
+    let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+        Error::input(
+            path,
+            format!("not a valid ONNX model (protobuf parse failed: {e})"),
+        )
+    })?;
     model_from_proto(proto, path)
 }
 
@@ -38,19 +44,29 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
         return Err(Error::input(path, "not an ONNX model: it has no graph"));
     };
     if proto.ir_version <= 0 {
-        return Err(Error::input(path, "not an ONNX model: ir_version is missing"));
+        return Err(Error::input(
+            path,
+            "not an ONNX model: ir_version is missing",
+        ));
     }
     if !(MIN_IR_VERSION..=MAX_IR_VERSION).contains(&proto.ir_version) {
         return Err(Error::input(
             path,
-            format!("unsupported IR version {} (supported: {MIN_IR_VERSION} to {MAX_IR_VERSION})", proto.ir_version),
+            format!(
+                "unsupported IR version {} (supported: {MIN_IR_VERSION} to {MAX_IR_VERSION})",
+                proto.ir_version
+            ),
         ));
     }
     let mut had_external_data = false;
     let graph = graph_from_proto(graph, path, &mut had_external_data)?;
     Ok(Model {
         ir_version: proto.ir_version,
-        opsets: proto.opset_import.iter().map(|o| (o.domain.clone(), o.version)).collect(),
+        opsets: proto
+            .opset_import
+            .iter()
+            .map(|o| (o.domain.clone(), o.version))
+            .collect(),
         producer_name: proto.producer_name,
         producer_version: proto.producer_version,
         domain: proto.domain,
@@ -66,7 +82,10 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
 
 fn declare(g: &mut Graph, vi: ValueInfoProto) {
     let ty = vi.type_.as_ref().and_then(value_type_from_proto);
-    let entry = g.values.entry(vi.name.clone()).or_insert_with(ValueInfo::default);
+    let entry = g
+        .values
+        .entry(vi.name.clone())
+        .or_default();
     if entry.ty.is_none() {
         entry.ty = ty;
     }
@@ -89,7 +108,15 @@ fn graph_from_proto(mut gp: GraphProto, path: &Path, had_external: &mut bool) ->
         }
         let ty = DataType::from_onnx(t.data_type)
             .map(|elem| ValueType::tensor(elem, &t.dims))
-            .ok_or_else(|| Error::input(path, format!("initializer '{}' has unknown data type {}", t.name, t.data_type)))?;
+            .ok_or_else(|| {
+                Error::input(
+                    path,
+                    format!(
+                        "initializer '{}' has unknown data type {}",
+                        t.name, t.data_type
+                    ),
+                )
+            })?;
         g.values.entry(t.name.clone()).or_default().ty = Some(ty);
         if g.initializers.insert(t.name.clone(), t).is_some() {
             return Err(Error::input(path, "two initializers share a name"));

@@ -45,12 +45,12 @@ pub fn value_type_from_proto(t: &TypeProto) -> Option<ValueType> {
                 None => Some(ValueType::TensorUnknownElem { shape }),
             }
         }
-        type_proto::Value::SequenceType(s) => {
-            Some(ValueType::Sequence(Box::new(value_type_from_proto(s.elem_type.as_ref()?)?)))
-        }
-        type_proto::Value::OptionalType(o) => {
-            Some(ValueType::Optional(Box::new(value_type_from_proto(o.elem_type.as_ref()?)?)))
-        }
+        type_proto::Value::SequenceType(s) => Some(ValueType::Sequence(Box::new(
+            value_type_from_proto(s.elem_type.as_ref()?)?,
+        ))),
+        type_proto::Value::OptionalType(o) => Some(ValueType::Optional(Box::new(
+            value_type_from_proto(o.elem_type.as_ref()?)?,
+        ))),
         type_proto::Value::MapType(m) => Some(ValueType::Map {
             key: DataType::from_onnx(m.key_type)?,
             value: Box::new(value_type_from_proto(m.value_type.as_ref()?)?),

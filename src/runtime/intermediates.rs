@@ -13,7 +13,11 @@ pub fn expose_intermediates(model: &Model) -> (Model, Vec<String>) {
     let g = &mut m.graph;
     let mut added = Vec::new();
     let existing: std::collections::HashSet<String> = g.outputs.iter().cloned().collect();
-    let names: Vec<String> = g.nodes().flat_map(|(_, n)| n.outputs.clone()).filter(|o| !o.is_empty()).collect();
+    let names: Vec<String> = g
+        .nodes()
+        .flat_map(|(_, n)| n.outputs.clone())
+        .filter(|o| !o.is_empty())
+        .collect();
     for name in names {
         if existing.contains(&name) {
             continue;
@@ -23,7 +27,11 @@ pub fn expose_intermediates(model: &Model) -> (Model, Vec<String>) {
         };
         let mut vi = ValueInfoProto::new();
         vi.name = name.clone();
-        vi.type_ = Some(value_type_to_proto(&ValueType::Tensor { elem, shape: None })).into();
+        vi.type_ = Some(value_type_to_proto(&ValueType::Tensor {
+            elem,
+            shape: None,
+        }))
+        .into();
         let entry = g.values.entry(name.clone()).or_default();
         entry.declared = Some(vi);
         g.value_info_names.retain(|v| v != &name);

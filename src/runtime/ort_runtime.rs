@@ -29,7 +29,9 @@ pub fn locate_onnxruntime() -> Result<PathBuf> {
         )));
     }
     let mut tried = Vec::new();
-    let rel = Path::new(".deps").join("onnxruntime").join(ORT_LIBRARY_FILE);
+    let rel = Path::new(".deps")
+        .join("onnxruntime")
+        .join(ORT_LIBRARY_FILE);
     if let Ok(exe) = std::env::current_exe() {
         for dir in exe.ancestors().skip(1) {
             let cand = dir.join(&rel);
@@ -64,12 +66,12 @@ impl OrtRuntime {
         RUNTIME
             .get_or_init(|| {
                 let library = locate_onnxruntime().map_err(|e| e.to_string())?;
-                let builder = ort::init_from(&library)
-                    .map_err(|e| format!("cannot load onnxruntime from {}: {e}", library.display()))?;
-                let env = builder
-                    .with_name("optimize")
-                    .build()
-                    .map_err(|e| format!("cannot start onnxruntime from {}: {e}", library.display()))?;
+                let builder = ort::init_from(&library).map_err(|e| {
+                    format!("cannot load onnxruntime from {}: {e}", library.display())
+                })?;
+                let env = builder.with_name("optimize").build().map_err(|e| {
+                    format!("cannot start onnxruntime from {}: {e}", library.display())
+                })?;
                 Ok(OrtRuntime { env, library })
             })
             .as_ref()
@@ -87,7 +89,9 @@ impl OrtRuntime {
     }
 
     fn builder(&self) -> Result<ort::session::builder::SessionBuilder> {
-        let e = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Runtime(format!("onnxruntime: {e}"));
+        let e = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+            Error::Runtime(format!("onnxruntime: {e}"))
+        };
         Session::builder(&self.env)
             .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?
             .with_optimization_level(GraphOptimizationLevel::Disable)
@@ -124,26 +128,40 @@ pub struct OrtSession {
 
 impl OrtSession {
     pub fn input_names(&self) -> Vec<String> {
-        self.session.inputs().iter().map(|i| i.name().to_string()).collect()
+        self.session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect()
     }
 
     pub fn output_names(&self) -> Vec<String> {
-        self.session.outputs().iter().map(|o| o.name().to_string()).collect()
+        self.session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect()
     }
 
     /// Runs the model on named inputs and returns every output, in the session's output order.
     pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
-            feed.push((name.clone(), to_ort(t).map_err(|e| Error::Runtime(format!("input '{name}': {e}")))?));
+            feed.push((
+                name.clone(),
+                to_ort(t).map_err(|e| Error::Runtime(format!("input '{name}': {e}")))?,
+            ));
         }
         let names = self.output_names();
-        let outputs = self.session.run(feed).map_err(|e| Error::Runtime(format!("onnxruntime run failed: {e}")))?;
+        let outputs = self
+            .session
+            .run(feed)
+            .map_err(|e| Error::Runtime(format!("onnxruntime run failed: {e}")))?;
         let mut result = Vec::with_capacity(names.len());
         for name in names {
-            let v = outputs
-                .get(&name)
-                .ok_or_else(|| Error::Runtime(format!("onnxruntime did not return output '{name}'")))?;
+            let v = outputs.get(&name).ok_or_else(|| {
+                Error::Runtime(format!("onnxruntime did not return output '{name}'"))
+            })?;
             let t = from_ort(v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))?;
             result.push((name, t));
         }
@@ -186,33 +204,75 @@ pub fn to_ort(t: &HostTensor) -> std::result::Result<DynValue, String> {
     let shape: Vec<usize> = t.shape.clone();
     let want = t.dtype.storage_bytes(t.element_count() as u64) as usize;
     if t.dtype != DataType::String && t.bytes.len() != want {
-        return Err(format!("holds {} bytes, {}{:?} needs {want}", t.bytes.len(), t.dtype, t.shape));
+        return Err(format!(
+            "holds {} bytes, {}{:?} needs {want}",
+            t.bytes.len(),
+            t.dtype,
+            t.shape
+        ));
     }
     let e = |e: ort::Error| e.to_string();
     Ok(match t.dtype {
-        DataType::Float => Tensor::from_array((shape, le_vec!(t.bytes, f32))).map_err(e)?.into_dyn(),
-        DataType::Double => Tensor::from_array((shape, le_vec!(t.bytes, f64))).map_err(e)?.into_dyn(),
-        DataType::Int8 => Tensor::from_array((shape, le_vec!(t.bytes, i8))).map_err(e)?.into_dyn(),
-        DataType::Uint8 => Tensor::from_array((shape, t.bytes.clone())).map_err(e)?.into_dyn(),
-        DataType::Int16 => Tensor::from_array((shape, le_vec!(t.bytes, i16))).map_err(e)?.into_dyn(),
-        DataType::Uint16 => Tensor::from_array((shape, le_vec!(t.bytes, u16))).map_err(e)?.into_dyn(),
-        DataType::Int32 => Tensor::from_array((shape, le_vec!(t.bytes, i32))).map_err(e)?.into_dyn(),
-        DataType::Uint32 => Tensor::from_array((shape, le_vec!(t.bytes, u32))).map_err(e)?.into_dyn(),
-        DataType::Int64 => Tensor::from_array((shape, le_vec!(t.bytes, i64))).map_err(e)?.into_dyn(),
-        DataType::Uint64 => Tensor::from_array((shape, le_vec!(t.bytes, u64))).map_err(e)?.into_dyn(),
-        DataType::Bool => {
-            Tensor::from_array((shape, t.bytes.iter().map(|&b| b != 0).collect::<Vec<bool>>())).map_err(e)?.into_dyn()
-        }
+        DataType::Float => Tensor::from_array((shape, le_vec!(t.bytes, f32)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Double => Tensor::from_array((shape, le_vec!(t.bytes, f64)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Int8 => Tensor::from_array((shape, le_vec!(t.bytes, i8)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Uint8 => Tensor::from_array((shape, t.bytes.clone()))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Int16 => Tensor::from_array((shape, le_vec!(t.bytes, i16)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Uint16 => Tensor::from_array((shape, le_vec!(t.bytes, u16)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Int32 => Tensor::from_array((shape, le_vec!(t.bytes, i32)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Uint32 => Tensor::from_array((shape, le_vec!(t.bytes, u32)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Int64 => Tensor::from_array((shape, le_vec!(t.bytes, i64)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Uint64 => Tensor::from_array((shape, le_vec!(t.bytes, u64)))
+            .map_err(e)?
+            .into_dyn(),
+        DataType::Bool => Tensor::from_array((
+            shape,
+            t.bytes.iter().map(|&b| b != 0).collect::<Vec<bool>>(),
+        ))
+        .map_err(e)?
+        .into_dyn(),
         DataType::Float16 => {
-            let v: Vec<half::f16> = t.bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect();
+            let v: Vec<half::f16> = t
+                .bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]))
+                .collect();
             Tensor::from_array((shape, v)).map_err(e)?.into_dyn()
         }
         DataType::Bfloat16 => {
-            let v: Vec<half::bf16> = t.bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]])).collect();
+            let v: Vec<half::bf16> = t
+                .bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]))
+                .collect();
             Tensor::from_array((shape, v)).map_err(e)?.into_dyn()
         }
-        DataType::String => Tensor::from_string_array((shape, t.strings.as_slice())).map_err(e)?.into_dyn(),
-        other => return Err(format!("element type {other} cannot be passed to onnxruntime")),
+        DataType::String => Tensor::from_string_array((shape, t.strings.as_slice()))
+            .map_err(e)?
+            .into_dyn(),
+        other => {
+            return Err(format!(
+                "element type {other} cannot be passed to onnxruntime"
+            ))
+        }
     })
 }
 
@@ -226,7 +286,12 @@ pub fn from_ort(v: &DynValue) -> std::result::Result<HostTensor, String> {
     macro_rules! grab {
         ($t:ty) => {{
             let (shape, data) = v.try_extract_tensor::<$t>().map_err(e)?;
-            (shape.iter().map(|&d| d as usize).collect::<Vec<usize>>(), data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+            (
+                shape.iter().map(|&d| d as usize).collect::<Vec<usize>>(),
+                data.iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            )
         }};
     }
     let (shape, bytes) = match dtype {
@@ -244,13 +309,26 @@ pub fn from_ort(v: &DynValue) -> std::result::Result<HostTensor, String> {
         DataType::Bfloat16 => grab!(half::bf16),
         DataType::Bool => {
             let (shape, data) = v.try_extract_tensor::<bool>().map_err(e)?;
-            (shape.iter().map(|&d| d as usize).collect(), data.iter().map(|&b| b as u8).collect())
+            (
+                shape.iter().map(|&d| d as usize).collect(),
+                data.iter().map(|&b| b as u8).collect(),
+            )
         }
         DataType::String => {
             let (shape, strings) = v.try_extract_strings().map_err(e)?;
-            return Ok(HostTensor { dtype, shape: shape.iter().map(|&d| d as usize).collect(), bytes: Vec::new(), strings });
+            return Ok(HostTensor {
+                dtype,
+                shape: shape.iter().map(|&d| d as usize).collect(),
+                bytes: Vec::new(),
+                strings,
+            });
         }
         other => return Err(format!("unsupported element type {other}")),
     };
-    Ok(HostTensor { dtype, shape, bytes, strings: Vec::new() })
+    Ok(HostTensor {
+        dtype,
+        shape,
+        bytes,
+        strings: Vec::new(),
+    })
 }

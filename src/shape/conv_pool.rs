@@ -49,11 +49,14 @@ pub fn window_out(
             w.kernel, w.stride, w.dilation
         ));
     }
-    let span = (w.kernel - 1) * w.dilation + 1;
+    let (input, stride) = (input as i128, w.stride as i128);
+    let span = (w.kernel as i128 - 1) * w.dilation as i128 + 1;
     let (pb, pe) = match auto_pad {
-        AutoPad::SameUpper | AutoPad::SameLower => return Ok((input + w.stride - 1) / w.stride),
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            return Ok(((input + stride - 1) / stride) as i64)
+        }
         AutoPad::Valid => (0, 0),
-        AutoPad::NotSet => (w.pad_begin, w.pad_end),
+        AutoPad::NotSet => (w.pad_begin as i128, w.pad_end as i128),
     };
     let num = input + pb + pe - span;
     if num < 0 {
@@ -62,27 +65,31 @@ pub fn window_out(
             w.kernel, w.dilation
         ));
     }
-    let mut out = num / w.stride + 1;
+    let mut out = num / stride + 1;
     if ceil_mode {
-        out = (num + w.stride - 1) / w.stride + 1;
-        if (out - 1) * w.stride >= input + pb {
+        out = (num + stride - 1) / stride + 1;
+        if (out - 1) * stride >= input + pb {
             out -= 1;
         }
     }
-    Ok(out)
+    i64::try_from(out).map_err(|_| format!("output size {out} overflows"))
 }
 
 /// Output size of a transposed convolution.
 pub fn transpose_out(input: i64, w: Window, output_padding: i64, auto_pad: AutoPad) -> i64 {
-    match auto_pad {
-        AutoPad::SameUpper | AutoPad::SameLower => input * w.stride,
-        AutoPad::Valid => w.stride * (input - 1) + output_padding + (w.kernel - 1) * w.dilation + 1,
-        AutoPad::NotSet => {
-            w.stride * (input - 1) + output_padding + (w.kernel - 1) * w.dilation + 1
-                - w.pad_begin
-                - w.pad_end
-        }
-    }
+    let (i, s, k, d) = (
+        input as i128,
+        w.stride as i128,
+        w.kernel as i128,
+        w.dilation as i128,
+    );
+    let full = s * (i - 1) + output_padding as i128 + (k - 1) * d + 1;
+    let out = match auto_pad {
+        AutoPad::SameUpper | AutoPad::SameLower => i * s,
+        AutoPad::Valid => full,
+        AutoPad::NotSet => full - w.pad_begin as i128 - w.pad_end as i128,
+    };
+    out.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 pub(crate) fn infer(cx: &mut Ctx, n: &Node, op: &str) -> Res<bool> {

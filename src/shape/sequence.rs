@@ -224,7 +224,10 @@ fn split_to_sequence(cx: &mut Ctx, n: &Node) -> Res {
             elem,
             shape: Some(s),
         };
-        let items = d[a].known().map(|k| vec![t.clone(); k as usize]);
+        let items = d[a]
+            .known()
+            .filter(|&k| k as u64 <= super::MAX_CONST_ELEMS)
+            .map(|k| vec![t.clone(); k as usize]);
         set_seq(cx, n, 0, items, Some(t));
         return Ok(());
     }
@@ -243,6 +246,10 @@ fn split_to_sequence(cx: &mut Ctx, n: &Node) -> Res {
                 ));
             }
             let parts = (dim as usize).div_ceil(c as usize);
+            if parts as u64 > super::MAX_CONST_ELEMS {
+                set_seq(cx, n, 0, None, Some(piece(Dim::Unknown)));
+                return Ok(());
+            }
             Some(
                 (0..parts)
                     .map(|i| piece(Dim::Known(c.min(dim - i as i64 * c))))

@@ -664,7 +664,14 @@ pub(crate) fn split_sizes(
         }
         return Ok(known_dims(s));
     }
-    let parts = num_outputs.map(|x| x as usize).unwrap_or(nout);
+    if let Some(k) = num_outputs {
+        if k != nout as i64 {
+            return Err(format!(
+                "num_outputs is {k}, but the node has {nout} outputs"
+            ));
+        }
+    }
+    let parts = nout;
     if parts == 0 {
         return Err("Split with no outputs".into());
     }
@@ -862,7 +869,7 @@ fn gather(cx: &mut Ctx, n: &Node) -> Res {
         let rank = cx
             .rank(n, 0)
             .zip(cx.rank(n, 1))
-            .map(|(a, b)| vec![Dim::Unknown; a + b - 1]);
+            .map(|(a, b)| vec![Dim::Unknown; (a + b).saturating_sub(1)]);
         cx.set_tensor(n, 0, elem, rank);
         return Ok(());
     };
@@ -986,7 +993,7 @@ fn tile(cx: &mut Ctx, n: &Node) -> Res {
         .iter()
         .zip(&rep)
         .map(|(x, &k)| match x {
-            Dim::Known(v) => Dim::Known(v * k),
+            Dim::Known(v) => Dim::Known(v.saturating_mul(k)),
             other if k == 1 => other.clone(),
             _ => Dim::Unknown,
         })
@@ -1034,10 +1041,10 @@ fn pad(cx: &mut Ctx, n: &Node) -> Res {
     let mut out = d.clone();
     let k = axes.len();
     for (i, &a) in axes.iter().enumerate() {
-        let add = pads[i] + pads[i + k];
+        let add = pads[i].saturating_add(pads[i + k]);
         out[a] = match &d[a] {
             Dim::Known(v) => {
-                let x = v + add;
+                let x = v.saturating_add(add);
                 if x < 0 {
                     return Err(node_err(
                         n,
@@ -1241,7 +1248,11 @@ fn depth_space(cx: &mut Ctx, n: &Node, op: &str) -> Res {
     if b <= 0 {
         return Err(node_err(n, out0(n), format!("invalid blocksize {b}")));
     }
-    let mul = |x: &Dim, k: i64| x.known().map(|v| Dim::Known(v * k)).unwrap_or(Dim::Unknown);
+    let mul = |x: &Dim, k: i64| {
+        x.known()
+            .map(|v| Dim::Known(v.saturating_mul(k)))
+            .unwrap_or(Dim::Unknown)
+    };
     let div = |x: &Dim, k: i64| x.known().map(|v| Dim::Known(v / k)).unwrap_or(Dim::Unknown);
     let out = if op == "DepthToSpace" {
         vec![

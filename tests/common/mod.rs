@@ -31,9 +31,21 @@ pub fn ppocr_models() -> Vec<CorpusModel> {
     let dir = root().join(".deps/models");
     must_exist(&dir.join(".complete"));
     [
-        ("ppocr/det", "ch_PP-OCRv4_det_infer.onnx", vec![1, 3, 640, 640]),
-        ("ppocr/rec", "ch_PP-OCRv4_rec_infer.onnx", vec![1, 3, 48, 320]),
-        ("ppocr/cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", vec![1, 3, 48, 192]),
+        (
+            "ppocr/det",
+            "ch_PP-OCRv4_det_infer.onnx",
+            vec![1, 3, 640, 640],
+        ),
+        (
+            "ppocr/rec",
+            "ch_PP-OCRv4_rec_infer.onnx",
+            vec![1, 3, 48, 320],
+        ),
+        (
+            "ppocr/cls",
+            "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            vec![1, 3, 48, 192],
+        ),
     ]
     .into_iter()
     .map(|(name, file, dims)| CorpusModel {
@@ -63,11 +75,20 @@ pub fn onnx_backend_models() -> Vec<CorpusModel> {
                 let mut sets: Vec<PathBuf> = std::fs::read_dir(&p)
                     .expect("model folder")
                     .map(|e| e.expect("dir entry").path())
-                    .filter(|s| s.is_dir() && s.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test_data_set")))
+                    .filter(|s| {
+                        s.is_dir()
+                            && s.file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set"))
+                    })
                     .collect();
                 sets.sort();
                 let name = format!("{sub}/{}", p.file_name().expect("name").to_string_lossy());
-                out.push(CorpusModel { name, path: p.join("model.onnx"), test_sets: sets, bindings: HashMap::new() });
+                out.push(CorpusModel {
+                    name,
+                    path: p.join("model.onnx"),
+                    test_sets: sets,
+                    bindings: HashMap::new(),
+                });
             } else if p.extension().is_some_and(|e| e == "onnx") {
                 let stem = p.file_stem().expect("stem").to_string_lossy().into_owned();
                 out.push(CorpusModel {
