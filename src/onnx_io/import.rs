@@ -29,13 +29,27 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     if bytes.is_empty() {
         return Err(Error::input(path, "empty file, not an ONNX model"));
     }
-    let proto = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+    let proto = parse_exact(bytes).map_err(|e| {
         Error::input(
             path,
             format!("not a valid ONNX model (protobuf parse failed: {e})"),
         )
     })?;
     model_from_proto(proto, path)
+}
+
+/// Parses a ModelProto whose every length prefix must fit inside `bytes`.
+///
+/// `ModelProto::parse_from_bytes` starts with no limit, so a truncated file whose last
+/// submessage claims more bytes than remain parses "successfully" with fields missing.
+/// Setting the outer limit to the buffer length makes such a length prefix an error.
+fn parse_exact(bytes: &[u8]) -> protobuf::Result<ModelProto> {
+    let mut is = protobuf::CodedInputStream::from_bytes(bytes);
+    is.push_limit(bytes.len() as u64)?;
+    let mut proto = ModelProto::new();
+    proto.merge_from(&mut is)?;
+    is.check_eof()?;
+    Ok(proto)
 }
 
 /// Converts a parsed ModelProto into the IR, loading external data and linking the graph.
@@ -82,10 +96,7 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
 
 fn declare(g: &mut Graph, vi: ValueInfoProto) {
     let ty = vi.type_.as_ref().and_then(value_type_from_proto);
-    let entry = g
-        .values
-        .entry(vi.name.clone())
-        .or_default();
+    let entry = g.values.entry(vi.name.clone()).or_default();
     if entry.ty.is_none() {
         entry.ty = ty;
     }

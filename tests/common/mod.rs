@@ -114,3 +114,88 @@ pub fn corpus() -> Vec<CorpusModel> {
 pub fn optimize_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_optimize"))
 }
+
+/// Small hand-built models for CLI tests.
+pub mod build {
+    use onnx_protobuf::{
+        tensor_shape_proto::{dimension, Dimension},
+        type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
+        TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+
+    pub fn float_input(name: &str, dims: &[i64]) -> ValueInfoProto {
+        let mut shape = TensorShapeProto::new();
+        for &d in dims {
+            let mut dim = Dimension::new();
+            dim.value = Some(dimension::Value::DimValue(d));
+            shape.dim.push(dim);
+        }
+        let mut tt = type_proto::Tensor::new();
+        tt.elem_type = 1;
+        tt.shape = Some(shape).into();
+        let mut t = TypeProto::new();
+        t.value = Some(type_proto::Value::TensorType(tt));
+        let mut vi = ValueInfoProto::new();
+        vi.name = name.to_string();
+        vi.type_ = Some(t).into();
+        vi
+    }
+
+    pub fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = op.to_string();
+        n.name = format!("{op}_{}", outputs.first().copied().unwrap_or(""));
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = outputs.iter().map(|s| s.to_string()).collect();
+        n
+    }
+
+    pub fn int_attr(name: &str, v: i64) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.to_string();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
+        a.i = v;
+        a
+    }
+
+    /// `y = MatMul(x: float[2,3], w: float[3,n])` with a raw-data initializer `w` of 12·n bytes.
+    pub fn matmul_model(n: i64) -> Vec<u8> {
+        let mut w = onnx_protobuf::TensorProto::new();
+        w.name = "w".into();
+        w.data_type = 1;
+        w.dims = vec![3, n];
+        w.raw_data = (0..3 * n)
+            .flat_map(|i| (i as f32 * 0.01 - 1.0).to_le_bytes())
+            .collect();
+        let mut g = GraphProto::new();
+        g.name = "matmul".into();
+        g.node = vec![node("MatMul", &["x", "w"], &["y"])];
+        g.initializer.push(w);
+        g.input.push(float_input("x", &[2, 3]));
+        g.output.push(float_input("y", &[2, n]));
+        let mut m = ModelProto::new();
+        m.ir_version = 8;
+        let mut o = OperatorSetIdProto::new();
+        o.version = 17;
+        m.opset_import.push(o);
+        m.graph = Some(g).into();
+        m.write_to_bytes().expect("serialize")
+    }
+
+    /// A model over `x: float[2,3]` with the given nodes and one output `y: float[2,3]`.
+    pub fn model(nodes: Vec<NodeProto>, ir_version: i64) -> Vec<u8> {
+        let mut g = GraphProto::new();
+        g.name = "test".into();
+        g.node = nodes;
+        g.input.push(float_input("x", &[2, 3]));
+        g.output.push(float_input("y", &[2, 3]));
+        let mut m = ModelProto::new();
+        m.ir_version = ir_version;
+        let mut o = OperatorSetIdProto::new();
+        o.version = 17;
+        m.opset_import.push(o);
+        m.producer_name = "tests".into();
+        m.graph = Some(g).into();
+        m.write_to_bytes().expect("serialize")
+    }
+}

@@ -1,0 +1,322 @@
+//! The `optimize` binary as a user runs it: the default pipeline, reports, determinism,
+//! and bad input (one line naming the file and the problem, exit code 2, no output file,
+//! input untouched).
+
+mod common;
+
+use common::build::{model, node};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(common::optimize_bin())
+        .args(args)
+        .output()
+        .expect("run optimize")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn digest(p: &Path) -> Vec<u8> {
+    std::fs::read(p).expect("read")
+}
+
+fn cls_model() -> PathBuf {
+    common::ppocr_models()
+        .into_iter()
+        .find(|m| m.name == "ppocr/cls")
+        .expect("cls")
+        .path
+}
+
+/// Runs a bad-input case: exit code 2, one stderr line naming `names` and containing `problem`,
+/// no output written, input unchanged.
+fn expect_bad_input(input: &Path, out: &Path, problem: &str) {
+    let before = input.is_file().then(|| digest(input));
+    let o = run(&[
+        input.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exit code for {problem}: stderr {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line expected, got: {err}");
+    assert!(err.contains(problem), "'{problem}' not in: {err}");
+    assert!(
+        err.contains(input.to_str().expect("utf8")) || err.contains(out.to_str().expect("utf8")),
+        "no file named in: {err}"
+    );
+    assert!(
+        out == input || !out.exists(),
+        "output written despite the error"
+    );
+    if let Some(b) = before {
+        assert_eq!(digest(input), b, "input was modified");
+    }
+    let parent = out.parent().expect("dir");
+    if !parent.is_dir() {
+        return;
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(parent)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".optimize-"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left behind: {leftovers:?}"
+    );
+}
+
+#[test]
+fn bad_inputs_get_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = d.join("out.onnx");
+
+    expect_bad_input(&d.join("missing.onnx"), &out, "no such file");
+
+    let text = d.join("notes.onnx");
+    std::fs::write(&text, "this is a text file, not a model\n").expect("write");
+    expect_bad_input(&text, &out, "not");
+
+    let empty = d.join("empty.onnx");
+    std::fs::write(&empty, b"").expect("write");
+    expect_bad_input(&empty, &out, "empty file");
+
+    let full = std::fs::read(cls_model()).expect("cls model");
+    let truncated = d.join("truncated.onnx");
+    std::fs::write(&truncated, &full[..full.len() / 2]).expect("write");
+    expect_bad_input(&truncated, &out, "not a valid ONNX model");
+
+    let cycle = d.join("cycle.onnx");
+    std::fs::write(
+        &cycle,
+        model(
+            vec![
+                node("Add", &["x", "b"], &["a"]),
+                node("Relu", &["a"], &["b"]),
+                node("Relu", &["a"], &["y"]),
+            ],
+            8,
+        ),
+    )
+    .expect("write");
+    expect_bad_input(&cycle, &out, "cycle");
+
+    let undefined = d.join("undefined.onnx");
+    std::fs::write(
+        &undefined,
+        model(vec![node("Add", &["x", "ghost"], &["y"])], 8),
+    )
+    .expect("write");
+    expect_bad_input(&undefined, &out, "reads tensor 'ghost'");
+
+    let future = d.join("future.onnx");
+    std::fs::write(&future, model(vec![node("Relu", &["x"], &["y"])], 99)).expect("write");
+    expect_bad_input(&future, &out, "unsupported IR version 99");
+
+    let good = d.join("good.onnx");
+    std::fs::write(&good, model(vec![node("Relu", &["x"], &["y"])], 8)).expect("write");
+    expect_bad_input(
+        &good,
+        &d.join("no/such/folder/out.onnx"),
+        "folder does not exist",
+    );
+    expect_bad_input(&good, &good, "refusing to overwrite the input");
+    std::fs::create_dir(d.join("adir.onnx")).expect("mkdir");
+    let o = run(&[
+        good.to_str().expect("utf8"),
+        "-o",
+        d.join("adir.onnx").to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn default_pipeline_writes_validated_model_and_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("cls.opt.onnx");
+    let report = dir.path().join("report.json");
+    let input = cls_model();
+    let before = digest(&input);
+    let o = run(&[
+        input.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--input-shape",
+        "x=1x3x48x192",
+        "--report",
+        report.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("validation  onnxruntime 1.31.1") && summary.contains("passed"),
+        "{summary}"
+    );
+    assert_eq!(digest(&input), before, "input modified");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    for key in ["path", "nodes", "parameters", "bytes"] {
+        assert!(r["model"].get(key).is_some(), "model.{key} missing");
+    }
+    assert_eq!(r["model"]["nodes"], 566);
+    assert!(
+        r["model"]["parameters"].as_u64().expect("parameters") > 100_000,
+        "Constant weights are parameters"
+    );
+    assert_eq!(r["passes"][0]["name"], "cleanup");
+    assert!(r["passes"][0].get("seconds").is_some() && r["passes"][0].get("changes").is_some());
+    let v = &r["validation"];
+    for key in [
+        "runtime",
+        "max_abs_err",
+        "max_rel_err",
+        "cosine",
+        "inputs_used",
+        "passed",
+    ] {
+        assert!(v.get(key).is_some(), "validation.{key} missing");
+    }
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["max_abs_err"], 0.0);
+}
+
+#[test]
+fn same_input_and_flags_give_byte_identical_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = cls_model();
+    let mut outputs = Vec::new();
+    let mut reports = Vec::new();
+    for i in 0..2 {
+        let out = dir.path().join(format!("run{i}.onnx"));
+        let rep = dir.path().join(format!("run{i}.json"));
+        let o = run(&[
+            input.to_str().expect("utf8"),
+            "-o",
+            out.to_str().expect("utf8"),
+            "--input-shape",
+            "x=1x3x48x192",
+            "--report",
+            rep.to_str().expect("utf8"),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(o.stdout.is_empty(), "--quiet printed something");
+        outputs.push(digest(&out));
+        let mut r: serde_json::Value = serde_json::from_slice(&digest(&rep)).expect("json");
+        for p in r["passes"].as_array_mut().expect("passes") {
+            p["seconds"] = 0.into();
+        }
+        r["output"]["path"] = "".into();
+        reports.push(r);
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "outputs differ between identical runs"
+    );
+    assert_eq!(reports[0], reports[1], "reports differ beyond timings");
+}
+
+#[test]
+fn validation_detects_a_changed_model() {
+    use optimize::onnx_io::{load_model, save_model, ExportOptions};
+    use optimize::validate::{validate, ValidationOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = dir.path().join("mm.onnx");
+    std::fs::write(&original, common::build::matmul_model(64)).expect("write");
+    let model = load_model(&original).expect("load");
+    // Same model: bit-identical.
+    let same = dir.path().join("same.onnx");
+    save_model(&model, &same, &ExportOptions::default()).expect("save");
+    let v = validate(&original, &same, &model, &ValidationOptions::default()).expect("validate");
+    assert!(v.passed && v.bit_identical && v.max_abs_err == 0.0 && v.samples == 2);
+    // One weight nudged by 1e-3: detected, and over a 1e-6 tolerance.
+    let mut changed = model.clone();
+    let w = changed.graph.initializers.get_mut("w").expect("w");
+    let x = f32::from_le_bytes([w.raw_data[0], w.raw_data[1], w.raw_data[2], w.raw_data[3]]) + 1e-3;
+    w.raw_data[..4].copy_from_slice(&x.to_le_bytes());
+    let nudged = dir.path().join("nudged.onnx");
+    save_model(&changed, &nudged, &ExportOptions::default()).expect("save");
+    let opts = ValidationOptions {
+        tolerance: 1e-6,
+        ..Default::default()
+    };
+    let v = validate(&original, &nudged, &model, &opts).expect("validate");
+    assert!(
+        !v.passed && !v.bit_identical,
+        "a changed weight went unnoticed: {v:?}"
+    );
+    assert!(
+        v.max_abs_err > 1e-5 && v.max_abs_err < 1e-2,
+        "max_abs_err {}",
+        v.max_abs_err
+    );
+    assert!(v.cosine < 1.0 && v.cosine > 0.999);
+}
+
+#[test]
+fn external_data_is_read_and_written() {
+    use optimize::onnx_io::{load_model, save_model, ExportOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("mm.onnx");
+    std::fs::write(&src, common::build::matmul_model(512)).expect("write");
+    let model = load_model(&src).expect("load");
+    let ext = dir.path().join("ext.onnx");
+    save_model(
+        &model,
+        &ext,
+        &ExportOptions {
+            external_data: Some(true),
+            ..Default::default()
+        },
+    )
+    .expect("save");
+    assert!(
+        dir.path().join("ext.onnx.data").is_file(),
+        "external data file not written"
+    );
+    assert!(
+        std::fs::metadata(&ext).expect("model").len() < 1024,
+        "weights still inline"
+    );
+    let reloaded = load_model(&ext).expect("reload");
+    assert!(reloaded.had_external_data);
+    assert_eq!(
+        reloaded.graph.initializers, model.graph.initializers,
+        "initializer bytes changed through external data"
+    );
+
+    let out = dir.path().join("ext.opt.onnx");
+    let o = run(&[
+        ext.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        dir.path().join("ext.opt.onnx.data").is_file(),
+        "output lost its external data"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("bit-identical"));
+}
+
+#[test]
+fn inspect_lists_inputs_ops_and_parameters() {
+    let o = run(&["inspect", cls_model().to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("ir_version: 7") && s.contains("opsets: ai.onnx=11"),
+        "{s}"
+    );
+    assert!(s.contains("x: float[?,3,?,?]"), "{s}");
+    assert!(s.contains("Conv                53"), "{s}");
+}
