@@ -36,9 +36,11 @@ fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
         })
         .map(|kib| kib * 1024)
         .unwrap_or(0)
@@ -69,5 +71,10 @@ fn main() {
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    println!("{:.4} {} {}", times[times.len() / 2], peak_rss_bytes(), PEAK.load(Ordering::Relaxed));
+    println!(
+        "{:.4} {} {}",
+        times[times.len() / 2],
+        peak_rss_bytes(),
+        PEAK.load(Ordering::Relaxed)
+    );
 }

@@ -7,7 +7,10 @@ use optimize::inspect::inspect_text;
 use std::collections::HashMap;
 
 fn model(name: &str) -> common::CorpusModel {
-    common::corpus().into_iter().find(|m| m.name == name).unwrap_or_else(|| panic!("{name} not in the corpus"))
+    common::corpus()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} not in the corpus"))
 }
 
 fn snapshot_name(name: &str) -> String {
@@ -16,7 +19,13 @@ fn snapshot_name(name: &str) -> String {
 
 #[test]
 fn inspect_snapshots() {
-    for name in ["pytorch-converted/test_Conv2d", "simple/test_sequence_model1", "light/light_squeezenet", "ppocr/cls", "ppocr/rec"] {
+    for name in [
+        "pytorch-converted/test_Conv2d",
+        "simple/test_sequence_model1",
+        "light/light_squeezenet",
+        "ppocr/cls",
+        "ppocr/rec",
+    ] {
         let m = model(name);
         let text = inspect_text(&m.path, false, &HashMap::new()).expect("inspect");
         insta::assert_snapshot!(format!("inspect_{}", snapshot_name(name)), text);
@@ -25,7 +34,12 @@ fn inspect_snapshots() {
 
 #[test]
 fn ir_dump_snapshots() {
-    for name in ["pytorch-converted/test_Conv2d", "simple/test_sequence_model1", "light/light_squeezenet", "ppocr/cls"] {
+    for name in [
+        "pytorch-converted/test_Conv2d",
+        "simple/test_sequence_model1",
+        "light/light_squeezenet",
+        "ppocr/cls",
+    ] {
         let m = model(name);
         let text = inspect_text(&m.path, true, &m.bindings).expect("dump");
         insta::assert_snapshot!(format!("ir_{}", snapshot_name(name)), text);
