@@ -174,7 +174,10 @@ pub fn validate(
     model: &Model,
     opts: &ValidationOptions,
 ) -> Result<ValidationReport> {
-    let (samples, inputs_used) = validation_samples(model, opts)?;
+    let (samples, inputs_used) = validation_samples(model, opts).map_err(|e| match e {
+        Error::Usage(msg) => Error::input(original, msg),
+        other => other,
+    })?;
     let rt = OrtRuntime::get()?;
     let mut a = rt.session_from_file(original)?;
     let mut b = rt.session_from_file(candidate)?;
