@@ -78,7 +78,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return code;
         }
     };
-    match dispatch(cli) {
+    // A panic anywhere is a bug: report it as one line and exit 1, never as a crash dump.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::Internal(msg))
+    });
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
