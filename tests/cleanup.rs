@@ -3,7 +3,7 @@
 mod common;
 
 use common::build::node;
-use onnx_protobuf::{GraphProto, Message, ModelProto, OperatorSetIdProto, TensorProto};
+use onnx_protobuf::{GraphProto, TensorProto};
 use optimize::data::random_inputs;
 use optimize::onnx_io::{model_from_bytes, save_model, ExportOptions};
 use optimize::pipeline::default_passes;
@@ -42,13 +42,7 @@ fn messy_model() -> Vec<u8> {
     g.input.push(common::build::float_input("x", &[2, 3]));
     g.output.push(common::build::float_input("y", &[2, 3]));
     g.output.push(common::build::float_input("y_copy", &[2, 3]));
-    let mut m = ModelProto::new();
-    m.ir_version = 8;
-    let mut o = OperatorSetIdProto::new();
-    o.version = 17;
-    m.opset_import.push(o);
-    m.graph = Some(g).into();
-    m.write_to_bytes().expect("serialize")
+    common::build::serialize(g, 8)
 }
 
 #[test]

@@ -173,11 +173,17 @@ pub mod build {
         g.initializer.push(w);
         g.input.push(float_input("x", &[2, 3]));
         g.output.push(float_input("y", &[2, n]));
+        serialize(g, 8)
+    }
+
+    /// Serializes `g` as a model of the given IR version importing opset 17.
+    pub fn serialize(g: GraphProto, ir_version: i64) -> Vec<u8> {
         let mut m = ModelProto::new();
-        m.ir_version = 8;
+        m.ir_version = ir_version;
         let mut o = OperatorSetIdProto::new();
         o.version = 17;
         m.opset_import.push(o);
+        m.producer_name = "tests".into();
         m.graph = Some(g).into();
         m.write_to_bytes().expect("serialize")
     }
@@ -189,13 +195,6 @@ pub mod build {
         g.node = nodes;
         g.input.push(float_input("x", &[2, 3]));
         g.output.push(float_input("y", &[2, 3]));
-        let mut m = ModelProto::new();
-        m.ir_version = ir_version;
-        let mut o = OperatorSetIdProto::new();
-        o.version = 17;
-        m.opset_import.push(o);
-        m.producer_name = "tests".into();
-        m.graph = Some(g).into();
-        m.write_to_bytes().expect("serialize")
+        serialize(g, ir_version)
     }
 }
