@@ -320,3 +320,35 @@ fn inspect_lists_inputs_ops_and_parameters() {
     assert!(s.contains("x: float[?,3,?,?]"), "{s}");
     assert!(s.contains("Conv                53"), "{s}");
 }
+
+#[test]
+fn library_example_runs_the_same_pipeline() {
+    // `cargo test` builds the examples next to the test binaries (target/<profile>/examples).
+    let deps = std::env::current_exe().expect("test exe");
+    let exe = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("examples/pipeline");
+    assert!(
+        exe.is_file(),
+        "{} not built (cargo test builds examples)",
+        exe.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("cls.onnx");
+    let o = Command::new(&exe)
+        .args([
+            cls_model().to_str().expect("utf8"),
+            out.to_str().expect("utf8"),
+            "x=1x3x48x192",
+        ])
+        .output()
+        .expect("run example");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "566 nodes -> 566 nodes, validated: true"
+    );
+    assert!(out.is_file());
+}
