@@ -8,5 +8,4 @@ bash scripts/setup.sh
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --no-fail-fast -- --nocapture 2>&1 | tee target/test.log
-# `tee` hides cargo's exit status; the pipefail above keeps it.
+cargo test --no-fail-fast -- --nocapture
