@@ -1,0 +1,201 @@
+//! `optimize explain`: relevance of every input sample, saved as .npy (and a heatmap PNG
+//! for image inputs), a per-operator table, and the report's `relevance` section.
+
+use super::config::{Rule, RuleConfig};
+use super::heatmap::{is_image, write_heatmap};
+use super::scores::{summarize, RelevanceSummary};
+use super::sweep::{explain, Target};
+use crate::data::inputs::sanitize_file_name;
+use crate::data::{load_input_dir, random_inputs, write_npy, HostTensor};
+use crate::error::{Error, Result};
+use crate::pipeline::load_and_infer;
+use crate::report::{ModelSummary, Report};
+use crate::shape::Bindings;
+use crate::validate::input_specs;
+use std::path::PathBuf;
+
+/// What `optimize explain` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    pub model: PathBuf,
+    /// Input samples; seeded random inputs when `None`.
+    pub inputs: Option<PathBuf>,
+    pub bindings: Bindings,
+    pub target: Target,
+    pub cfg: RuleConfig,
+    pub strict: bool,
+    /// Where relevance files go; nothing is written when `None`.
+    pub out: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+    pub seed: u64,
+    pub samples: usize,
+}
+
+/// The result: the summary and the text to print.
+pub struct ExplainOutcome {
+    pub summary: RelevanceSummary,
+    pub text: String,
+    pub written: Vec<PathBuf>,
+}
+
+/// Applies `--preset`, `--conv-rule`, `--linear-rule`, `--epsilon` to a rule config.
+pub fn rule_config(
+    preset: &str,
+    conv: Option<&str>,
+    linear: Option<&str>,
+    eps: Option<f64>,
+) -> Result<RuleConfig> {
+    let mut cfg = RuleConfig::preset(preset).map_err(Error::Usage)?;
+    if let Some(c) = conv {
+        cfg.conv = Rule::parse(c).map_err(|e| Error::Usage(format!("--conv-rule: {e}")))?;
+    }
+    if let Some(l) = linear {
+        cfg.linear = Rule::parse(l).map_err(|e| Error::Usage(format!("--linear-rule: {e}")))?;
+    }
+    if let Some(e) = eps {
+        if !(e >= 0.0 && e.is_finite()) {
+            return Err(Error::Usage(format!("--epsilon {e}: must be ≥ 0")));
+        }
+        cfg.eps = e;
+    }
+    Ok(cfg)
+}
+
+fn to_f32_tensor(r: &super::tensor::T) -> HostTensor {
+    let v: Vec<f32> = r.iter().map(|&x| x as f32).collect();
+    HostTensor::from_f32(r.shape().to_vec(), &v)
+}
+
+/// Runs the explanation over all samples.
+pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
+    let model = load_and_infer(&opts.model, &opts.bindings)?;
+    let specs = input_specs(&model, &opts.bindings)?;
+    let samples = match &opts.inputs {
+        Some(dir) => load_input_dir(dir, &specs)?,
+        None => random_inputs(&specs, opts.seed, opts.samples.max(1))?,
+    };
+    if let Some(out) = &opts.out {
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::input(out, format!("cannot create the output folder: {e}")))?;
+    }
+    let mut results = Vec::new();
+    let mut written = Vec::new();
+    for s in &samples {
+        let r = explain(&model, &s.values, &opts.target, &opts.cfg, opts.strict)?;
+        if let Some(out) = &opts.out {
+            let stem = sanitize_file_name(s.id.trim_end_matches(".npy").trim_end_matches(".pb"));
+            for (name, rel) in &r.inputs {
+                let base = format!("{stem}.{}", sanitize_file_name(name));
+                let p = out.join(format!("{base}.relevance.npy"));
+                write_npy(&p, &to_f32_tensor(rel))?;
+                written.push(p);
+                if is_image(rel.shape()) {
+                    let p = out.join(format!("{base}.heatmap.png"));
+                    write_heatmap(&p, rel)?;
+                    written.push(p);
+                }
+            }
+        }
+        results.push(r);
+    }
+    let summary = summarize(&results);
+    let section = summary.to_json(&opts.cfg.preset);
+    if let Some(path) = &opts.report {
+        let mut report = Report::new(ModelSummary::of(&model, &opts.model));
+        report.sections.insert("relevance".into(), section);
+        report.write(path)?;
+        written.push(path.clone());
+    }
+    let mut text = format!(
+        "explained {} sample(s) of {} with preset '{}' (conv {}, linear {}, ε {:e})\n",
+        samples.len(),
+        opts.model.display(),
+        opts.cfg.preset,
+        opts.cfg.conv,
+        opts.cfg.linear,
+        opts.cfg.eps
+    );
+    text.push_str(&summary.table(25));
+    for p in &written {
+        text.push_str(&format!("wrote {}\n", p.display()));
+    }
+    Ok(ExplainOutcome {
+        summary,
+        text,
+        written,
+    })
+}
+
+/// `optimize explain` flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExplainArgs {
+    /// The model to explain (never modified).
+    pub model: PathBuf,
+    /// Input samples: a folder of .npy/.pb files (one sample per file or per subfolder).
+    /// Without it, seeded random inputs are used.
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Flat index of the output element to explain (default: the argmax).
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// The output to explain (default: the first float output).
+    #[arg(long = "target-output")]
+    pub target_output: Option<String>,
+    /// Bind symbolic input dims, e.g. `x=1x3x224x224` (repeatable).
+    #[arg(long = "input-shape", value_name = "NAME=DIMS")]
+    pub input_shape: Vec<String>,
+    /// Folder for the input relevance (.npy) and heatmaps (.png).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write a JSON report with a `relevance` section here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Rule preset: epsilon, lrp0, cnn, transformer, uniform.
+    #[arg(long, default_value = "epsilon")]
+    pub preset: String,
+    /// Rule for Conv/ConvTranspose: epsilon, gamma[:G], zplus, alphabeta[:A:B], identity.
+    #[arg(long = "conv-rule")]
+    pub conv_rule: Option<String>,
+    /// Rule for Gemm/MatMul with a constant operand.
+    #[arg(long = "linear-rule")]
+    pub linear_rule: Option<String>,
+    /// Stabilizer ε.
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Fail on an operator without a rule instead of splitting relevance evenly.
+    #[arg(long)]
+    pub strict: bool,
+    /// Seed for random inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Number of random samples when --inputs is not given.
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+}
+
+/// Runs `optimize explain` and prints its table.
+pub fn run_cli(a: ExplainArgs) -> Result<()> {
+    let opts = ExplainOptions {
+        model: a.model,
+        inputs: a.inputs,
+        bindings: crate::data::parse_input_shapes(&a.input_shape)?,
+        target: Target {
+            output: a.target_output,
+            index: a.target,
+        },
+        cfg: rule_config(
+            &a.preset,
+            a.conv_rule.as_deref(),
+            a.linear_rule.as_deref(),
+            a.epsilon,
+        )?,
+        strict: a.strict,
+        out: a.out,
+        report: a.report,
+        seed: a.seed,
+        samples: a.samples,
+    };
+    let outcome = run_explain(&opts)?;
+    print!("{}", outcome.text);
+    Ok(())
+}

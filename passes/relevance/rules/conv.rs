@@ -1,0 +1,455 @@
+//! Conv and ConvTranspose (1-D and 2-D, any padding, stride, dilation and groups) as
+//! [`LinearMap`]s through im2col, and BatchNormalization folding.
+
+use super::linear::{linear_rule, LinearMap};
+use super::{Backward, Ctx, RResult};
+use crate::ir::Node;
+use crate::passes::relevance::tensor::{reshape, T};
+use ndarray::{s, Array2, ArrayD, IxDyn};
+
+/// A 2-D convolution from space U ([n, cu, hu, wu]) to space V ([n, cv, hv, wv]) with a
+/// weight [cv, cu/groups, kh, kw]: V[o] reads U[o·stride − pad + k·dilation].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Geom {
+    pub n: usize,
+    pub cu: usize,
+    pub hu: usize,
+    pub wu: usize,
+    pub cv: usize,
+    pub hv: usize,
+    pub wv: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub ph: isize,
+    pub pw: isize,
+    pub groups: usize,
+}
+
+impl Geom {
+    fn cug(&self) -> usize {
+        self.cu / self.groups
+    }
+    fn cvg(&self) -> usize {
+        self.cv / self.groups
+    }
+    fn rows(&self) -> usize {
+        self.cug() * self.kh * self.kw
+    }
+    fn check(&self) -> RResult<()> {
+        if self.groups == 0
+            || !self.cu.is_multiple_of(self.groups)
+            || !self.cv.is_multiple_of(self.groups)
+        {
+            return Err(format!(
+                "channels {} → {} do not split into {} groups",
+                self.cu, self.cv, self.groups
+            ));
+        }
+        Ok(())
+    }
+
+    /// Source index in U of output position `o` with kernel offset `k` along one axis.
+    fn src(o: usize, k: usize, s: usize, d: usize, p: isize, len: usize) -> Option<usize> {
+        let i = (o * s + k * d) as isize - p;
+        (i >= 0 && (i as usize) < len).then_some(i as usize)
+    }
+
+    /// The columns of one image and group: rows (c, ky, kx), columns output positions.
+    fn im2col(&self, img: &[f64], grp: usize) -> Array2<f64> {
+        let (hv, wv) = (self.hv, self.wv);
+        let mut col = Array2::<f64>::zeros((self.rows(), hv * wv));
+        let data = col.as_slice_mut().expect("fresh array is contiguous");
+        for c in 0..self.cug() {
+            let ci = grp * self.cug() + c;
+            let plane = &img[ci * self.hu * self.wu..(ci + 1) * self.hu * self.wu];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let row = (c * self.kh + ky) * self.kw + kx;
+                    let dst = &mut data[row * hv * wv..(row + 1) * hv * wv];
+                    for oy in 0..hv {
+                        let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu) else {
+                            continue;
+                        };
+                        let srow = &plane[iy * self.wu..(iy + 1) * self.wu];
+                        for ox in 0..wv {
+                            if let Some(ix) = Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
+                            {
+                                dst[oy * wv + ox] = srow[ix];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        col
+    }
+
+    /// Adds columns back into one image (the adjoint of [`Geom::im2col`]).
+    fn col2im(&self, col: &Array2<f64>, grp: usize, img: &mut [f64]) {
+        let (hv, wv) = (self.hv, self.wv);
+        let col = col.as_standard_layout();
+        let data = col.as_slice().expect("standard layout is contiguous");
+        for c in 0..self.cug() {
+            let ci = grp * self.cug() + c;
+            let plane = &mut img[ci * self.hu * self.wu..(ci + 1) * self.hu * self.wu];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let row = (c * self.kh + ky) * self.kw + kx;
+                    let src = &data[row * hv * wv..(row + 1) * hv * wv];
+                    for oy in 0..hv {
+                        let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu) else {
+                            continue;
+                        };
+                        for ox in 0..wv {
+                            if let Some(ix) = Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
+                            {
+                                plane[iy * self.wu + ix] += src[oy * wv + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn weight_group(&self, w: &T, grp: usize) -> RResult<Array2<f64>> {
+        let w = w.as_standard_layout();
+        let flat = w
+            .view()
+            .into_shape_with_order((self.cv, self.rows()))
+            .map_err(|e| format!("weight {:?}: {e}", w.shape()))?;
+        Ok(flat
+            .slice(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..])
+            .to_owned())
+    }
+
+    /// U → V.
+    pub fn conv(&self, x: &T, w: &T) -> RResult<T> {
+        self.check()?;
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().ok_or("input is not contiguous")?;
+        let img = self.cu * self.hu * self.wu;
+        let mut out = ArrayD::<f64>::zeros(IxDyn(&[self.n, self.cv, self.hv, self.wv]));
+        let osz = self.hv * self.wv;
+        let os = out.as_slice_mut().ok_or("output is not contiguous")?;
+        for n in 0..self.n {
+            for grp in 0..self.groups {
+                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
+                let y = self.weight_group(w, grp)?.dot(&col);
+                let y = y.as_standard_layout();
+                let base = (n * self.cv + grp * self.cvg()) * osz;
+                os[base..base + self.cvg() * osz]
+                    .copy_from_slice(y.as_slice().ok_or("product is not contiguous")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// V → U: the adjoint of [`Geom::conv`] in its input.
+    pub fn conv_adj_x(&self, s: &T, w: &T) -> RResult<T> {
+        self.check()?;
+        let s = s.as_standard_layout();
+        let ss = s.as_slice().ok_or("relevance is not contiguous")?;
+        let img = self.cu * self.hu * self.wu;
+        let osz = self.hv * self.wv;
+        let mut out = vec![0.0; self.n * img];
+        for n in 0..self.n {
+            for grp in 0..self.groups {
+                let base = (n * self.cv + grp * self.cvg()) * osz;
+                let sg = ndarray::ArrayView2::from_shape(
+                    (self.cvg(), osz),
+                    &ss[base..base + self.cvg() * osz],
+                )
+                .map_err(|e| e.to_string())?;
+                let cols = self.weight_group(w, grp)?.t().dot(&sg);
+                self.col2im(&cols, grp, &mut out[n * img..(n + 1) * img]);
+            }
+        }
+        ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The adjoint of [`Geom::conv`] in its weight: Σ_n s·colᵀ.
+    pub fn conv_adj_w(&self, x: &T, s: &T) -> RResult<T> {
+        self.check()?;
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().ok_or("input is not contiguous")?;
+        let s = s.as_standard_layout();
+        let ss = s.as_slice().ok_or("relevance is not contiguous")?;
+        let img = self.cu * self.hu * self.wu;
+        let osz = self.hv * self.wv;
+        let mut gw = Array2::<f64>::zeros((self.cv, self.rows()));
+        for n in 0..self.n {
+            for grp in 0..self.groups {
+                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
+                let base = (n * self.cv + grp * self.cvg()) * osz;
+                let sg = ndarray::ArrayView2::from_shape(
+                    (self.cvg(), osz),
+                    &ss[base..base + self.cvg() * osz],
+                )
+                .map_err(|e| e.to_string())?;
+                let g = sg.dot(&col.t());
+                let mut dst = gw.slice_mut(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..]);
+                dst += &g;
+            }
+        }
+        reshape(gw.into_dyn(), &[self.cv, self.cug(), self.kh, self.kw])
+    }
+}
+
+/// Conv as a linear map of x.
+pub struct ConvMap(pub Geom);
+
+impl LinearMap for ConvMap {
+    fn fwd(&self, x: &T, w: &T) -> RResult<T> {
+        self.0.conv(x, w)
+    }
+    fn adj_x(&self, s: &T, w: &T) -> RResult<T> {
+        self.0.conv_adj_x(s, w)
+    }
+    fn adj_w(&self, x: &T, s: &T) -> RResult<T> {
+        self.0.conv_adj_w(x, s)
+    }
+}
+
+/// ConvTranspose as a linear map of x: the adjoint of a Conv from y-space (U) to x-space (V).
+pub struct ConvTransposeMap(pub Geom);
+
+impl LinearMap for ConvTransposeMap {
+    fn fwd(&self, x: &T, w: &T) -> RResult<T> {
+        self.0.conv_adj_x(x, w)
+    }
+    fn adj_x(&self, s: &T, w: &T) -> RResult<T> {
+        self.0.conv(s, w)
+    }
+    fn adj_w(&self, x: &T, s: &T) -> RResult<T> {
+        self.0.conv_adj_w(s, x)
+    }
+}
+
+/// Begin pads per spatial axis: explicit `pads`, or from `auto_pad`.
+fn begin_pads(
+    c: &Ctx,
+    u: &[usize],
+    v: &[usize],
+    k: &[usize],
+    st: &[usize],
+    dl: &[usize],
+) -> Vec<isize> {
+    let d = k.len();
+    if let Some(p) = c.attr_ints("pads") {
+        if p.len() >= d {
+            return p[..d].iter().map(|&x| x as isize).collect();
+        }
+    }
+    let auto = c.attr_str("auto_pad", "NOTSET");
+    (0..d)
+        .map(|i| {
+            if auto == "SAME_UPPER" || auto == "SAME_LOWER" {
+                let need =
+                    (v[i].saturating_sub(1) * st[i] + k[i].saturating_sub(1) * dl[i] + 1) as isize;
+                let total = (need - u[i] as isize).max(0);
+                if auto == "SAME_UPPER" {
+                    total / 2
+                } else {
+                    total - total / 2
+                }
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// The geometry of a Conv (U = x, V = y) or ConvTranspose (U = y, V = x), as 2-D
+/// (a 1-D op gets height 1).
+fn geometry(c: &Ctx, u: &[usize], v: &[usize], w: &[usize]) -> RResult<Geom> {
+    let rank = u.len();
+    if !(3..=4).contains(&rank) || v.len() != rank || w.len() != rank {
+        return Err(format!(
+            "only 1-D and 2-D convolutions are supported (input rank {rank})"
+        ));
+    }
+    let d = rank - 2;
+    let k: Vec<usize> = w[2..].to_vec();
+    let st: Vec<usize> = c
+        .attr_ints("strides")
+        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+        .unwrap_or_else(|| vec![1; d]);
+    let dl: Vec<usize> = c
+        .attr_ints("dilations")
+        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+        .unwrap_or_else(|| vec![1; d]);
+    if st.len() != d || dl.len() != d {
+        return Err("strides/dilations do not match the spatial rank".into());
+    }
+    let p = begin_pads(c, &u[2..], &v[2..], &k, &st, &dl);
+    let groups = c.attr_int("group", 1).max(1) as usize;
+    let (hu, wu, hv, wv, kh, kw, sh, sw, dh, dw, ph, pw) = if d == 1 {
+        (1, u[2], 1, v[2], 1, k[0], 1, st[0], 1, dl[0], 0, p[0])
+    } else {
+        (
+            u[2], u[3], v[2], v[3], k[0], k[1], st[0], st[1], dl[0], dl[1], p[0], p[1],
+        )
+    };
+    Ok(Geom {
+        n: u[0],
+        cu: u[1],
+        hu,
+        wu,
+        cv: v[1],
+        hv,
+        wv,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        ph,
+        pw,
+        groups,
+    })
+}
+
+fn to4(a: T) -> RResult<T> {
+    if a.ndim() == 3 {
+        let s = a.shape().to_vec();
+        reshape(a, &[s[0], s[1], 1, s[2]])
+    } else {
+        Ok(a)
+    }
+}
+
+/// Per-channel scale k = γ/√(σ²+ε) and shift β − μ·k of a BatchNormalization node.
+pub fn bn_scale_shift(c: &Ctx, bn: &Node) -> RResult<(T, T)> {
+    let get = |i: usize| -> RResult<T> {
+        let name = bn
+            .inputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("BatchNormalization input {i} is missing"))?;
+        c.acts.get(name)
+    };
+    let eps = bn
+        .attr("epsilon")
+        .and_then(crate::ir::attr::AttrExt::as_float)
+        .unwrap_or(1e-5) as f64;
+    bn_params(&get(1)?, &get(2)?, &get(3)?, &get(4)?, eps)
+}
+
+/// k = scale/√(var+ε), shift = bias − mean·k.
+pub fn bn_params(scale: &T, bias: &T, mean: &T, var: &T, eps: f64) -> RResult<(T, T)> {
+    let k = scale / &var.mapv(|v| (v + eps).sqrt());
+    let sh = bias - &(mean * &k);
+    Ok((k, sh))
+}
+
+/// Folds a per-output-channel affine map (k, shift) into a Conv weight [cout, …] and bias.
+pub fn fold_into_conv(w: &T, b: Option<&T>, k: &T, shift: &T) -> RResult<(T, T)> {
+    let cout = w.shape()[0];
+    if k.len() != cout || shift.len() != cout {
+        return Err(format!(
+            "BatchNormalization has {} channels, the Conv {cout}",
+            k.len()
+        ));
+    }
+    let mut kshape = vec![1usize; w.ndim()];
+    kshape[0] = cout;
+    let w2 = w * &reshape(k.clone(), &kshape)?;
+    let b0 = match b {
+        Some(b) => reshape(b.clone(), &[cout])?,
+        None => T::zeros(IxDyn(&[cout])),
+    };
+    let b2 = &b0 * &reshape(k.clone(), &[cout])? + &reshape(shift.clone(), &[cout])?;
+    Ok((w2, b2))
+}
+
+/// Conv (with a BatchNormalization after it folded in when asked).
+pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
+    let n_in = c.node.inputs.len();
+    if !c.carries(0) {
+        return Ok(Backward {
+            inputs: vec![None; n_in],
+            weight_rel: 0.0,
+        });
+    }
+    if c.carries(1) {
+        return Err("Conv with a weight computed from the input is not supported".into());
+    }
+    let x = c.input(0)?;
+    let mut w = c.input(1)?;
+    let mut b = if c.has_input(2) {
+        Some(c.input(2)?)
+    } else {
+        None
+    };
+    if let Some(bn) = c.fold {
+        let (k, sh) = bn_scale_shift(c, bn)?;
+        let (w2, b2) = fold_into_conv(&w, b.as_ref(), &k, &sh)?;
+        w = w2;
+        b = Some(b2);
+    }
+    let y_shape = c.out_shape(0)?;
+    let g = geometry(c, x.shape(), &y_shape, w.shape())?;
+    let xs = x.shape().to_vec();
+    let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
+    let b4 = match b {
+        Some(b) => Some(reshape(b, &[1, g.cv, 1, 1])?),
+        None => None,
+    };
+    let (rx, rw) = linear_rule(
+        &ConvMap(g),
+        c.rule(c.cfg.conv),
+        c.cfg.eps,
+        &x4,
+        &w4,
+        b4.as_ref(),
+        &r4,
+    )?;
+    let mut out = Backward::single(n_in, 0, reshape(rx, &xs)?);
+    out.weight_rel = rw;
+    Ok(out)
+}
+
+/// ConvTranspose.
+pub fn conv_transpose(c: &Ctx, r: T) -> RResult<Backward> {
+    let n_in = c.node.inputs.len();
+    if !c.carries(0) {
+        return Ok(Backward {
+            inputs: vec![None; n_in],
+            weight_rel: 0.0,
+        });
+    }
+    if c.carries(1) {
+        return Err("ConvTranspose with a weight computed from the input is not supported".into());
+    }
+    let x = c.input(0)?;
+    let w = c.input(1)?;
+    let y_shape = c.out_shape(0)?;
+    let b = if c.has_input(2) {
+        Some(reshape(c.input(2)?, &[1, y_shape[1], 1, 1])?)
+    } else {
+        None
+    };
+    // The conv from y-space (U) to x-space (V) has weight [cv = C_in, cu/g = C_out/g, k…].
+    let g = geometry(c, &y_shape, x.shape(), w.shape())?;
+    let xs = x.shape().to_vec();
+    let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
+    let (rx, rw) = linear_rule(
+        &ConvTransposeMap(g),
+        c.rule(c.cfg.conv),
+        c.cfg.eps,
+        &x4,
+        &w4,
+        b.as_ref(),
+        &r4,
+    )?;
+    let mut out = Backward::single(n_in, 0, reshape(rx, &xs)?);
+    out.weight_rel = rw;
+    Ok(out)
+}

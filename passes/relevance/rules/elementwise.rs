@@ -1,0 +1,233 @@
+//! Elementwise rules: the z-rule for Add/Sum/Mean and Sub, the AttnLRP rules for Mul and
+//! Div, winner-take-all for Max/Min, routing for Where, Softmax, standalone BatchNorm.
+
+use super::{Backward, Ctx, RResult};
+use crate::passes::relevance::config::{Rule, SoftmaxRule};
+use crate::passes::relevance::graph_info::{is_centring, is_self_gate};
+use crate::passes::relevance::tensor::{broadcast_shape, broadcast_to, div_stab, reshape, T};
+use ndarray::{Axis, IxDyn};
+
+fn operands(c: &Ctx) -> RResult<(Vec<T>, Vec<usize>)> {
+    let mut vals = Vec::new();
+    for i in 0..c.node.inputs.len() {
+        vals.push(c.input(i)?);
+    }
+    let shapes: Vec<&[usize]> = vals.iter().map(|v| v.shape()).collect();
+    let shape = broadcast_shape(&shapes)?;
+    Ok((vals, shape))
+}
+
+/// Add, Sum, Mean: R_i = x_i·R / stab(Σ x) (the 1/N of Mean cancels); constant operands
+/// (biases) absorb their share.
+pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
+    let (vals, shape) = operands(c)?;
+    let mut z = T::zeros(IxDyn(&shape));
+    for v in &vals {
+        z += &broadcast_to(v, &shape)?;
+    }
+    let s = div_stab(&r, &z, c.cfg.eps)?;
+    let mut out = Backward {
+        inputs: vec![None; vals.len()],
+        weight_rel: 0.0,
+    };
+    for (i, v) in vals.iter().enumerate() {
+        if c.carries(i) {
+            out.inputs[i] = Some(&broadcast_to(v, &shape)? * &s);
+        }
+    }
+    Ok(out)
+}
+
+/// Sub: R_a = a·R/stab(a − b), R_b = −b·R/stab(a − b); a centring x − mean(x) (decomposed
+/// LayerNorm) passes everything to x.
+pub fn sub(c: &Ctx, r: T) -> RResult<Backward> {
+    if c.cfg.patterns && c.carries(0) && is_centring(c.graph, c.node) {
+        return Ok(Backward::single(2, 0, r));
+    }
+    let a = c.input(0)?;
+    let b = c.input(1)?;
+    let shape = broadcast_shape(&[a.shape(), b.shape()])?;
+    let a = broadcast_to(&a, &shape)?;
+    let b = broadcast_to(&b, &shape)?;
+    let s = div_stab(&r, &(&a - &b), c.cfg.eps)?;
+    let mut out = Backward {
+        inputs: vec![None, None],
+        weight_rel: 0.0,
+    };
+    if c.carries(0) {
+        out.inputs[0] = Some(&a * &s);
+    }
+    if c.carries(1) {
+        out.inputs[1] = Some(-(&b * &s));
+    }
+    Ok(out)
+}
+
+/// Mul: all to the activation against a constant; R/N to each of N activations; all to x in
+/// a self-gate x·f(x).
+pub fn mul(c: &Ctx, r: T) -> RResult<Backward> {
+    let carrying = c.carrying_inputs();
+    let n_in = c.node.inputs.len();
+    match carrying.as_slice() {
+        [] => Ok(Backward::default()),
+        [i] => Ok(Backward::single(n_in, *i, r)),
+        _ => {
+            if c.cfg.patterns && n_in == 2 {
+                let (a, b) = (&c.node.inputs[0], &c.node.inputs[1]);
+                if is_self_gate(c.graph, c.carry, a, b) {
+                    return Ok(Backward::single(2, 0, r));
+                }
+                if is_self_gate(c.graph, c.carry, b, a) {
+                    return Ok(Backward::single(2, 1, r));
+                }
+            }
+            let share = &r / carrying.len() as f64;
+            let mut out = Backward {
+                inputs: vec![None; n_in],
+                weight_rel: 0.0,
+            };
+            for i in carrying {
+                out.inputs[i] = Some(share.clone());
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Div: the numerator gets everything (the divisor is a normalizer); a constant numerator
+/// passes everything to the divisor.
+pub fn div(c: &Ctx, r: T) -> RResult<Backward> {
+    let slot = if c.carries(0) { 0 } else { 1 };
+    Ok(Backward::single(2, slot, r))
+}
+
+/// Max/Min: winner-take-all per element (first operand equal to the output).
+pub fn max_min(c: &Ctx, r: T) -> RResult<Backward> {
+    let (vals, shape) = operands(c)?;
+    let y = broadcast_to(&c.output(0)?, &shape)?;
+    let r = broadcast_to(&r, &shape)?;
+    let mut taken = T::zeros(IxDyn(&shape));
+    let mut out = Backward {
+        inputs: vec![None; vals.len()],
+        weight_rel: 0.0,
+    };
+    for (i, v) in vals.iter().enumerate() {
+        let v = broadcast_to(v, &shape)?;
+        let mut ri = T::zeros(IxDyn(&shape));
+        ndarray::Zip::from(&mut ri)
+            .and(&mut taken)
+            .and(&v)
+            .and(&y)
+            .and(&r)
+            .for_each(|ri, t, &v, &y, &r| {
+                if *t == 0.0 && v == y {
+                    *ri = r;
+                    *t = 1.0;
+                }
+            });
+        if c.carries(i) {
+            out.inputs[i] = Some(ri);
+        }
+    }
+    Ok(out)
+}
+
+/// Where: relevance goes to the branch that was selected.
+pub fn where_(c: &Ctx, r: T) -> RResult<Backward> {
+    let cond = c.input(0)?;
+    let shape = broadcast_shape(&[cond.shape(), &c.in_shape(1)?, &c.in_shape(2)?])?;
+    let cond = broadcast_to(&cond, &shape)?;
+    let r = broadcast_to(&r, &shape)?;
+    let mut out = Backward {
+        inputs: vec![None; 3],
+        weight_rel: 0.0,
+    };
+    if c.carries(1) {
+        out.inputs[1] =
+            Some(ndarray::Zip::from(&cond).and(&r).map_collect(
+                |&k, &r| {
+                    if k != 0.0 {
+                        r
+                    } else {
+                        0.0
+                    }
+                },
+            ));
+    }
+    if c.carries(2) {
+        out.inputs[2] =
+            Some(ndarray::Zip::from(&cond).and(&r).map_collect(
+                |&k, &r| {
+                    if k != 0.0 {
+                        0.0
+                    } else {
+                        r
+                    }
+                },
+            ));
+    }
+    Ok(out)
+}
+
+/// Softmax inside the graph: identity, AttnLRP (x ⊙ (R − s·ΣR)), or stop.
+pub fn softmax(c: &Ctx, r: T) -> RResult<Backward> {
+    match c.cfg.softmax {
+        SoftmaxRule::Identity => Ok(Backward::single(1, 0, r)),
+        SoftmaxRule::Stop => Ok(Backward::single(1, 0, T::zeros(r.raw_dim()))),
+        SoftmaxRule::AttnLrp => {
+            let x = c.input(0)?;
+            let s = c.output(0)?;
+            let shape = x.shape().to_vec();
+            let rank = shape.len();
+            let default_axis = if c.opset >= 13 { -1 } else { 1 };
+            let axis = crate::passes::relevance::tensor::norm_axis(
+                c.attr_int("axis", default_axis),
+                rank,
+            )?;
+            // Opset < 13 works on the 2-D coercion [prod(pre), prod(post)].
+            let (rows, cols, ax) = if c.opset >= 13 {
+                (0, 0, axis)
+            } else {
+                (
+                    shape[..axis].iter().product::<usize>(),
+                    shape[axis..].iter().product::<usize>(),
+                    1,
+                )
+            };
+            let (x2, s2, r2) = if c.opset >= 13 {
+                (x, s, r)
+            } else {
+                (
+                    reshape(x, &[rows, cols])?,
+                    reshape(s, &[rows, cols])?,
+                    reshape(r, &[rows, cols])?,
+                )
+            };
+            let sum_r = r2.sum_axis(Axis(ax)).insert_axis(Axis(ax));
+            let x2 = x2.mapv(|v| if v.is_finite() { v } else { 0.0 });
+            let rin = &x2 * &(&r2 - &(&s2 * &sum_r));
+            Ok(Backward::single(1, 0, reshape(rin, &shape)?))
+        }
+    }
+}
+
+/// BatchNormalization not folded into a layer: the ε-rule on its affine map
+/// (R_x = k·x·R / stab(y)); identity under the identity rule.
+pub fn batchnorm(c: &Ctx, r: T) -> RResult<Backward> {
+    let n_in = c.node.inputs.len();
+    if c.cfg.conv == Rule::Identity {
+        return Ok(Backward::single(n_in, 0, r));
+    }
+    let x = c.input(0)?;
+    let (k, sh) = super::conv::bn_scale_shift(c, c.node)?;
+    let mut cs = vec![1usize; x.ndim()];
+    if x.ndim() >= 2 {
+        cs[1] = x.shape()[1];
+    }
+    let k = reshape(k, &cs)?;
+    let sh = reshape(sh, &cs)?;
+    let kx = &x * &k;
+    let y = &kx + &sh;
+    let s = div_stab(&r, &y, c.cfg.eps)?;
+    Ok(Backward::single(n_in, 0, &kx * &s))
+}

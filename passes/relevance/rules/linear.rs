@@ -1,0 +1,288 @@
+//! Rules for linear layers with weights, written once over a [`LinearMap`] (Gemm, MatMul,
+//! Conv, ConvTranspose), and the bilinear rule for activation × activation MatMul.
+
+use super::{Backward, Ctx, RResult};
+use crate::passes::relevance::config::Rule;
+use crate::passes::relevance::tensor::{
+    abs_sum, broadcast_to, div_stab, matmul as mm, neg, pos, reshape, t_last2, unbroadcast, T,
+};
+
+/// A map z = L(x; W), linear in x and in W separately, with its adjoints.
+pub trait LinearMap {
+    /// z without bias.
+    fn fwd(&self, x: &T, w: &T) -> RResult<T>;
+    /// Lᵀ s: the gradient with respect to x of ⟨s, L(x; W)⟩.
+    fn adj_x(&self, s: &T, w: &T) -> RResult<T>;
+    /// The gradient with respect to W of ⟨s, L(x; W)⟩.
+    fn adj_w(&self, x: &T, s: &T) -> RResult<T>;
+}
+
+fn add_bias(z: T, b: Option<&T>) -> RResult<T> {
+    match b {
+        Some(b) => Ok(&z + &broadcast_to(b, z.shape())?),
+        None => Ok(z),
+    }
+}
+
+/// Relevance of the input `x` of a linear layer z = L(x; W) + b whose output relevance
+/// is `r`, under `rule`; also returns Σ|R_W|.
+pub fn linear_rule(
+    map: &dyn LinearMap,
+    rule: Rule,
+    eps: f64,
+    x: &T,
+    w: &T,
+    b: Option<&T>,
+    r: &T,
+) -> RResult<(T, f64)> {
+    match rule {
+        Rule::Epsilon => {
+            let z = add_bias(map.fwd(x, w)?, b)?;
+            let s = div_stab(r, &z, eps)?;
+            let rx = x * &map.adj_x(&s, w)?;
+            let rw = abs_sum(&(w * &map.adj_w(x, &s)?));
+            Ok((rx, rw))
+        }
+        Rule::Gamma(g) => {
+            let (xp, xn) = (pos(x), neg(x));
+            let wp = w + &(pos(w) * g);
+            let wn = w + &(neg(w) * g);
+            let (bp, bn) = match b {
+                Some(b) => (Some(b + &(pos(b) * g)), Some(b + &(neg(b) * g))),
+                None => (None, None),
+            };
+            let z = add_bias(map.fwd(x, w)?, b)?;
+            let zp = add_bias(&map.fwd(&xp, &wp)? + &map.fwd(&xn, &wn)?, bp.as_ref())?;
+            let zn = add_bias(&map.fwd(&xp, &wn)? + &map.fwd(&xn, &wp)?, bn.as_ref())?;
+            let r = broadcast_to(r, z.shape())?;
+            let mpos = z.mapv(|v| if v >= 0.0 { 1.0 } else { 0.0 });
+            let mneg = z.mapv(|v| if v >= 0.0 { 0.0 } else { 1.0 });
+            let sp = div_stab(&(&r * &mpos), &zp, eps)?;
+            let sn = div_stab(&(&r * &mneg), &zn, eps)?;
+            let rx = &xp * &(&map.adj_x(&sp, &wp)? + &map.adj_x(&sn, &wn)?)
+                + &xn * &(&map.adj_x(&sp, &wn)? + &map.adj_x(&sn, &wp)?);
+            let rw = abs_sum(&(w * &map.adj_w(x, &(&sp + &sn))?));
+            Ok((rx, rw))
+        }
+        Rule::ZPlus => {
+            let (xp, xn, wp, wn) = (pos(x), neg(x), pos(w), neg(w));
+            let z = &map.fwd(&xp, &wp)? + &map.fwd(&xn, &wn)?;
+            let s = div_stab(r, &z, eps)?;
+            let rx = &xp * &map.adj_x(&s, &wp)? + &xn * &map.adj_x(&s, &wn)?;
+            let rw = abs_sum(&(w * &map.adj_w(x, &s)?));
+            Ok((rx, rw))
+        }
+        Rule::AlphaBeta(a, bt) => {
+            let (xp, xn, wp, wn) = (pos(x), neg(x), pos(w), neg(w));
+            let zp = &map.fwd(&xp, &wp)? + &map.fwd(&xn, &wn)?;
+            let zn = &map.fwd(&xp, &wn)? + &map.fwd(&xn, &wp)?;
+            let sp = div_stab(r, &zp, eps)?;
+            let sn = div_stab(r, &zn, eps)?;
+            let rp = &xp * &map.adj_x(&sp, &wp)? + &xn * &map.adj_x(&sp, &wn)?;
+            let rn = &xp * &map.adj_x(&sn, &wn)? + &xn * &map.adj_x(&sn, &wp)?;
+            let rx = rp * a - rn * bt;
+            let rw = abs_sum(&(w * &map.adj_w(x, &sp)?));
+            Ok((rx, rw))
+        }
+        Rule::Identity => {
+            let zshape = map.fwd(x, w)?.shape().to_vec();
+            let r = broadcast_to(r, &zshape)?;
+            if r.len() == x.len() {
+                return Ok((reshape(r, x.shape())?, 0.0));
+            }
+            let ones_x = T::ones(x.raw_dim());
+            let ones_w = T::ones(w.raw_dim());
+            let z = map.fwd(&ones_x, &ones_w)?;
+            let s = div_stab(&r, &z, eps)?;
+            Ok((map.adj_x(&s, &ones_w)?, 0.0))
+        }
+    }
+}
+
+/// numpy matmul with the weight on the right (x·W) or on the left (W·x); operands of
+/// rank ≥ 2 (callers promote vectors).
+pub struct MatMulMap {
+    pub weight_left: bool,
+    pub x_shape: Vec<usize>,
+    pub w_shape: Vec<usize>,
+}
+
+impl LinearMap for MatMulMap {
+    fn fwd(&self, x: &T, w: &T) -> RResult<T> {
+        if self.weight_left {
+            mm(w, x)
+        } else {
+            mm(x, w)
+        }
+    }
+    fn adj_x(&self, s: &T, w: &T) -> RResult<T> {
+        let g = if self.weight_left {
+            mm(&t_last2(w), s)?
+        } else {
+            mm(s, &t_last2(w))?
+        };
+        unbroadcast(g, &self.x_shape)
+    }
+    fn adj_w(&self, x: &T, s: &T) -> RResult<T> {
+        let g = if self.weight_left {
+            mm(s, &t_last2(x))?
+        } else {
+            mm(&t_last2(x), s)?
+        };
+        unbroadcast(g, &self.w_shape)
+    }
+}
+
+/// Promotes a vector operand of MatMul to a matrix ([K] → [1,K] on the left, [K,1] on
+/// the right).
+fn promote(a: T, left: bool) -> RResult<T> {
+    if a.ndim() >= 2 {
+        return Ok(a);
+    }
+    let n = a.len();
+    let shape = if left { [1, n] } else { [n, 1] };
+    reshape(a, &shape)
+}
+
+/// The AttnLRP bilinear ε-rule for a product of two activations:
+/// R_A = A ⊙ [(R / stab(2O)) Bᵀ], R_B = B ⊙ [Aᵀ (R / stab(2O))].
+pub fn bilinear(a: &T, b: &T, r: &T, eps: f64) -> RResult<(T, T)> {
+    let o = mm(a, b)?;
+    let s = div_stab(r, &(&o * 2.0), eps)?;
+    let ra = a * &unbroadcast(mm(&s, &t_last2(b))?, a.shape())?;
+    let rb = b * &unbroadcast(mm(&t_last2(a), &s)?, b.shape())?;
+    Ok((ra, rb))
+}
+
+/// MatMul: the linear rule against a constant operand, the bilinear rule for two activations.
+pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
+    let a0 = c.input(0)?;
+    let b0 = c.input(1)?;
+    let (sa, sb) = (a0.shape().to_vec(), b0.shape().to_vec());
+    let a = promote(a0, true)?;
+    let b = promote(b0, false)?;
+    let out_shape = mm(&a, &b)?.shape().to_vec();
+    let r = reshape(r, &out_shape)?;
+    let mut out = Backward {
+        inputs: vec![None; c.node.inputs.len()],
+        weight_rel: 0.0,
+    };
+    match (c.carries(0), c.carries(1)) {
+        (true, true) => {
+            let (ra, rb) = bilinear(&a, &b, &r, c.cfg.eps)?;
+            out.inputs[0] = Some(reshape(ra, &sa)?);
+            out.inputs[1] = Some(reshape(rb, &sb)?);
+        }
+        (true, false) => {
+            let map = MatMulMap {
+                weight_left: false,
+                x_shape: a.shape().to_vec(),
+                w_shape: b.shape().to_vec(),
+            };
+            let (rx, rw) = linear_rule(&map, c.rule(c.cfg.linear), c.cfg.eps, &a, &b, None, &r)?;
+            out.inputs[0] = Some(reshape(rx, &sa)?);
+            out.weight_rel = rw;
+        }
+        (false, true) => {
+            let map = MatMulMap {
+                weight_left: true,
+                x_shape: b.shape().to_vec(),
+                w_shape: a.shape().to_vec(),
+            };
+            let (rx, rw) = linear_rule(&map, c.rule(c.cfg.linear), c.cfg.eps, &b, &a, None, &r)?;
+            out.inputs[1] = Some(reshape(rx, &sb)?);
+            out.weight_rel = rw;
+        }
+        (false, false) => {}
+    }
+    Ok(out)
+}
+
+/// Gemm: Y = α·A'·B' + β·C, with a BatchNormalization after it folded in when asked.
+pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
+    let trans_a = c.attr_int("transA", 0) != 0;
+    let trans_b = c.attr_int("transB", 0) != 0;
+    let alpha = c.attr_float("alpha", 1.0) as f64;
+    let beta = c.attr_float("beta", 1.0) as f64;
+    let mut a = c.input(0)?;
+    let mut b = c.input(1)?;
+    if a.ndim() != 2 || b.ndim() != 2 {
+        return Err("Gemm operands must be matrices".into());
+    }
+    if trans_a {
+        a = t_last2(&a);
+    }
+    if trans_b {
+        b = t_last2(&b);
+    }
+    let (m, n) = (a.shape()[0], b.shape()[1]);
+    let mut bias = if c.has_input(2) {
+        Some(broadcast_to(&(c.input(2)? * beta), &[m, n])?)
+    } else {
+        None
+    };
+    let mut out = Backward {
+        inputs: vec![None; c.node.inputs.len()],
+        weight_rel: 0.0,
+    };
+    let r = reshape(r, &[m, n])?;
+    match (c.carries(0), c.carries(1)) {
+        (true, true) => {
+            let (ra, rb) = bilinear(&(a * alpha), &b, &r, c.cfg.eps)?;
+            out.inputs[0] = Some(if trans_a { t_last2(&ra) } else { ra });
+            out.inputs[1] = Some(if trans_b { t_last2(&rb) } else { rb });
+        }
+        (true, false) => {
+            let mut w = b * alpha;
+            if let Some(bn) = c.fold {
+                let (k, sh) = super::conv::bn_scale_shift(c, bn)?;
+                let k2 = reshape(k.clone(), &[1, n])?;
+                w = &w * &k2;
+                let old = bias
+                    .take()
+                    .unwrap_or_else(|| T::zeros(ndarray::IxDyn(&[m, n])));
+                bias = Some(&old * &k2 + &reshape(sh, &[1, n])?);
+            }
+            let map = MatMulMap {
+                weight_left: false,
+                x_shape: a.shape().to_vec(),
+                w_shape: w.shape().to_vec(),
+            };
+            let (rx, rw) = linear_rule(
+                &map,
+                c.rule(c.cfg.linear),
+                c.cfg.eps,
+                &a,
+                &w,
+                bias.as_ref(),
+                &r,
+            )?;
+            out.inputs[0] = Some(if trans_a { t_last2(&rx) } else { rx });
+            out.weight_rel = rw;
+        }
+        (false, true) => {
+            if c.fold.is_some() {
+                return Err("BatchNormalization folding needs the weight on the right".into());
+            }
+            let w = a * alpha;
+            let map = MatMulMap {
+                weight_left: true,
+                x_shape: b.shape().to_vec(),
+                w_shape: w.shape().to_vec(),
+            };
+            let (rx, rw) = linear_rule(
+                &map,
+                c.rule(c.cfg.linear),
+                c.cfg.eps,
+                &b,
+                &w,
+                bias.as_ref(),
+                &r,
+            )?;
+            out.inputs[1] = Some(if trans_b { t_last2(&rx) } else { rx });
+            out.weight_rel = rw;
+        }
+        (false, false) => {}
+    }
+    Ok(out)
+}

@@ -1,0 +1,334 @@
+//! LRP rules per ONNX operator. [`apply`] picks the rule for a node; each rule takes the
+//! relevance of the node's outputs and returns relevance for its relevance-carrying inputs
+//! (shaped like the output or like the input: the sweep un-broadcasts) and the total
+//! |R_W| of its weights.
+
+pub mod conv;
+pub mod elementwise;
+pub mod linear;
+pub mod pool;
+pub mod resize;
+pub mod routing;
+
+use super::activations::Activations;
+use super::config::RuleConfig;
+use super::tensor::T;
+use crate::ir::attr::AttrExt;
+use crate::ir::{canonical_domain, Graph, Node};
+use std::collections::HashSet;
+
+pub type RResult<X> = std::result::Result<X, String>;
+
+/// Everything a rule can read about its node.
+pub struct Ctx<'a> {
+    pub graph: &'a Graph,
+    pub node: &'a Node,
+    pub acts: &'a Activations,
+    pub cfg: &'a RuleConfig,
+    pub carry: &'a HashSet<String>,
+    pub opset: i64,
+    /// The BatchNormalization folded into this Conv/Gemm, if any.
+    pub fold: Option<&'a Node>,
+}
+
+impl Ctx<'_> {
+    pub fn in_name(&self, i: usize) -> Option<&str> {
+        self.node
+            .inputs
+            .get(i)
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+    }
+    pub fn has_input(&self, i: usize) -> bool {
+        self.in_name(i).is_some()
+    }
+    /// True when input `i` carries relevance.
+    pub fn carries(&self, i: usize) -> bool {
+        self.in_name(i).is_some_and(|n| self.carry.contains(n))
+    }
+    pub fn input(&self, i: usize) -> RResult<T> {
+        let n = self
+            .in_name(i)
+            .ok_or_else(|| format!("input {i} is missing"))?;
+        self.acts.get(n)
+    }
+    pub fn in_shape(&self, i: usize) -> RResult<Vec<usize>> {
+        let n = self
+            .in_name(i)
+            .ok_or_else(|| format!("input {i} is missing"))?;
+        self.acts.shape(n)
+    }
+    pub fn ints(&self, i: usize) -> RResult<Vec<i64>> {
+        let n = self
+            .in_name(i)
+            .ok_or_else(|| format!("input {i} is missing"))?;
+        self.acts.ints(n)
+    }
+    pub fn output(&self, i: usize) -> RResult<T> {
+        let n = self
+            .node
+            .outputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("output {i} is missing"))?;
+        self.acts.get(n)
+    }
+    pub fn out_shape(&self, i: usize) -> RResult<Vec<usize>> {
+        let n = self
+            .node
+            .outputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("output {i} is missing"))?;
+        self.acts.shape(n)
+    }
+    pub fn attr_int(&self, name: &str, default: i64) -> i64 {
+        self.node
+            .attr(name)
+            .and_then(|a| a.as_int())
+            .unwrap_or(default)
+    }
+    pub fn attr_ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.node
+            .attr(name)
+            .and_then(|a| a.as_ints())
+            .map(|v| v.to_vec())
+    }
+    pub fn attr_float(&self, name: &str, default: f32) -> f32 {
+        self.node
+            .attr(name)
+            .and_then(|a| a.as_float())
+            .unwrap_or(default)
+    }
+    pub fn attr_str(&self, name: &str, default: &str) -> String {
+        self.node
+            .attr(name)
+            .and_then(|a| a.as_str())
+            .unwrap_or(default)
+            .to_string()
+    }
+    /// The rule for this node: its override by name, else the class rule.
+    pub fn rule(&self, class: super::config::Rule) -> super::config::Rule {
+        self.cfg
+            .node_rules
+            .get(&self.node.name)
+            .copied()
+            .unwrap_or(class)
+    }
+    /// Indices of the inputs that carry relevance.
+    pub fn carrying_inputs(&self) -> Vec<usize> {
+        (0..self.node.inputs.len())
+            .filter(|&i| self.carries(i))
+            .collect()
+    }
+}
+
+/// What a rule returns.
+#[derive(Clone, Debug, Default)]
+pub struct Backward {
+    /// Relevance per input slot (`None`: none flows there).
+    pub inputs: Vec<Option<T>>,
+    /// Σ|R_W| of the node's weights (0 for ops without weights).
+    pub weight_rel: f64,
+}
+
+impl Backward {
+    /// Relevance only for input `slot` of a node with `n` inputs.
+    pub fn single(n: usize, slot: usize, r: T) -> Backward {
+        let mut inputs = vec![None; n];
+        if slot < n {
+            inputs[slot] = Some(r);
+        }
+        Backward {
+            inputs,
+            weight_rel: 0.0,
+        }
+    }
+}
+
+/// Ops relevance passes through unchanged to input 0 (R_in = R_out).
+pub const PASS_OPS: &[&str] = &[
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "ThresholdedRelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Gelu",
+    "Erf",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Clip",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Neg",
+    "Abs",
+    "Sign",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sin",
+    "Cos",
+    "Identity",
+    "Dropout",
+    "Cast",
+    "CastLike",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "LogSoftmax",
+    "LayerNormalization",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "LRN",
+    "MeanVarianceNormalization",
+    "LpNormalization",
+    "Shrink",
+    "Swish",
+];
+
+/// Ops with an explicit rule (besides [`PASS_OPS`]).
+pub const RULE_OPS: &[&str] = &[
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Sum",
+    "Mean",
+    "Max",
+    "Min",
+    "Pow",
+    "Where",
+    "Softmax",
+    "BatchNormalization",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Gather",
+    "Expand",
+    "Tile",
+    "Pad",
+    "Resize",
+    "Upsample",
+    "DepthToSpace",
+    "SpaceToDepth",
+];
+
+/// True when `n` has a rule of its own.
+pub fn has_rule(n: &Node) -> bool {
+    canonical_domain(&n.domain).is_empty()
+        && (PASS_OPS.contains(&n.op_type.as_str()) || RULE_OPS.contains(&n.op_type.as_str()))
+}
+
+/// Applies the node's rule. `rel` holds the relevance of each output (`None`: none arrived).
+/// Returns `Ok(None)` when the op has no rule.
+pub fn apply(c: &Ctx, rel: &[Option<T>]) -> RResult<Option<Backward>> {
+    if !has_rule(c.node) {
+        return Ok(None);
+    }
+    let n_in = c.node.inputs.len();
+    let op = c.node.op_type.as_str();
+    if op == "Split" {
+        return routing::split(c, rel).map(Some);
+    }
+    let r = match rel.first().and_then(|r| r.clone()) {
+        Some(r) => r,
+        None => return Ok(Some(Backward::default())),
+    };
+    if op == "Pow" {
+        // All relevance to the base; to the exponent only when the base is constant.
+        let slot = if c.carries(0) { 0 } else { 1 };
+        return Ok(Some(Backward::single(n_in, slot, r)));
+    }
+    if PASS_OPS.contains(&op) {
+        let slot = if c.carries(0) {
+            0
+        } else {
+            c.carrying_inputs().first().copied().unwrap_or(0)
+        };
+        let shape = c.in_shape(slot)?;
+        let r = if r.len() == shape.iter().product::<usize>() && r.shape() != shape.as_slice() {
+            super::tensor::reshape(r, &shape)?
+        } else {
+            r
+        };
+        return Ok(Some(Backward::single(n_in, slot, r)));
+    }
+    let b = match op {
+        "Conv" => conv::conv(c, r)?,
+        "ConvTranspose" => conv::conv_transpose(c, r)?,
+        "Gemm" => linear::gemm(c, r)?,
+        "MatMul" => linear::matmul(c, r)?,
+        "Add" | "Sum" | "Mean" => elementwise::sum_like(c, r)?,
+        "Sub" => elementwise::sub(c, r)?,
+        "Mul" => elementwise::mul(c, r)?,
+        "Div" => elementwise::div(c, r)?,
+        "Max" | "Min" => elementwise::max_min(c, r)?,
+        "Where" => elementwise::where_(c, r)?,
+        "Softmax" => elementwise::softmax(c, r)?,
+        "BatchNormalization" => elementwise::batchnorm(c, r)?,
+        "MaxPool" | "AveragePool" => pool::pool(c, r)?,
+        "GlobalAveragePool" | "GlobalMaxPool" => pool::global_pool(c, r)?,
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => pool::reduce(c, r)?,
+        "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => routing::reshape_back(c, r)?,
+        "Transpose" => routing::transpose(c, r)?,
+        "Concat" => routing::concat(c, r)?,
+        "Slice" => routing::slice(c, r)?,
+        "Gather" => routing::gather(c, r)?,
+        "Expand" => Backward::single(n_in, 0, r),
+        "Tile" => routing::tile(c, r)?,
+        "Pad" => routing::pad(c, r)?,
+        "DepthToSpace" | "SpaceToDepth" => routing::depth_space(c, r)?,
+        "Resize" | "Upsample" => resize::resize(c, r)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(b))
+}
+
+/// The uniform rule (plumbing check, and the fallback for ops without a rule): ΣR_out
+/// spread evenly over the elements of the relevance-carrying inputs.
+pub fn uniform(c: &Ctx, rel: &[Option<T>]) -> RResult<Backward> {
+    let total: f64 = rel.iter().flatten().map(|r| r.sum()).sum();
+    let slots = c.carrying_inputs();
+    let mut shapes = Vec::new();
+    for &s in &slots {
+        shapes.push(c.in_shape(s)?);
+    }
+    let count: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+    let mut b = Backward {
+        inputs: vec![None; c.node.inputs.len()],
+        weight_rel: 0.0,
+    };
+    if count == 0 {
+        return Ok(b);
+    }
+    let each = total / count as f64;
+    for (s, shape) in slots.into_iter().zip(shapes) {
+        b.inputs[s] = Some(T::from_elem(ndarray::IxDyn(&shape), each));
+    }
+    Ok(b)
+}

@@ -1,0 +1,264 @@
+//! Small tensor helpers for the relevance rules: the stabilized division, broadcasting and
+//! un-broadcasting, batched matrix products, and linear maps applied along one axis.
+
+use ndarray::{Array2, ArrayD, Axis, IxDyn};
+
+/// A dense f64 tensor of any rank.
+pub type T = ArrayD<f64>;
+
+/// Errors of the tensor helpers: shapes that do not fit.
+pub type TResult<X> = std::result::Result<X, String>;
+
+/// z + ε·sign(z) with sign(0) = +1 (the zennit / DynamicLRP convention).
+pub fn stab(z: f64, eps: f64) -> f64 {
+    if z >= 0.0 {
+        z + eps
+    } else {
+        z - eps
+    }
+}
+
+/// r / stab(z, eps), elementwise with broadcasting; a zero denominator gives 0.
+pub fn div_stab(r: &T, z: &T, eps: f64) -> TResult<T> {
+    let shape = broadcast_shape(&[r.shape(), z.shape()])?;
+    let r = broadcast_to(r, &shape)?;
+    let z = broadcast_to(z, &shape)?;
+    let mut out = r;
+    ndarray::Zip::from(&mut out).and(&z).for_each(|o, &zv| {
+        let d = stab(zv, eps);
+        *o = if d == 0.0 { 0.0 } else { *o / d };
+    });
+    Ok(out)
+}
+
+/// The numpy broadcast of several shapes.
+pub fn broadcast_shape(shapes: &[&[usize]]) -> TResult<Vec<usize>> {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let mut out = vec![1usize; rank];
+    for s in shapes {
+        let off = rank - s.len();
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[off + i];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return Err(format!("shapes {shapes:?} do not broadcast"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `a` broadcast to `shape`, as an owned standard-layout array.
+pub fn broadcast_to(a: &T, shape: &[usize]) -> TResult<T> {
+    if a.shape() == shape {
+        return Ok(a.clone());
+    }
+    a.broadcast(IxDyn(shape))
+        .map(|v| v.to_owned())
+        .ok_or_else(|| format!("cannot broadcast {:?} to {shape:?}", a.shape()))
+}
+
+/// Sums `r` over the axes along which an operand of `shape` was broadcast to `r`'s shape,
+/// so the result has exactly `shape` (the adjoint of broadcasting).
+pub fn unbroadcast(r: T, shape: &[usize]) -> TResult<T> {
+    if r.shape() == shape {
+        return Ok(r);
+    }
+    if r.ndim() < shape.len() {
+        return Err(format!(
+            "relevance of shape {:?} cannot be un-broadcast to {shape:?}",
+            r.shape()
+        ));
+    }
+    let mut r = r;
+    while r.ndim() > shape.len() {
+        r = r.sum_axis(Axis(0));
+    }
+    for (i, &d) in shape.iter().enumerate() {
+        if r.shape()[i] != d {
+            if d == 1 {
+                r = r.sum_axis(Axis(i)).insert_axis(Axis(i));
+            } else {
+                return Err(format!(
+                    "relevance of shape {:?} cannot be un-broadcast to {shape:?}",
+                    r.shape()
+                ));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// Reshapes (row-major) to `shape`; the element counts must agree.
+pub fn reshape(a: T, shape: &[usize]) -> TResult<T> {
+    let from = a.shape().to_vec();
+    let a = if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    };
+    a.into_shape_with_order(IxDyn(shape))
+        .map_err(|e| format!("cannot reshape {from:?} to {shape:?}: {e}"))
+}
+
+/// Elementwise max(x, 0).
+pub fn pos(a: &T) -> T {
+    a.mapv(|v| v.max(0.0))
+}
+
+/// Elementwise min(x, 0).
+pub fn neg(a: &T) -> T {
+    a.mapv(|v| v.min(0.0))
+}
+
+/// Sum of |x|.
+pub fn abs_sum(a: &T) -> f64 {
+    a.iter().map(|v| v.abs()).sum()
+}
+
+/// Swaps the last two axes (a matrix transpose for each batch entry).
+pub fn t_last2(a: &T) -> T {
+    let n = a.ndim();
+    let mut v = a.view();
+    v.swap_axes(n - 2, n - 1);
+    v.as_standard_layout().into_owned()
+}
+
+/// numpy `matmul` of operands of rank ≥ 2 with broadcast batch dims.
+pub fn matmul(a: &T, b: &T) -> TResult<T> {
+    if a.ndim() < 2 || b.ndim() < 2 {
+        return Err("matmul operands must have rank 2 or more here".into());
+    }
+    let (m, k) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
+    let (k2, n) = (b.shape()[b.ndim() - 2], b.shape()[b.ndim() - 1]);
+    if k != k2 {
+        return Err(format!(
+            "matmul of {:?} and {:?}: inner dims differ",
+            a.shape(),
+            b.shape()
+        ));
+    }
+    let batch = broadcast_shape(&[&a.shape()[..a.ndim() - 2], &b.shape()[..b.ndim() - 2]])?;
+    let nb: usize = batch.iter().product();
+    let mut sa = batch.clone();
+    sa.extend([m, k]);
+    let mut sb = batch.clone();
+    sb.extend([k, n]);
+    let a3 = reshape(broadcast_to(a, &sa)?, &[nb, m, k])?;
+    let b3 = reshape(broadcast_to(b, &sb)?, &[nb, k, n])?;
+    let mut out = ndarray::Array3::<f64>::zeros((nb, m, n));
+    for i in 0..nb {
+        let a2 = a3.index_axis(Axis(0), i);
+        let b2 = b3.index_axis(Axis(0), i);
+        let a2 = a2
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|e| e.to_string())?;
+        let b2 = b2
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|e| e.to_string())?;
+        out.index_axis_mut(Axis(0), i).assign(&a2.dot(&b2));
+    }
+    let mut so = batch;
+    so.extend([m, n]);
+    reshape(out.into_dyn(), &so)
+}
+
+/// Applies the matrix `m` (out_len × in_len) along `axis`:
+/// result[…, o, …] = Σ_i m[o, i] · a[…, i, …].
+pub fn apply_along_axis(a: &T, axis: usize, m: &Array2<f64>) -> TResult<T> {
+    let len = a.shape()[axis];
+    if m.ncols() != len {
+        return Err(format!(
+            "axis {axis} has length {len}, the map expects {}",
+            m.ncols()
+        ));
+    }
+    let rank = a.ndim();
+    let mut perm: Vec<usize> = (0..rank).filter(|&i| i != axis).collect();
+    perm.push(axis);
+    let moved = a.view().permuted_axes(IxDyn(&perm));
+    let moved = moved.as_standard_layout().into_owned();
+    let rest: Vec<usize> = perm[..rank - 1].iter().map(|&i| a.shape()[i]).collect();
+    let lanes: usize = rest.iter().product();
+    let flat = reshape(moved, &[lanes, len])?
+        .into_dimensionality::<ndarray::Ix2>()
+        .map_err(|e| e.to_string())?;
+    let res = flat.dot(&m.t());
+    let mut shape = rest;
+    shape.push(m.nrows());
+    let res = reshape(res.into_dyn(), &shape)?;
+    let mut inv = vec![0usize; rank];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    Ok(res
+        .view()
+        .permuted_axes(IxDyn(&inv))
+        .as_standard_layout()
+        .into_owned())
+}
+
+/// For an output index → input index map along one axis (`None` = no source), the 0/1
+/// matrix (out_len × in_len) of the gather.
+pub fn gather_matrix(map: &[Option<usize>], in_len: usize) -> Array2<f64> {
+    let mut m = Array2::<f64>::zeros((map.len(), in_len));
+    for (o, src) in map.iter().enumerate() {
+        if let Some(i) = src {
+            if *i < in_len {
+                m[[o, *i]] += 1.0;
+            }
+        }
+    }
+    m
+}
+
+/// Normalizes a possibly negative axis against `rank`.
+pub fn norm_axis(axis: i64, rank: usize) -> TResult<usize> {
+    let a = if axis < 0 { axis + rank as i64 } else { axis };
+    if a < 0 || a as usize >= rank.max(1) {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn unbroadcast_sums_broadcast_axes() {
+        let r = ArrayD::from_shape_vec(IxDyn(&[2, 3]), (0..6).map(|v| v as f64).collect()).unwrap();
+        let u = unbroadcast(r.clone(), &[1, 3]).unwrap();
+        assert_eq!(u.into_raw_vec_and_offset().0, vec![3.0, 5.0, 7.0]);
+        let u = unbroadcast(r.clone(), &[3]).unwrap();
+        assert_eq!(u.shape(), &[3]);
+        let u = unbroadcast(r.clone(), &[2, 1]).unwrap();
+        assert_eq!(u.into_raw_vec_and_offset().0, vec![3.0, 12.0]);
+        assert!(unbroadcast(r, &[2, 2]).is_err());
+    }
+
+    #[test]
+    fn stabilizer_sign_of_zero_is_positive() {
+        assert_eq!(stab(0.0, 0.5), 0.5);
+        assert_eq!(stab(-1.0, 0.5), -1.5);
+        assert_eq!(stab(2.0, 0.5), 2.5);
+    }
+
+    #[test]
+    fn matmul_and_axis_maps() {
+        let a = array![[1.0, 2.0], [3.0, 4.0]].into_dyn();
+        let b = array![[1.0], [1.0]].into_dyn();
+        let c = matmul(&a, &b).unwrap();
+        assert_eq!(c.into_raw_vec_and_offset().0, vec![3.0, 7.0]);
+        // Reverse along axis 1 with a gather matrix.
+        let m = gather_matrix(&[Some(1), Some(0), None], 2);
+        let r = apply_along_axis(&a, 1, &m).unwrap();
+        assert_eq!(r.shape(), &[2, 3]);
+        assert_eq!(
+            r.into_raw_vec_and_offset().0,
+            vec![2.0, 1.0, 0.0, 4.0, 3.0, 0.0]
+        );
+    }
+}
