@@ -1,0 +1,80 @@
+//! The scheduling pass: extracts the problem, schedules it, puts `graph.order` into the
+//! chosen order (export lists nodes in it), writes the `--plan` file and leaves the report
+//! section in a slot the pipeline reads.
+
+use super::plan::plan_json;
+use super::problem::extract;
+use super::solve::{schedule, ScheduleError, ScheduleOptions};
+use super::target::Target;
+use crate::error::{Error, Result};
+use crate::ir::Model;
+use crate::pass_manager::{Pass, PassChanges};
+use crate::report::write_atomic;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Where the pass leaves its report section.
+pub type ScheduleSlot = Arc<Mutex<Option<serde_json::Value>>>;
+
+pub struct SchedulePass {
+    pub target: Target,
+    pub options: ScheduleOptions,
+    pub plan_path: Option<PathBuf>,
+    pub slot: ScheduleSlot,
+}
+
+impl Pass for SchedulePass {
+    fn name(&self) -> &'static str {
+        "schedule"
+    }
+
+    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+        let p = extract(model, &self.target).map_err(Error::Usage)?;
+        let out =
+            schedule(&p, self.target.scratchpad_bytes, &self.options).map_err(|e| match e {
+                ScheduleError::BelowMr { .. } => Error::Usage(e.to_string()),
+                ScheduleError::Other(m) => Error::Internal(format!("scheduling failed: {m}")),
+            })?;
+        let Some(plan) = &out.ours.plan else {
+            return Err(Error::Internal("the chosen schedule has no plan".into()));
+        };
+        let check = out
+            .ours
+            .check
+            .as_ref()
+            .map_err(|e| Error::Internal(format!("the chosen plan fails the checker: {e}")))?;
+        let new_order: Vec<_> = plan.order.iter().map(|&o| p.nodes[o]).collect();
+        let moved = new_order
+            .iter()
+            .zip(&model.graph.order)
+            .filter(|(a, b)| a != b)
+            .count();
+        model.graph.order = new_order;
+        if let Some(path) = &self.plan_path {
+            let v = plan_json(&p, plan, &check.segments, self.target.scratchpad_bytes);
+            let text = serde_json::to_string_pretty(&v)
+                .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
+            write_atomic(path, text.as_bytes())?;
+        }
+        let mut section = out.to_json(&p);
+        if let Some(obj) = section.as_object_mut() {
+            obj.insert("mode".into(), self.options.mode.name().into());
+            obj.insert(
+                "weights_in_scratchpad".into(),
+                self.target.weights_in_scratchpad.into(),
+            );
+            if let Some(bw) = self.target.bandwidth_bytes_per_s {
+                let t = out.ours.traffic().unwrap_or(0) as f64 / bw;
+                obj.insert("traffic_seconds".into(), t.into());
+            }
+        }
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Some(section);
+        }
+        let mut changes = PassChanges::default();
+        changes.add("reordered_nodes", moved as u64);
+        changes.add("spill_bytes", check.spill_bytes);
+        changes.add("reload_bytes", check.reload_bytes);
+        Ok(changes)
+    }
+}

@@ -1,0 +1,503 @@
+//! Puts the pieces together: bounds, baselines, the ILP (whole or in windows) for the
+//! candidate orders, the checker on every plan, and the choice of the plan to use.
+
+use super::baseline::arena_belady;
+use super::bounds::{m_r, peak, traffic_lower_bound};
+use super::checker::{check, CheckReport};
+use super::ilp::{solve_window, IlpStatus, Window};
+use super::order::{min_peak_order, MinPeak};
+use super::plan::Plan;
+use super::problem::{Lifetimes, OpId, Problem};
+use super::windows::{solve_windows, window_cost};
+use serde_json::{json, Value};
+use std::str::FromStr;
+use std::time::Instant;
+
+/// Which COSMA variant to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Free order (model order and minimum-peak order as candidates), whole ILP when it is
+    /// small enough, windows otherwise.
+    Auto,
+    /// The model's own order, offsets and spills chosen by the ILP.
+    Fixed,
+    /// The minimum-peak order, offsets and spills chosen by the ILP.
+    MinPeak,
+    /// Like `Auto`, but always solves whole (no windows).
+    Free,
+    /// Like `Auto`, but always divide and conquer.
+    Windows,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "auto" => Ok(Mode::Auto),
+            "fixed" => Ok(Mode::Fixed),
+            "min-peak" | "min_peak" => Ok(Mode::MinPeak),
+            "free" => Ok(Mode::Free),
+            "windows" => Ok(Mode::Windows),
+            other => Err(format!(
+                "unknown schedule mode '{other}' (use auto, fixed, min-peak, free or windows)"
+            )),
+        }
+    }
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Fixed => "fixed",
+            Mode::MinPeak => "min-peak",
+            Mode::Free => "free",
+            Mode::Windows => "windows",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ScheduleOptions {
+    pub mode: Mode,
+    /// Wall-clock seconds for all ILP solves together.
+    pub time_limit_s: f64,
+    /// Largest ILP (see [`window_cost`]) solved whole; larger orders go to windows.
+    pub max_window_cost: usize,
+    /// States kept per level by the minimum-peak search (exact below this); `0` picks
+    /// it from the graph size.
+    pub max_order_states: usize,
+}
+
+impl ScheduleOptions {
+    /// The state cap for the minimum-peak search on `p`.
+    pub fn order_states_for(&self, p: &Problem) -> usize {
+        if self.max_order_states > 0 {
+            self.max_order_states
+        } else {
+            (150_000 / p.ops.len().max(1)).clamp(32, 4000)
+        }
+    }
+}
+
+impl Default for ScheduleOptions {
+    fn default() -> Self {
+        ScheduleOptions {
+            mode: Mode::Auto,
+            time_limit_s: 60.0,
+            max_window_cost: 6000,
+            max_order_states: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("the scratchpad ({budget} bytes) is smaller than M_R = {m_r} bytes, which operator '{op}' ({op_type}) needs at once for its inputs and outputs; give at least {m_r} bytes")]
+    BelowMr {
+        budget: u64,
+        m_r: u64,
+        op: String,
+        op_type: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One method's plan and its checked traffic.
+#[derive(Clone, Debug)]
+pub struct Method {
+    pub name: String,
+    pub order: Vec<OpId>,
+    pub plan: Option<Plan>,
+    pub check: Result<CheckReport, String>,
+}
+
+impl Method {
+    pub fn traffic(&self) -> Option<u64> {
+        self.check.as_ref().ok().map(|c| c.traffic_bytes)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SolverInfo {
+    pub status: String,
+    pub seconds: f64,
+    /// (traffic − lower bound) / traffic for the chosen order; 0 when proven optimal.
+    pub gap: Option<f64>,
+    pub bound_bytes: Option<u64>,
+    pub windows: usize,
+    pub fallback_windows: usize,
+    pub variables: usize,
+    pub time_limit_s: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub budget: u64,
+    pub m_r: u64,
+    pub m_r_op: Option<String>,
+    /// Peak live bytes of the minimum-peak order.
+    pub m_p: u64,
+    pub m_p_exact: bool,
+    pub model_order_peak: u64,
+    pub baselines: Vec<Method>,
+    /// Every ILP plan tried (one per candidate order).
+    pub candidates: Vec<Method>,
+    pub ours: Method,
+    /// Where the chosen plan came from (`ilp`, `windows`, or a baseline fallback).
+    pub source: String,
+    pub solver: SolverInfo,
+    /// Live-bytes bound of the chosen order.
+    pub live_bound: u64,
+    pub traffic_lower_bound: Option<u64>,
+    /// Plans the checker rejected, with the reason (never used).
+    pub rejected: Vec<String>,
+    pub plans_checked: usize,
+}
+
+impl Outcome {
+    pub fn best_baseline(&self) -> Option<u64> {
+        self.baselines.iter().filter_map(|m| m.traffic()).min()
+    }
+
+    /// 1 − ours / best baseline (None when the best baseline has no traffic).
+    pub fn reduction_vs_best_baseline(&self) -> Option<f64> {
+        let b = self.best_baseline()?;
+        let o = self.ours.traffic()?;
+        (b > 0).then(|| 1.0 - o as f64 / b as f64)
+    }
+
+    pub fn to_json(&self, p: &Problem) -> Value {
+        let method = |m: &Method| {
+            json!({
+                "name": m.name,
+                "traffic_bytes": m.traffic(),
+                "check": match &m.check { Ok(_) => Value::from("passed"), Err(e) => Value::from(format!("failed: {e}")) },
+                "peak_resident_bytes": m.check.as_ref().ok().map(|c| c.peak_resident_bytes),
+            })
+        };
+        json!({
+            "scratchpad_bytes": self.budget,
+            "alignment": p.alignment,
+            "tensors": p.tensors.len(),
+            "operators": p.ops.len(),
+            "m_r": self.m_r,
+            "m_r_operator": self.m_r_op,
+            "m_p": self.m_p,
+            "m_p_exact": self.m_p_exact,
+            "model_order_peak": self.model_order_peak,
+            "live_bytes_bound": self.live_bound,
+            "traffic_lower_bound": self.traffic_lower_bound,
+            "traffic_bytes": {
+                "ours": self.ours.traffic(),
+                "baselines": self.baselines.iter().map(|m| (m.name.clone(), json!(m.traffic()))).collect::<serde_json::Map<_, _>>(),
+            },
+            "ours": method(&self.ours),
+            "source": self.source,
+            "baselines": self.baselines.iter().map(method).collect::<Vec<_>>(),
+            "candidates": self.candidates.iter().map(method).collect::<Vec<_>>(),
+            "best_baseline_traffic_bytes": self.best_baseline(),
+            "reduction_vs_best_baseline": self.reduction_vs_best_baseline(),
+            "solver": {
+                "status": self.solver.status,
+                "seconds": self.solver.seconds,
+                "gap": self.solver.gap,
+                "bound_bytes": self.solver.bound_bytes,
+                "windows": self.solver.windows,
+                "fallback_windows": self.solver.fallback_windows,
+                "variables": self.solver.variables,
+                "time_limit_s": self.solver.time_limit_s,
+            },
+            "checker": {
+                "passed": self.ours.check.is_ok(),
+                "plans_checked": self.plans_checked,
+                "rejected": self.rejected,
+            },
+        })
+    }
+}
+
+fn checked(p: &Problem, name: &str, order: &[OpId], plan: Plan, budget: u64) -> Method {
+    let check = check(p, &plan, budget);
+    Method {
+        name: name.to_string(),
+        order: order.to_vec(),
+        plan: Some(plan),
+        check,
+    }
+}
+
+/// Schedules `p` for a scratchpad of `budget` bytes.
+pub fn schedule(
+    p: &Problem,
+    budget: u64,
+    opts: &ScheduleOptions,
+) -> Result<Outcome, ScheduleError> {
+    let mp = min_peak_order(p, opts.order_states_for(p));
+    schedule_with(p, budget, opts, &mp)
+}
+
+/// [`schedule`] with a minimum-peak order computed beforehand (it does not depend on the
+/// budget, so callers trying several budgets compute it once).
+pub fn schedule_with(
+    p: &Problem,
+    budget: u64,
+    opts: &ScheduleOptions,
+    mp: &MinPeak,
+) -> Result<Outcome, ScheduleError> {
+    let started = Instant::now();
+    let (mr, mr_op) = m_r(p);
+    if budget < mr {
+        let o = mr_op.map(|o| &p.ops[o]);
+        return Err(ScheduleError::BelowMr {
+            budget,
+            m_r: mr,
+            op: o.map(|o| o.name.clone()).unwrap_or_default(),
+            op_type: o.map(|o| o.op_type.clone()).unwrap_or_default(),
+        });
+    }
+    let model_order = p.model_order();
+    let model_peak = peak(p, &model_order);
+    let (mp_order, m_p, m_p_exact) = if mp.peak <= model_peak && mp.order.len() == p.ops.len() {
+        (mp.order.clone(), mp.peak, mp.exact)
+    } else {
+        (model_order.clone(), model_peak, false)
+    };
+    p.check_order(&mp_order).map_err(ScheduleError::Other)?;
+
+    let mut rejected = Vec::new();
+    let mut plans_checked = 0;
+    let mut baselines = Vec::new();
+    for (name, order) in [
+        ("model_order+arena+belady", &model_order),
+        ("min_peak_order+arena+belady", &mp_order),
+    ] {
+        let m = match arena_belady(p, order, budget) {
+            Ok(plan) => checked(p, name, order, plan, budget),
+            Err(e) => Method {
+                name: name.to_string(),
+                order: order.clone(),
+                plan: None,
+                check: Err(e),
+            },
+        };
+        plans_checked += m.plan.is_some() as usize;
+        if let Err(e) = &m.check {
+            rejected.push(format!("{name}: {e}"));
+        }
+        baselines.push(m);
+    }
+
+    let mut orders: Vec<(&str, &Vec<OpId>, usize)> = match opts.mode {
+        Mode::Fixed => vec![("model_order", &model_order, 0)],
+        Mode::MinPeak => vec![("min_peak_order", &mp_order, 1)],
+        _ => vec![
+            ("model_order", &model_order, 0),
+            ("min_peak_order", &mp_order, 1),
+        ],
+    };
+    if orders.len() == 2 && model_order == mp_order {
+        orders.truncate(1);
+    }
+    let mut solver = SolverInfo {
+        status: "optimal".into(),
+        time_limit_s: opts.time_limit_s,
+        ..SolverInfo::default()
+    };
+    let mut candidates = Vec::new();
+    let mut statuses = Vec::new();
+    // An eligible baseline with no traffic is optimal for every order: nothing to solve.
+    let zero = orders
+        .iter()
+        .any(|&(_, _, b)| baselines[b].traffic() == Some(0));
+    let need: Vec<bool> = orders
+        .iter()
+        .map(|&(_, order, b)| {
+            let base = baselines[b].traffic();
+            let lb = traffic_lower_bound(p, order, budget);
+            !zero && (base.is_none() || base != lb)
+        })
+        .collect();
+    let mut left_to_solve = need.iter().filter(|&&x| x).count();
+    for (k, &(oname, order, b)) in orders.iter().enumerate() {
+        if !need[k] {
+            // The baseline already meets the lower bound of this order: optimal.
+            let mut m = baselines[b].clone();
+            m.name = format!("cosma_fs({oname})");
+            candidates.push((m, IlpStatus::Optimal, "baseline meets the lower bound"));
+            statuses.push(IlpStatus::Optimal);
+            continue;
+        }
+        let remaining = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(1.0);
+        let limit = remaining / left_to_solve.max(1) as f64;
+        left_to_solve = left_to_solve.saturating_sub(1);
+        let lt = Lifetimes::new(p, order);
+        let whole_cost = window_cost(p, &lt, 0, order.len());
+        let use_windows = match opts.mode {
+            Mode::Windows => true,
+            Mode::Free => false,
+            _ => whole_cost > opts.max_window_cost,
+        };
+        let name = format!("cosma_fs({oname})");
+        if use_windows {
+            match solve_windows(p, order, budget, opts.max_window_cost, limit) {
+                Ok(w) => {
+                    solver.windows += w.windows;
+                    solver.fallback_windows += w.fallback_windows;
+                    solver.variables += w.variables;
+                    let m = checked(p, &name, order, w.plan, budget);
+                    plans_checked += 1;
+                    let m = objective_matches(m, w.objective, &mut rejected);
+                    // Optimal windows do not make an optimal whole.
+                    let st = if w.windows > 1 {
+                        IlpStatus::TimeLimit
+                    } else {
+                        w.status
+                    };
+                    statuses.push(st);
+                    candidates.push((m, st, "windows"));
+                }
+                Err(e) => rejected.push(format!("{name}: {e}")),
+            }
+        } else {
+            let init = super::baseline::ChipState::initial(p);
+            let warm = baselines[b].plan.clone();
+            let o = solve_window(&Window {
+                p,
+                lt: &lt,
+                order,
+                t0: 0,
+                t1: order.len(),
+                init: &init,
+                budget,
+                time_limit_s: limit,
+                warm: warm.as_ref(),
+            });
+            solver.variables += o.variables;
+            solver.windows += 1;
+            statuses.push(o.status);
+            if let (Some(obj), true) = (o.objective, o.end.is_some()) {
+                let plan = Plan {
+                    order: order.clone(),
+                    steps: o.steps,
+                };
+                let m = checked(p, &name, order, plan, budget);
+                plans_checked += 1;
+                let m = objective_matches(m, obj, &mut rejected);
+                if o.status == IlpStatus::Optimal && m.check.is_ok() {
+                    solver.bound_bytes = Some(obj);
+                } else if let Some(bd) = o.bound {
+                    solver.bound_bytes = Some(solver.bound_bytes.unwrap_or(0).max(bd));
+                }
+                candidates.push((m, o.status, "ilp"));
+            } else {
+                rejected.push(format!("{name}: CBC returned no solution ({:?})", o.status));
+            }
+        }
+    }
+    solver.seconds = started.elapsed().as_secs_f64();
+
+    // Choose: the cheapest checked ILP plan; a baseline when it is cheaper or no ILP plan
+    // passed the checker.
+    let mut best: Option<(Method, String, IlpStatus)> = None;
+    for (m, st, src) in &candidates {
+        if let Some(t) = m.traffic() {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
+            {
+                best = Some((m.clone(), src.to_string(), *st));
+            }
+        }
+    }
+    let eligible: Vec<usize> = match opts.mode {
+        Mode::Fixed => vec![0],
+        Mode::MinPeak => vec![1],
+        _ => vec![0, 1],
+    };
+    for &i in &eligible {
+        let bm = &baselines[i];
+        if let Some(t) = bm.traffic() {
+            if best
+                .as_ref()
+                .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
+            {
+                let why = if candidates.iter().any(|(m, _, _)| m.traffic().is_some()) {
+                    "the ILP plan was costlier"
+                } else {
+                    "no ILP plan passed the checker"
+                };
+                best = Some((
+                    bm.clone(),
+                    format!("baseline fallback ({}): {why}", bm.name),
+                    IlpStatus::TimeLimit,
+                ));
+            }
+        }
+    }
+    let Some((ours, source, status)) = best else {
+        return Err(ScheduleError::Other(format!(
+            "no plan passed the checker: {}",
+            rejected.join("; ")
+        )));
+    };
+    let all_optimal = statuses.iter().all(|&s| s == IlpStatus::Optimal);
+    solver.status = match (status, all_optimal) {
+        (IlpStatus::Optimal, true) => "optimal",
+        (IlpStatus::Optimal, false) | (IlpStatus::TimeLimit, _) => "time_limit",
+        (IlpStatus::Infeasible, _) => "infeasible",
+        (IlpStatus::Failed, _) => "failed",
+    }
+    .to_string();
+    let lb = traffic_lower_bound(p, &ours.order, budget);
+    let traffic = ours.traffic().unwrap_or(0);
+    let bound = if status == IlpStatus::Optimal && source == "ilp" {
+        Some(traffic)
+    } else {
+        lb.max(solver.bound_bytes.filter(|_| source == "ilp"))
+    };
+    solver.bound_bytes = bound;
+    solver.gap = bound.map(|b| {
+        if traffic == 0 || status == IlpStatus::Optimal {
+            0.0
+        } else {
+            (traffic.saturating_sub(b)) as f64 / traffic as f64
+        }
+    });
+    Ok(Outcome {
+        budget,
+        m_r: mr,
+        m_r_op: mr_op.map(|o| p.ops[o].name.clone()),
+        m_p,
+        m_p_exact,
+        model_order_peak: model_peak,
+        live_bound: peak(p, &ours.order),
+        traffic_lower_bound: lb,
+        baselines,
+        candidates: candidates.into_iter().map(|c| c.0).collect(),
+        ours,
+        source,
+        solver,
+        rejected,
+        plans_checked,
+    })
+}
+
+/// A plan whose recounted traffic differs from the solver's objective is a solver failure.
+fn objective_matches(mut m: Method, objective: u64, rejected: &mut Vec<String>) -> Method {
+    match &m.check {
+        Ok(c) if c.traffic_bytes != objective => {
+            let e = format!(
+                "recounted traffic {} differs from the solver objective {objective}",
+                c.traffic_bytes
+            );
+            m.check = Err(e);
+        }
+        _ => {}
+    }
+    if let Err(e) = &m.check {
+        rejected.push(format!("{}: {e}", m.name));
+    }
+    m
+}
