@@ -1,0 +1,713 @@
+//! The executor: plans a model once (tensor shapes from inference, host folding of shape
+//! subgraphs, liveness), then runs it on the device: one compute pipeline per op kind
+//! (cached by shader source), one dispatch per node, buffers recycled when a tensor dies.
+
+use super::buffers::{BufferPool, TENSOR_USAGE};
+use super::device::GpuDevice;
+use super::host::{fold, is_float_class, HVal};
+use super::kernels;
+use crate::data::HostTensor;
+use crate::error::{Error, Result};
+use crate::ir::{DataType, Model, Node, ValueType};
+use crate::shape::{infer, Bindings};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// Dtype and static shape of a tensor.
+#[derive(Clone, Debug)]
+pub struct TInfo {
+    pub dtype: DataType,
+    pub shape: Vec<usize>,
+}
+
+impl TInfo {
+    pub fn count(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Everything known before running: the graph, tensor types, folded constants, liveness.
+pub struct Plan {
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub infos: HashMap<String, TInfo>,
+    /// Host-known values: initializers, Constants and folded shape subgraphs.
+    pub consts: HashMap<String, HVal>,
+    /// Per node: true when it was folded on the host (not run on the device).
+    pub folded: Vec<bool>,
+    /// Per node: the device tensors read for the last time by it.
+    pub dies_after: Vec<Vec<String>>,
+    pub opset: i64,
+}
+
+/// Device state kept across runs.
+pub struct Runtime {
+    pub gpu: GpuDevice,
+    pipelines: HashMap<String, Arc<wgpu::ComputePipeline>>,
+    /// Uploaded host-known tensors (constants never change between runs).
+    uploads: HashMap<String, Arc<wgpu::Buffer>>,
+    pub pool: BufferPool,
+    dummy: Arc<wgpu::Buffer>,
+}
+
+/// A model opened on a wgpu device; `run` has the shape of `OrtSession::run`.
+pub struct WgpuSession {
+    plan: Plan,
+    rt: Runtime,
+}
+
+fn tinfo(model: &Model, name: &str) -> Result<TInfo> {
+    match model.graph.value_type(name) {
+        Some(ValueType::Tensor {
+            elem,
+            shape: Some(dims),
+        }) => {
+            let mut shape = Vec::with_capacity(dims.len());
+            for d in dims {
+                match d.known() {
+                    Some(v) if v >= 0 => shape.push(v as usize),
+                    _ => {
+                        return Err(Error::Runtime(format!(
+                        "wgpu: tensor '{name}' has no static shape ({}); bind the model's dynamic \
+                             dims with --input-shape",
+                        crate::ir::types::fmt_shape(&Some(dims.clone()))
+                    )))
+                    }
+                }
+            }
+            Ok(TInfo {
+                dtype: *elem,
+                shape,
+            })
+        }
+        Some(other) => Err(Error::Runtime(format!(
+            "wgpu: tensor '{name}' has type {other}; only tensors are supported"
+        ))),
+        None => Err(Error::Runtime(format!(
+            "wgpu: tensor '{name}' has no inferred type"
+        ))),
+    }
+}
+
+impl Plan {
+    /// Plans a model whose shapes have been inferred.
+    pub fn new(model: &Model) -> Result<Plan> {
+        let g = &model.graph;
+        let nodes: Vec<Node> = g.nodes().map(|(_, n)| n.clone()).collect();
+        super::ops::check_supported(&nodes)?;
+        let mut infos = HashMap::new();
+        let mut consts = HashMap::new();
+        for (name, t) in &g.initializers {
+            let v = HVal::from_proto(t, name)?;
+            infos.insert(
+                name.clone(),
+                TInfo {
+                    dtype: v.dtype,
+                    shape: v.shape.clone(),
+                },
+            );
+            consts.insert(name.clone(), v);
+        }
+        let inputs: Vec<String> = g.runtime_inputs().iter().map(|s| s.to_string()).collect();
+        for name in &inputs {
+            infos.insert(name.clone(), tinfo(model, name)?);
+        }
+        let mut folded = Vec::with_capacity(nodes.len());
+        for n in &nodes {
+            for o in n.outputs.iter().filter(|o| !o.is_empty()) {
+                if !infos.contains_key(o) {
+                    infos.insert(o.clone(), tinfo(model, o)?);
+                }
+            }
+            let ins: Vec<Option<&HVal>> = n.inputs.iter().map(|i| consts.get(i)).collect();
+            let in_shapes: Vec<Option<Vec<usize>>> = n
+                .inputs
+                .iter()
+                .map(|i| infos.get(i).map(|t: &TInfo| t.shape.clone()))
+                .collect();
+            let outs: Vec<(DataType, Vec<usize>)> = n
+                .outputs
+                .iter()
+                .filter(|o| !o.is_empty())
+                .filter_map(|o| infos.get(o).map(|t| (t.dtype, t.shape.clone())))
+                .collect();
+            let done = if n.outputs.len() == 1 {
+                fold(n, &ins, &in_shapes, &outs)
+            } else {
+                None
+            };
+            match done {
+                Some(vals) => {
+                    for (o, v) in n.outputs.iter().zip(vals) {
+                        consts.insert(o.clone(), v);
+                    }
+                    folded.push(true);
+                }
+                None => folded.push(false),
+            }
+        }
+        // Liveness: the last node reading each device tensor; graph outputs never die.
+        let outputs = g.outputs.clone();
+        let keep: HashSet<&String> = outputs.iter().collect();
+        let mut last: HashMap<&String, usize> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            if folded[i] {
+                continue;
+            }
+            for inp in &n.inputs {
+                if !inp.is_empty() && !consts.contains_key(inp) {
+                    last.insert(inp, i);
+                }
+            }
+        }
+        let mut dies_after = vec![Vec::new(); nodes.len()];
+        for (name, i) in last {
+            if !keep.contains(name) {
+                dies_after[i].push(name.clone());
+            }
+        }
+        Ok(Plan {
+            nodes,
+            inputs,
+            outputs,
+            infos,
+            consts,
+            folded,
+            dies_after,
+            opset: model.opset("").unwrap_or(1),
+        })
+    }
+}
+
+/// Converts host values to the device's 32-bit words (f32 or i32 by dtype class).
+pub fn to_words(name: &str, dtype: DataType, data: &[f64]) -> Result<Vec<u32>> {
+    if is_float_class(dtype) {
+        return Ok(data.iter().map(|&v| (v as f32).to_bits()).collect());
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for &v in data {
+        if v < i32::MIN as f64 || v > i32::MAX as f64 {
+            return Err(Error::Runtime(format!(
+                "wgpu: tensor '{name}' ({dtype}) holds {v}, outside the int32 range in which the wgpu \
+                 executor stores integers"
+            )));
+        }
+        out.push((v as i32) as u32);
+    }
+    Ok(out)
+}
+
+/// Converts device words back to a host tensor of `dtype`.
+fn from_words(dtype: DataType, shape: Vec<usize>, words: &[u32]) -> Result<HostTensor> {
+    let f = |w: &u32| f32::from_bits(*w);
+    let i = |w: &u32| *w as i32;
+    let bytes: Vec<u8> = match dtype {
+        DataType::Float => words.iter().flat_map(|w| f(w).to_le_bytes()).collect(),
+        DataType::Double => words
+            .iter()
+            .flat_map(|w| (f(w) as f64).to_le_bytes())
+            .collect(),
+        DataType::Float16 => words
+            .iter()
+            .flat_map(|w| half::f16::from_f32(f(w)).to_le_bytes())
+            .collect(),
+        DataType::Bfloat16 => words
+            .iter()
+            .flat_map(|w| half::bf16::from_f32(f(w)).to_le_bytes())
+            .collect(),
+        DataType::Int64 => words
+            .iter()
+            .flat_map(|w| (i(w) as i64).to_le_bytes())
+            .collect(),
+        DataType::Uint64 => words
+            .iter()
+            .flat_map(|w| (i(w) as u32 as u64).to_le_bytes())
+            .collect(),
+        DataType::Int32 | DataType::Uint32 => words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        DataType::Int16 | DataType::Uint16 => words
+            .iter()
+            .flat_map(|w| (i(w) as i16).to_le_bytes())
+            .collect(),
+        DataType::Int8 | DataType::Uint8 | DataType::Bool => {
+            words.iter().map(|w| i(w) as u8).collect()
+        }
+        other => {
+            return Err(Error::Runtime(format!(
+                "wgpu: output element type {other} is not supported"
+            )))
+        }
+    };
+    Ok(HostTensor::new(dtype, shape, bytes))
+}
+
+fn host_to_tensor(v: &HVal) -> Result<HostTensor> {
+    let words = to_words("output", v.dtype, &v.data)?;
+    from_words(v.dtype, v.shape.clone(), &words)
+}
+
+/// One run in progress: the plan, the device state, the commands being recorded.
+pub struct Exec<'a> {
+    pub plan: &'a Plan,
+    pub rt: &'a mut Runtime,
+    pub enc: wgpu::CommandEncoder,
+    pub live: HashMap<String, Arc<wgpu::Buffer>>,
+    pub node: &'a Node,
+    pub dispatches: usize,
+}
+
+impl Exec<'_> {
+    pub fn err(&self, msg: impl std::fmt::Display) -> Error {
+        let n = self.node;
+        Error::Runtime(format!(
+            "wgpu: node '{}' ({}): {msg}",
+            if n.name.is_empty() {
+                n.outputs.first().map(|s| s.as_str()).unwrap_or("")
+            } else {
+                n.name.as_str()
+            },
+            n.qualified_op()
+        ))
+    }
+
+    pub fn has_in(&self, i: usize) -> bool {
+        self.node.inputs.get(i).is_some_and(|s| !s.is_empty())
+    }
+
+    pub fn n_in(&self) -> usize {
+        self.node.inputs.len()
+    }
+
+    pub fn in_info(&self, i: usize) -> Result<&TInfo> {
+        let name = self
+            .node
+            .inputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| self.err(format!("input {i} is missing")))?;
+        self.plan
+            .infos
+            .get(name)
+            .ok_or_else(|| self.err(format!("input '{name}' has no type")))
+    }
+
+    pub fn out_info(&self, j: usize) -> Result<&TInfo> {
+        let name = self
+            .node
+            .outputs
+            .get(j)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| self.err(format!("output {j} is missing")))?;
+        self.plan
+            .infos
+            .get(name)
+            .ok_or_else(|| self.err(format!("output '{name}' has no type")))
+    }
+
+    pub fn has_out(&self, j: usize) -> bool {
+        self.node.outputs.get(j).is_some_and(|s| !s.is_empty())
+    }
+
+    /// The host-known value of input `i`, if it is a constant.
+    pub fn host(&self, i: usize) -> Option<&HVal> {
+        self.node
+            .inputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .and_then(|n| self.plan.consts.get(n))
+    }
+
+    /// Input `i` as constant integers (shape operands), or an error saying it must be one.
+    pub fn host_ints(&self, i: usize) -> Result<Vec<i64>> {
+        self.host(i).map(|v| v.ints()).ok_or_else(|| {
+            self.err(format!(
+                "input {i} ('{}') must be a constant (or computable from static shapes) for the wgpu executor",
+                self.node.inputs.get(i).map(|s| s.as_str()).unwrap_or("")
+            ))
+        })
+    }
+
+    /// The device buffer of input `i` (constants are uploaded once per session).
+    pub fn buf(&mut self, i: usize) -> Result<Arc<wgpu::Buffer>> {
+        let name = self
+            .node
+            .inputs
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| self.err(format!("input {i} is missing")))?
+            .clone();
+        if let Some(b) = self.live.get(&name) {
+            return Ok(b.clone());
+        }
+        if let Some(b) = self.rt.uploads.get(&name) {
+            return Ok(b.clone());
+        }
+        let v = self
+            .plan
+            .consts
+            .get(&name)
+            .ok_or_else(|| self.err(format!("input '{name}' has not been computed")))?;
+        let words = to_words(&name, v.dtype, &v.data)?;
+        self.rt.gpu.check_fits(
+            &name,
+            &format!("{}{:?}", v.dtype, v.shape),
+            words.len() as u64 * 4,
+        )?;
+        let b = Arc::new(self.rt.upload(&words));
+        self.rt.uploads.insert(name, b.clone());
+        Ok(b)
+    }
+
+    /// True when a derived constant was uploaded under `key` already.
+    pub fn has_const_upload(&self, key: &str) -> bool {
+        self.rt.uploads.contains_key(key)
+    }
+
+    /// Uploads a constant derived on the host (e.g. dequantized weights) under `key`.
+    pub fn upload_const(&mut self, key: &str, v: &HVal) -> Result<()> {
+        let words = to_words(key, v.dtype, &v.data)?;
+        self.rt.gpu.check_fits(
+            key,
+            &format!("{}{:?}", v.dtype, v.shape),
+            words.len() as u64 * 4,
+        )?;
+        let b = Arc::new(self.rt.upload(&words));
+        self.rt.uploads.insert(key.to_string(), b);
+        Ok(())
+    }
+
+    /// The buffer uploaded under `key`.
+    pub fn const_upload(&self, key: &str) -> Result<Arc<wgpu::Buffer>> {
+        self.rt
+            .uploads
+            .get(key)
+            .cloned()
+            .ok_or_else(|| self.err(format!("constant '{key}' was not uploaded")))
+    }
+
+    /// Allocates the buffer of output `j`.
+    pub fn out(&mut self, j: usize) -> Result<Arc<wgpu::Buffer>> {
+        let info = self.out_info(j)?.clone();
+        let name = self.node.outputs[j].clone();
+        let bytes = info.count() as u64 * 4;
+        self.rt
+            .gpu
+            .check_fits(&name, &format!("{}{:?}", info.dtype, info.shape), bytes)?;
+        let max = self.rt.gpu.max_binding_bytes();
+        let b = self.rt.pool.take(&self.rt.gpu.device, bytes, max);
+        self.live.insert(name, b.clone());
+        Ok(b)
+    }
+
+    /// A 4-byte buffer for unused optional bindings.
+    pub fn dummy(&self) -> Arc<wgpu::Buffer> {
+        self.rt.dummy.clone()
+    }
+
+    /// Records one dispatch of shader `name` (with `subs` substitutions) over `threads`
+    /// invocations; `bufs` bind at 1.. in order, `params` at 0.
+    pub fn dispatch(
+        &mut self,
+        name: &str,
+        subs: &[(&str, &str)],
+        params: &[u32],
+        bufs: &[&wgpu::Buffer],
+        threads: usize,
+    ) -> Result<()> {
+        if threads == 0 {
+            return Ok(());
+        }
+        let pipeline = self.rt.pipeline(name, subs)?;
+        let dev = &self.rt.gpu.device;
+        let mut p = params.to_vec();
+        if p.is_empty() {
+            p.push(0);
+        }
+        let pbuf = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: None,
+            contents: &p.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>(),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: pbuf.as_entire_binding(),
+        }];
+        for (k, b) in bufs.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: k as u32 + 1,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let groups = threads.div_ceil(256) as u64;
+        let maxd = self.rt.gpu.limits.max_compute_workgroups_per_dimension as u64;
+        let (gx, gy) = if groups <= maxd {
+            (groups, 1)
+        } else {
+            (maxd, groups.div_ceil(maxd))
+        };
+        if gy > maxd {
+            return Err(self.err(format!(
+                "{threads} invocations exceed the device's max_compute_workgroups_per_dimension ({maxd})²·256"
+            )));
+        }
+        let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        self.dispatches += 1;
+        Ok(())
+    }
+}
+
+impl Runtime {
+    fn upload(&self, words: &[u32]) -> wgpu::Buffer {
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        if bytes.is_empty() {
+            bytes.extend_from_slice(&[0; 4]);
+        }
+        self.gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: &bytes,
+                usage: TENSOR_USAGE,
+            })
+    }
+
+    fn pipeline(
+        &mut self,
+        name: &str,
+        subs: &[(&str, &str)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let src = kernels::source(name, subs)?;
+        if let Some(p) = self.pipelines.get(&src) {
+            return Ok(p.clone());
+        }
+        let dev = &self.gpu.device;
+        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(src.clone().into()),
+        });
+        let p = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = super::device::block_on(scope.pop()) {
+            return Err(Error::Internal(format!(
+                "wgpu: shader '{name}' does not compile: {e}"
+            )));
+        }
+        let p = Arc::new(p);
+        self.pipelines.insert(src, p.clone());
+        Ok(p)
+    }
+}
+
+impl WgpuSession {
+    /// Opens a model file: loads it, infers shapes with `bindings`, plans it.
+    pub fn from_file(
+        path: &Path,
+        bindings: &Bindings,
+        adapter: Option<&str>,
+    ) -> Result<WgpuSession> {
+        let mut model = crate::onnx_io::load_model(path)?;
+        infer(&mut model, bindings).map_err(|e| Error::input(path, e))?;
+        Self::new(&model, adapter)
+    }
+
+    /// Plans an already shape-inferred model on a new device.
+    pub fn new(model: &Model, adapter: Option<&str>) -> Result<WgpuSession> {
+        let plan = Plan::new(model)?;
+        let gpu = GpuDevice::new(adapter)?;
+        let dummy = Arc::new(gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy"),
+            size: 16,
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        }));
+        Ok(WgpuSession {
+            plan,
+            rt: Runtime {
+                gpu,
+                pipelines: HashMap::new(),
+                uploads: HashMap::new(),
+                pool: BufferPool::default(),
+                dummy,
+            },
+        })
+    }
+
+    /// The adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn device_description(&self) -> &str {
+        &self.rt.gpu.description
+    }
+
+    pub fn input_names(&self) -> Vec<String> {
+        self.plan.inputs.clone()
+    }
+
+    pub fn output_names(&self) -> Vec<String> {
+        self.plan.outputs.clone()
+    }
+
+    /// (pipelines compiled, buffers created, pool reuses) so far.
+    pub fn stats(&self) -> (usize, usize, usize) {
+        (
+            self.rt.pipelines.len(),
+            self.rt.pool.created,
+            self.rt.pool.reused,
+        )
+    }
+
+    /// Runs the model on named inputs and returns every graph output, in graph order.
+    pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
+        let plan = &self.plan;
+        let rt = &mut self.rt;
+        let mut live: HashMap<String, Arc<wgpu::Buffer>> = HashMap::new();
+        for name in &plan.inputs {
+            let t = inputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))?;
+            let info = &plan.infos[name];
+            if t.dtype != info.dtype || t.shape != info.shape {
+                return Err(Error::Runtime(format!(
+                    "wgpu: input '{name}' is {}, the model expects {}{:?}",
+                    t.type_string(),
+                    info.dtype,
+                    info.shape
+                )));
+            }
+            let vals = t.to_f64().ok_or_else(|| {
+                Error::Runtime(format!(
+                    "wgpu: input '{name}' of type {} cannot be fed",
+                    t.dtype
+                ))
+            })?;
+            let words = to_words(name, t.dtype, &vals)?;
+            rt.gpu
+                .check_fits(name, &t.type_string(), words.len() as u64 * 4)?;
+            let max = rt.gpu.max_binding_bytes();
+            let b = rt.pool.take(&rt.gpu.device, words.len() as u64 * 4, max);
+            if !words.is_empty() {
+                rt.gpu.queue.write_buffer(
+                    &b,
+                    0,
+                    &words
+                        .iter()
+                        .flat_map(|w| w.to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                );
+            }
+            live.insert(name.clone(), b);
+        }
+        let enc = rt
+            .gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let scope = rt
+            .gpu
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut enc = Some(enc);
+        for (i, n) in plan.nodes.iter().enumerate() {
+            if plan.folded[i] {
+                continue;
+            }
+            let mut ex = Exec {
+                plan,
+                rt: &mut *rt,
+                enc: enc.take().expect("encoder"),
+                live: std::mem::take(&mut live),
+                node: n,
+                dispatches: 0,
+            };
+            let r = super::ops::run_node(&mut ex);
+            enc = Some(ex.enc);
+            live = ex.live;
+            r?;
+            for dead in &plan.dies_after[i] {
+                if let Some(b) = live.remove(dead) {
+                    rt.pool.give(b);
+                }
+            }
+        }
+        let mut enc = enc.expect("encoder");
+        let mut staged = Vec::new();
+        for name in &plan.outputs {
+            if plan.consts.contains_key(name) {
+                continue;
+            }
+            let b = live
+                .get(name)
+                .ok_or_else(|| Error::Runtime(format!("wgpu: output '{name}' was not computed")))?;
+            let bytes = (plan.infos[name].count() as u64 * 4).max(4);
+            let s = rt.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            enc.copy_buffer_to_buffer(b, 0, &s, 0, bytes);
+            staged.push((name.clone(), s));
+        }
+        rt.gpu.queue.submit([enc.finish()]);
+        if let Some(e) = super::device::block_on(scope.pop()) {
+            return Err(Error::Internal(format!("wgpu: validation error: {e}")));
+        }
+        for (_, s) in &staged {
+            s.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        }
+        rt.gpu
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Runtime(format!("wgpu: device lost while waiting: {e}")))?;
+        let mut result = Vec::with_capacity(plan.outputs.len());
+        for name in &plan.outputs {
+            if let Some(v) = plan.consts.get(name) {
+                result.push((name.clone(), host_to_tensor(v)?));
+                continue;
+            }
+            let s = &staged
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| Error::Internal(format!("output '{name}' not staged")))?
+                .1;
+            let info = &plan.infos[name];
+            let words: Vec<u32> = {
+                let view = s.get_mapped_range(..).map_err(|e| {
+                    Error::Runtime(format!("wgpu: cannot read output '{name}': {e}"))
+                })?;
+                view.chunks_exact(4)
+                    .take(info.count())
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            };
+            s.unmap();
+            result.push((
+                name.clone(),
+                from_words(info.dtype, info.shape.clone(), &words)?,
+            ));
+        }
+        for (_, b) in live.drain() {
+            rt.pool.give(b);
+        }
+        Ok(result)
+    }
+}

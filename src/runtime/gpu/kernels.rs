@@ -1,0 +1,97 @@
+//! WGSL kernel sources. Every kernel binds its parameters (`p: array<u32>`) at binding 0,
+//! inputs from binding 1 on and its output last; element types are spliced in by name
+//! (`TI`, `TO`, `TA`, `TB`: `f32` or `i32`) together with op expressions (`EXPR`).
+
+use crate::error::{Error, Result};
+
+const HEADER: &str = "@group(0) @binding(0) var<storage, read> p: array<u32>;
+
+fn erf_approx(x: f32) -> f32 {
+    // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+        + 0.254829592) * t * exp(-x * x);
+    return select(-y, y, x >= 0.0);
+}
+
+fn pow_f(a: f32, b: f32) -> f32 {
+    if (b == floor(b)) {
+        let r = pow(abs(a), b);
+        if (a < 0.0 && abs(b % 2.0) == 1.0) { return -r; }
+        if (a == 0.0 && b == 0.0) { return 1.0; }
+        return r;
+    }
+    return pow(a, b);
+}
+
+fn to_f16(v: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+}
+";
+
+fn body(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "unary" => include_str!("shaders/unary.wgsl"),
+        "binary" => include_str!("shaders/binary.wgsl"),
+        "where" => include_str!("shaders/where.wgsl"),
+        "copy" => include_str!("shaders/copy.wgsl"),
+        "fill" => include_str!("shaders/fill.wgsl"),
+        "gather" => include_str!("shaders/gather.wgsl"),
+        "conv" => include_str!("shaders/conv.wgsl"),
+        "convtranspose" => include_str!("shaders/convtranspose.wgsl"),
+        "pool" => include_str!("shaders/pool.wgsl"),
+        "gemm" => include_str!("shaders/gemm.wgsl"),
+        "softmax" => include_str!("shaders/softmax.wgsl"),
+        "reduce" => include_str!("shaders/reduce.wgsl"),
+        "batchnorm" => include_str!("shaders/batchnorm.wgsl"),
+        "instnorm" => include_str!("shaders/instnorm.wgsl"),
+        "lrn" => include_str!("shaders/lrn.wgsl"),
+        "resize" => include_str!("shaders/resize.wgsl"),
+        "pad" => include_str!("shaders/pad.wgsl"),
+        "dequant" => include_str!("shaders/dequant.wgsl"),
+        "quant" => include_str!("shaders/quant.wgsl"),
+        _ => return None,
+    })
+}
+
+/// The full source of kernel `name` with `subs` applied (whole-word placeholders).
+pub fn source(name: &str, subs: &[(&str, &str)]) -> Result<String> {
+    let b = body(name).ok_or_else(|| Error::Internal(format!("no kernel named '{name}'")))?;
+    let mut s = String::with_capacity(HEADER.len() + b.len());
+    s.push_str(HEADER);
+    s.push_str(b);
+    for (k, v) in subs {
+        s = replace_word(&s, k, v);
+    }
+    Ok(s)
+}
+
+fn replace_word(s: &str, word: &str, with: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let is_id = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < s.len() {
+        if s[i..].starts_with(word)
+            && (i == 0 || !is_id(bytes[i - 1]))
+            && bytes.get(i + word.len()).is_none_or(|&c| !is_id(c))
+        {
+            out.push_str(with);
+            i += word.len();
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+/// WGSL element type of a tensor of `dt` on the device.
+pub fn wty(dt: crate::ir::DataType) -> &'static str {
+    if super::host::is_float_class(dt) {
+        "f32"
+    } else {
+        "i32"
+    }
+}

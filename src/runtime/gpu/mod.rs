@@ -1,0 +1,26 @@
+//! The wgpu executor: runs the IR on a wgpu device with WGSL compute shaders. It is the
+//! fallback runtime for validation when onnxruntime is unavailable or refuses a model.
+//!
+//! - [`device`]: headless device creation (`WGPU_BACKEND`, adapter forced by name);
+//! - [`executor`]: planning (static shapes, host folding of shape subgraphs, liveness) and
+//!   running (one pipeline per op kind, cached; pooled buffers);
+//! - [`host`]: host-side constants and the folding of shape-only subgraphs;
+//! - [`kernels`] and `shaders/*.wgsl`: the WGSL kernels;
+//! - `ops/`: one module per op family.
+//!
+//! Element types on the device: every tensor is an array of 32-bit words, `f32` for float
+//! types (float16/bfloat16/double are computed in f32; Cast to float16 rounds to half
+//! precision) and `i32` for integer and bool types (one word per element). int64 values must
+//! lie in the int32 range: uploading one outside it is an error naming the tensor, and
+//! shape arithmetic, where INT64_MAX sentinels occur, is folded on the host in f64.
+
+pub mod buffers;
+pub mod device;
+pub mod executor;
+pub mod host;
+pub mod kernels;
+mod ops;
+
+pub use device::GpuDevice;
+pub use executor::WgpuSession;
+pub use ops::{SUPPORTED, SUPPORTED_MS};

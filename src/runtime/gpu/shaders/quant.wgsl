@@ -1,0 +1,21 @@
+// QuantizeLinear: y = saturate(round_half_even(x / scale) + zp). p = [n, mode, inner,
+// axis_len, block, n_blocks, has_zp, qmin(i32), qmax(i32)]
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> sc: array<f32>;
+@group(0) @binding(3) var<storage, read> zp: array<i32>;
+@group(0) @binding(4) var<storage, read_write> y: array<i32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.y * nwg.x * 256u + gid.x;
+    if (i >= p[0]) { return; }
+    var si = 0u;
+    let inner = p[2];
+    let a = (i / inner) % p[3];
+    if (p[1] == 1u) { si = a; }
+    if (p[1] == 2u) { si = ((i / inner / p[3]) * p[5] + a / p[4]) * inner + i % inner; }
+    var z = 0;
+    if (p[6] != 0u) { z = zp[si]; }
+    let q = round(x[i] / sc[si]) + f32(z);
+    y[i] = i32(clamp(q, f32(bitcast<i32>(p[7])), f32(bitcast<i32>(p[8]))));
+}

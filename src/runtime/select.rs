@@ -1,0 +1,156 @@
+//! Choosing the runtime that validation runs on: onnxruntime, the wgpu executor, or `auto`
+//! (onnxruntime, falling back to wgpu when its library cannot be loaded or it refuses or
+//! fails on a model).
+
+use super::gpu::WgpuSession;
+use super::{OrtRuntime, OrtSession};
+use crate::data::HostTensor;
+use crate::error::{Error, Result};
+use crate::shape::Bindings;
+use std::path::Path;
+
+/// `--runtime ort|wgpu|auto`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeChoice {
+    Ort,
+    Wgpu,
+    #[default]
+    Auto,
+}
+
+/// An open session on either runtime.
+pub enum AnySession {
+    Ort(OrtSession),
+    Wgpu(Box<WgpuSession>),
+}
+
+impl AnySession {
+    pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
+        match self {
+            AnySession::Ort(s) => s.run(inputs),
+            AnySession::Wgpu(s) => s.run(inputs),
+        }
+    }
+}
+
+/// The original and the candidate model opened on the same runtime.
+pub struct SessionPair {
+    pub original: AnySession,
+    pub candidate: AnySession,
+    /// e.g. `onnxruntime 1.31.1` or `wgpu on llvmpipe (...) (Vulkan, Cpu)`.
+    pub runtime: String,
+}
+
+/// Opens both models on onnxruntime.
+pub fn open_ort(original: &Path, candidate: &Path) -> Result<SessionPair> {
+    let rt = OrtRuntime::get()?;
+    Ok(SessionPair {
+        original: AnySession::Ort(rt.session_from_file(original)?),
+        candidate: AnySession::Ort(rt.session_from_file(candidate)?),
+        runtime: format!("onnxruntime {}", rt.version()),
+    })
+}
+
+/// Opens both models on the wgpu executor (shapes inferred with `bindings`).
+pub fn open_wgpu(
+    original: &Path,
+    candidate: &Path,
+    bindings: &Bindings,
+    adapter: Option<&str>,
+) -> Result<SessionPair> {
+    let a = WgpuSession::from_file(original, bindings, adapter)?;
+    let b = WgpuSession::from_file(candidate, bindings, adapter)?;
+    let runtime = format!("wgpu on {}", a.device_description());
+    Ok(SessionPair {
+        original: AnySession::Wgpu(Box::new(a)),
+        candidate: AnySession::Wgpu(Box::new(b)),
+        runtime,
+    })
+}
+
+/// Runs `samples` through a pair, returning per-sample (original, candidate) outputs.
+pub type PairOutputs = Vec<(Vec<(String, HostTensor)>, Vec<(String, HostTensor)>)>;
+
+fn run_all(pair: &mut SessionPair, samples: &[Vec<(String, HostTensor)>]) -> Result<PairOutputs> {
+    let mut out = Vec::with_capacity(samples.len());
+    for s in samples {
+        let a = pair.original.run(s)?;
+        let b = pair.candidate.run(s)?;
+        out.push((a, b));
+    }
+    Ok(out)
+}
+
+/// What validation ran on.
+pub struct Execution {
+    pub runtime: String,
+    /// Why `auto` left onnxruntime, when it did.
+    pub fallback_reason: Option<String>,
+    /// The outputs, or why no runtime could produce them (`auto` only).
+    pub outputs: std::result::Result<PairOutputs, String>,
+}
+
+/// Runs both models on the chosen runtime. With `Ort` or `Wgpu` a failure is an error;
+/// with `Auto` a failure of onnxruntime falls back to wgpu, and a failure of both is
+/// returned as `outputs: Err(reason)` (validation not done).
+pub fn execute(
+    choice: RuntimeChoice,
+    original: &Path,
+    candidate: &Path,
+    bindings: &Bindings,
+    adapter: Option<&str>,
+    samples: &[Vec<(String, HostTensor)>],
+) -> Result<Execution> {
+    let on_ort = || -> Result<(String, PairOutputs)> {
+        let mut p = open_ort(original, candidate)?;
+        let o = run_all(&mut p, samples)?;
+        Ok((p.runtime, o))
+    };
+    let on_wgpu = || -> Result<(String, PairOutputs)> {
+        let mut p = open_wgpu(original, candidate, bindings, adapter)?;
+        let o = run_all(&mut p, samples)?;
+        Ok((p.runtime, o))
+    };
+    match choice {
+        RuntimeChoice::Ort => {
+            let (runtime, o) = on_ort()?;
+            Ok(Execution {
+                runtime,
+                fallback_reason: None,
+                outputs: Ok(o),
+            })
+        }
+        RuntimeChoice::Wgpu => {
+            let (runtime, o) = on_wgpu()?;
+            Ok(Execution {
+                runtime,
+                fallback_reason: None,
+                outputs: Ok(o),
+            })
+        }
+        RuntimeChoice::Auto => match on_ort() {
+            Ok((runtime, o)) => Ok(Execution {
+                runtime,
+                fallback_reason: None,
+                outputs: Ok(o),
+            }),
+            // Input errors are the user's, not onnxruntime's: no fallback hides them.
+            Err(e @ (Error::Input { .. } | Error::Usage(_))) => Err(e),
+            Err(ort_err) => {
+                let reason = ort_err.to_string();
+                match on_wgpu() {
+                    Ok((runtime, o)) => Ok(Execution {
+                        runtime,
+                        fallback_reason: Some(reason),
+                        outputs: Ok(o),
+                    }),
+                    Err(e) => Ok(Execution {
+                        runtime: "none".into(),
+                        fallback_reason: Some(reason),
+                        outputs: Err(e.to_string()),
+                    }),
+                }
+            }
+        },
+    }
+}
