@@ -1,0 +1,9 @@
+//! `cargo fuzz run import_roundtrip`: see tests/fuzzing/mod.rs for what it checks.
+#![no_main]
+
+#[path = "../../tests/fuzzing/mod.rs"]
+mod fuzzing;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzzing::import_roundtrip(data);
+});

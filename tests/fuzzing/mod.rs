@@ -1,0 +1,382 @@
+//! The fuzz harness, shared by the `cargo fuzz` targets in `fuzz/` and by `tests/hostile.rs`
+//! (which replays the saved regression inputs and runs the structure-aware mutator on
+//! stable Rust). Every check panics on a bug, so libFuzzer records the input as a crash.
+#![allow(dead_code)]
+
+use arbitrary::Unstructured;
+use onnx_protobuf::{tensor_shape_proto::dimension, type_proto, Message, ModelProto};
+use optimize::error::Error;
+use optimize::ir::Model;
+use optimize::onnx_io::export::to_bytes;
+use optimize::onnx_io::{limits, model_from_bytes, ExportOptions};
+use optimize::pass_manager::PassManager;
+use optimize::shape::{infer, Bindings};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Memory limit while fuzzing: far below libFuzzer's 2 GiB RSS limit, so a model that
+/// passes the limits can never make the harness run out of memory.
+pub const FUZZ_MAX_MEMORY: u64 = 64 << 20;
+
+/// The path models are "read from": a folder with no files, so external data always fails
+/// cleanly (confinement itself is tested in tests/hostile.rs).
+fn fuzz_path() -> &'static Path {
+    Path::new("/nonexistent-optimize-fuzz/model.onnx")
+}
+
+pub fn setup() {
+    limits::set_max_memory(FUZZ_MAX_MEMORY);
+}
+
+/// An import error must be a bad-input error (exit code 2), never an internal one.
+fn expect_input_error(e: &Error, what: &str) {
+    assert!(
+        matches!(e, Error::Input { .. }),
+        "{what} gave a non-input error (exit code {}): {e}",
+        e.exit_code()
+    );
+    assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+}
+
+/// bytes → IR → export → re-import: import never panics; a model it accepts exports, the
+/// export imports again, and exporting that gives the same bytes.
+pub fn import_roundtrip(data: &[u8]) -> Option<Model> {
+    setup();
+    let model = match model_from_bytes(data, fuzz_path()) {
+        Ok(m) => m,
+        Err(e) => {
+            expect_input_error(&e, "import");
+            return None;
+        }
+    };
+    let opts = ExportOptions {
+        external_data: Some(false),
+        ..Default::default()
+    };
+    let bytes = to_bytes(&model, &opts).expect("export of an imported model");
+    let again = model_from_bytes(&bytes, fuzz_path())
+        .unwrap_or_else(|e| panic!("re-import of an exported model failed: {e}"));
+    assert_eq!(again.graph.node_count(), model.graph.node_count());
+    assert_eq!(again.graph.inputs, model.graph.inputs);
+    assert_eq!(again.graph.outputs, model.graph.outputs);
+    // Exporting is deterministic, and a round trip changes nothing: the same messages
+    // (compared parsed: protobuf keeps unknown fields in a hash map, whose write order may
+    // differ after a re-parse, so the bytes of a model with unknown fields can differ).
+    assert!(
+        to_bytes(&model, &opts).expect("export again") == bytes,
+        "export is not deterministic"
+    );
+    let bytes2 = to_bytes(&again, &opts).expect("second export");
+    let parse = |b: &[u8]| ModelProto::parse_from_bytes(b).expect("parse our own export");
+    assert!(
+        parse(&bytes) == parse(&bytes2),
+        "a round trip changed the model"
+    );
+    Some(model)
+}
+
+/// Binds every non-static dimension of every runtime input to `v`.
+fn bind_all(model: &Model, v: i64) -> Bindings {
+    let mut b = Bindings::new();
+    for name in model.graph.runtime_inputs() {
+        if let Some(dims) = model.graph.value_type(name).and_then(|t| t.dims()) {
+            let dims: Vec<i64> = dims.iter().map(|d| d.known().unwrap_or(v)).collect();
+            if dims.iter().all(|&d| d >= 0) {
+                b.insert(name.to_string(), dims);
+            }
+        }
+    }
+    b
+}
+
+/// Import, then shape inference (with and without bindings), the limit checks on the
+/// inferred types, and the default passes: none may panic; the passes must not fail on a
+/// model that inferred cleanly.
+pub fn shape_infer(data: &[u8]) {
+    setup();
+    let Some(model) = import_roundtrip(data) else {
+        return;
+    };
+    let mut plain = model.clone();
+    let _ = infer(&mut plain, &Bindings::new());
+    let mut bound = model;
+    let bindings = bind_all(&bound, 2);
+    if infer(&mut bound, &bindings).is_err() {
+        return;
+    }
+    if limits::check_inferred(&bound, fuzz_path()).is_err() {
+        return;
+    }
+    let mut pm = PassManager::new();
+    pm.add(optimize::passes::cleanup::Cleanup);
+    if let Err(e) = pm.run(&mut bound) {
+        panic!("a pass failed on a valid model: {e}");
+    }
+}
+
+/// Small models of the test corpus (onnx backend data, under 64 KiB), the mutator's seeds.
+pub fn seed_models() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let root = std::env::var_os("OPTIMIZE_FUZZ_SEEDS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join(".deps/onnx-data")
+            });
+        let root = if root.is_dir() {
+            root
+        } else {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".deps/onnx-data")
+        };
+        let mut files = Vec::new();
+        collect_onnx(&root, &mut files);
+        files.sort();
+        let seeds: Vec<Vec<u8>> = files
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter(|b| b.len() <= 64 << 10)
+            .collect();
+        assert!(
+            !seeds.is_empty(),
+            "no seed models under {}: run scripts/setup.sh first",
+            root.display()
+        );
+        seeds
+    })
+}
+
+fn collect_onnx(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_onnx(&p, out);
+        } else if p.extension().is_some_and(|x| x == "onnx") {
+            out.push(p);
+        }
+    }
+}
+
+const OPS: &[&str] = &[
+    "Add",
+    "MatMul",
+    "Conv",
+    "Reshape",
+    "Concat",
+    "Slice",
+    "Gather",
+    "Transpose",
+    "Expand",
+    "Resize",
+    "Pad",
+    "Split",
+    "Squeeze",
+    "Unsqueeze",
+    "ConstantOfShape",
+    "Range",
+    "Tile",
+    "ReduceSum",
+    "Cast",
+    "Shape",
+    "Where",
+    "If",
+    "Loop",
+    "Scan",
+    "Einsum",
+    "TopK",
+    "NonZero",
+    "Constant",
+    "Flatten",
+    "Softmax",
+    "Gemm",
+    "MaxPool",
+    "LSTM",
+    "Identity",
+    "Relu",
+];
+
+fn pick<T: Copy>(u: &mut Unstructured, v: &[T]) -> arbitrary::Result<T> {
+    Ok(*u.choose(v)?)
+}
+
+/// An interesting integer: small values, edges, or anything.
+fn wild_int(u: &mut Unstructured) -> arbitrary::Result<i64> {
+    Ok(match u.int_in_range(0..=4)? {
+        0 => u.int_in_range(-3..=8)?,
+        1 => pick(u, &[i64::MIN, i64::MAX, 1 << 32, 1 << 40, -(1 << 31), 0])?,
+        2 => u.int_in_range(0..=1 << 20)?,
+        _ => u.arbitrary()?,
+    })
+}
+
+/// Applies one structural mutation to `m`.
+fn mutate_once(u: &mut Unstructured, m: &mut ModelProto) -> arbitrary::Result<()> {
+    let g = m.graph.mut_or_insert_default();
+    match u.int_in_range(0..=13)? {
+        // Drop a graph input.
+        0 if !g.input.is_empty() => {
+            let i = u.choose_index(g.input.len())?;
+            g.input.remove(i);
+        }
+        // Swap an initializer's dtype.
+        1 if !g.initializer.is_empty() => {
+            let i = u.choose_index(g.initializer.len())?;
+            g.initializer[i].data_type = u.int_in_range(0..=25)?;
+        }
+        // Swap a declared input/output dtype.
+        2 if !g.input.is_empty() => {
+            let i = u.choose_index(g.input.len())?;
+            if let Some(type_proto::Value::TensorType(tt)) =
+                g.input[i].type_.mut_or_insert_default().value.as_mut()
+            {
+                tt.elem_type = u.int_in_range(0..=25)?;
+            }
+        }
+        // Corrupt an attribute: its type, its value, or remove it.
+        3 if !g.node.is_empty() => {
+            let n = u.choose_index(g.node.len())?;
+            let node = &mut g.node[n];
+            if node.attribute.is_empty() {
+                return Ok(());
+            }
+            let a = u.choose_index(node.attribute.len())?;
+            let attr = &mut node.attribute[a];
+            match u.int_in_range(0..=4)? {
+                0 => attr.type_ = protobuf::EnumOrUnknown::from_i32(u.int_in_range(0..=14)?),
+                1 => attr.i = wild_int(u)?,
+                2 => {
+                    let len = u.int_in_range(0..=6)?;
+                    attr.ints = (0..len).map(|_| wild_int(u)).collect::<Result<_, _>>()?;
+                }
+                3 => attr.f = u.arbitrary()?,
+                _ => {
+                    node.attribute.remove(a);
+                }
+            }
+        }
+        // Break a shape: an initializer dim or a declared input dim.
+        4 if !g.initializer.is_empty() => {
+            let i = u.choose_index(g.initializer.len())?;
+            let t = &mut g.initializer[i];
+            if t.dims.is_empty() || u.arbitrary()? {
+                t.dims.push(wild_int(u)?);
+            } else {
+                let d = u.choose_index(t.dims.len())?;
+                t.dims[d] = wild_int(u)?;
+            }
+        }
+        5 if !g.input.is_empty() => {
+            let i = u.choose_index(g.input.len())?;
+            if let Some(type_proto::Value::TensorType(tt)) =
+                g.input[i].type_.mut_or_insert_default().value.as_mut()
+            {
+                let shape = tt.shape.mut_or_insert_default();
+                if shape.dim.is_empty() || u.arbitrary()? {
+                    shape.dim.push(Default::default());
+                }
+                let d = u.choose_index(shape.dim.len())?;
+                shape.dim[d].value = Some(if u.arbitrary()? {
+                    dimension::Value::DimValue(wild_int(u)?)
+                } else {
+                    dimension::Value::DimParam(pick(u, &["N", "", "batch"])?.to_string())
+                });
+            }
+        }
+        // Add a cycle: a node reads the output of a later node.
+        6 if g.node.len() >= 2 => {
+            let a = u.choose_index(g.node.len() - 1)?;
+            let b = u.int_in_range(a + 1..=g.node.len() - 1)?;
+            if let Some(out) = g.node[b].output.first().cloned() {
+                g.node[a].input.push(out);
+            }
+        }
+        // Drop a node.
+        7 if !g.node.is_empty() => {
+            let i = u.choose_index(g.node.len())?;
+            g.node.remove(i);
+        }
+        // Change an op type.
+        8 if !g.node.is_empty() => {
+            let i = u.choose_index(g.node.len())?;
+            g.node[i].op_type = pick(u, OPS)?.to_string();
+        }
+        // Truncate or extend raw data.
+        9 if !g.initializer.is_empty() => {
+            let i = u.choose_index(g.initializer.len())?;
+            let raw = &mut g.initializer[i].raw_data;
+            let len = u.int_in_range(0..=raw.len() + 8)?;
+            raw.resize(len, 0xAB);
+        }
+        // Rewire an input to another tensor, or to nothing.
+        10 if !g.node.is_empty() => {
+            let i = u.choose_index(g.node.len())?;
+            let names: Vec<String> = g
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().cloned())
+                .chain(g.input.iter().map(|v| v.name.clone()))
+                .chain(g.initializer.iter().map(|t| t.name.clone()))
+                .chain([String::new()])
+                .collect();
+            let name = u.choose(&names)?.clone();
+            let node = &mut g.node[i];
+            if node.input.is_empty() || u.arbitrary()? {
+                node.input.push(name);
+            } else {
+                let s = u.choose_index(node.input.len())?;
+                node.input[s] = name;
+            }
+        }
+        // Change the opset version.
+        11 if !m.opset_import.is_empty() => {
+            let i = u.choose_index(m.opset_import.len())?;
+            m.opset_import[i].version = u.int_in_range(-1..=30)?;
+        }
+        // Duplicate a node (its outputs are then defined twice).
+        12 if !g.node.is_empty() => {
+            let i = u.choose_index(g.node.len())?;
+            let n = g.node[i].clone();
+            g.node.push(n);
+        }
+        // Flip a byte of the serialized model (done by the caller).
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The structure-aware mutator: `data` picks a corpus model and a sequence of mutations
+/// (drop inputs, swap dtypes, corrupt attributes, break shapes, add cycles, ...); the
+/// mutated model goes through [`shape_infer`] (import, round trip, inference, passes).
+pub fn mutate(data: &[u8]) {
+    let seeds = seed_models();
+    let mut u = Unstructured::new(data);
+    let Ok(i) = u.choose_index(seeds.len()) else {
+        return;
+    };
+    let Ok(mut m) = ModelProto::parse_from_bytes(&seeds[i]) else {
+        return;
+    };
+    let steps = u.int_in_range(1..=4u8).unwrap_or(1);
+    for _ in 0..steps {
+        if mutate_once(&mut u, &mut m).is_err() {
+            break;
+        }
+    }
+    let Ok(mut bytes) = m.write_to_bytes() else {
+        return;
+    };
+    if let (Ok(true), Ok(pos), Ok(v)) = (
+        u.ratio(1u8, 8u8),
+        u.choose_index(bytes.len().max(1)),
+        u.arbitrary::<u8>(),
+    ) {
+        if let Some(b) = bytes.get_mut(pos) {
+            *b ^= v;
+        }
+    }
+    shape_infer(&bytes);
+}
