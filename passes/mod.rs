@@ -1,3 +1,5 @@
 //! Optimization passes, one module each. Each implements `crate::pass_manager::Pass`.
 
 pub mod cleanup;
+pub mod relevance;
+pub mod schedule;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the optimizer and its tests need, idempotently:
-#   - Debian packages: coinor-libcbc-dev (CBC solver), mesa-vulkan-drivers + libvulkan1 (headless wgpu)
+#   - Debian packages: coinor-libcbc-dev (CBC solver), mesa-vulkan-drivers + libvulkan1 (headless wgpu),
+#     chromium (the HTML report's headless-browser test)
 #   - libonnxruntime.so 1.31.1 from the PyPI onnxruntime wheel, into .deps/onnxruntime/
 #   - the onnx==1.23.2 wheel's backend test data, into .deps/onnx-data/
 #   - the PP-OCRv4 det/rec/cls models from rapidocr-onnxruntime==1.4.4, into .deps/models/
@@ -14,7 +15,7 @@ mkdir -p "$deps/wheels"
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 need_apt=()
-for p in coinor-libcbc-dev mesa-vulkan-drivers libvulkan1; do
+for p in coinor-libcbc-dev mesa-vulkan-drivers libvulkan1 chromium time; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -19,6 +19,10 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunArgs,
+    /// Largest size any tensor (or all constants together) may declare, e.g. 8G, 512M;
+    /// larger models are refused before anything is allocated.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8G", value_parser = crate::onnx_io::limits::parse_size)]
+    pub max_memory: u64,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -37,21 +41,67 @@ pub struct RunArgs {
     /// Bind symbolic input dims, e.g. `x=1x3x224x224` (repeatable).
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<String>,
-    /// Largest allowed |a − b| / max(1, |a|) between original and optimized outputs.
-    #[arg(long, default_value_t = 1e-4)]
-    pub tolerance: f64,
-    /// Seed for random validation inputs.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Number of random validation samples when --inputs is not given.
-    #[arg(long, default_value_t = 2)]
-    pub samples: usize,
+    /// Largest allowed |a − b| / max(1, |a|) between original and optimized outputs [default: 1e-4].
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Seed for random validation inputs [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of random validation samples when --inputs is not given [default: 2].
+    #[arg(long)]
+    pub samples: Option<usize>,
     /// Skip validation on onnxruntime.
     #[arg(long)]
     pub no_validate: bool,
+    /// Runtime for validation: onnxruntime, the wgpu executor, or auto (onnxruntime, falling
+    /// back to wgpu when it cannot be loaded or refuses the model).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub runtime: crate::runtime::select::RuntimeChoice,
+    /// Force the wgpu adapter whose name contains this (case-insensitive), e.g. `llvmpipe`.
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Write a self-contained HTML report with pictures here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Run everything but write nothing; exit 3 when fidelity is below --min-fidelity.
+    #[arg(long)]
+    pub check: bool,
+    /// Smallest acceptable fidelity: the cosine similarity of every output to the original's.
+    #[arg(long, value_name = "COSINE")]
+    pub min_fidelity: Option<f64>,
+    /// Read settings from this file instead of `optimize.toml` beside the model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Ignore any `optimize.toml` beside the model.
+    #[arg(long)]
+    pub no_config: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Scratchpad (on-chip memory) size, e.g. 512KiB: runs the scheduling pass.
+    #[arg(long, value_name = "SIZE")]
+    pub scratchpad: Option<String>,
+    /// Accelerator target (TOML: scratchpad, alignment, bandwidth, weights_in_scratchpad).
+    #[arg(long, value_name = "FILE")]
+    pub target: Option<PathBuf>,
+    /// Write the scratchpad memory plan (offsets, lifetimes, spills, reloads) here.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Scheduling mode: auto, fixed, min-peak, free or windows [default: auto].
+    #[arg(long, value_name = "MODE")]
+    pub schedule_mode: Option<String>,
+    /// Seconds for the scheduling ILP solves together [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    pub schedule_time_limit: Option<f64>,
+    /// Keep weights in the scratchpad too (overrides the target file).
+    #[arg(long)]
+    pub weights_in_scratchpad: bool,
+    /// The pipeline's passes, from a config file (the default pipeline when absent).
+    #[arg(skip)]
+    pub passes: Option<Vec<crate::config::PassSpec>>,
+    /// The config file that was read, if any.
+    #[arg(skip)]
+    pub config_used: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +116,9 @@ pub enum Command {
         #[arg(long = "input-shape", value_name = "NAME=DIMS")]
         input_shape: Vec<String>,
     },
+    /// Explain a prediction with operator-level LRP: per-operator relevance table, input
+    /// relevance as .npy, heatmap PNGs for image inputs.
+    Explain(Box<crate::passes::relevance::explain::ExplainArgs>),
 }
 
 /// Runs the CLI on `args` and returns the process exit code.
@@ -78,6 +131,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return code;
         }
     };
+    crate::onnx_io::limits::set_max_memory(cli.max_memory);
+    crate::interrupt::install();
     // A panic anywhere is a bug: report it as one line and exit 1, never as a crash dump.
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
@@ -91,7 +146,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::error::one_line(&e.to_string()));
             e.exit_code()
         }
     }
@@ -108,24 +163,47 @@ fn dispatch(cli: Cli) -> Result<()> {
             print!("{}", inspect_text(&model, ir, &bindings)?);
             Ok(())
         }
+        Some(Command::Explain(args)) => crate::passes::relevance::explain::run_cli(*args),
         None => {
-            let a = cli.run;
-            let model = a.model.ok_or_else(|| {
+            let model = cli.run.model.clone().ok_or_else(|| {
                 Error::Usage("no model given; usage: optimize MODEL -o OUT".into())
             })?;
-            let output = a.output.ok_or_else(|| {
-                Error::Usage("no output given; usage: optimize MODEL -o OUT".into())
-            })?;
+            let a = crate::config::merge_config_file(cli.run, &model)?;
+            crate::progress::set_quiet(a.quiet);
+            let output = match (a.output, a.check) {
+                (Some(o), _) => o,
+                // --check writes nothing; the output path only names the staged file.
+                (None, true) => std::env::temp_dir().join("optimize-check.onnx"),
+                (None, false) => {
+                    return Err(Error::Usage(
+                        "no output given; usage: optimize MODEL -o OUT".into(),
+                    ))
+                }
+            };
+            let defaults = PipelineOptions::new(&model, &output);
             let opts = PipelineOptions {
-                model,
-                output,
                 report: a.report,
                 inputs: a.inputs,
                 bindings: parse_input_shapes(&a.input_shape)?,
-                tolerance: a.tolerance,
-                seed: a.seed,
-                samples: a.samples,
+                tolerance: a.tolerance.unwrap_or(defaults.tolerance),
+                seed: a.seed.unwrap_or(defaults.seed),
+                samples: a.samples.unwrap_or(defaults.samples),
                 validate: !a.no_validate,
+                runtime: a.runtime,
+                adapter: a.adapter,
+                html: a.html,
+                check: a.check,
+                min_fidelity: a.min_fidelity,
+                passes: a.passes,
+                schedule: crate::passes::schedule::ScheduleConfig::from_flags(
+                    a.scratchpad.as_deref(),
+                    a.target.as_deref(),
+                    a.schedule_mode.as_deref(),
+                    a.schedule_time_limit,
+                    a.weights_in_scratchpad,
+                    a.plan,
+                )?,
+                ..defaults
             };
             let outcome = run_pipeline(&opts)?;
             if !a.quiet {

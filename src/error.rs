@@ -28,8 +28,8 @@ pub enum Error {
 impl Error {
     pub fn input(path: impl AsRef<Path>, msg: impl std::fmt::Display) -> Error {
         Error::Input {
-            path: path.as_ref().display().to_string(),
-            msg: msg.to_string(),
+            path: one_line(&path.as_ref().display().to_string()),
+            msg: one_line(&msg.to_string()),
         }
     }
 
@@ -44,3 +44,20 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Escapes control characters (newlines in a node name from a hostile model, ...) so that
+/// an error message always stays one line.
+pub fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

@@ -1,15 +1,19 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
 
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod error;
+pub mod html;
 pub mod inspect;
+pub mod interrupt;
 pub mod ir;
 pub mod onnx_io;
 pub mod pass_manager;
 #[path = "../passes/mod.rs"]
 pub mod passes;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod runtime;
 pub mod shape;

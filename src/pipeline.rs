@@ -1,6 +1,7 @@
 //! The default pipeline as a library API: import, shape inference, passes, export,
 //! validation, report. The CLI is a thin layer over [`run_pipeline`].
 
+use crate::config::PassSpec;
 use crate::error::{Error, Result};
 use crate::ir::Model;
 use crate::onnx_io::{load_model, save_model, ExportOptions};
@@ -23,6 +24,20 @@ pub struct PipelineOptions {
     pub seed: u64,
     pub samples: usize,
     pub validate: bool,
+    /// Write a self-contained HTML report here.
+    pub html: Option<PathBuf>,
+    /// Run everything, write nothing (no model, report or HTML).
+    pub check: bool,
+    /// Fail (exit 3) when any output's cosine similarity to the original's is below this.
+    pub min_fidelity: Option<f64>,
+    /// The passes to run with their options; `None` is the default pipeline.
+    pub passes: Option<Vec<PassSpec>>,
+    /// Scratchpad scheduling (runs after the other passes when set).
+    pub schedule: Option<crate::passes::schedule::ScheduleConfig>,
+    /// Runtime for validation: onnxruntime, the wgpu executor, or auto (ort, else wgpu).
+    pub runtime: crate::runtime::select::RuntimeChoice,
+    /// Forces the wgpu adapter whose name contains this.
+    pub adapter: Option<String>,
 }
 
 impl PipelineOptions {
@@ -39,6 +54,13 @@ impl PipelineOptions {
             seed: v.seed,
             samples: v.samples,
             validate: true,
+            html: None,
+            check: false,
+            min_fidelity: None,
+            passes: None,
+            schedule: None,
+            runtime: v.runtime,
+            adapter: v.adapter.clone(),
         }
     }
 }
@@ -60,11 +82,38 @@ impl PipelineOutcome {
     }
 }
 
+/// Names of the passes a config file may list.
+pub const KNOWN_PASSES: &[&str] = &["cleanup"];
+
 /// The passes of the default pipeline, in order.
 pub fn default_passes() -> PassManager {
     let mut pm = PassManager::new();
     pm.add(Cleanup);
     pm
+}
+
+/// Builds the pass manager for a pass list from a config file.
+pub fn passes_from_specs(specs: &[PassSpec]) -> Result<PassManager> {
+    let mut pm = PassManager::new();
+    for spec in specs {
+        match spec.name.as_str() {
+            "cleanup" => {
+                if let Some(k) = spec.options.keys().next() {
+                    return Err(Error::Usage(format!(
+                        "pass 'cleanup' takes no option '{k}'"
+                    )));
+                }
+                pm.add(Cleanup);
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown pass '{other}' (known: {})",
+                    KNOWN_PASSES.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(pm)
 }
 
 fn check_output_path(model: &Path, output: &Path) -> Result<PathBuf> {
@@ -96,6 +145,7 @@ fn check_output_path(model: &Path, output: &Path) -> Result<PathBuf> {
 pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
     let mut model = load_model(path)?;
     infer(&mut model, bindings).map_err(|e| Error::input(path, e))?;
+    crate::onnx_io::limits::check_inferred(&model, path)?;
     Ok(model)
 }
 
@@ -103,8 +153,24 @@ pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let out_dir = check_output_path(&opts.model, &opts.output)?;
     let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+    let mut passes = match &opts.passes {
+        Some(specs) => passes_from_specs(specs)?,
+        None => default_passes(),
+    };
+    let schedule_slot = crate::passes::schedule::ScheduleSlot::default();
+    if let Some(cfg) = &opts.schedule {
+        passes.add(crate::passes::schedule::SchedulePass {
+            target: cfg.target.clone(),
+            options: cfg.options.clone(),
+            plan_path: cfg.plan.clone(),
+            slot: schedule_slot.clone(),
+        });
+    }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
-    report.passes = default_passes().run(&mut model)?;
+    report.passes = passes.run(&mut model)?;
+    if let Some(section) = schedule_slot.lock().ok().and_then(|mut s| s.take()) {
+        report.sections.insert("schedule".into(), section);
+    }
 
     // Stage the output in a private folder beside the destination, validate the staged
     // file, and only then move it (and its external data, if any) into place.
@@ -117,6 +183,7 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         .prefix(".optimize-")
         .tempdir_in(&out_dir)
         .map_err(werr)?;
+    let staging = crate::interrupt::register(stage.path());
     let staged = stage.path().join(file_name);
     save_model(&model, &staged, &ExportOptions::default())?;
 
@@ -128,24 +195,44 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
             seed: opts.seed,
             samples: opts.samples,
             tolerance: opts.tolerance,
+            runtime: opts.runtime,
+            adapter: opts.adapter.clone(),
         };
         let v = validate(&opts.model, &staged, &model, &vopts)?;
-        if !v.passed {
+        if !v.done {
+            // `--runtime auto` found no runtime able to run the models: reported as not
+            // done (never as passed); the output is written as with --no-validate.
+            eprintln!(
+                "warning: validation not done: {}",
+                v.fallback_reason.as_deref().unwrap_or("no runtime")
+            );
+        } else if !v.passed {
             failure = Some(Error::Validation(format!(
                 "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",
                 v.tolerance_err, v.tolerance, v.max_abs_err
             )));
+        } else if let Some(min) = opts.min_fidelity.filter(|&m| v.cosine < m) {
+            failure = Some(Error::Validation(format!(
+                "fidelity (smallest output cosine) {:.6} is below --min-fidelity {min}; no output written",
+                v.cosine
+            )));
         }
         report.validation = Some(v);
     }
-    if failure.is_none() {
-        for entry in std::fs::read_dir(stage.path()).map_err(werr)? {
-            let entry = entry.map_err(werr)?;
-            std::fs::rename(entry.path(), out_dir.join(entry.file_name())).map_err(werr)?;
-        }
+    if failure.is_none() && !opts.check {
+        staging.commit(|| -> Result<()> {
+            for entry in std::fs::read_dir(stage.path()).map_err(werr)? {
+                let entry = entry.map_err(werr)?;
+                std::fs::rename(entry.path(), out_dir.join(entry.file_name())).map_err(werr)?;
+            }
+            Ok(())
+        })?;
         report.output = Some(ModelSummary::of(&model, &opts.output));
     }
-    if let Some(path) = &opts.report {
+    if let (Some(path), false) = (&opts.html, opts.check) {
+        crate::html::write_html(&report, path)?;
+    }
+    if let (Some(path), false) = (&opts.report, opts.check) {
         report.write(path)?;
     }
     let summary = render_summary(&report, &opts.output);

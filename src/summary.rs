@@ -58,9 +58,20 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
             let _ = writeln!(s, "output      {} not written", output.display());
         }
     }
+    if let Some(line) = r.sections.get("precision").and_then(precision_line) {
+        let _ = writeln!(s, "{line}");
+    }
+    if let Some(line) = r.sections.get("schedule").and_then(schedule_line) {
+        let _ = writeln!(s, "{line}");
+    }
+    if let Some(line) = r.sections.get("relevance").and_then(relevance_line) {
+        let _ = writeln!(s, "{line}");
+    }
     match &r.validation {
         Some(v) => {
-            let verdict = if v.passed {
+            let verdict = if !v.done {
+                "NOT DONE (no runtime could run the models)"
+            } else if v.passed {
                 if v.bit_identical {
                     "passed (bit-identical)"
                 } else {
@@ -74,10 +85,73 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
                 "validation  {} on {} sample(s), {}: max_abs_err {:.3e}, max_rel_err {:.3e}, cosine {:.6} -> {verdict}",
                 v.runtime, v.samples, v.inputs_used, v.max_abs_err, v.max_rel_err, v.cosine
             );
+            if let Some(why) = &v.fallback_reason {
+                let _ = writeln!(s, "            fallback: {why}");
+            }
         }
         None => {
             let _ = writeln!(s, "validation  skipped (--no-validate)");
         }
     }
     s
+}
+
+/// `precision   fp32 12, int8 40, int4 3`: how many operators got each precision.
+fn precision_line(section: &serde_json::Value) -> Option<String> {
+    let nodes = section.get("nodes")?.as_array()?;
+    let mut mix: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for n in nodes {
+        *mix.entry(n.get("precision").and_then(|p| p.as_str()).unwrap_or("?"))
+            .or_default() += 1;
+    }
+    let parts: Vec<String> = mix.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    Some(format!("precision   {}", parts.join(", ")))
+}
+
+/// `scratchpad  512.0 KiB: traffic 1.2 MiB, best baseline 3.4 MiB (64.7% less); solver optimal, checker passed`
+fn schedule_line(section: &serde_json::Value) -> Option<String> {
+    let budget = section.get("scratchpad_bytes")?.as_u64()?;
+    let ours = section.get("traffic_bytes")?.get("ours")?.as_u64()?;
+    let mut line = format!(
+        "scratchpad  {}: traffic {}",
+        human_bytes(budget),
+        human_bytes(ours)
+    );
+    if let Some(best) = section
+        .get("best_baseline_traffic_bytes")
+        .and_then(|v| v.as_u64())
+    {
+        let _ = write!(line, ", best baseline {}", human_bytes(best));
+    }
+    if let Some(red) = section
+        .get("reduction_vs_best_baseline")
+        .and_then(|v| v.as_f64())
+    {
+        let _ = write!(line, " ({:.1}% less)", red * 100.0);
+    }
+    if let Some(status) = section
+        .get("solver")
+        .and_then(|s| s.get("status"))
+        .and_then(|v| v.as_str())
+    {
+        let _ = write!(line, "; solver {status}");
+    }
+    if let Some(gap) = section
+        .get("solver")
+        .and_then(|s| s.get("gap"))
+        .and_then(|v| v.as_f64())
+    {
+        let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
+    }
+    Some(line)
+}
+
+/// `relevance   coverage 672/672 nodes`
+fn relevance_line(section: &serde_json::Value) -> Option<String> {
+    let cov = section.get("coverage")?;
+    Some(format!(
+        "relevance   coverage {}/{} nodes",
+        cov.get("covered")?.as_u64()?,
+        cov.get("nodes")?.as_u64()?
+    ))
 }

@@ -9,7 +9,7 @@ use crate::data::inputs::{load_input_dir, random_inputs, InputSpec, Sample};
 use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Model, ValueType};
-use crate::runtime::OrtRuntime;
+use crate::runtime::select::{execute, RuntimeChoice};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ pub struct ValidationOptions {
     /// Number of random samples when no folder is given.
     pub samples: usize,
     pub tolerance: f64,
+    /// Which runtime runs the models (`--runtime`).
+    pub runtime: RuntimeChoice,
+    /// Forces the wgpu adapter whose name contains this (`--adapter`).
+    pub adapter: Option<String>,
 }
 
 impl Default for ValidationOptions {
@@ -34,6 +38,8 @@ impl Default for ValidationOptions {
             seed: 0,
             samples: 2,
             tolerance: 1e-4,
+            runtime: RuntimeChoice::Auto,
+            adapter: None,
         }
     }
 }
@@ -51,6 +57,10 @@ pub struct OutputAgreement {
 #[derive(Clone, Debug, Serialize)]
 pub struct ValidationReport {
     pub runtime: String,
+    /// Why `--runtime auto` did not use onnxruntime (null when it did).
+    pub fallback_reason: Option<String>,
+    /// False when no runtime could run the models (`auto` only): then `passed` is false too.
+    pub done: bool,
     pub max_abs_err: f64,
     pub max_rel_err: f64,
     pub cosine: f64,
@@ -178,14 +188,43 @@ pub fn validate(
         Error::Usage(msg) => Error::input(original, msg),
         other => other,
     })?;
-    let rt = OrtRuntime::get()?;
-    let mut a = rt.session_from_file(original)?;
-    let mut b = rt.session_from_file(candidate)?;
+    let values: Vec<Vec<(String, HostTensor)>> = samples.iter().map(|s| s.values.clone()).collect();
+    let exec = execute(
+        opts.runtime,
+        original,
+        candidate,
+        &opts.bindings,
+        opts.adapter.as_deref(),
+        &values,
+    )?;
+    let results = match exec.outputs {
+        Ok(r) => r,
+        Err(why) => {
+            return Ok(ValidationReport {
+                runtime: exec.runtime,
+                fallback_reason: Some(format!(
+                    "{}; wgpu executor: {why}",
+                    exec.fallback_reason.unwrap_or_default()
+                )),
+                done: false,
+                max_abs_err: f64::NAN,
+                max_rel_err: f64::NAN,
+                cosine: f64::NAN,
+                inputs_used,
+                samples: samples.len(),
+                tolerance: opts.tolerance,
+                tolerance_err: f64::NAN,
+                bit_identical: false,
+                passed: false,
+                outputs: Vec::new(),
+            })
+        }
+    };
     let mut per_output: Vec<(String, Metrics, f64)> = Vec::new();
-    for s in &samples {
-        let ra = a.run(&s.values)?;
-        let rb = b.run(&s.values)?;
-        for (name, ta) in &ra {
+    let progress = crate::progress::bar("validation", samples.len() as u64, "samples");
+    for (ra, rb) in &results {
+        progress.inc(1);
+        for (name, ta) in ra.iter() {
             let tb = rb
                 .iter()
                 .find(|(n, _)| n == name)
@@ -217,9 +256,12 @@ pub fn validate(
             bit_identical: m.bit_identical,
         })
         .collect();
+    progress.finish_and_clear();
     let tolerance_err = per_output.iter().map(|(_, _, t)| *t).fold(0.0, f64::max);
     Ok(ValidationReport {
-        runtime: format!("onnxruntime {}", rt.version()),
+        runtime: exec.runtime,
+        fallback_reason: exec.fallback_reason,
+        done: true,
         max_abs_err: outputs.iter().map(|o| o.max_abs_err).fold(0.0, f64::max),
         max_rel_err: outputs.iter().map(|o| o.max_rel_err).fold(0.0, f64::max),
         cosine: outputs.iter().map(|o| o.cosine).fold(1.0, f64::min),

@@ -4,7 +4,7 @@
 //! that leave the folder are refused, and offsets/lengths are checked against the file size.
 
 use crate::error::{Error, Result};
-use crate::ir::tensor::{element_count, is_external};
+use crate::ir::tensor::is_external;
 use crate::ir::DataType;
 use onnx_protobuf::{tensor_proto::DataLocation, StringStringEntryProto, TensorProto};
 use std::fs::File;
@@ -119,8 +119,18 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
             r.offset, r.location
         )));
     }
+    let limit = super::limits::max_memory();
+    if length > limit {
+        return Err(err(format!(
+            "external data of {length} bytes is over the memory limit of {} (raise it with --max-memory)",
+            super::limits::fmt_bytes(limit)
+        )));
+    }
     if let Some(dt) = DataType::from_onnx(t.data_type).filter(|d| *d != DataType::String) {
-        let expected = dt.storage_bytes(element_count(&t.dims));
+        let expected = super::limits::checked_elements(&t.dims)
+            .ok()
+            .and_then(|n| super::limits::checked_bytes(dt, n))
+            .unwrap_or(u64::MAX);
         if expected != length {
             return Err(err(format!(
                 "external data holds {length} bytes, but {dt}{:?} needs {expected}",

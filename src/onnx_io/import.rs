@@ -14,6 +14,7 @@ pub const MAX_IR_VERSION: i64 = 12;
 
 /// Reads, parses and links a model file. Every failure names the file and the problem.
 pub fn load_model(path: &Path) -> Result<Model> {
+    super::limits::check_file_size(path)?;
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::input(path, "no such file"),
         std::io::ErrorKind::IsADirectory => {
@@ -29,12 +30,7 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     if bytes.is_empty() {
         return Err(Error::input(path, "empty file, not an ONNX model"));
     }
-    let proto = parse_exact(bytes).map_err(|e| {
-        Error::input(
-            path,
-            format!("not a valid ONNX model (protobuf parse failed: {e})"),
-        )
-    })?;
+    let proto = parse_exact(bytes).map_err(|e| super::limits::parse_error(path, e))?;
     model_from_proto(proto, path)
 }
 
@@ -54,6 +50,7 @@ fn parse_exact(bytes: &[u8]) -> protobuf::Result<ModelProto> {
 
 /// Converts a parsed ModelProto into the IR, loading external data and linking the graph.
 pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
+    super::limits::check_model_proto(&proto, path)?;
     let Some(graph) = proto.graph.take() else {
         return Err(Error::input(path, "not an ONNX model: it has no graph"));
     };

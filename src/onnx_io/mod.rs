@@ -3,6 +3,7 @@
 pub mod export;
 pub mod external;
 pub mod import;
+pub mod limits;
 pub mod type_proto;
 
 pub use export::{save_model, to_proto, ExportOptions};

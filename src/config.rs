@@ -1,0 +1,121 @@
+//! `optimize.toml`: settings for a pipeline step, so that a build step is one short command.
+//!
+//! The file beside the model (or `--config FILE`) gives defaults; flags on the command line
+//! win. Paths in the file are relative to the file's folder. Example:
+//!
+//! ```toml
+//! output = "model.opt.onnx"
+//! report = "report.json"
+//! html = "report.html"
+//! input-shape = ["x=1x3x48x192"]
+//! tolerance = 1e-4
+//! min-fidelity = 0.999
+//!
+//! [[pass]]
+//! name = "cleanup"
+//! ```
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The file name looked up beside the model.
+pub const CONFIG_FILE_NAME: &str = "optimize.toml";
+
+/// One pass of the pipeline with its options (everything but `name`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct PassSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: toml::Table,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigFile {
+    output: Option<PathBuf>,
+    report: Option<PathBuf>,
+    html: Option<PathBuf>,
+    inputs: Option<PathBuf>,
+    #[serde(default)]
+    input_shape: Vec<String>,
+    tolerance: Option<f64>,
+    seed: Option<u64>,
+    samples: Option<usize>,
+    validate: Option<bool>,
+    min_fidelity: Option<f64>,
+    #[serde(rename = "pass")]
+    passes: Option<Vec<PassSpec>>,
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.to_string();
+        Error::input(
+            path,
+            msg.lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .trim()
+                .to_string(),
+        )
+    })
+}
+
+/// Fills the settings the command line left unset from the config file, if there is one.
+pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
+    let path = match (&a.config, a.no_config) {
+        (Some(p), _) => {
+            if !p.is_file() {
+                return Err(Error::input(p, "no such config file"));
+            }
+            p.clone()
+        }
+        (None, true) => return Ok(a),
+        (None, false) => {
+            let beside = model
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(CONFIG_FILE_NAME);
+            if !beside.is_file() {
+                return Ok(a);
+            }
+            beside
+        }
+    };
+    let cfg = read_config(&path)?;
+    for spec in cfg.passes.iter().flatten() {
+        if !crate::pipeline::KNOWN_PASSES.contains(&spec.name.as_str()) {
+            return Err(Error::input(
+                &path,
+                format!(
+                    "unknown pass '{}' (known: {})",
+                    spec.name,
+                    crate::pipeline::KNOWN_PASSES.join(", ")
+                ),
+            ));
+        }
+    }
+    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let rel = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
+    a.output = a.output.or(rel(cfg.output));
+    a.report = a.report.or(rel(cfg.report));
+    a.html = a.html.or(rel(cfg.html));
+    a.inputs = a.inputs.or(rel(cfg.inputs));
+    if a.input_shape.is_empty() {
+        a.input_shape = cfg.input_shape;
+    }
+    a.tolerance = a.tolerance.or(cfg.tolerance);
+    a.seed = a.seed.or(cfg.seed);
+    a.samples = a.samples.or(cfg.samples);
+    a.no_validate = a.no_validate || cfg.validate == Some(false);
+    a.min_fidelity = a.min_fidelity.or(cfg.min_fidelity);
+    if a.passes.is_none() {
+        a.passes = cfg.passes;
+    }
+    a.config_used = Some(path);
+    Ok(a)
+}
