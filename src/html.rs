@@ -58,7 +58,9 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 fn format_value(v: f64, unit: &str) -> String {
-    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
+    if v.fract() == 0.0 && v.abs() < 1e15 && !unit.is_empty() {
+        format!("{} {unit}", v as i64)
+    } else if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
         format!("{v:.3e} {unit}")
     } else {
         format!("{v:.4} {unit}")

@@ -30,11 +30,19 @@ impl Pass for SchedulePass {
 
     fn run(&self, model: &mut Model) -> Result<PassChanges> {
         let p = extract(model, &self.target).map_err(Error::Usage)?;
-        let out =
-            schedule(&p, self.target.scratchpad_bytes, &self.options).map_err(|e| match e {
-                ScheduleError::BelowMr { .. } => Error::Usage(e.to_string()),
-                ScheduleError::Other(m) => Error::Internal(format!("scheduling failed: {m}")),
-            })?;
+        let progress = crate::progress::spinner("schedule");
+        progress.set_message(format!(
+            "{} operators, {} tensors, scratchpad {} bytes",
+            p.ops.len(),
+            p.tensors.len(),
+            self.target.scratchpad_bytes
+        ));
+        let out = schedule(&p, self.target.scratchpad_bytes, &self.options).map_err(|e| match e {
+            ScheduleError::BelowMr { .. } => Error::Usage(e.to_string()),
+            ScheduleError::Other(m) => Error::Internal(format!("scheduling failed: {m}")),
+        });
+        progress.finish_and_clear();
+        let out = out?;
         let Some(plan) = &out.ours.plan else {
             return Err(Error::Internal("the chosen schedule has no plan".into()));
         };
@@ -50,14 +58,16 @@ impl Pass for SchedulePass {
             .filter(|(a, b)| a != b)
             .count();
         model.graph.order = new_order;
+        let plan_v = plan_json(&p, plan, &check.segments, self.target.scratchpad_bytes);
         if let Some(path) = &self.plan_path {
-            let v = plan_json(&p, plan, &check.segments, self.target.scratchpad_bytes);
-            let text = serde_json::to_string_pretty(&v)
+            let text = serde_json::to_string_pretty(&plan_v)
                 .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
             write_atomic(path, text.as_bytes())?;
         }
         let mut section = out.to_json(&p);
         if let Some(obj) = section.as_object_mut() {
+            // The HTML report draws the memory timeline from it.
+            obj.insert("plan".into(), plan_v);
             obj.insert("mode".into(), self.options.mode.name().into());
             obj.insert(
                 "weights_in_scratchpad".into(),
