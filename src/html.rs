@@ -303,12 +303,16 @@ pub fn render_html(r: &Report) -> String {
     }
 
     body.push_str("<h2>Passes</h2>");
-    let rows: Vec<(String, f64)> = r
-        .passes
-        .iter()
-        .map(|p| (p.name.clone(), p.seconds))
-        .collect();
-    body.push_str(&bar_chart("pass-times", "Seconds per pass", &rows, "s"));
+    if r.passes.is_empty() {
+        body.push_str(&missing("Passes", "no pass ran"));
+    } else {
+        let rows: Vec<(String, f64)> = r
+            .passes
+            .iter()
+            .map(|p| (p.name.clone(), p.seconds))
+            .collect();
+        body.push_str(&bar_chart("pass-times", "Seconds per pass", &rows, "s"));
+    }
 
     body.push_str("<h2>Relevance</h2>");
     match r.sections.get("relevance").and_then(relevance_picture) {

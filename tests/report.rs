@@ -222,6 +222,31 @@ fn html_report_draws_the_memory_plan_and_traffic() {
 }
 
 #[test]
+fn html_report_draws_relevance_along_the_graph() {
+    let cls = common::ppocr_models()
+        .into_iter()
+        .find(|m| m.name == "ppocr/cls")
+        .expect("cls");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let html = dir.path().join("explain.html");
+    let o = Command::new(common::optimize_bin())
+        .args(["explain"])
+        .arg(&cls.path)
+        .args(["--input-shape", "x=1x3x48x192", "--html"])
+        .arg(&html)
+        .output()
+        .expect("run optimize explain");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids = assert_renders_in_chromium(&html);
+    assert_eq!(ids, ["relevance"]);
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(
+        page.matches("class=\"bar\"").count() > 100,
+        "too few operators drawn"
+    );
+}
+
+#[test]
 fn config_file_beside_the_model_makes_a_one_word_step() {
     let (dir, _model, _data) = workspace();
     std::fs::write(

@@ -27,6 +27,8 @@ pub struct ExplainOptions {
     /// Where relevance files go; nothing is written when `None`.
     pub out: Option<PathBuf>,
     pub report: Option<PathBuf>,
+    /// Write an HTML report (relevance per operator along the graph) here.
+    pub html: Option<PathBuf>,
     pub seed: u64,
     pub samples: usize,
 }
@@ -100,11 +102,17 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
     }
     let summary = summarize(&results);
     let section = summary.to_json(&opts.cfg.preset);
-    if let Some(path) = &opts.report {
+    if opts.report.is_some() || opts.html.is_some() {
         let mut report = Report::new(ModelSummary::of(&model, &opts.model));
         report.sections.insert("relevance".into(), section);
-        report.write(path)?;
-        written.push(path.clone());
+        if let Some(path) = &opts.report {
+            report.write(path)?;
+            written.push(path.clone());
+        }
+        if let Some(path) = &opts.html {
+            crate::html::write_html(&report, path)?;
+            written.push(path.clone());
+        }
     }
     let mut text = format!(
         "explained {} sample(s) of {} with preset '{}' (conv {}, linear {}, ε {:e})\n",
@@ -150,6 +158,9 @@ pub struct ExplainArgs {
     /// Write a JSON report with a `relevance` section here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Write a self-contained HTML report with relevance per operator here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
     /// Rule preset: epsilon, lrp0, cnn, transformer, uniform.
     #[arg(long, default_value = "epsilon")]
     pub preset: String,
@@ -192,6 +203,7 @@ pub fn run_cli(a: ExplainArgs) -> Result<()> {
         strict: a.strict,
         out: a.out,
         report: a.report,
+        html: a.html,
         seed: a.seed,
         samples: a.samples,
     };
