@@ -82,8 +82,12 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
     }
     let mut results = Vec::new();
     let mut written = Vec::new();
+    let progress = crate::progress::bar("relevance", samples.len() as u64, "samples");
     for s in &samples {
-        let r = explain(&model, &s.values, &opts.target, &opts.cfg, opts.strict)?;
+        progress.set_message(s.id.clone());
+        let r = explain(&model, &s.values, &opts.target, &opts.cfg, opts.strict);
+        progress.inc(1);
+        let r = r?;
         if let Some(out) = &opts.out {
             let stem = sanitize_file_name(s.id.trim_end_matches(".npy").trim_end_matches(".pb"));
             for (name, rel) in &r.inputs {
@@ -100,6 +104,7 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
         }
         results.push(r);
     }
+    progress.finish_and_clear();
     let summary = summarize(&results);
     let section = summary.to_json(&opts.cfg.preset);
     if opts.report.is_some() || opts.html.is_some() {
