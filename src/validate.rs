@@ -5,7 +5,7 @@
 //! random values of the right dtype and shape. The pass criterion: every output element
 //! satisfies |a − b| ≤ tolerance · max(1, |a|), with `a` the original's value.
 
-use crate::data::inputs::{load_input_dir, random_inputs, InputSpec, Sample};
+use crate::data::inputs::{apply_input_shapes, load_input_dir, random_inputs, InputSpec, Sample};
 use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Model, ValueType};
@@ -90,17 +90,8 @@ pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Resul
             }
             None => return Err(Error::Usage(format!("input '{name}' has no declared type"))),
         };
-        let mut dims: Vec<Option<i64>> = match dims {
-            Some(d) => d
-                .iter()
-                .map(|d| {
-                    if let Dim::Known(v) = d {
-                        Some(*v)
-                    } else {
-                        None
-                    }
-                })
-                .collect(),
+        let dims: Vec<Option<i64>> = match dims {
+            Some(d) => d.iter().map(Dim::known).collect(),
             None => match bindings.get(name) {
                 Some(b) => vec![None; b.len()],
                 None => {
@@ -110,32 +101,14 @@ pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Resul
                 }
             },
         };
-        if let Some(b) = bindings.get(name) {
-            if b.len() != dims.len() {
-                return Err(Error::Usage(format!(
-                    "--input-shape {name}: gives {} dims, the model's input has {}",
-                    b.len(),
-                    dims.len()
-                )));
-            }
-            for (i, (d, &v)) in dims.iter_mut().zip(b).enumerate() {
-                match d {
-                    Some(k) if *k != v => {
-                        return Err(Error::Usage(format!(
-                            "--input-shape {name}: dim {i} is {k} in the model, not {v}"
-                        )))
-                    }
-                    _ => *d = Some(v),
-                }
-            }
-        }
         specs.push(InputSpec {
             name: name.to_string(),
             elem,
             dims,
         });
     }
-    Ok(specs)
+    // Binding the symbolic dims is the data layer's job (the same check `--calib` gets).
+    apply_input_shapes(&specs, bindings)
 }
 
 /// Loads the samples validation will feed: from the folder, or seeded random ones.
