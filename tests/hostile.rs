@@ -280,6 +280,8 @@ fn hostile_model_catalogue() {
 
     let mut string_as_float = tensor("w", 1, &[2, 3]);
     string_as_float.string_data = (0..6).map(|i| format!("s{i}").into_bytes()).collect();
+    let mut short_floats = tensor("w", 1, &[2, 3]);
+    short_floats.float_data = vec![1.0, 2.0];
     let mut string_w = tensor("w", 8, &[2, 3]);
     string_w.string_data = (0..6).map(|i| format!("s{i}").into_bytes()).collect();
 
@@ -451,6 +453,11 @@ fn hostile_model_catalogue() {
             "string_tensor_where_float_expected",
             write("string_tensor.onnx", add_model(string_w)),
             "input 'w' is a string tensor, but Add needs numbers",
+        ),
+        case(
+            "float_data_shorter_than_dims",
+            write("short_floats.onnx", add_model(short_floats)),
+            "(6 float_data entries) but holds 2",
         ),
         case("zero_bytes", write("empty.onnx", Vec::new()), "empty file"),
     ];

@@ -159,12 +159,19 @@ impl Walk<'_> {
                 fmt_bytes(self.limit)
             )));
         }
-        self.data_matches(t, dt, bytes, what)
+        self.data_matches(t, dt, n, bytes, what)
     }
 
     /// The stored values must be of the declared type and count (external data is checked
     /// when it is read).
-    fn data_matches(&self, t: &TensorProto, dt: DataType, bytes: u64, what: &str) -> Result<()> {
+    fn data_matches(
+        &self,
+        t: &TensorProto,
+        dt: DataType,
+        n: u64,
+        bytes: u64,
+        what: &str,
+    ) -> Result<()> {
         if crate::ir::tensor::is_external(t) {
             return Ok(());
         }
@@ -193,6 +200,25 @@ impl Walk<'_> {
             return Err(self.err(format!(
                 "{what} is declared {dt} but holds {field} ({len} values): wrong data for its type"
             )));
+        }
+        // The typed field must hold exactly as many entries as the dims declare: complex
+        // numbers take two, 4-bit types pack two elements per int32_data entry.
+        let typed = found
+            .iter()
+            .find(|(f, _)| *f == expected_field)
+            .map_or(0, |&(_, len)| len as u64);
+        if typed > 0 {
+            let want = match dt {
+                Complex64 | Complex128 => n.saturating_mul(2),
+                Uint4 | Int4 | Float4E2M1 => n.div_ceil(2),
+                _ => n,
+            };
+            if typed != want {
+                return Err(self.err(format!(
+                    "{what} declares {dt}{:?} ({want} {expected_field} entries) but holds {typed}",
+                    t.dims
+                )));
+            }
         }
         if !t.raw_data.is_empty() && t.raw_data.len() as u64 != bytes {
             return Err(self.err(format!(
