@@ -51,6 +51,15 @@ pub(crate) fn infer_ms(cx: &mut Ctx, n: &Node) -> Res {
             cx.set_tensor(n, 0, elem, shape);
         }
         "Gelu" | "FastGelu" | "BiasGelu" | "QuickGelu" | "BiasAdd" => cx.copy_type_only(n, 0, 0),
+        // The contrib Q/DQ (int4/int16 below opset 21): same shape, type from scale or zero point.
+        "DequantizeLinear" => {
+            let elem = cx.elem(n, 1).unwrap_or(DataType::Float);
+            cx.set_tensor(n, 0, elem, cx.dims(n, 0));
+        }
+        "QuantizeLinear" => {
+            let elem = cx.elem(n, 2).unwrap_or(DataType::Uint8);
+            cx.set_tensor(n, 0, elem, cx.dims(n, 0));
+        }
         _ => {}
     }
     Ok(())

@@ -1,0 +1,196 @@
+//! Which operators can change precision, in which formats, and what each format stores.
+//!
+//! Only ops whose weight is a constant tensor (initializer or Constant node) are candidates:
+//! Conv (any group), MatMul with a constant 2-D second input, Gemm with constant B, and
+//! ConvTranspose (fp16 only: onnxruntime has no fused int8 kernel for it on x86, so QDQ
+//! around it would only add work).
+
+use super::quantize::{stored_bytes, weight_channel_axis};
+use super::{NodeKey, Precision};
+use crate::ir::attr::AttrExt;
+use crate::ir::tensor::{element_count, to_f64};
+use crate::ir::{DataType, Graph, Model, Source};
+use onnx_protobuf::TensorProto;
+use std::collections::BTreeMap;
+
+/// One operator whose precision the ILP chooses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpCandidate {
+    pub key: NodeKey,
+    pub node_name: String,
+    pub op: String,
+    /// The constant weight tensor (initializer or Constant-node output).
+    pub weight: String,
+    /// As stored (Gemm with transB: `[N, K]`).
+    pub weight_shape: Vec<usize>,
+    pub bias: Option<String>,
+    /// Bytes of weight + bias now (fp32).
+    pub fp32_bytes: u64,
+    /// Supported precisions with the bytes each stores (weights, bias, scales, zero points).
+    pub options: Vec<(Precision, u64)>,
+    /// Float activation inputs that get Q/DQ at Int8.
+    pub activation_inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Per-channel axis of the weight in the emitted formats (see
+    /// [`super::quantize::weight_channel_axis`]).
+    pub channel_axis: usize,
+}
+
+impl OpCandidate {
+    /// Relative weight error of this op at `p`, in the exact emitted format (handles the
+    /// transB Gemm axis, which [`super::quantize::relative_weight_error`] cannot see).
+    pub fn weight_error(&self, w: &[f32], p: Precision) -> f64 {
+        super::quantize::relative_weight_error_axis(
+            w,
+            &self.weight_shape,
+            &self.op,
+            self.channel_axis,
+            p,
+        )
+    }
+
+    /// Bytes stored at `p` (`None` when `p` is not offered).
+    pub fn bytes_at(&self, p: Precision) -> Option<u64> {
+        self.options.iter().find(|(q, _)| *q == p).map(|(_, b)| *b)
+    }
+}
+
+/// The constant tensor named `name`: an initializer (that is not an overridable graph
+/// input) or the `value` of the Constant node producing it.
+pub fn constant_tensor<'a>(g: &'a Graph, name: &str) -> Option<&'a TensorProto> {
+    match g.source(name)? {
+        Source::Initializer => g.initializers.get(name),
+        Source::Node(idx, 0) => {
+            let n = &g.ops[idx];
+            if n.is("Constant") {
+                n.attr("value").and_then(|a| a.t.as_ref())
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A constant float tensor's values and dims (`None` if not constant or not float32).
+pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
+    let t = constant_tensor(g, name)?;
+    if DataType::from_onnx(t.data_type) != Some(DataType::Float) {
+        return None;
+    }
+    let v = to_f64(t)?;
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    Some((v.into_iter().map(|x| x as f32).collect(), dims))
+}
+
+fn attr_int(n: &crate::ir::Node, name: &str, default: i64) -> i64 {
+    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
+}
+
+fn attr_float(n: &crate::ir::Node, name: &str, default: f32) -> f32 {
+    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
+}
+
+/// Candidates in graph order.
+pub fn candidates(model: &Model) -> Vec<OpCandidate> {
+    let g = &model.graph;
+    let mut out = Vec::new();
+    for (_, n) in g.nodes() {
+        let op = n.op_type.as_str();
+        if !matches!(op, "Conv" | "MatMul" | "Gemm" | "ConvTranspose") || !n.is(op) {
+            continue;
+        }
+        let Some(key) = n.outputs.first().filter(|o| !o.is_empty()).cloned() else {
+            continue;
+        };
+        let (Some(x), Some(wname)) = (n.inputs.first(), n.inputs.get(1)) else {
+            continue;
+        };
+        if x.is_empty() || constant_tensor(g, x).is_some() {
+            continue;
+        }
+        let Some(wt) = constant_tensor(g, wname) else {
+            continue;
+        };
+        if DataType::from_onnx(wt.data_type) != Some(DataType::Float) {
+            continue;
+        }
+        let shape: Vec<usize> = wt.dims.iter().map(|&d| d.max(0) as usize).collect();
+        if shape.contains(&0) {
+            continue;
+        }
+        let trans_b = attr_int(n, "transB", 0) != 0;
+        let axis = weight_channel_axis(op, trans_b);
+        let channels = shape.get(axis).copied().unwrap_or(0);
+        // Bias: Conv/ConvTranspose input 2, Gemm C (only a constant 1-D-like [N] C is
+        // quantized; any other C keeps the op out of the integer formats).
+        let bias = n.inputs.get(2).filter(|b| !b.is_empty()).cloned();
+        let bias_t = bias.as_deref().and_then(|b| constant_tensor(g, b));
+        if bias.is_some() && op != "Gemm" && bias_t.is_none() {
+            continue;
+        }
+        let bias_len = bias_t.map_or(0, |t| element_count(&t.dims) as usize);
+        let bias_is_vector = bias_t.is_some_and(|t| {
+            DataType::from_onnx(t.data_type) == Some(DataType::Float)
+                && bias_len == channels
+                && t.dims.iter().filter(|&&d| d != 1).count() <= 1
+                && t.dims.len() <= 2
+        });
+        let mut opts = vec![Precision::Fp32, Precision::Fp16];
+        let int_ok = match op {
+            "Conv" => shape.len() >= 3,
+            "MatMul" => shape.len() == 2,
+            "Gemm" => {
+                shape.len() == 2
+                    && attr_int(n, "transA", 0) == 0
+                    && attr_float(n, "alpha", 1.0) == 1.0
+                    && (bias.is_none() || bias_is_vector)
+            }
+            _ => false,
+        };
+        if int_ok {
+            opts.push(Precision::Int8);
+            opts.push(Precision::Int4);
+        }
+        let fp32_bytes = 4 * (element_count(&wt.dims) + bias_len as u64);
+        let options = opts
+            .into_iter()
+            .map(|p| (p, stored_bytes(op, &shape, axis, bias_len, p)))
+            .collect();
+        out.push(OpCandidate {
+            key,
+            node_name: n.name.clone(),
+            op: op.to_string(),
+            weight: wname.clone(),
+            weight_shape: shape,
+            bias: if bias_t.is_some() { bias } else { None },
+            fp32_bytes,
+            options,
+            activation_inputs: vec![x.clone()],
+            outputs: n
+                .outputs
+                .iter()
+                .filter(|o| !o.is_empty())
+                .cloned()
+                .collect(),
+            channel_axis: axis,
+        });
+    }
+    out
+}
+
+/// Groups (of two or more) of candidates reading the same weight tensor; they must get the
+/// same precision. Sorted by weight name, members in graph order.
+pub fn shared_weight_groups(cands: &[OpCandidate]) -> Vec<Vec<NodeKey>> {
+    let mut by_weight: BTreeMap<&str, Vec<NodeKey>> = BTreeMap::new();
+    for c in cands {
+        by_weight.entry(&c.weight).or_default().push(c.key.clone());
+    }
+    by_weight.into_values().filter(|v| v.len() > 1).collect()
+}
+
+/// fp32-equivalent bytes of all constant tensors (initializers and Constant nodes): the
+/// size budget is a fraction of this.
+pub fn total_weight_bytes(model: &Model) -> u64 {
+    model.graph.parameter_stats().1
+}

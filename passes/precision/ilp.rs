@@ -1,0 +1,575 @@
+//! The allocation ILP (good_lp + CBC) and its greedy fallback.
+//!
+//! Binary `x[i,p]` per candidate operator `i` and allowed precision `p`, with
+//! `Σ_p x[i,p] = 1`. Budget, either
+//! * size: `fixed_bytes + Σ bytes[i,p]·x[i,p] ≤ f · total_weight_bytes` (fixed bytes are the
+//!   constant tensors that are not candidate weights), or
+//! * bits: `Σ bits(p)·elements[i]·x[i,p] ≤ b · Σ elements[i]`.
+//!
+//! Objective `Σ cost[i,p]·x[i,p] + λ Σ_e y_e` with `y_e ≥ |int8[u] − int8[v]|` for every
+//! edge `e = (u, v)` between candidate operators (a precision-domain change there costs an
+//! extra Q/DQ pair), `int8[i] = x[i,Int8]`. Ties: operators of a `same_precision` group
+//! take the same precision (shared weights); operators of an `int8_ties` group are all int8
+//! or all not (the producers of one Concat's inputs or of a residual Add's operands, which
+//! onnxruntime fuses only when all sides carry the same quantization).
+//!
+//! The solve has a time limit; when CBC stops without an incumbent, the greedy solution is
+//! used. (CBC is not warm-started from greedy: with a start solution, CBC 2.10 here reported
+//! "optimal" for worse solutions than the start on bit-budget instances.)
+
+use super::pass::Budget;
+use super::{NodeKey, Precision};
+use crate::error::{Error, Result};
+use good_lp::solvers::coin_cbc::coin_cbc;
+use good_lp::{
+    constraint, variable, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
+    SolverModel, Variable, WithTimeLimit,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// One allowed precision of one operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllocOption {
+    pub precision: Precision,
+    /// Bytes stored for the operator's weights (and bias, scales) at this precision.
+    pub bytes: u64,
+    /// Error used for steering (see `Objective`).
+    pub cost: f64,
+}
+
+/// One candidate operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllocItem {
+    pub key: NodeKey,
+    /// Weight elements (for the bit budget).
+    pub elements: u64,
+    pub options: Vec<AllocOption>,
+}
+
+/// Everything the solver, the greedy fallback and the checker see.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllocProblem {
+    pub items: Vec<AllocItem>,
+    /// Bytes of the constant tensors that are not candidate weights (counted as they are).
+    pub fixed_bytes: u64,
+    /// fp32 bytes of all constant tensors of the model (the size budget's reference).
+    pub total_weight_bytes: u64,
+    pub budget: Budget,
+    /// Groups of item indices that must take the same precision.
+    pub same_precision: Vec<Vec<usize>>,
+    /// Groups of item indices whose int8 indicator must be equal.
+    pub int8_ties: Vec<Vec<usize>>,
+    /// Item pairs connected directly or through data-movement/elementwise ops.
+    pub edges: Vec<(usize, usize)>,
+    /// Cost of one precision-domain change on an edge.
+    pub lambda: f64,
+}
+
+impl AllocProblem {
+    /// Left side and limit of the budget constraint for a per-item choice of option index.
+    pub fn budget_use(&self, choice: &[usize]) -> (f64, f64) {
+        match self.budget {
+            Budget::SizeFraction(f) => {
+                let used = self.fixed_bytes
+                    + self
+                        .items
+                        .iter()
+                        .zip(choice)
+                        .map(|(it, &c)| it.options[c].bytes)
+                        .sum::<u64>();
+                (used as f64, f * self.total_weight_bytes as f64)
+            }
+            Budget::AvgBits(b) => {
+                let used: f64 = self
+                    .items
+                    .iter()
+                    .zip(choice)
+                    .map(|(it, &c)| {
+                        it.options[c].precision.weight_bits() as f64 * it.elements as f64
+                    })
+                    .sum();
+                let total: f64 = self.items.iter().map(|it| it.elements as f64).sum();
+                (used, b * total)
+            }
+        }
+    }
+
+    /// The coefficient of option `o` of item `i` in the budget constraint.
+    fn budget_coef(&self, i: usize, o: usize) -> f64 {
+        let it = &self.items[i];
+        match self.budget {
+            Budget::SizeFraction(_) => it.options[o].bytes as f64,
+            Budget::AvgBits(_) => it.options[o].precision.weight_bits() as f64 * it.elements as f64,
+        }
+    }
+
+    /// Constant part of the budget constraint and its limit.
+    fn budget_rhs(&self) -> (f64, f64) {
+        match self.budget {
+            Budget::SizeFraction(f) => {
+                (self.fixed_bytes as f64, f * self.total_weight_bytes as f64)
+            }
+            Budget::AvgBits(b) => (
+                0.0,
+                b * self.items.iter().map(|it| it.elements as f64).sum::<f64>(),
+            ),
+        }
+    }
+
+    /// Objective of a choice: option costs plus λ per edge whose ends differ in int8-ness.
+    pub fn objective(&self, choice: &[usize]) -> f64 {
+        let mut obj: f64 = self
+            .items
+            .iter()
+            .zip(choice)
+            .map(|(it, &c)| it.options[c].cost)
+            .sum();
+        let int8 = |i: usize| self.items[i].options[choice[i]].precision == Precision::Int8;
+        for &(u, v) in &self.edges {
+            if int8(u) != int8(v) {
+                obj += self.lambda;
+            }
+        }
+        obj
+    }
+
+    fn option_of(&self, i: usize, p: Precision) -> Option<usize> {
+        self.items[i].options.iter().position(|o| o.precision == p)
+    }
+
+    /// Turns option indices into an assignment by key.
+    pub fn assignment(&self, choice: &[usize]) -> super::Assignment {
+        self.items
+            .iter()
+            .zip(choice)
+            .map(|(it, &c)| (it.key.clone(), it.options[c].precision))
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolveStatus {
+    /// CBC proved the solution optimal.
+    Optimal,
+    /// CBC stopped on its time limit; its best solution (incumbent) is used.
+    TimeLimitIncumbent,
+    /// CBC gave nothing usable; the greedy solution is used.
+    GreedyFallback,
+}
+
+impl SolveStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            SolveStatus::Optimal => "optimal",
+            SolveStatus::TimeLimitIncumbent => "time_limit_incumbent",
+            SolveStatus::GreedyFallback => "greedy_fallback",
+        }
+    }
+}
+
+/// A solution: one option index per item.
+#[derive(Clone, Debug)]
+pub struct AllocSolution {
+    pub choice: Vec<usize>,
+    pub status: SolveStatus,
+    pub objective: f64,
+    /// CBC's best bound (None for greedy).
+    pub bound: Option<f64>,
+    /// Relative gap `(objective − bound) / max(|objective|, 1e-12)`.
+    pub gap: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Union-find roots over item indices for the given groups.
+fn components(n: usize, groups: &[&Vec<usize>]) -> Vec<usize> {
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], x: usize) -> usize {
+        let mut r = x;
+        while p[r] != r {
+            r = p[r];
+        }
+        let mut y = x;
+        while p[y] != r {
+            let nx = p[y];
+            p[y] = r;
+            y = nx;
+        }
+        r
+    }
+    for g in groups {
+        for w in g.windows(2) {
+            let (a, b) = (find(&mut parent, w[0]), find(&mut parent, w[1]));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    (0..n).map(|i| find(&mut parent, i)).collect()
+}
+
+/// Items joined by any tie (same precision or int8), as groups in index order: giving all
+/// members of a unit one common precision always meets the ties.
+pub fn tie_units(p: &AllocProblem) -> Vec<Vec<usize>> {
+    let groups: Vec<&Vec<usize>> = p.same_precision.iter().chain(&p.int8_ties).collect();
+    let root = components(p.items.len(), &groups);
+    let mut units: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, &r) in root.iter().enumerate() {
+        units.entry(r).or_default().push(i);
+    }
+    units.into_values().collect()
+}
+
+/// Greedy: items joined by any tie move together at one common precision (stricter than the
+/// ties require, so always consistent). Starts from each unit's lowest-error common
+/// precision and repeatedly takes the move with the smallest error increase per budget unit
+/// saved, until the budget holds. `None` when no sequence of moves meets the budget.
+pub fn greedy(p: &AllocProblem) -> Option<AllocSolution> {
+    let start = Instant::now();
+    let n = p.items.len();
+    let units = tie_units(p);
+    // Precisions every member of a unit allows, in the fixed order of Precision::ALL.
+    let common: Vec<Vec<Precision>> = units
+        .iter()
+        .map(|u| {
+            Precision::ALL
+                .into_iter()
+                .filter(|&q| u.iter().all(|&i| p.option_of(i, q).is_some()))
+                .collect()
+        })
+        .collect();
+    if common.iter().any(Vec::is_empty) {
+        return None;
+    }
+    let unit_cost = |u: usize, q: Precision| -> f64 {
+        units[u]
+            .iter()
+            .map(|&i| p.items[i].options[p.option_of(i, q).unwrap_or(0)].cost)
+            .sum()
+    };
+    let unit_budget = |u: usize, q: Precision| -> f64 {
+        units[u]
+            .iter()
+            .map(|&i| p.budget_coef(i, p.option_of(i, q).unwrap_or(0)))
+            .sum()
+    };
+    let mut chosen: Vec<Precision> = (0..units.len())
+        .map(|u| {
+            let mut best = common[u][0];
+            for &q in &common[u] {
+                if unit_cost(u, q) < unit_cost(u, best) {
+                    best = q;
+                }
+            }
+            best
+        })
+        .collect();
+    let (base, limit) = p.budget_rhs();
+    let mut used: f64 = base
+        + (0..units.len())
+            .map(|u| unit_budget(u, chosen[u]))
+            .sum::<f64>();
+    while used > limit * (1.0 + 1e-12) {
+        let mut best: Option<(f64, usize, Precision)> = None;
+        for u in 0..units.len() {
+            let (c0, b0) = (unit_cost(u, chosen[u]), unit_budget(u, chosen[u]));
+            for &q in &common[u] {
+                let db = b0 - unit_budget(u, q);
+                if db <= 0.0 {
+                    continue;
+                }
+                let ratio = (unit_cost(u, q) - c0) / db;
+                if best.is_none_or(|(r, _, _)| ratio < r) {
+                    best = Some((ratio, u, q));
+                }
+            }
+        }
+        let (_, u, q) = best?;
+        used -= unit_budget(u, chosen[u]) - unit_budget(u, q);
+        chosen[u] = q;
+    }
+    let mut choice = vec![0; n];
+    for (u, members) in units.iter().enumerate() {
+        for &i in members {
+            choice[i] = p.option_of(i, chosen[u]).unwrap_or(0);
+        }
+    }
+    let objective = p.objective(&choice);
+    Some(AllocSolution {
+        choice,
+        status: SolveStatus::GreedyFallback,
+        objective,
+        bound: None,
+        gap: None,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The model's variables and constraints, shared by the solve and the min-budget solve.
+struct Built {
+    vars: ProblemVariables,
+    x: Vec<Vec<Variable>>,
+    cons: Vec<good_lp::Constraint>,
+    edge_cost: Expression,
+    budget_expr: Expression,
+}
+
+fn build(p: &AllocProblem, with_budget: bool) -> Built {
+    let mut vars = ProblemVariables::new();
+    let mut cons = Vec::new();
+    let x: Vec<Vec<Variable>> = p
+        .items
+        .iter()
+        .map(|it| {
+            it.options
+                .iter()
+                .map(|_| vars.add(variable().binary()))
+                .collect()
+        })
+        .collect();
+    for xi in &x {
+        let s: Expression = xi.iter().copied().sum();
+        cons.push(constraint!(s == 1.0));
+    }
+    // The budget row is divided by its limit (coefficients of millions of bits or bytes
+    // otherwise meet CBC's absolute tolerances); `budget_expr` is the used fraction.
+    let (base, limit) = p.budget_rhs();
+    let norm = if limit > 0.0 { limit } else { 1.0 };
+    let mut budget_expr = Expression::from(base / norm);
+    for (i, xi) in x.iter().enumerate() {
+        for (o, &v) in xi.iter().enumerate() {
+            budget_expr += (p.budget_coef(i, o) / norm) * v;
+        }
+    }
+    if with_budget {
+        cons.push(constraint!(budget_expr.clone() <= limit / norm));
+    }
+    let indicator = |i: usize, q: Precision| -> Expression {
+        match p.option_of(i, q) {
+            Some(o) => Expression::from(x[i][o]),
+            None => Expression::from(0.0),
+        }
+    };
+    for g in &p.same_precision {
+        for w in g.windows(2) {
+            for q in Precision::ALL {
+                let (a, b) = (indicator(w[0], q), indicator(w[1], q));
+                cons.push(constraint!(a == b));
+            }
+        }
+    }
+    for g in &p.int8_ties {
+        for w in g.windows(2) {
+            let (a, b) = (
+                indicator(w[0], Precision::Int8),
+                indicator(w[1], Precision::Int8),
+            );
+            cons.push(constraint!(a == b));
+        }
+    }
+    let mut edge_cost = Expression::from(0.0);
+    for &(u, v) in &p.edges {
+        let (a, b) = (indicator(u, Precision::Int8), indicator(v, Precision::Int8));
+        if p.option_of(u, Precision::Int8).is_none() && p.option_of(v, Precision::Int8).is_none() {
+            continue;
+        }
+        let y = vars.add(variable().min(0.0).max(1.0));
+        cons.push(constraint!(y >= a.clone() - b.clone()));
+        cons.push(constraint!(y >= b - a));
+        edge_cost += y;
+    }
+    Built {
+        vars,
+        x,
+        cons,
+        edge_cost,
+        budget_expr,
+    }
+}
+
+fn quiet(m: &mut good_lp::solvers::coin_cbc::CoinCbcProblem) {
+    m.set_parameter("log", "0");
+    m.set_parameter("slogLevel", "0");
+    m.set_parameter("logLevel", "0");
+}
+
+fn decode(x: &[Vec<Variable>], sol: &impl Solution) -> Option<Vec<usize>> {
+    x.iter()
+        .map(|xi| {
+            let on: Vec<usize> = (0..xi.len()).filter(|&o| sol.value(xi[o]) > 0.5).collect();
+            (on.len() == 1).then(|| on[0])
+        })
+        .collect()
+}
+
+/// Smallest budget any assignment meeting the ties reaches: `(fraction, bytes)` for a size
+/// budget (fraction of `total_weight_bytes`), `(bits, 0)` for a bit budget.
+pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
+    let b = build(p, false);
+    let mut m = b.vars.minimise(b.budget_expr.clone()).using(coin_cbc);
+    quiet(&mut m);
+    for c in b.cons {
+        m.add_constraint(c);
+    }
+    let m = m.with_time_limit(time_limit_s.max(1.0));
+    let sol = m.solve().ok()?;
+    let choice = decode(&b.x, &sol)?;
+    let (used, _) = p.budget_use(&choice);
+    Some(match p.budget {
+        Budget::SizeFraction(_) => (
+            used / p.total_weight_bytes.max(1) as f64,
+            used.round() as u64,
+        ),
+        Budget::AvgBits(_) => {
+            let total: f64 = p.items.iter().map(|it| it.elements as f64).sum();
+            (used / total.max(1.0), 0)
+        }
+    })
+}
+
+/// The infeasible-budget error, stating the smallest feasible budget.
+pub fn infeasible_error(p: &AllocProblem, time_limit_s: f64) -> Error {
+    let asked = match p.budget {
+        Budget::SizeFraction(f) => format!(
+            "size budget {f} ({} bytes of {} fp32 weight bytes)",
+            (f * p.total_weight_bytes as f64).floor() as u64,
+            p.total_weight_bytes
+        ),
+        Budget::AvgBits(b) => format!("average {b} bits per weight"),
+    };
+    match (min_budget(p, time_limit_s), p.budget) {
+        (Some((frac, bytes)), Budget::SizeFraction(_)) => Error::Usage(format!(
+            "{asked} is infeasible: the smallest feasible size budget is {:.4} of the fp32 \
+             weight bytes ({bytes} bytes; pass --size-budget {:.4} or more)",
+            (frac * 1e4).ceil() / 1e4,
+            (frac * 1e4).ceil() / 1e4
+        )),
+        (Some((bits, _)), Budget::AvgBits(_)) => Error::Usage(format!(
+            "{asked} is infeasible: the smallest feasible average is {:.3} bits per weight \
+             (pass --avg-bits {:.3} or more)",
+            bits,
+            (bits * 1e3).ceil() / 1e3
+        )),
+        (None, _) => Error::Usage(format!(
+            "{asked} is infeasible, and the smallest feasible budget could not be computed"
+        )),
+    }
+}
+
+/// Solves the allocation: CBC within `time_limit_s`, else the
+/// greedy solution. An infeasible budget is an `Error::Usage` naming the smallest one.
+pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
+    let start = Instant::now();
+    if p.items.is_empty() {
+        let (used, limit) = p.budget_use(&[]);
+        if used > limit {
+            return Err(infeasible_error(p, time_limit_s));
+        }
+        return Ok(AllocSolution {
+            choice: Vec::new(),
+            status: SolveStatus::Optimal,
+            objective: 0.0,
+            bound: Some(0.0),
+            gap: Some(0.0),
+            seconds: 0.0,
+        });
+    }
+    let warm = greedy(p);
+    let b = build(p, true);
+    // Errors can be ~1e-6; CBC's tolerances are absolute, so the objective is scaled to a
+    // largest coefficient of 1000 (the optimum does not change; reports use real units).
+    let max_coef = p
+        .items
+        .iter()
+        .flat_map(|it| it.options.iter().map(|o| o.cost))
+        .chain(std::iter::once(p.lambda))
+        .fold(0.0f64, f64::max);
+    let scale = if max_coef > 0.0 && max_coef.is_finite() {
+        1000.0 / max_coef
+    } else {
+        1.0
+    };
+    let mut objective = b.edge_cost.clone() * (p.lambda * scale);
+    for (i, xi) in b.x.iter().enumerate() {
+        for (o, &v) in xi.iter().enumerate() {
+            objective += (p.items[i].options[o].cost * scale) * v;
+        }
+    }
+    let mut m = b.vars.minimise(objective).using(coin_cbc);
+    quiet(&mut m);
+    for c in b.cons {
+        m.add_constraint(c);
+    }
+    let m = m.with_time_limit(time_limit_s.max(1.0));
+    let result = m.solve();
+    let seconds = start.elapsed().as_secs_f64();
+    match result {
+        Ok(sol) => {
+            let status = match sol.status() {
+                SolutionStatus::Optimal => SolveStatus::Optimal,
+                _ => SolveStatus::TimeLimitIncumbent,
+            };
+            let raw_bound = sol.model().best_possible_value() / scale;
+            if let Some(choice) = decode(&b.x, &sol) {
+                let (used, limit) = p.budget_use(&choice);
+                if used <= limit * (1.0 + 1e-9) {
+                    let objective = p.objective(&choice);
+                    let bound = raw_bound.is_finite().then(|| raw_bound.min(objective));
+                    let gap =
+                        bound.map(|bd| ((objective - bd) / objective.abs().max(1e-12)).max(0.0));
+                    return Ok(AllocSolution {
+                        choice,
+                        status,
+                        objective,
+                        bound: if status == SolveStatus::Optimal {
+                            Some(objective)
+                        } else {
+                            bound
+                        },
+                        gap: if status == SolveStatus::Optimal {
+                            Some(0.0)
+                        } else {
+                            gap
+                        },
+                        seconds,
+                    });
+                }
+            }
+            fallback(warm, p, time_limit_s, seconds)
+        }
+        Err(ResolutionError::Infeasible) => Err(infeasible_error(p, time_limit_s)),
+        Err(_) => fallback(warm, p, time_limit_s, seconds),
+    }
+}
+
+fn fallback(
+    warm: Option<AllocSolution>,
+    p: &AllocProblem,
+    time_limit_s: f64,
+    seconds: f64,
+) -> Result<AllocSolution> {
+    match warm {
+        Some(mut w) => {
+            w.seconds = seconds;
+            Ok(w)
+        }
+        None => {
+            // Greedy moves tied operators together, so it can miss budgets the ILP meets.
+            let (_, limit) = p.budget_rhs();
+            let reachable = match (min_budget(p, time_limit_s), p.budget) {
+                (Some((_, bytes)), Budget::SizeFraction(_)) => bytes as f64 <= limit,
+                (Some((bits, _)), Budget::AvgBits(b)) => bits <= b,
+                (None, _) => false,
+            };
+            if reachable {
+                Err(Error::Usage(format!(
+                    "the solver found no allocation within its {time_limit_s} s time limit and                      the greedy fallback found none either; raise the time limit or the budget"
+                )))
+            } else {
+                Err(infeasible_error(p, time_limit_s))
+            }
+        }
+    }
+}

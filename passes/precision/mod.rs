@@ -1,0 +1,88 @@
+//! Mixed precision: picks fp32 / fp16 / int8 / int4 per operator by an integer linear
+//! program, steered by relevance and measured error, under a size or bit budget, and
+//! rewrites the graph into ONNX that onnxruntime's CPU kernels fuse.
+//!
+//! Flow (see [`pass`]): fold BatchNorm into Conv and raise the opset ([`rewrite`],
+//! [`opset`]) → list the candidate precisions per operator ([`candidates`]) → calibrate
+//! activation ranges ([`calibrate`]) → relevance scores (the relevance pass's public API)
+//! → error per operator and precision, measured and proxy ([`sensitivity`]) → ILP with
+//! greedy fallback ([`ilp`]) → independent check ([`check`]) → rewrite to QDQ /
+//! MatMulNBits / fp16 ([`rewrite`]) using the number formats in [`quantize`].
+
+pub mod calibrate;
+pub mod candidates;
+pub mod check;
+pub mod ilp;
+pub mod opset;
+pub mod pass;
+pub mod quantize;
+pub mod rewrite;
+pub mod sensitivity;
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// A precision an operator's weights (and, for `Int8`, its activations) can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Unchanged.
+    Fp32,
+    /// Weights stored as fp16 and cast back to fp32 (storage only; x86 has no fp16 math).
+    Fp16,
+    /// QDQ: uint8 activations (calibrated, asymmetric), int8 per-channel symmetric
+    /// weights, int32 bias; DQ → op → Q so onnxruntime fuses it to QLinearConv/QLinearMatMul.
+    Int8,
+    /// Weight-only int4: `com.microsoft.MatMulNBits` (block 32, accuracy_level 4) for
+    /// MatMul/Gemm; per-channel int4 DequantizeLinear (com.microsoft domain) for Conv.
+    Int4,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [
+        Precision::Fp32,
+        Precision::Fp16,
+        Precision::Int8,
+        Precision::Int4,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        }
+    }
+    /// Bits per weight element (scales and zero points not counted).
+    pub fn weight_bits(self) -> u32 {
+        match self {
+            Precision::Fp32 => 32,
+            Precision::Fp16 => 16,
+            Precision::Int8 => 8,
+            Precision::Int4 => 4,
+        }
+    }
+    /// Whether activations around the operator are quantized (Q/DQ on its edges).
+    pub fn quantizes_activations(self) -> bool {
+        self == Precision::Int8
+    }
+    pub fn parse(s: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+/// Operators are identified by their first output tensor's name: unique in SSA form and
+/// stable across passes that do not rewrite that operator.
+pub type NodeKey = String;
+
+/// One precision per candidate operator (operators not listed stay fp32).
+pub type Assignment = BTreeMap<NodeKey, Precision>;
+
+/// Calibrated real range of a float tensor, by tensor name.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Range {
+    pub min: f32,
+    pub max: f32,
+}
+
+pub type Ranges = HashMap<String, Range>;

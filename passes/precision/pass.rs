@@ -1,0 +1,869 @@
+//! The mixed-precision pass: fold BatchNorm → candidates → calibration → relevance →
+//! error table → allocation (ILP, or uniform/random for ablations) → independent check →
+//! rewrite → size re-check on the rewritten model → report section.
+
+use super::calibrate::{
+    calibrate, current_bindings, is_float_tensor, load_calibration_samples, CalibMethod,
+    Calibration,
+};
+use super::candidates::{
+    candidates, constant_tensor, shared_weight_groups, total_weight_bytes, OpCandidate,
+};
+use super::check::{check_assignment, check_rewritten_size, CheckReport};
+use super::ilp::{
+    greedy, infeasible_error, solve, tie_units, AllocItem, AllocOption, AllocProblem,
+    AllocSolution, SolveStatus,
+};
+use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
+use super::{Assignment, Precision};
+use crate::error::{Error, Result};
+use crate::ir::{Graph, Model};
+use crate::pass_manager::{Pass, PassChanges};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The budget the allocation must meet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Constant bytes after the rewrite ≤ this fraction of the model's fp32 weight bytes
+    /// (initializers and Constant tensors alike).
+    SizeFraction(f64),
+    /// Mean bits per candidate weight element ≤ this.
+    AvgBits(f64),
+}
+
+impl Budget {
+    fn kind(&self) -> &'static str {
+        match self {
+            Budget::SizeFraction(_) => "size_fraction",
+            Budget::AvgBits(_) => "avg_bits",
+        }
+    }
+    fn value(&self) -> f64 {
+        match self {
+            Budget::SizeFraction(f) | Budget::AvgBits(f) => *f,
+        }
+    }
+}
+
+/// How the assignment is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Strategy {
+    /// The ILP (greedy fallback).
+    Ilp,
+    /// One precision everywhere (ops that lack it keep the closest smaller-error one they
+    /// allow). When that misses the budget, the single precision with the lowest total
+    /// estimated error that meets it is used instead. For ablations.
+    Uniform(Precision),
+    /// A random assignment meeting the budget and ties, from a seed. For ablations.
+    Random(u64),
+}
+
+/// Which error the ILP minimizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Relevance weight × measured error (scaled proxy where unmeasured). The default.
+    RelevanceMeasured,
+    /// Measured error (scaled proxy where unmeasured).
+    Measured,
+    /// The relevance-weighted proxy only.
+    Proxy,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::RelevanceMeasured => "relevance_measured",
+            Objective::Measured => "measured",
+            Objective::Proxy => "proxy",
+        }
+    }
+}
+
+/// Settings of the pass.
+#[derive(Clone, Debug)]
+pub struct PrecisionConfig {
+    pub budget: Budget,
+    pub strategy: Strategy,
+    pub objective: Objective,
+    /// `--calib DIR`; seeded random inputs (with a loud warning) when `None`.
+    pub calib_dir: Option<PathBuf>,
+    pub calib_method: CalibMethod,
+    /// Calibration samples: random ones to draw, or at most this many from the folder.
+    pub calib_samples: usize,
+    pub seed: u64,
+    /// ILP time limit; the incumbent is used when it runs out.
+    pub time_limit_s: f64,
+    /// Measure errors end to end (else the proxy steers alone).
+    pub measure: bool,
+    pub measure_time_limit_s: f64,
+    /// Samples per error measurement (the first K calibration samples).
+    pub measure_samples: usize,
+    /// Samples for the relevance sweep.
+    pub relevance_samples: usize,
+    /// Refuse to calibrate on random inputs, and fail when relevance fails.
+    pub strict: bool,
+    /// Whether the user asked for this pass's settings (a budget, `--calib`, a config-file
+    /// entry). When not, the pass is the default pipeline's: a model it cannot handle (the
+    /// default budget is infeasible, onnxruntime cannot run it, inputs need shapes) keeps
+    /// fp32 and the report says why, instead of failing the whole run.
+    pub explicit: bool,
+}
+
+impl Default for PrecisionConfig {
+    /// Size budget 0.30 of the fp32 weight bytes: a bit below what uniform int8 reaches
+    /// (~0.26–0.27 of fp32 with scales on the PP-OCR models), so int8 everywhere fits and the
+    /// ILP has room to keep sensitive operators wider or push big tolerant ones to int4.
+    fn default() -> Self {
+        PrecisionConfig {
+            budget: Budget::SizeFraction(0.30),
+            strategy: Strategy::Ilp,
+            objective: Objective::RelevanceMeasured,
+            calib_dir: None,
+            calib_method: CalibMethod::MinMax,
+            calib_samples: 8,
+            seed: 0,
+            time_limit_s: 20.0,
+            measure: true,
+            measure_time_limit_s: 60.0,
+            measure_samples: 2,
+            relevance_samples: 2,
+            strict: false,
+            explicit: false,
+        }
+    }
+}
+
+/// Where the pass leaves its report section.
+pub type PrecisionSlot = Arc<Mutex<Option<serde_json::Value>>>;
+
+/// Everything one run produced.
+#[derive(Clone, Debug)]
+pub struct PrecisionOutcome {
+    pub assignment: Assignment,
+    pub rewrite: Option<super::rewrite::RewriteStats>,
+    pub errors: ErrorTable,
+    pub solver: Option<AllocSolution>,
+    pub checker: CheckReport,
+    /// Constant bytes of the input model (the budget's reference) and of the result.
+    pub weight_bytes_before: u64,
+    pub weight_bytes_after: u64,
+    pub section: Value,
+}
+
+/// The precision pass for the pass manager.
+pub struct PrecisionPass {
+    pub config: PrecisionConfig,
+    pub slot: PrecisionSlot,
+}
+
+impl Pass for PrecisionPass {
+    fn name(&self) -> &'static str {
+        "precision"
+    }
+
+    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+        let mut work = model.clone();
+        let out = match run_precision(&mut work, &self.config) {
+            Ok(out) => out,
+            Err(e @ (Error::Usage(_) | Error::Input { .. } | Error::Runtime(_)))
+                if !self.config.explicit =>
+            {
+                let reason = crate::error::one_line(&e.to_string());
+                if let Ok(mut s) = self.slot.lock() {
+                    *s = Some(json!({
+                        "skipped": reason,
+                        "hint": "the model keeps fp32; give --size-budget/--avg-bits, --calib or --input-shape to run mixed precision (errors are then reported)",
+                        "nodes": [],
+                    }));
+                }
+                return Ok(PassChanges::default());
+            }
+            Err(e) => return Err(e),
+        };
+        *model = work;
+        let mut changes = PassChanges::default();
+        for p in Precision::ALL {
+            if p != Precision::Fp32 {
+                let n = out.assignment.values().filter(|&&q| q == p).count();
+                changes.add(&format!("{}_nodes", p.name()), n as u64);
+            }
+        }
+        if let Some(r) = &out.rewrite {
+            changes.add("inserted_nodes", r.inserted_nodes as u64);
+        }
+        if let Ok(mut s) = self.slot.lock() {
+            *s = Some(out.section);
+        }
+        Ok(changes)
+    }
+}
+
+/// Ops a precision-domain boundary passes through: one dynamic input, data movement or
+/// elementwise (onnxruntime drops or fuses Q/DQ around them).
+const PASS_THROUGH: &[&str] = &[
+    "Relu",
+    "Clip",
+    "LeakyRelu",
+    "HardSigmoid",
+    "HardSwish",
+    "Sigmoid",
+    "Identity",
+    "Reshape",
+    "Transpose",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Mul",
+    "Add",
+    "Div",
+    "Sub",
+    "BatchNormalization",
+];
+
+/// The dynamic (non-constant, non-empty) inputs of a node.
+fn dynamic_inputs<'a>(g: &Graph, n: &'a crate::ir::Node) -> Vec<&'a String> {
+    n.inputs
+        .iter()
+        .filter(|i| !i.is_empty() && constant_tensor(g, i).is_none())
+        .collect()
+}
+
+fn is_pass_through(g: &Graph, n: &crate::ir::Node) -> bool {
+    n.domain.is_empty()
+        && PASS_THROUGH.contains(&n.op_type.as_str())
+        && dynamic_inputs(g, n).len() == 1
+}
+
+/// The candidate producing `t`, directly or through pass-through ops.
+fn candidate_producer(g: &Graph, t: &str, by_key: &HashMap<&str, usize>) -> Option<usize> {
+    let mut t = t.to_string();
+    for _ in 0..16 {
+        if let Some(&i) = by_key.get(t.as_str()) {
+            return Some(i);
+        }
+        let n = &g.ops[g.producer(&t)?];
+        if !is_pass_through(g, n) {
+            return None;
+        }
+        t = dynamic_inputs(g, n)[0].clone();
+    }
+    None
+}
+
+/// Edges between candidates (through pass-through ops) and int8 tie groups (candidate
+/// producers of one Concat's inputs or of a two-sided Add).
+fn structure(model: &Model, cands: &[OpCandidate]) -> (Vec<(usize, usize)>, Vec<Vec<usize>>) {
+    let g = &model.graph;
+    let by_key: HashMap<&str, usize> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.as_str(), i))
+        .collect();
+    let mut edges = BTreeSet::new();
+    for (v, c) in cands.iter().enumerate() {
+        for x in &c.activation_inputs {
+            if let Some(u) = candidate_producer(g, x, &by_key) {
+                if u != v {
+                    edges.insert((u.min(v), u.max(v)));
+                }
+            }
+        }
+    }
+    let mut ties = Vec::new();
+    for &idx in &g.order {
+        let n = &g.ops[idx];
+        let joins = n.domain.is_empty()
+            && (n.op_type == "Concat" || (n.op_type == "Add" && dynamic_inputs(g, n).len() == 2));
+        if !joins {
+            continue;
+        }
+        let mut group: Vec<usize> = dynamic_inputs(g, n)
+            .iter()
+            .filter_map(|t| candidate_producer(g, t, &by_key))
+            .filter(|&i| cands[i].bytes_at(Precision::Int8).is_some())
+            .collect();
+        group.sort_unstable();
+        group.dedup();
+        if group.len() > 1 {
+            ties.push(group);
+        }
+    }
+    (edges.into_iter().collect(), ties)
+}
+
+/// Builds the allocation problem from candidates and the error table.
+pub fn build_problem(
+    model: &Model,
+    cands: &[OpCandidate],
+    errors: &ErrorTable,
+    objective: Objective,
+    budget: Budget,
+    reference_bytes: u64,
+) -> AllocProblem {
+    let index: HashMap<&str, usize> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key.as_str(), i))
+        .collect();
+    let shared = shared_weight_groups(cands);
+    // Members after the first of a shared-weight group store nothing of their own.
+    let mut secondary = BTreeSet::new();
+    let mut same_precision = Vec::new();
+    for grp in &shared {
+        let ids: Vec<usize> = grp
+            .iter()
+            .filter_map(|k| index.get(k.as_str()).copied())
+            .collect();
+        secondary.extend(ids.iter().skip(1).copied());
+        same_precision.push(ids);
+    }
+    let mut cand_bytes = 0u64;
+    let items: Vec<AllocItem> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let sec = secondary.contains(&i);
+            if !sec {
+                cand_bytes += c.fp32_bytes;
+            }
+            let options = c
+                .options
+                .iter()
+                .map(|&(p, bytes)| {
+                    let e = errors.get(&c.key, p);
+                    let cost = match (objective, e) {
+                        (_, None) => 0.0,
+                        (Objective::RelevanceMeasured, Some(e)) => {
+                            errors.relevance_of(&c.key) * e.estimated
+                        }
+                        (Objective::Measured, Some(e)) => e.estimated,
+                        (Objective::Proxy, Some(e)) => e.proxy,
+                    };
+                    AllocOption {
+                        precision: p,
+                        bytes: if sec { 0 } else { bytes },
+                        cost: if cost.is_finite() { cost } else { 1e6 },
+                    }
+                })
+                .collect();
+            AllocItem {
+                key: c.key.clone(),
+                elements: c.weight_shape.iter().map(|&d| d as u64).product(),
+                options,
+            }
+        })
+        .collect();
+    let fixed_bytes = total_weight_bytes(model).saturating_sub(cand_bytes);
+    let (edges, int8_ties) = structure(model, cands);
+    // λ: one precision-domain change (an extra Q/DQ pair) costs 1% of the mean over
+    // operators of their largest error: enough to break ties toward contiguous int8
+    // regions, too small to override a real error difference.
+    let mean_max: f64 = items
+        .iter()
+        .map(|it| it.options.iter().map(|o| o.cost).fold(0.0, f64::max))
+        .sum::<f64>()
+        / items.len().max(1) as f64;
+    let lambda = if mean_max > 0.0 {
+        0.01 * mean_max
+    } else {
+        1e-9
+    };
+    AllocProblem {
+        items,
+        fixed_bytes,
+        total_weight_bytes: reference_bytes,
+        budget,
+        same_precision,
+        int8_ties,
+        edges,
+        lambda,
+    }
+}
+
+fn option_for(it: &AllocItem, want: Precision) -> usize {
+    if let Some(o) = it.options.iter().position(|o| o.precision == want) {
+        return o;
+    }
+    // The allowed precision nearest in bits above `want` (fp32 is always there).
+    let mut best = 0;
+    for (o, opt) in it.options.iter().enumerate() {
+        let b = opt.precision.weight_bits();
+        if b > want.weight_bits()
+            && (it.options[best].precision.weight_bits() <= want.weight_bits()
+                || b < it.options[best].precision.weight_bits())
+        {
+            best = o;
+        }
+    }
+    best
+}
+
+fn fits(p: &AllocProblem, choice: &[usize]) -> bool {
+    let (used, limit) = p.budget_use(choice);
+    used <= limit * (1.0 + 1e-9)
+}
+
+fn fixed_solution(
+    p: &AllocProblem,
+    choice: Vec<usize>,
+    start: std::time::Instant,
+) -> AllocSolution {
+    let objective = p.objective(&choice);
+    AllocSolution {
+        choice,
+        status: SolveStatus::Optimal,
+        objective,
+        bound: None,
+        gap: None,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Uniform allocation (see [`Strategy::Uniform`]); returns the precision used.
+pub fn uniform(p: &AllocProblem, want: Precision) -> Result<(AllocSolution, Precision)> {
+    let start = std::time::Instant::now();
+    let make =
+        |q: Precision| -> Vec<usize> { p.items.iter().map(|it| option_for(it, q)).collect() };
+    let first = make(want);
+    if fits(p, &first) {
+        return Ok((fixed_solution(p, first, start), want));
+    }
+    let mut fitting: Vec<(f64, Precision, Vec<usize>)> = Precision::ALL
+        .into_iter()
+        .map(|q| {
+            let c = make(q);
+            (p.objective(&c), q, c)
+        })
+        .filter(|(_, _, c)| fits(p, c))
+        .collect();
+    fitting.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    match fitting.into_iter().next() {
+        Some((_, q, c)) => Ok((fixed_solution(p, c, start), q)),
+        None => Err(Error::Usage(format!(
+            "no single precision meets the budget: {}",
+            infeasible_error(p, 5.0)
+        ))),
+    }
+}
+
+/// A random allocation meeting the ties and the budget: every tie unit draws one common
+/// precision; while over budget, a random unit not yet at its smallest option moves there.
+pub fn random(p: &AllocProblem, seed: u64) -> Result<AllocSolution> {
+    let start = std::time::Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let units = tie_units(p);
+    let common: Vec<Vec<Precision>> = units
+        .iter()
+        .map(|u| {
+            Precision::ALL
+                .into_iter()
+                .filter(|&q| {
+                    u.iter()
+                        .all(|&i| p.items[i].options.iter().any(|o| o.precision == q))
+                })
+                .collect()
+        })
+        .collect();
+    let mut choice = vec![0usize; p.items.len()];
+    let set = |choice: &mut Vec<usize>, u: usize, q: Precision| {
+        for &i in &units[u] {
+            choice[i] = option_for(&p.items[i], q);
+        }
+    };
+    let unit_bits = |u: usize, q: Precision| -> u64 {
+        units[u]
+            .iter()
+            .map(|&i| p.items[i].options[option_for(&p.items[i], q)].bytes)
+            .sum::<u64>()
+    };
+    let mut smallest = Vec::new();
+    for (u, qs) in common.iter().enumerate() {
+        if qs.is_empty() {
+            return Err(Error::Internal("a tie unit has no common precision".into()));
+        }
+        let q = qs[rng.random_range(0..qs.len())];
+        set(&mut choice, u, q);
+        let small = *qs
+            .iter()
+            .min_by_key(|&&q| match p.budget {
+                Budget::SizeFraction(_) => unit_bits(u, q),
+                Budget::AvgBits(_) => q.weight_bits() as u64,
+            })
+            .unwrap_or(&qs[0]);
+        smallest.push(small);
+    }
+    let mut open: Vec<usize> = (0..units.len()).collect();
+    while !fits(p, &choice) {
+        open.retain(|&u| choice[units[u][0]] != option_for(&p.items[units[u][0]], smallest[u]));
+        if open.is_empty() {
+            return Err(infeasible_error(p, 5.0));
+        }
+        let u = open[rng.random_range(0..open.len())];
+        set(&mut choice, u, smallest[u]);
+    }
+    let mut s = fixed_solution(p, choice, start);
+    s.status = SolveStatus::Optimal;
+    Ok(s)
+}
+
+/// Picks an assignment with the configured strategy, checks it independently, and falls
+/// back to greedy (checked again) when the check fails.
+fn allocate(
+    p: &AllocProblem,
+    cfg: &PrecisionConfig,
+) -> Result<(AllocSolution, CheckReport, Option<Precision>)> {
+    let (sol, uni) = match cfg.strategy {
+        Strategy::Ilp => (solve(p, cfg.time_limit_s)?, None),
+        Strategy::Uniform(q) => {
+            let (s, used) = uniform(p, q)?;
+            (s, Some(used))
+        }
+        Strategy::Random(seed) => (random(p, seed)?, None),
+    };
+    let report = check_assignment(p, &p.assignment(&sol.choice), sol.objective);
+    if report.passed {
+        return Ok((sol, report, uni));
+    }
+    let Some(g) = greedy(p) else {
+        return Err(Error::Internal(format!(
+            "the allocation failed the checker ({}) and greedy found none",
+            report.problems.join("; ")
+        )));
+    };
+    let second = check_assignment(p, &p.assignment(&g.choice), g.objective);
+    if !second.passed {
+        return Err(Error::Internal(format!(
+            "the allocation and the greedy fallback both failed the checker: {}; {}",
+            report.problems.join("; "),
+            second.problems.join("; ")
+        )));
+    }
+    let mut problems = report.problems;
+    problems.insert(0, "solver result rejected; greedy used".into());
+    Ok((
+        g,
+        CheckReport {
+            passed: true,
+            problems,
+        },
+        None,
+    ))
+}
+
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
+/// Runs the whole flow on `model` (rewritten in place). Usable without the pass manager.
+pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<PrecisionOutcome> {
+    let bad = match cfg.budget {
+        Budget::SizeFraction(f) => !(f > 0.0 && f.is_finite()),
+        Budget::AvgBits(b) => !(b > 0.0 && b.is_finite()),
+    };
+    if bad {
+        return Err(Error::Usage(format!(
+            "budget {:?}: must be a positive number",
+            cfg.budget
+        )));
+    }
+    let bindings = current_bindings(model);
+    let weight_bytes_before = total_weight_bytes(model);
+    let folded = super::rewrite::fold_batchnorm(model)?;
+    if folded > 0 {
+        crate::shape::infer(model, &bindings).map_err(|e| {
+            Error::Internal(format!("shape inference after BatchNorm folding: {e}"))
+        })?;
+    }
+    let cands = candidates(model);
+    let budget_json = |bytes: Value| json!({"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": bytes});
+    if cands.is_empty() {
+        let after = total_weight_bytes(model);
+        let section = json!({
+            "budget": budget_json(Value::Null),
+            "weight_bytes_before": weight_bytes_before,
+            "weight_bytes_after": after,
+            "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
+            "nodes": [],
+            "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
+            "folded_batchnorms": folded,
+        });
+        return Ok(PrecisionOutcome {
+            assignment: Assignment::new(),
+            rewrite: None,
+            errors: ErrorTable::default(),
+            solver: None,
+            checker: CheckReport {
+                passed: true,
+                problems: Vec::new(),
+            },
+            weight_bytes_before,
+            weight_bytes_after: after,
+            section,
+        });
+    }
+    // Calibration.
+    if cfg.strict && cfg.calib_dir.is_none() {
+        return Err(Error::Usage(
+            "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
+                .into(),
+        ));
+    }
+    let (samples, warning) =
+        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
+    if let Some(w) = &warning {
+        eprintln!("warning: {w}");
+    }
+    let mut tensors: BTreeSet<String> = BTreeSet::new();
+    for c in &cands {
+        if c.bytes_at(Precision::Int8).is_some() {
+            tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
+        }
+    }
+    let tensors: Vec<String> = tensors
+        .into_iter()
+        .filter(|t| is_float_tensor(model, t))
+        .collect();
+    let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
+    calib.source = match &cfg.calib_dir {
+        Some(d) => d.display().to_string(),
+        None => format!("seeded random (seed {})", cfg.seed),
+    };
+    calib.warning = warning;
+    // Relevance and errors.
+    let (rel, rel_problem) = relevance_weights(model, &cands, &samples, cfg.relevance_samples);
+    if let (Some(m), true) = (&rel_problem, cfg.strict) {
+        return Err(Error::Usage(m.clone()));
+    }
+    let errors = error_table(
+        model,
+        &cands,
+        &calib,
+        rel,
+        &samples,
+        &MeasureOptions {
+            measure: cfg.measure,
+            samples: cfg.measure_samples,
+            time_limit_s: cfg.measure_time_limit_s,
+        },
+    )?;
+    let mut problem = build_problem(
+        model,
+        &cands,
+        &errors,
+        cfg.objective,
+        cfg.budget,
+        weight_bytes_before,
+    );
+    // Solve → rewrite a copy → re-check the real bytes. The rewrite also stores activation
+    // scales and zero points the candidates' byte counts do not see; when the rewritten
+    // model overshoots a size budget, that overshoot is added to the fixed bytes and the
+    // allocation is solved again (a few rounds at most).
+    let mut overhead = 0u64;
+    let mut attempt = 0;
+    let (sol, checker, uniform_used, stats, after, assignment) = loop {
+        attempt += 1;
+        let progress = crate::progress::spinner("precision");
+        progress.set_message(format!("allocating {} operators", cands.len()));
+        let allocated = allocate(&problem, cfg);
+        progress.finish_and_clear();
+        let (sol, mut checker, uniform_used) = allocated?;
+        let assignment = problem.assignment(&sol.choice);
+        let mut m = model.clone();
+        let stats = super::rewrite::apply(&mut m, &assignment, &calib.ranges)?;
+        crate::shape::infer(&mut m, &bindings).map_err(|e| {
+            Error::Internal(format!("shape inference after the precision rewrite: {e}"))
+        })?;
+        let after = total_weight_bytes(&m);
+        if let Budget::SizeFraction(f) = cfg.budget {
+            let post = check_rewritten_size(after, weight_bytes_before, f);
+            if !post.passed {
+                let predicted = problem.budget_use(&sol.choice).0 as u64;
+                let extra = after.saturating_sub(predicted).max(1);
+                if attempt >= 4 {
+                    checker.passed = false;
+                    checker.problems.extend(post.problems.clone());
+                    return Err(Error::Internal(format!(
+                        "the rewritten model breaks the size budget after {attempt} rounds: {}",
+                        post.problems.join("; ")
+                    )));
+                }
+                overhead += extra;
+                problem.fixed_bytes += extra;
+                continue;
+            }
+        }
+        *model = m;
+        break (sol, checker, uniform_used, stats, after, assignment);
+    };
+    let section = section(
+        cfg,
+        &cands,
+        &assignment,
+        &errors,
+        &calib,
+        &sol,
+        &checker,
+        &stats,
+        (weight_bytes_before, after),
+        uniform_used,
+        folded,
+        rel_problem,
+    );
+    let mut section = section;
+    if let Some(o) = section.as_object_mut() {
+        o.insert("rewrite_overhead_bytes".into(), json!(overhead));
+        o.insert("allocation_rounds".into(), json!(attempt));
+    }
+    Ok(PrecisionOutcome {
+        assignment,
+        rewrite: Some(stats),
+        errors,
+        solver: Some(sol),
+        checker,
+        weight_bytes_before,
+        weight_bytes_after: after,
+        section,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn section(
+    cfg: &PrecisionConfig,
+    cands: &[OpCandidate],
+    assignment: &Assignment,
+    errors: &ErrorTable,
+    calib: &Calibration,
+    sol: &AllocSolution,
+    checker: &CheckReport,
+    stats: &super::rewrite::RewriteStats,
+    (before, after): (u64, u64),
+    uniform_used: Option<Precision>,
+    folded: usize,
+    relevance_problem: Option<String>,
+) -> Value {
+    let by_key: BTreeMap<&str, &super::rewrite::NodeRewrite> =
+        stats.nodes.iter().map(|n| (n.key.as_str(), n)).collect();
+    let nodes: Vec<Value> = cands
+        .iter()
+        .map(|c| {
+            let p = assignment.get(&c.key).copied().unwrap_or(Precision::Fp32);
+            let e = errors.get(&c.key, p);
+            let (bb, ba) = match by_key.get(c.key.as_str()) {
+                Some(n) => (n.bytes_before, n.bytes_after),
+                None => (c.fp32_bytes, c.bytes_at(p).unwrap_or(c.fp32_bytes)),
+            };
+            json!({
+                "name": if c.node_name.is_empty() { c.key.clone() } else { c.node_name.clone() },
+                "key": c.key,
+                "op": c.op,
+                "precision": p.name(),
+                "bytes_before": bb,
+                "bytes_after": ba,
+                "error_measured": e.and_then(|e| e.measured).map_or(Value::Null, num),
+                "error_proxy": e.map_or(Value::Null, |e| num(e.proxy)),
+                "relevance": num(errors.relevance_of(&c.key)),
+            })
+        })
+        .collect();
+    let budget_bytes = match cfg.budget {
+        Budget::SizeFraction(f) => json!((f * before as f64).floor() as u64),
+        Budget::AvgBits(_) => Value::Null,
+    };
+    let strategy = match cfg.strategy {
+        Strategy::Ilp => json!({"kind": "ilp"}),
+        Strategy::Uniform(q) => {
+            json!({"kind": "uniform", "asked": q.name(), "used": uniform_used.map(|u| u.name())})
+        }
+        Strategy::Random(seed) => json!({"kind": "random", "seed": seed}),
+    };
+    json!({
+        "budget": {"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": budget_bytes},
+        "strategy": strategy,
+        "weight_bytes_before": before,
+        "weight_bytes_after": after,
+        "size_fraction": after as f64 / before.max(1) as f64,
+        "folded_batchnorms": folded,
+        "calibration": {
+            "source": calib.source,
+            "samples": calib.samples,
+            "method": cfg.calib_method.name(),
+            "warning": calib.warning,
+        },
+        "objective": cfg.objective.name(),
+        "errors": {
+            "measured": errors.measured,
+            "unmeasured": errors.unmeasured,
+            "seconds": errors.seconds,
+            "relevance_problem": relevance_problem,
+        },
+        "nodes": nodes,
+        "solver": {
+            "status": sol.status.name(),
+            "objective": num(sol.objective),
+            "bound": sol.bound.map_or(Value::Null, num),
+            "seconds": sol.seconds,
+            "gap": sol.gap.map_or(Value::Null, num),
+        },
+        "checker": {"passed": checker.passed, "problems": checker.problems},
+        "inserted_nodes": stats.inserted_nodes,
+    })
+}
+
+/// One line for terminals: `solver optimal objective 1.2e-3 bound 1.2e-3 gap 0.0% 0.41s`.
+pub fn solver_line(section: &Value) -> String {
+    let s = &section["solver"];
+    format!(
+        "solver {} objective {} bound {} gap {} {:.2}s; size {:.4} of fp32 ({} → {} bytes)",
+        s["status"].as_str().unwrap_or("-"),
+        s["objective"],
+        s["bound"],
+        s["gap"],
+        s["seconds"].as_f64().unwrap_or(0.0),
+        section["size_fraction"].as_f64().unwrap_or(0.0),
+        section["weight_bytes_before"],
+        section["weight_bytes_after"],
+    )
+}
+
+/// The per-node table for terminals.
+pub fn node_table(section: &Value) -> String {
+    let mut out = format!(
+        "{:<34} {:<6} {:<5} {:>9} {:>9} {:>11} {:>11} {:>9}\n",
+        "node", "op", "prec", "bytes", "after", "measured", "proxy", "relevance"
+    );
+    for n in section["nodes"].as_array().into_iter().flatten() {
+        let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3e}"));
+        let name = n["name"].as_str().unwrap_or("");
+        let name: String = if name.chars().count() > 34 {
+            name.chars().take(33).collect::<String>() + "…"
+        } else {
+            name.to_string()
+        };
+        out.push_str(&format!(
+            "{:<34} {:<6} {:<5} {:>9} {:>9} {:>11} {:>11} {:>9}\n",
+            name,
+            n["op"].as_str().unwrap_or(""),
+            n["precision"].as_str().unwrap_or(""),
+            n["bytes_before"],
+            n["bytes_after"],
+            f(&n["error_measured"]),
+            f(&n["error_proxy"]),
+            n["relevance"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.3}")),
+        ));
+    }
+    out
+}

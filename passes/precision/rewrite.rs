@@ -1,0 +1,770 @@
+//! The graph rewrite of the mixed-precision pass: BatchNorm folding, and emitting each
+//! operator at its assigned precision in the form onnxruntime's CPU kernels run fast:
+//!
+//! * Int8: QDQ node units (DQ(x) + DQ(w, per channel) [+ DQ(int32 bias)] → op → Q → DQ),
+//!   which onnxruntime fuses to QLinearConv / QLinearMatMul / QGemm. One Q per tensor, one
+//!   DQ per consuming node unit (a shared DQ blocks the fusion).
+//! * Int4: MatMul/Gemm → `com.microsoft.MatMulNBits`; Conv → packed int4 per-channel weight
+//!   with a `com.microsoft` DequantizeLinear in front of the float Conv.
+//! * Fp16: weight stored as fp16, Cast back to float in front of the op.
+
+use super::candidates::{candidates, constant_f32, constant_tensor, OpCandidate};
+use super::opset::upgrade_default_opset;
+use super::quantize::{
+    activation_qparams, pack_int4, quantize_bias_int32, quantize_matmul_nbits,
+    quantize_per_channel, to_kn, NBITS_BLOCK,
+};
+use super::{Assignment, NodeKey, Precision, Ranges};
+use crate::error::{Error, Result};
+use crate::ir::attr::AttrExt;
+use crate::ir::tensor::storage_bytes;
+use crate::ir::{DataType, Graph, Model, Node, ValueType};
+use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, TensorProto};
+use petgraph::stable_graph::NodeIndex;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+// ------------------------------------------------------------------ small builders
+
+pub(crate) fn a_int(name: &str, v: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INT.into();
+    a.i = v;
+    a
+}
+
+/// A default-domain node.
+pub(crate) fn node(
+    name: &str,
+    op: &str,
+    ins: &[&str],
+    outs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> Node {
+    Node {
+        name: name.to_string(),
+        op_type: op.to_string(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: outs.iter().map(|s| s.to_string()).collect(),
+        attributes: attrs,
+        ..Default::default()
+    }
+}
+
+/// A tensor with little-endian raw data.
+pub(crate) fn raw_tensor(name: &str, dt: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.data_type = dt as i32;
+    t.dims = dims.to_vec();
+    t.raw_data = raw;
+    t
+}
+
+fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    raw_tensor(
+        name,
+        DataType::Float,
+        dims,
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
+}
+
+/// Fresh tensor/node names: `base` if unused, else `base_1`, `base_2`, ... Deterministic,
+/// since the bases derive from existing names and the graph is walked in order.
+pub(crate) struct Namer {
+    used: HashSet<String>,
+}
+
+impl Namer {
+    pub(crate) fn new(g: &Graph) -> Namer {
+        let mut used: HashSet<String> = g.inputs.iter().cloned().collect();
+        used.extend(g.outputs.iter().cloned());
+        used.extend(g.initializers.keys().cloned());
+        used.extend(g.values.keys().cloned());
+        for (_, n) in g.nodes() {
+            used.extend(n.outputs.iter().cloned());
+            used.extend(n.inputs.iter().cloned());
+            used.insert(n.name.clone());
+        }
+        Namer { used }
+    }
+
+    pub(crate) fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut i = 1;
+        while self.used.contains(&name) {
+            name = format!("{base}_{i}");
+            i += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+}
+
+fn add_init(g: &mut Graph, t: TensorProto) {
+    let dt = DataType::from_onnx(t.data_type).unwrap_or(DataType::Float);
+    g.set_value_type(&t.name, ValueType::tensor(dt, &t.dims));
+    g.initializers.insert(t.name.clone(), t);
+}
+
+fn relink(g: &mut Graph, what: &str) -> Result<()> {
+    g.relink()
+        .map_err(|e| Error::Internal(format!("{what} broke the graph: {e}")))
+}
+
+/// Names read by some node or listed as graph outputs.
+fn used_names(g: &Graph) -> HashSet<String> {
+    let mut s: HashSet<String> = g.outputs.iter().cloned().collect();
+    for (_, n) in g.nodes() {
+        s.extend(n.inputs.iter().cloned());
+    }
+    s
+}
+
+/// Removes the constants among `names` nobody reads any more: initializers (and their
+/// graph-input entry, for IR < 4 models) and Constant nodes.
+fn remove_dead_constants(g: &mut Graph, names: &BTreeSet<String>) {
+    let used = used_names(g);
+    for name in names {
+        if used.contains(name) {
+            continue;
+        }
+        if g.initializers.shift_remove(name).is_some() {
+            g.inputs.retain(|i| i != name);
+            g.values.remove(name);
+            continue;
+        }
+        let found = g
+            .nodes()
+            .find(|(_, n)| n.is("Constant") && n.outputs.first() == Some(name))
+            .map(|(i, _)| i);
+        if let Some(i) = found {
+            g.remove_node(i);
+            g.values.remove(name);
+        }
+    }
+}
+
+/// Drops type entries of tensors that no longer exist.
+fn prune_values(g: &mut Graph) {
+    let mut live: HashSet<String> = g.inputs.iter().cloned().collect();
+    live.extend(g.outputs.iter().cloned());
+    live.extend(g.initializers.keys().cloned());
+    for (_, n) in g.nodes() {
+        live.extend(n.outputs.iter().cloned());
+        live.extend(n.inputs.iter().cloned());
+    }
+    g.values.retain(|k, _| live.contains(k));
+    g.value_info_names.retain(|k| live.contains(k));
+}
+
+// ------------------------------------------------------------------ BatchNorm folding
+
+fn attr_f(n: &Node, name: &str, default: f32) -> f32 {
+    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
+}
+
+fn attr_i(n: &Node, name: &str, default: i64) -> i64 {
+    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
+}
+
+/// Folds every BatchNormalization (inference mode, constant parameters) that directly
+/// follows a Conv with constant weight (and optional constant bias), when the Conv's output
+/// goes only to the BN and is not a graph output: one Conv with `W·s`, `(b − mean)·s + β`
+/// (`s = γ/√(var+ε)`, computed in f64) then produces the BN's output tensor. Returns the
+/// number folded.
+pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
+    let g = &mut model.graph;
+    let mut namer = Namer::new(g);
+    let bns: Vec<NodeIndex> = g
+        .nodes()
+        .filter(|(_, n)| n.is("BatchNormalization"))
+        .map(|(i, _)| i)
+        .collect();
+    let mut dead = BTreeSet::new();
+    let mut folded = 0;
+    for bn_idx in bns {
+        let bn = g.ops[bn_idx].clone();
+        if bn.inputs.len() < 5
+            || bn.outputs.is_empty()
+            || bn.outputs.iter().skip(1).any(|o| !o.is_empty())
+            || attr_i(&bn, "training_mode", 0) != 0
+        {
+            continue;
+        }
+        let x = &bn.inputs[0];
+        let Some(conv_idx) = g.producer(x) else {
+            continue;
+        };
+        let conv = g.ops[conv_idx].clone();
+        if !conv.is("Conv") || conv.outputs.len() != 1 || g.outputs.contains(x) {
+            continue;
+        }
+        if g.consumers(x).len() != 1 {
+            continue;
+        }
+        let Some((w, wshape)) = conv.inputs.get(1).and_then(|w| constant_f32(g, w)) else {
+            continue;
+        };
+        let m = wshape.first().copied().unwrap_or(0);
+        let bias = match conv.inputs.get(2).filter(|b| !b.is_empty()) {
+            Some(b) => match constant_f32(g, b) {
+                Some((v, _)) if v.len() == m => Some(v),
+                _ => continue,
+            },
+            None => None,
+        };
+        let params: Option<Vec<Vec<f32>>> = bn.inputs[1..5]
+            .iter()
+            .map(|p| constant_f32(g, p).map(|(v, _)| v).filter(|v| v.len() == m))
+            .collect();
+        let Some(params) = params else {
+            continue;
+        };
+        let (gamma, beta, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
+        let eps = attr_f(&bn, "epsilon", 1e-5) as f64;
+        let s: Vec<f64> = (0..m)
+            .map(|c| gamma[c] as f64 / (var[c] as f64 + eps).sqrt())
+            .collect();
+        let inner = w.len() / m.max(1);
+        let new_w: Vec<f32> = w
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v as f64 * s[i / inner]) as f32)
+            .collect();
+        let new_b: Vec<f32> = (0..m)
+            .map(|c| {
+                let b0 = bias.as_ref().map_or(0.0, |b| b[c] as f64);
+                ((b0 - mean[c] as f64) * s[c] + beta[c] as f64) as f32
+            })
+            .collect();
+        let y = bn.outputs[0].clone();
+        let wn = namer.fresh(&format!("{y}__folded_w"));
+        let bnm = namer.fresh(&format!("{y}__folded_b"));
+        let wdims: Vec<i64> = wshape.iter().map(|&d| d as i64).collect();
+        add_init(g, f32_tensor(&wn, &wdims, &new_w));
+        add_init(g, f32_tensor(&bnm, &[m as i64], &new_b));
+        dead.extend(conv.inputs[1..].iter().filter(|s| !s.is_empty()).cloned());
+        dead.extend(bn.inputs[1..].iter().cloned());
+        let c = &mut g.ops[conv_idx];
+        c.inputs.truncate(1);
+        c.inputs.push(wn);
+        c.inputs.push(bnm);
+        c.outputs = vec![y];
+        g.values.remove(x);
+        g.remove_node(bn_idx);
+        folded += 1;
+    }
+    if folded > 0 {
+        relink(g, "BatchNorm folding")?;
+        remove_dead_constants(g, &dead);
+        prune_values(g);
+        relink(g, "BatchNorm folding")?;
+    }
+    Ok(folded)
+}
+
+// ------------------------------------------------------------------ the rewrite
+
+/// What the rewrite did to one operator.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeRewrite {
+    pub key: NodeKey,
+    pub node_name: String,
+    pub op: String,
+    pub precision: Precision,
+    /// Stored bytes of the op's weight (and bias) before, measured on the tensors. A weight
+    /// shared by several ops is counted at the first of them only.
+    pub bytes_before: u64,
+    /// Stored bytes of the tensors emitted for it (weights, bias, scales, zero points).
+    pub bytes_after: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RewriteStats {
+    pub nodes: Vec<NodeRewrite>,
+    pub inserted_nodes: usize,
+    pub opset_changes: Vec<String>,
+}
+
+/// The uint8 quantization of one activation tensor: its Q output and parameters.
+#[derive(Clone)]
+struct QTensor {
+    q: String,
+    scale: String,
+    zp: String,
+    scale_value: f32,
+}
+
+struct Rewriter<'a> {
+    ranges: &'a Ranges,
+    namer: Namer,
+    /// Quantized activation tensors by float name.
+    quant: HashMap<String, QTensor>,
+    /// Nodes this rewrite added (swept if they end up unused).
+    added: Vec<NodeIndex>,
+    /// Constants replaced (removed at the end if nobody reads them).
+    replaced: BTreeSet<String>,
+    /// Emitted weight tensors per (weight, precision): reused by ops sharing a weight.
+    emitted: HashMap<(String, Precision), Vec<String>>,
+    /// Tensors already counted in some node's bytes before / after (a shared tensor
+    /// counts at its first op only).
+    counted_before: HashSet<String>,
+    counted_after: HashSet<String>,
+}
+
+impl Rewriter<'_> {
+    fn add(&mut self, g: &mut Graph, n: Node) {
+        let i = g.add_node(n);
+        self.added.push(i);
+    }
+
+    fn range_qparams(&self, t: &str) -> Result<(f32, u8)> {
+        let r = self.ranges.get(t).ok_or_else(|| {
+            Error::Internal(format!(
+                "no calibrated range for tensor '{t}', which an int8 operator needs"
+            ))
+        })?;
+        Ok(activation_qparams(*r))
+    }
+
+    fn qparam_inits(&mut self, g: &mut Graph, base: &str, scale: f32, zp: u8) -> (String, String) {
+        let s = self.namer.fresh(&format!("{base}__scale"));
+        let z = self.namer.fresh(&format!("{base}__zp"));
+        add_init(g, f32_tensor(&s, &[], &[scale]));
+        add_init(g, raw_tensor(&z, DataType::Uint8, &[], vec![zp]));
+        (s, z)
+    }
+
+    /// Q of float tensor `x` (created once per tensor, right after its producer).
+    fn quantize_input(&mut self, g: &mut Graph, x: &str) -> Result<QTensor> {
+        if let Some(q) = self.quant.get(x) {
+            return Ok(q.clone());
+        }
+        let (scale, zp) = self.range_qparams(x)?;
+        let (s, z) = self.qparam_inits(g, x, scale, zp);
+        let q = self.namer.fresh(&format!("{x}__q"));
+        let nn = self.namer.fresh(&format!("{x}__quantize"));
+        self.add(g, node(&nn, "QuantizeLinear", &[x, &s, &z], &[&q], vec![]));
+        set_like(g, &q, x, DataType::Uint8);
+        let qt = QTensor {
+            q,
+            scale: s,
+            zp: z,
+            scale_value: scale,
+        };
+        self.quant.insert(x.to_string(), qt.clone());
+        Ok(qt)
+    }
+
+    /// A DQ of `x`'s quantized form for one consumer (`key`); returns its output name.
+    fn dq_for(&mut self, g: &mut Graph, x: &str, qt: &QTensor, key: &str) -> String {
+        let out = self.namer.fresh(&format!("{x}__dq_for_{key}"));
+        let nn = self.namer.fresh(&format!("{out}__node"));
+        self.add(
+            g,
+            node(
+                &nn,
+                "DequantizeLinear",
+                &[&qt.q, &qt.scale, &qt.zp],
+                &[&out],
+                vec![],
+            ),
+        );
+        set_like(g, &out, x, DataType::Float);
+        out
+    }
+
+    fn bytes_of(&mut self, g: &Graph, names: &[String], after: bool) -> u64 {
+        let counted = if after {
+            &mut self.counted_after
+        } else {
+            &mut self.counted_before
+        };
+        let mut b = 0;
+        for n in names {
+            if !counted.insert(n.clone()) {
+                continue;
+            }
+            if let Some(t) = constant_tensor(g, n) {
+                b += storage_bytes(t);
+            }
+        }
+        b
+    }
+}
+
+/// Sets `name`'s type to `like`'s shape with element type `elem`.
+fn set_like(g: &mut Graph, name: &str, like: &str, elem: DataType) {
+    let shape = match g.value_type(like) {
+        Some(ValueType::Tensor { shape, .. }) => shape.clone(),
+        _ => None,
+    };
+    g.set_value_type(name, ValueType::Tensor { elem, shape });
+}
+
+fn ensure_opset(model: &mut Model, domain: &str, version: i64) {
+    if model.opset(domain).is_none() {
+        model.opsets.push((domain.to_string(), version));
+    }
+}
+
+/// Rewrites every operator of `assignment` (keys from [`candidates`]) at its precision;
+/// operators not listed or at Fp32 stay as they are. Int8 raises the default opset to 13
+/// first; Int4 adds the `com.microsoft` opset import. `ranges` must cover the activation
+/// inputs and outputs of every Int8 operator (a missing one is an internal error naming
+/// the tensor).
+pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Result<RewriteStats> {
+    let mut stats = RewriteStats::default();
+    let cands: HashMap<NodeKey, OpCandidate> = candidates(model)
+        .into_iter()
+        .map(|c| (c.key.clone(), c))
+        .collect();
+    for (k, p) in assignment {
+        let c = cands.get(k).ok_or_else(|| {
+            Error::Internal(format!(
+                "precision assigned to '{k}', which is not a candidate"
+            ))
+        })?;
+        if c.bytes_at(*p).is_none() {
+            return Err(Error::Internal(format!(
+                "{} is not offered for {} '{}'",
+                p.name(),
+                c.op,
+                c.node_name
+            )));
+        }
+    }
+    if assignment.values().any(|p| *p == Precision::Int8) {
+        stats.opset_changes = upgrade_default_opset(model, 13)?;
+    }
+    if assignment.values().any(|p| *p == Precision::Int4) {
+        ensure_opset(model, "com.microsoft", 1);
+    }
+    let order: Vec<OpCandidate> = candidates(model)
+        .into_iter()
+        .filter(|c| {
+            assignment
+                .get(&c.key)
+                .is_some_and(|p| *p != Precision::Fp32)
+        })
+        .collect();
+    let mut rw = Rewriter {
+        ranges,
+        namer: Namer::new(&model.graph),
+        quant: HashMap::new(),
+        added: Vec::new(),
+        replaced: BTreeSet::new(),
+        emitted: HashMap::new(),
+        counted_before: HashSet::new(),
+        counted_after: HashSet::new(),
+    };
+    let g = &mut model.graph;
+    for c in &order {
+        let p = assignment[&c.key];
+        let idx = g
+            .nodes()
+            .find(|(_, n)| n.outputs.first() == Some(&c.key))
+            .map(|(i, _)| i)
+            .ok_or_else(|| Error::Internal(format!("operator '{}' vanished", c.key)))?;
+        let mut before_names = vec![c.weight.clone()];
+        before_names.extend(c.bias.clone());
+        let bytes_before = rw.bytes_of(g, &before_names, false);
+        let (w, wshape) = constant_f32(g, &c.weight).ok_or_else(|| {
+            Error::Internal(format!(
+                "weight '{}' of '{}' is not constant",
+                c.weight, c.key
+            ))
+        })?;
+        let wdims: Vec<i64> = wshape.iter().map(|&d| d as i64).collect();
+        let key = c.key.clone();
+        let mut after_names: Vec<String> = Vec::new();
+        rw.replaced.insert(c.weight.clone());
+        match p {
+            Precision::Fp32 => {}
+            Precision::Fp16 => {
+                let ek = (c.weight.clone(), p);
+                let wh = match rw.emitted.get(&ek) {
+                    Some(v) => v[0].clone(),
+                    None => {
+                        let wh = rw.namer.fresh(&format!("{key}__w_fp16"));
+                        let raw = w
+                            .iter()
+                            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                            .collect();
+                        add_init(g, raw_tensor(&wh, DataType::Float16, &wdims, raw));
+                        rw.emitted.insert(ek, vec![wh.clone()]);
+                        wh
+                    }
+                };
+                let wf = rw.namer.fresh(&format!("{key}__w_f32"));
+                let nn = rw.namer.fresh(&format!("{key}__w_cast"));
+                rw.add(g, node(&nn, "Cast", &[&wh], &[&wf], vec![a_int("to", 1)]));
+                g.set_value_type(&wf, ValueType::tensor(DataType::Float, &wdims));
+                g.ops[idx].inputs[1] = wf;
+                after_names.push(wh);
+                after_names.extend(c.bias.clone());
+            }
+            Precision::Int8 => {
+                let x = c.activation_inputs[0].clone();
+                let xq = rw.quantize_input(g, &x)?;
+                let x_dq = rw.dq_for(g, &x, &xq, &key);
+                let axis = c.channel_axis;
+                let ek = (c.weight.clone(), p);
+                // Symmetric int8 weights: no zero point (it defaults to 0 of the int8 type).
+                let (wq, ws, wscales) = match rw.emitted.get(&ek) {
+                    Some(v) => {
+                        let scales = constant_f32(g, &v[1]).map(|t| t.0).unwrap_or_default();
+                        (v[0].clone(), v[1].clone(), scales)
+                    }
+                    None => {
+                        let q = quantize_per_channel(&w, &wshape, axis, 8);
+                        let ch = q.scales.len() as i64;
+                        let wq = rw.namer.fresh(&format!("{key}__w_i8"));
+                        let ws = rw.namer.fresh(&format!("{key}__w_scale"));
+                        let raw = q.values.iter().map(|&v| v as u8).collect();
+                        add_init(g, raw_tensor(&wq, DataType::Int8, &wdims, raw));
+                        add_init(g, f32_tensor(&ws, &[ch], &q.scales));
+                        rw.emitted.insert(ek, vec![wq.clone(), ws.clone()]);
+                        (wq, ws, q.scales)
+                    }
+                };
+                let w_dq = rw.namer.fresh(&format!("{key}__w_dq"));
+                let nn = rw.namer.fresh(&format!("{key}__w_dequantize"));
+                rw.add(
+                    g,
+                    node(
+                        &nn,
+                        "DequantizeLinear",
+                        &[&wq, &ws],
+                        &[&w_dq],
+                        vec![a_int("axis", axis as i64)],
+                    ),
+                );
+                g.set_value_type(&w_dq, ValueType::tensor(DataType::Float, &wdims));
+                after_names.extend([wq, ws]);
+                let mut new_inputs = vec![x_dq, w_dq];
+                if let Some(b) = &c.bias {
+                    let (mut bv, _) = constant_f32(g, b).ok_or_else(|| {
+                        Error::Internal(format!("bias '{b}' of '{key}' is not constant"))
+                    })?;
+                    if c.op == "Gemm" {
+                        let beta = attr_f(&g.ops[idx], "beta", 1.0);
+                        bv.iter_mut().for_each(|v| *v *= beta);
+                    }
+                    let bq = quantize_bias_int32(&bv, xq.scale_value, &wscales);
+                    let bscales: Vec<f32> = (0..bv.len())
+                        .map(|i| {
+                            xq.scale_value
+                                * if wscales.len() == 1 {
+                                    wscales[0]
+                                } else {
+                                    wscales[i]
+                                }
+                        })
+                        .collect();
+                    let n = bv.len() as i64;
+                    let bi = rw.namer.fresh(&format!("{key}__b_i32"));
+                    let bs = rw.namer.fresh(&format!("{key}__b_scale"));
+                    let bd = rw.namer.fresh(&format!("{key}__b_dq"));
+                    let raw = bq.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    add_init(g, raw_tensor(&bi, DataType::Int32, &[n], raw));
+                    add_init(g, f32_tensor(&bs, &[n], &bscales));
+                    let nn = rw.namer.fresh(&format!("{key}__b_dequantize"));
+                    rw.add(
+                        g,
+                        node(
+                            &nn,
+                            "DequantizeLinear",
+                            &[&bi, &bs],
+                            &[&bd],
+                            vec![a_int("axis", 0)],
+                        ),
+                    );
+                    g.set_value_type(&bd, ValueType::tensor(DataType::Float, &[n]));
+                    new_inputs.push(bd);
+                    after_names.extend([bi, bs]);
+                    rw.replaced.insert(b.clone());
+                    if c.op == "Gemm" {
+                        let n = &mut g.ops[idx];
+                        n.attributes.retain(|a| a.name != "beta");
+                    }
+                }
+                // Output: op → y__f → Q → y__q → DQ → y (float readers unchanged).
+                let y = key.clone();
+                let (scale, zp) = rw.range_qparams(&y)?;
+                let yf = rw.namer.fresh(&format!("{y}__f"));
+                g.ops[idx].inputs = new_inputs;
+                g.ops[idx].outputs[0] = yf.clone();
+                set_like(g, &yf, &y, DataType::Float);
+                let (s, z) = rw.qparam_inits(g, &y, scale, zp);
+                let q = rw.namer.fresh(&format!("{y}__q"));
+                let nq = rw.namer.fresh(&format!("{y}__quantize"));
+                rw.add(
+                    g,
+                    node(&nq, "QuantizeLinear", &[&yf, &s, &z], &[&q], vec![]),
+                );
+                set_like(g, &q, &y, DataType::Uint8);
+                let nd = rw.namer.fresh(&format!("{y}__dequantize"));
+                rw.add(
+                    g,
+                    node(&nd, "DequantizeLinear", &[&q, &s, &z], &[&y], vec![]),
+                );
+                rw.quant.insert(
+                    y.clone(),
+                    QTensor {
+                        q,
+                        scale: s,
+                        zp: z,
+                        scale_value: scale,
+                    },
+                );
+            }
+            Precision::Int4 if c.op == "Conv" => {
+                let ek = (c.weight.clone(), p);
+                let names = match rw.emitted.get(&ek) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let q = quantize_per_channel(&w, &wshape, 0, 4);
+                        let ch = q.scales.len() as i64;
+                        let wq = rw.namer.fresh(&format!("{key}__w_i4"));
+                        let ws = rw.namer.fresh(&format!("{key}__w_scale"));
+                        add_init(
+                            g,
+                            raw_tensor(&wq, DataType::Int4, &wdims, pack_int4(&q.values)),
+                        );
+                        add_init(g, f32_tensor(&ws, &[ch], &q.scales));
+                        let v = vec![wq, ws];
+                        rw.emitted.insert(ek, v.clone());
+                        v
+                    }
+                };
+                let w_dq = rw.namer.fresh(&format!("{key}__w_dq"));
+                let nn = rw.namer.fresh(&format!("{key}__w_dequantize"));
+                let mut dq = node(
+                    &nn,
+                    "DequantizeLinear",
+                    &[&names[0], &names[1]],
+                    &[&w_dq],
+                    vec![a_int("axis", 0)],
+                );
+                dq.domain = "com.microsoft".into();
+                rw.add(g, dq);
+                g.set_value_type(&w_dq, ValueType::tensor(DataType::Float, &wdims));
+                g.ops[idx].inputs[1] = w_dq;
+                after_names.extend(names);
+                after_names.extend(c.bias.clone());
+            }
+            Precision::Int4 => {
+                let (k, n, kn) = to_kn(&w, &wshape, c.channel_axis);
+                let q = quantize_matmul_nbits(&kn, k, n, NBITS_BLOCK);
+                let kb = k.div_ceil(NBITS_BLOCK) as i64;
+                let bn = rw.namer.fresh(&format!("{key}__nb_w"));
+                let sn = rw.namer.fresh(&format!("{key}__nb_scales"));
+                add_init(
+                    g,
+                    raw_tensor(
+                        &bn,
+                        DataType::Uint8,
+                        &[n as i64, kb, NBITS_BLOCK as i64 / 2],
+                        q.packed.clone(),
+                    ),
+                );
+                add_init(g, f32_tensor(&sn, &[q.scales.len() as i64], &q.scales));
+                let a = c.activation_inputs[0].clone();
+                let mut ins = vec![a, bn.clone(), sn.clone()];
+                after_names.extend([bn, sn]);
+                if let Some(z) = &q.zero_points {
+                    let zn = rw.namer.fresh(&format!("{key}__nb_zp"));
+                    add_init(
+                        g,
+                        raw_tensor(&zn, DataType::Uint8, &[z.len() as i64], z.clone()),
+                    );
+                    ins.push(zn.clone());
+                    after_names.push(zn);
+                }
+                let y = key.clone();
+                let node_ref = &g.ops[idx];
+                let beta = attr_f(node_ref, "beta", 1.0);
+                let bias = c.bias.clone();
+                let n_node = &mut g.ops[idx];
+                n_node.op_type = "MatMulNBits".into();
+                n_node.domain = "com.microsoft".into();
+                n_node.inputs = ins;
+                n_node.attributes = vec![
+                    a_int("K", k as i64),
+                    a_int("N", n as i64),
+                    a_int("bits", 4),
+                    a_int("block_size", NBITS_BLOCK as i64),
+                    a_int("accuracy_level", 4),
+                ];
+                if let Some(b) = bias {
+                    // Gemm bias (times beta) as a float Add after the MatMulNBits.
+                    let (mut bv, _) = constant_f32(g, &b).ok_or_else(|| {
+                        Error::Internal(format!("bias '{b}' of '{key}' is not constant"))
+                    })?;
+                    bv.iter_mut().for_each(|v| *v *= beta);
+                    let bname = rw.namer.fresh(&format!("{key}__nb_bias"));
+                    add_init(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
+                    let mid = rw.namer.fresh(&format!("{y}__nb_out"));
+                    g.ops[idx].outputs[0] = mid.clone();
+                    set_like(g, &mid, &y, DataType::Float);
+                    let nn = rw.namer.fresh(&format!("{key}__nb_add_bias"));
+                    rw.add(g, node(&nn, "Add", &[&mid, &bname], &[&y], vec![]));
+                    after_names.push(bname);
+                    rw.replaced.insert(b);
+                }
+            }
+        }
+        let bytes_after = rw.bytes_of(g, &after_names, true);
+        stats.nodes.push(NodeRewrite {
+            key: c.key.clone(),
+            node_name: c.node_name.clone(),
+            op: c.op.clone(),
+            precision: p,
+            bytes_before,
+            bytes_after,
+        });
+    }
+    relink(g, "precision rewrite")?;
+    // Sweep added nodes nobody reads (e.g. the float DQ of an output whose readers are
+    // all int8 ops with their own DQ), then the replaced constants.
+    loop {
+        let used = used_names(g);
+        let dead: Vec<NodeIndex> = rw
+            .added
+            .iter()
+            .copied()
+            .filter(|&i| {
+                g.ops
+                    .node_weight(i)
+                    .is_some_and(|n| n.outputs.iter().all(|o| o.is_empty() || !used.contains(o)))
+            })
+            .collect();
+        if dead.is_empty() {
+            break;
+        }
+        for i in dead {
+            g.remove_node(i);
+        }
+        rw.added.retain(|&i| g.ops.node_weight(i).is_some());
+    }
+    remove_dead_constants(g, &rw.replaced);
+    // Q parameters of removed Q/DQ nodes.
+    let used = used_names(g);
+    let stale: Vec<String> = rw
+        .quant
+        .values()
+        .flat_map(|q| [q.scale.clone(), q.zp.clone()])
+        .filter(|n| !used.contains(n))
+        .collect();
+    for s in stale {
+        g.initializers.shift_remove(&s);
+    }
+    prune_values(g);
+    relink(g, "precision rewrite")?;
+    stats.inserted_nodes = rw.added.len();
+    Ok(stats)
+}

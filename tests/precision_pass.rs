@@ -1,0 +1,673 @@
+//! The mixed-precision pass: calibration, the allocation ILP against brute force, the
+//! independent checker, the greedy fallback, and the whole flow on the PP-OCR cls model.
+
+mod common;
+
+use onnx_protobuf::{
+    tensor_shape_proto::{dimension, Dimension},
+    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use optimize::data::{write_npy, HostTensor, Sample};
+use optimize::error::Error;
+use optimize::ir::Model;
+use optimize::onnx_io::export::to_bytes;
+use optimize::onnx_io::{model_from_proto, ExportOptions};
+use optimize::passes::precision::calibrate::{calibrate, load_calibration_samples, CalibMethod};
+use optimize::passes::precision::candidates::total_weight_bytes;
+use optimize::passes::precision::check::check_assignment;
+use optimize::passes::precision::ilp::{
+    greedy, solve, AllocItem, AllocOption, AllocProblem, SolveStatus,
+};
+use optimize::passes::precision::pass::{
+    node_table, run_precision, solver_line, Budget, PrecisionConfig,
+};
+use optimize::passes::precision::{Assignment, Precision};
+use optimize::pipeline::load_and_infer;
+use optimize::runtime::OrtRuntime;
+use optimize::shape::{infer, Bindings};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+use std::time::Instant;
+
+// ------------------------------------------------------------------ small models
+
+fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
+    let mut shape = TensorShapeProto::new();
+    for &d in dims {
+        let mut dim = Dimension::new();
+        dim.value = Some(dimension::Value::DimValue(d));
+        shape.dim.push(dim);
+    }
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = 1;
+    tt.shape = Some(shape).into();
+    let mut t = TypeProto::new();
+    t.value = Some(type_proto::Value::TensorType(tt));
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = Some(t).into();
+    v
+}
+
+fn nd(op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = format!("{op}_{}", outs[0]);
+    n.input = ins.iter().map(|s| s.to_string()).collect();
+    n.output = outs.iter().map(|s| s.to_string()).collect();
+    n
+}
+
+/// `r = Relu(x)`, `m = r · 2` over `x: float[1, n]`.
+fn relu_mul_model(n: i64) -> Model {
+    let mut two = TensorProto::new();
+    two.name = "two".into();
+    two.data_type = 1;
+    two.float_data = vec![2.0];
+    let mut g = GraphProto::new();
+    g.name = "calib".into();
+    g.node = vec![nd("Relu", &["x"], &["r"]), nd("Mul", &["r", "two"], &["m"])];
+    g.initializer.push(two);
+    g.input.push(vi("x", &[1, n]));
+    g.output.push(vi("m", &[1, n]));
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut o = OperatorSetIdProto::new();
+    o.version = 13;
+    m.opset_import.push(o);
+    m.graph = Some(g).into();
+    let mut model = model_from_proto(m, Path::new("calib.onnx")).expect("import");
+    infer(&mut model, &Bindings::new()).expect("shape inference");
+    model
+}
+
+fn sample(id: &str, n: usize, vals: &[f32]) -> Sample {
+    Sample {
+        id: id.into(),
+        values: vec![("x".into(), HostTensor::from_f32(vec![1, n], vals))],
+    }
+}
+
+// ------------------------------------------------------------------ calibration
+
+#[test]
+fn calibration_minmax_vs_percentile() {
+    let n = 1000;
+    let model = relu_mul_model(n as i64);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut samples = Vec::new();
+    let mut all = Vec::new();
+    for s in 0..3 {
+        let mut v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // One outlier per sample: MinMax follows it, a 99th percentile does not.
+        v[(s * 37) % n] = 50.0 + s as f32;
+        all.extend(v.iter().copied());
+        samples.push(sample(&format!("s{s}"), n, &v));
+    }
+    let tensors = vec!["x".to_string(), "r".to_string(), "m".to_string()];
+    let mm = calibrate(&model, &samples, &tensors, CalibMethod::MinMax).expect("minmax");
+    let pc = calibrate(&model, &samples, &tensors, CalibMethod::Percentile(99.0)).expect("pct");
+    let min = all.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = all.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let rx = mm.ranges["x"];
+    assert_eq!((rx.min, rx.max), (min, max));
+    let rm = mm.ranges["m"];
+    assert_eq!((rm.min, rm.max), (0.0, 2.0 * max), "m = 2·relu(x)");
+    let rms_x = (all.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / all.len() as f64).sqrt();
+    assert!(
+        (mm.rms["x"] - rms_x).abs() < 1e-6 * rms_x,
+        "{} vs {rms_x}",
+        mm.rms["x"]
+    );
+    let px = pc.ranges["x"];
+    println!(
+        "x: minmax [{}, {}], percentile 99 [{}, {}]",
+        rx.min, rx.max, px.min, px.max
+    );
+    assert!(
+        px.max < 1.0 && px.max > 0.9,
+        "99th percentile ignores the outliers: {}",
+        px.max
+    );
+    assert!(px.min > -1.0 && px.min < -0.9, "{}", px.min);
+    assert!(pc.ranges["m"].max < 2.0 && pc.ranges["m"].max > 1.8);
+    assert_eq!(mm.samples, 3);
+    // Deterministic.
+    let again = calibrate(&model, &samples, &tensors, CalibMethod::Percentile(99.0)).unwrap();
+    assert_eq!(again.ranges["x"], px);
+}
+
+#[test]
+fn calibration_folder_errors() {
+    let model = relu_mul_model(4);
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_calibration_samples(&model, Some(dir.path()), 0, 4).unwrap_err();
+    println!("empty folder: {err}");
+    assert!(matches!(err, Error::Input { .. }), "{err:?}");
+    assert!(err.to_string().contains(&dir.path().display().to_string()));
+    assert!(err.to_string().contains("no input data"), "{err}");
+
+    write_npy(
+        &dir.path().join("a.npy"),
+        &HostTensor::from_f32(vec![1, 5], &[0.0; 5]),
+    )
+    .unwrap();
+    let err = load_calibration_samples(&model, Some(dir.path()), 0, 4).unwrap_err();
+    println!("wrong shape: {err}");
+    assert!(matches!(err, Error::Input { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("a.npy") && err.to_string().contains("float[1,4]"),
+        "{err}"
+    );
+
+    let missing = dir.path().join("nope");
+    let err = load_calibration_samples(&model, Some(&missing), 0, 4).unwrap_err();
+    assert!(matches!(err, Error::Input { .. }), "{err:?}");
+
+    std::fs::remove_file(dir.path().join("a.npy")).unwrap();
+    write_npy(
+        &dir.path().join("a.npy"),
+        &HostTensor::from_f32(vec![1, 4], &[1.0; 4]),
+    )
+    .unwrap();
+    write_npy(
+        &dir.path().join("b.npy"),
+        &HostTensor::from_f32(vec![1, 4], &[2.0; 4]),
+    )
+    .unwrap();
+    let (s, warn) = load_calibration_samples(&model, Some(dir.path()), 0, 0).unwrap();
+    assert_eq!(s.len(), 2);
+    assert!(warn.is_none());
+
+    let (s, warn) = load_calibration_samples(&model, None, 3, 5).unwrap();
+    assert_eq!(s.len(), 5);
+    let warn = warn.expect("random inputs warn");
+    println!("no folder: {warn}");
+    assert!(warn.contains("no calibration data") && warn.contains("--calib DIR"));
+}
+
+// ------------------------------------------------------------------ the ILP
+
+/// A random problem: `n` items, 2–4 options each, random ties and edges.
+fn random_problem(seed: u64, n: usize, budget_frac: f64, bits: bool) -> AllocProblem {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut items = Vec::new();
+    let mut total = 0u64;
+    for i in 0..n {
+        let elements = rng.random_range(100..5000u64);
+        total += 4 * elements;
+        let int = rng.random_bool(0.8);
+        let four = int && rng.random_bool(0.7);
+        let mut options = vec![
+            AllocOption {
+                precision: Precision::Fp32,
+                bytes: 4 * elements,
+                cost: 0.0,
+            },
+            AllocOption {
+                precision: Precision::Fp16,
+                bytes: 2 * elements,
+                cost: rng.random_range(0.0..0.001),
+            },
+        ];
+        if int {
+            options.push(AllocOption {
+                precision: Precision::Int8,
+                bytes: elements + 40,
+                cost: rng.random_range(0.001..0.1),
+            });
+        }
+        if four {
+            options.push(AllocOption {
+                precision: Precision::Int4,
+                bytes: elements / 2 + 60,
+                cost: rng.random_range(0.05..1.0),
+            });
+        }
+        items.push(AllocItem {
+            key: format!("op{i}"),
+            elements,
+            options,
+        });
+    }
+    let fixed = rng.random_range(0..2000u64);
+    let mut edges = Vec::new();
+    for i in 1..n {
+        edges.push((i - 1, i));
+    }
+    let int8: Vec<usize> = (0..n)
+        .filter(|&i| {
+            items[i]
+                .options
+                .iter()
+                .any(|o| o.precision == Precision::Int8)
+        })
+        .collect();
+    let int8_ties = if int8.len() >= 3 {
+        vec![vec![int8[0], int8[2]]]
+    } else {
+        Vec::new()
+    };
+    // Two items with the same options share a weight: give item 1 item 0's options.
+    let mut same_precision = Vec::new();
+    if n >= 4 {
+        items[3].options = items[0].options.clone();
+        items[3].elements = items[0].elements;
+        same_precision.push(vec![0, 3]);
+    }
+    AllocProblem {
+        items,
+        fixed_bytes: fixed,
+        total_weight_bytes: total + fixed,
+        budget: if bits {
+            Budget::AvgBits(budget_frac * 32.0)
+        } else {
+            Budget::SizeFraction(budget_frac)
+        },
+        same_precision,
+        int8_ties,
+        edges,
+        lambda: 0.01,
+    }
+}
+
+/// Brute force over all assignments, computed without the crate's helpers.
+fn brute_force(p: &AllocProblem) -> Option<(f64, Vec<usize>)> {
+    let n = p.items.len();
+    let mut idx = vec![0usize; n];
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    loop {
+        let prec = |i: usize| p.items[i].options[idx[i]].precision;
+        let ok_budget = match p.budget {
+            Budget::SizeFraction(f) => {
+                let b: u64 = p.fixed_bytes
+                    + (0..n)
+                        .map(|i| p.items[i].options[idx[i]].bytes)
+                        .sum::<u64>();
+                b as f64 <= f * p.total_weight_bytes as f64
+            }
+            Budget::AvgBits(bb) => {
+                let bits: f64 = (0..n)
+                    .map(|i| prec(i).weight_bits() as f64 * p.items[i].elements as f64)
+                    .sum();
+                let el: f64 = p.items.iter().map(|it| it.elements as f64).sum();
+                bits <= bb * el
+            }
+        };
+        let ok_ties = p
+            .same_precision
+            .iter()
+            .all(|g| g.iter().all(|&i| prec(i) == prec(g[0])))
+            && p.int8_ties.iter().all(|g| {
+                g.iter()
+                    .all(|&i| (prec(i) == Precision::Int8) == (prec(g[0]) == Precision::Int8))
+            });
+        if ok_budget && ok_ties {
+            let mut obj: f64 = (0..n).map(|i| p.items[i].options[idx[i]].cost).sum();
+            for &(u, v) in &p.edges {
+                if (prec(u) == Precision::Int8) != (prec(v) == Precision::Int8) {
+                    obj += p.lambda;
+                }
+            }
+            if best.as_ref().is_none_or(|(b, _)| obj < *b) {
+                best = Some((obj, idx.clone()));
+            }
+        }
+        // Next assignment (odometer).
+        let mut k = 0;
+        loop {
+            if k == n {
+                return best;
+            }
+            idx[k] += 1;
+            if idx[k] < p.items[k].options.len() {
+                break;
+            }
+            idx[k] = 0;
+            k += 1;
+        }
+    }
+}
+
+fn assignment_of(p: &AllocProblem, choice: &[usize]) -> Assignment {
+    p.assignment(choice)
+}
+
+#[test]
+fn ilp_matches_brute_force() {
+    let mut compared = 0;
+    for seed in 0..12u64 {
+        for (frac, bits) in [(0.3, false), (0.45, false), (0.28, true)] {
+            let p = random_problem(seed, 7, frac, bits);
+            let bf = brute_force(&p);
+            match (solve(&p, 10.0), bf) {
+                (Ok(sol), Some((best, _))) => {
+                    assert_eq!(sol.status, SolveStatus::Optimal, "seed {seed}");
+                    assert!(
+                        (sol.objective - best).abs() <= 1e-7 * best.abs().max(1e-9),
+                        "seed {seed} frac {frac} bits {bits}: ILP {} vs brute force {best}",
+                        sol.objective
+                    );
+                    let rep = check_assignment(&p, &assignment_of(&p, &sol.choice), sol.objective);
+                    assert!(rep.passed, "{:?}", rep.problems);
+                    compared += 1;
+                }
+                (Err(e), None) => {
+                    assert!(matches!(e, Error::Usage(_)), "{e:?}");
+                    assert!(e.to_string().contains("smallest feasible"), "{e}");
+                }
+                (Ok(sol), None) => panic!(
+                    "seed {seed}: ILP found {:?} but brute force nothing",
+                    sol.choice
+                ),
+                (Err(e), Some((best, _))) => {
+                    panic!("seed {seed}: ILP failed ({e}) but brute force found {best}")
+                }
+            }
+        }
+    }
+    println!("ILP = brute force on {compared} feasible instances");
+    assert!(compared >= 20, "too few feasible instances ({compared})");
+}
+
+#[test]
+fn ilp_time_limited_big_instance() {
+    let p = random_problem(99, 1500, 0.27, false);
+    let t = Instant::now();
+    let sol = solve(&p, 2.0).expect("feasible");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "1500 ops: status {:?}, objective {:.6}, bound {:?}, gap {:?}, {:.2}s",
+        sol.status, sol.objective, sol.bound, sol.gap, secs
+    );
+    assert!(secs < 30.0, "took {secs}s with a 2 s limit");
+    assert!(matches!(
+        sol.status,
+        SolveStatus::Optimal | SolveStatus::TimeLimitIncumbent | SolveStatus::GreedyFallback
+    ));
+    let rep = check_assignment(&p, &assignment_of(&p, &sol.choice), sol.objective);
+    assert!(rep.passed, "{:?}", rep.problems);
+    let g = greedy(&p).expect("greedy finds one");
+    assert!(
+        sol.objective <= g.objective * (1.0 + 1e-9),
+        "ILP {} worse than greedy {}",
+        sol.objective,
+        g.objective
+    );
+    if let Some(b) = sol.bound {
+        assert!(b <= sol.objective * (1.0 + 1e-9) + 1e-12);
+    }
+}
+
+#[test]
+fn infeasible_budget_names_the_smallest_feasible_one() {
+    let p = random_problem(3, 6, 0.01, false);
+    let err = solve(&p, 5.0).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, Error::Usage(_)));
+    let msg = err.to_string();
+    assert!(msg.contains("smallest feasible size budget"), "{msg}");
+    // The stated fraction is feasible, and the true minimum is not below it by more than
+    // the rounding (4 decimals).
+    let stated: f64 = msg
+        .split("--size-budget ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("a number after --size-budget");
+    let mut q = p.clone();
+    q.budget = Budget::SizeFraction(stated);
+    assert!(
+        solve(&q, 5.0).is_ok(),
+        "the stated budget {stated} is feasible"
+    );
+    q.budget = Budget::SizeFraction(stated - 0.0002);
+    assert!(
+        brute_force(&q).is_none(),
+        "nothing fits below the stated budget"
+    );
+
+    let mut b = p.clone();
+    b.budget = Budget::AvgBits(1.0);
+    let err = solve(&b, 5.0).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("bits per weight"), "{err}");
+}
+
+#[test]
+fn checker_rejects_broken_solutions() {
+    let p = random_problem(5, 7, 0.35, false);
+    let sol = solve(&p, 5.0).expect("feasible");
+    let good = assignment_of(&p, &sol.choice);
+    assert!(check_assignment(&p, &good, sol.objective).passed);
+
+    // All fp32 breaks a 0.35 size budget.
+    let all32: Assignment = p
+        .items
+        .iter()
+        .map(|it| (it.key.clone(), Precision::Fp32))
+        .collect();
+    let obj32 = p.objective(&vec![0; p.items.len()]);
+    let r = check_assignment(&p, &all32, obj32);
+    println!("{:?}", r.problems);
+    assert!(!r.passed && r.problems.iter().any(|m| m.contains("size budget broken")));
+
+    // A broken shared-weight tie (items 0 and 3).
+    let mut broken = good.clone();
+    let other = if good["op0"] == Precision::Fp16 {
+        Precision::Int8
+    } else {
+        Precision::Fp16
+    };
+    broken.insert("op3".into(), other);
+    let r = check_assignment(&p, &broken, sol.objective);
+    assert!(
+        !r.passed && r.problems.iter().any(|m| m.contains("tie broken")),
+        "{:?}",
+        r.problems
+    );
+
+    // A precision the op does not allow.
+    let no4 = p
+        .items
+        .iter()
+        .find(|it| !it.options.iter().any(|o| o.precision == Precision::Int4))
+        .expect("an item without int4");
+    let mut bad = good.clone();
+    bad.insert(no4.key.clone(), Precision::Int4);
+    let r = check_assignment(&p, &bad, sol.objective);
+    assert!(
+        !r.passed && r.problems.iter().any(|m| m.contains("does not allow")),
+        "{:?}",
+        r.problems
+    );
+
+    // A wrong claimed objective, a missing op, an unknown op.
+    let r = check_assignment(&p, &good, sol.objective + 1.0);
+    assert!(!r.passed && r.problems.iter().any(|m| m.contains("claimed objective")));
+    let mut missing = good.clone();
+    missing.remove("op1");
+    assert!(!check_assignment(&p, &missing, sol.objective).passed);
+    let mut extra = good.clone();
+    extra.insert("ghost".into(), Precision::Fp32);
+    assert!(!check_assignment(&p, &extra, sol.objective).passed);
+
+    // A broken bit budget.
+    let mut b = p.clone();
+    b.budget = Budget::AvgBits(8.0);
+    let r = check_assignment(&b, &all32, obj32);
+    assert!(!r.passed && r.problems.iter().any(|m| m.contains("bit budget broken")));
+}
+
+#[test]
+fn greedy_is_feasible() {
+    let mut found = 0;
+    for seed in 0..20u64 {
+        let p = random_problem(seed, 40, 0.3, seed % 2 == 1);
+        if let Some(g) = greedy(&p) {
+            let r = check_assignment(&p, &assignment_of(&p, &g.choice), g.objective);
+            assert!(r.passed, "seed {seed}: {:?}", r.problems);
+            let sol = solve(&p, 5.0).expect("ILP feasible when greedy is");
+            assert!(
+                sol.objective <= g.objective * (1.0 + 1e-9) + 1e-12,
+                "seed {seed}: ILP {:?} {} worse than greedy {}",
+                sol.status,
+                sol.objective,
+                g.objective
+            );
+            found += 1;
+        }
+    }
+    println!("greedy feasible on {found}/20 instances");
+    assert!(found >= 15);
+}
+
+// ------------------------------------------------------------------ end to end
+
+fn onnx_full_check(bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let py = common::root().join(".deps/py");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh",
+        py.display()
+    );
+    let out = std::process::Command::new("python3")
+        .env("PYTHONPATH", &py)
+        .arg("-c")
+        .arg("import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)")
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "onnx.checker full check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cls_end_to_end_at_030() {
+    let cls = common::ppocr_models()
+        .into_iter()
+        .find(|m| m.name == "ppocr/cls")
+        .expect("cls in the corpus");
+    let original = load_and_infer(&cls.path, &cls.bindings).expect("load cls");
+    let before = total_weight_bytes(&original);
+    let mut model = original.clone();
+    let cfg = PrecisionConfig {
+        calib_samples: 4,
+        measure_time_limit_s: 120.0,
+        ..PrecisionConfig::default()
+    };
+    let t = Instant::now();
+    let out = run_precision(&mut model, &cfg).expect("run_precision");
+    println!("run_precision on cls: {:.1}s", t.elapsed().as_secs_f64());
+    print!("{}", node_table(&out.section));
+    println!("{}", solver_line(&out.section));
+    println!(
+        "errors: {} measured, {} from the scaled proxy",
+        out.errors.measured, out.errors.unmeasured
+    );
+    assert!(out.checker.passed, "{:?}", out.checker.problems);
+    assert!(!out.assignment.is_empty());
+    let after = total_weight_bytes(&model);
+    let frac = after as f64 / before as f64;
+    println!("size fraction measured on the rewritten model: {frac:.4} ({before} → {after} bytes)");
+    assert!(frac <= 0.30, "size fraction {frac} > 0.30");
+    assert_eq!(out.weight_bytes_after, after);
+    assert_eq!(out.section["weight_bytes_after"].as_u64(), Some(after));
+    assert!(out.section["calibration"]["warning"]
+        .as_str()
+        .is_some_and(|w| w.contains("--calib")));
+    let n_nodes = out.section["nodes"].as_array().map_or(0, |a| a.len());
+    assert_eq!(n_nodes, out.assignment.len());
+
+    // The output runs on onnxruntime and passes the full ONNX check.
+    let bytes = to_bytes(&model, &ExportOptions::default()).expect("export");
+    onnx_full_check(&bytes);
+    let reference = to_bytes(&original, &ExportOptions::default()).expect("export");
+    let rt = OrtRuntime::get().expect("onnxruntime");
+    let mut s_new = rt
+        .session_from_bytes(&bytes, "rewritten cls")
+        .expect("ort accepts it");
+    let mut s_ref = rt.session_from_bytes(&reference, "cls").expect("ort");
+    let samples = optimize::data::random_inputs(
+        &optimize::validate::input_specs(&original, &cls.bindings).unwrap(),
+        123,
+        2,
+    )
+    .unwrap();
+    for s in &samples {
+        let a = s_ref.run(&s.values).unwrap();
+        let b = s_new.run(&s.values).unwrap();
+        let (va, vb) = (a[0].1.as_f32().unwrap(), b[0].1.as_f32().unwrap());
+        assert_eq!(va.len(), vb.len());
+        assert!(vb.iter().all(|x| x.is_finite()));
+        let err: f64 = va
+            .iter()
+            .zip(&vb)
+            .map(|(x, y)| ((x - y) as f64).powi(2))
+            .sum::<f64>()
+            / va.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+        println!(
+            "sample {}: fp32 {:?} vs ours {:?} (relative sq. error {err:.3e})",
+            s.id, va, vb
+        );
+        assert!(err < 0.5, "output error {err} on a random input");
+    }
+}
+
+#[test]
+fn pass_without_candidates_changes_nothing() {
+    use optimize::pass_manager::Pass;
+    use optimize::passes::precision::pass::{PrecisionPass, PrecisionSlot};
+    let mut model = relu_mul_model(8);
+    let before = to_bytes(&model, &ExportOptions::default()).unwrap();
+    let slot = PrecisionSlot::default();
+    let pass = PrecisionPass {
+        config: PrecisionConfig::default(),
+        slot: slot.clone(),
+    };
+    assert_eq!(pass.name(), "precision");
+    let changes = pass.run(&mut model).expect("runs");
+    assert!(!changes.changed(), "{changes:?}");
+    assert_eq!(to_bytes(&model, &ExportOptions::default()).unwrap(), before);
+    let section = slot.lock().unwrap().clone().expect("a section");
+    println!("{section}");
+    assert!(section["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("no candidate")));
+    assert_eq!(section["nodes"].as_array().map(|a| a.len()), Some(0));
+}
+
+#[test]
+fn cls_infeasible_budget_is_a_usage_error() {
+    let cls = common::ppocr_models()
+        .into_iter()
+        .find(|m| m.name == "ppocr/cls")
+        .expect("cls in the corpus");
+    let mut model = load_and_infer(&cls.path, &cls.bindings).expect("load cls");
+    let cfg = PrecisionConfig {
+        budget: Budget::SizeFraction(0.05),
+        measure: false,
+        calib_samples: 1,
+        relevance_samples: 1,
+        ..PrecisionConfig::default()
+    };
+    let err = run_precision(&mut model, &cfg).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    let msg = err.to_string();
+    let stated: f64 = msg
+        .split("--size-budget ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("a number after --size-budget");
+    assert!(stated > 0.05 && stated < 0.30, "{stated}");
+}
