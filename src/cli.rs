@@ -78,6 +78,26 @@ pub struct RunArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Calibration inputs for mixed precision: a folder of .npy/.pb samples (real data).
+    /// Without it, seeded random inputs are used and a warning is printed.
+    #[arg(long, value_name = "DIR")]
+    pub calib: Option<PathBuf>,
+    /// Activation range estimate: minmax, percentile (99.99) or percentile:P [default: minmax].
+    #[arg(long, value_name = "METHOD")]
+    pub calib_method: Option<String>,
+    /// Weight bytes after mixed precision, as a fraction of the fp32 weight bytes
+    /// (initializers and Constant tensors) [default: 0.3].
+    #[arg(long, value_name = "FRACTION")]
+    pub size_budget: Option<f64>,
+    /// Budget as mean bits per quantizable weight instead of --size-budget, e.g. 6.
+    #[arg(long, value_name = "BITS")]
+    pub avg_bits: Option<f64>,
+    /// Seconds for the mixed-precision ILP; its incumbent is used when it runs out [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    pub precision_time_limit: Option<f64>,
+    /// Keep every operator's precision (no mixed-precision pass; lossless output).
+    #[arg(long)]
+    pub no_precision: bool,
     /// Scratchpad (on-chip memory) size, e.g. 512KiB: runs the scheduling pass.
     #[arg(long, value_name = "SIZE")]
     pub scratchpad: Option<String>,
@@ -181,6 +201,43 @@ fn dispatch(cli: Cli) -> Result<()> {
                 }
             };
             let defaults = PipelineOptions::new(&model, &output);
+            let precision = if a.no_precision {
+                if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
+                    return Err(Error::Usage(
+                        "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits".into(),
+                    ));
+                }
+                None
+            } else {
+                let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
+                if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
+                    cfg.budget = b;
+                }
+                if let Some(m) = &a.calib_method {
+                    cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
+                }
+                if let Some(t) = a.precision_time_limit {
+                    if t.is_nan() || t <= 0.0 {
+                        return Err(Error::Usage(format!(
+                            "--precision-time-limit {t}: expected seconds > 0"
+                        )));
+                    }
+                    cfg.time_limit_s = t;
+                }
+                if let Some(dir) = &a.calib {
+                    if !dir.is_dir() {
+                        return Err(Error::input(dir, "calibration folder does not exist"));
+                    }
+                }
+                cfg.explicit = a.calib.is_some()
+                    || a.size_budget.is_some()
+                    || a.avg_bits.is_some()
+                    || a.calib_method.is_some()
+                    || a.precision_time_limit.is_some();
+                cfg.calib_dir = a.calib.clone();
+                cfg.seed = a.seed.unwrap_or(defaults.seed);
+                Some(cfg)
+            };
             let opts = PipelineOptions {
                 report: a.report,
                 inputs: a.inputs,
@@ -195,6 +252,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 check: a.check,
                 min_fidelity: a.min_fidelity,
                 passes: a.passes,
+                precision,
                 schedule: crate::passes::schedule::ScheduleConfig::from_flags(
                     a.scratchpad.as_deref(),
                     a.target.as_deref(),

@@ -10,6 +10,8 @@
 //! input-shape = ["x=1x3x48x192"]
 //! tolerance = 1e-4
 //! min-fidelity = 0.999
+//! calib = "calib/"            # mixed precision: calibration inputs
+//! size-budget = 0.3           # or avg-bits = 6; precision = false turns the pass off
 //!
 //! [[pass]]
 //! name = "cleanup"
@@ -45,6 +47,11 @@ struct ConfigFile {
     samples: Option<usize>,
     validate: Option<bool>,
     min_fidelity: Option<f64>,
+    calib: Option<PathBuf>,
+    calib_method: Option<String>,
+    size_budget: Option<f64>,
+    avg_bits: Option<f64>,
+    precision: Option<bool>,
     #[serde(rename = "pass")]
     passes: Option<Vec<PassSpec>>,
 }
@@ -113,6 +120,13 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     a.samples = a.samples.or(cfg.samples);
     a.no_validate = a.no_validate || cfg.validate == Some(false);
     a.min_fidelity = a.min_fidelity.or(cfg.min_fidelity);
+    a.calib = a.calib.or(rel(cfg.calib));
+    a.calib_method = a.calib_method.or(cfg.calib_method);
+    if a.size_budget.is_none() && a.avg_bits.is_none() {
+        a.size_budget = cfg.size_budget;
+        a.avg_bits = cfg.avg_bits;
+    }
+    a.no_precision = a.no_precision || cfg.precision == Some(false);
     if a.passes.is_none() {
         a.passes = cfg.passes;
     }

@@ -7,6 +7,8 @@ use crate::ir::Model;
 use crate::onnx_io::{load_model, save_model, ExportOptions};
 use crate::pass_manager::PassManager;
 use crate::passes::cleanup::Cleanup;
+use crate::passes::precision::calibrate::CalibMethod;
+use crate::passes::precision::pass::{Budget, PrecisionConfig, PrecisionPass, PrecisionSlot};
 use crate::report::{ModelSummary, Report};
 use crate::shape::{infer, Bindings};
 use crate::summary::render_summary;
@@ -32,6 +34,9 @@ pub struct PipelineOptions {
     pub min_fidelity: Option<f64>,
     /// The passes to run with their options; `None` is the default pipeline.
     pub passes: Option<Vec<PassSpec>>,
+    /// Mixed precision (runs after cleanup in the default pipeline; `None` turns it off,
+    /// e.g. `--no-precision`). A config file's pass list takes its options from here too.
+    pub precision: Option<crate::passes::precision::pass::PrecisionConfig>,
     /// Scratchpad scheduling (runs after the other passes when set).
     pub schedule: Option<crate::passes::schedule::ScheduleConfig>,
     /// Runtime for validation: onnxruntime, the wgpu executor, or auto (ort, else wgpu).
@@ -58,6 +63,7 @@ impl PipelineOptions {
             check: false,
             min_fidelity: None,
             passes: None,
+            precision: Some(Default::default()),
             schedule: None,
             runtime: v.runtime,
             adapter: v.adapter.clone(),
@@ -83,20 +89,41 @@ impl PipelineOutcome {
 }
 
 /// Names of the passes a config file may list.
-pub const KNOWN_PASSES: &[&str] = &["cleanup"];
+pub const KNOWN_PASSES: &[&str] = &["cleanup", "precision"];
 
-/// The passes of the default pipeline, in order.
-pub fn default_passes() -> PassManager {
+/// The passes of the default pipeline, in order: cleanup, then mixed precision (with its
+/// relevance analysis) unless it is turned off.
+pub fn default_passes(precision: Option<&PrecisionConfig>, slot: &PrecisionSlot) -> PassManager {
     let mut pm = PassManager::new();
     pm.add(Cleanup);
+    if let Some(cfg) = precision {
+        pm.add(PrecisionPass {
+            config: cfg.clone(),
+            slot: slot.clone(),
+        });
+    }
     pm
 }
 
-/// Builds the pass manager for a pass list from a config file.
-pub fn passes_from_specs(specs: &[PassSpec]) -> Result<PassManager> {
+/// Builds the pass manager for a pass list from a config file. `precision` gives the
+/// precision pass's settings from the command line; the spec's options override them.
+pub fn passes_from_specs(
+    specs: &[PassSpec],
+    precision: Option<&PrecisionConfig>,
+    slot: &PrecisionSlot,
+) -> Result<PassManager> {
     let mut pm = PassManager::new();
     for spec in specs {
         match spec.name.as_str() {
+            "precision" => {
+                let mut cfg = precision.cloned().unwrap_or_default();
+                cfg.explicit = true;
+                apply_precision_options(&mut cfg, &spec.options)?;
+                pm.add(PrecisionPass {
+                    config: cfg,
+                    slot: slot.clone(),
+                });
+            }
             "cleanup" => {
                 if let Some(k) = spec.options.keys().next() {
                     return Err(Error::Usage(format!(
@@ -114,6 +141,74 @@ pub fn passes_from_specs(specs: &[PassSpec]) -> Result<PassManager> {
         }
     }
     Ok(pm)
+}
+
+/// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
+/// `calib`, `calib-method`, `time-limit`.
+fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result<()> {
+    for (k, v) in options {
+        let bad = || Error::Usage(format!("pass 'precision': bad value for '{k}': {v:?}"));
+        let num = || {
+            v.as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .ok_or_else(bad)
+        };
+        match k.as_str() {
+            "size-budget" => cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget),
+            "avg-bits" => cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget),
+            "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
+            "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
+            "time-limit" => cfg.time_limit_s = num()?,
+            other => {
+                return Err(Error::Usage(format!(
+                    "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-method, time-limit)"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--size-budget F` (0 < F ≤ 1) or `--avg-bits B` (1 ≤ B ≤ 32); at most one of them.
+pub fn parse_budget(size: Option<f64>, bits: Option<f64>) -> Result<Option<Budget>> {
+    match (size, bits) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either --size-budget or --avg-bits, not both".into(),
+        )),
+        (Some(f), None) if f > 0.0 && f <= 1.0 => Ok(Some(Budget::SizeFraction(f))),
+        (Some(f), None) => Err(Error::Usage(format!(
+            "--size-budget {f}: expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3"
+        ))),
+        (None, Some(b)) if (1.0..=32.0).contains(&b) => Ok(Some(Budget::AvgBits(b))),
+        (None, Some(b)) => Err(Error::Usage(format!(
+            "--avg-bits {b}: expected bits per weight between 1 and 32, e.g. 6"
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `minmax`, `percentile` (99.99) or `percentile:P`.
+pub fn parse_calib_method(s: &str) -> Result<CalibMethod> {
+    let bad = || {
+        Error::Usage(format!(
+            "--calib-method {s}: expected minmax, percentile or percentile:P (50 < P < 100)"
+        ))
+    };
+    match s {
+        "minmax" => Ok(CalibMethod::MinMax),
+        "percentile" => Ok(CalibMethod::Percentile(99.99)),
+        _ => {
+            let p: f64 = s
+                .strip_prefix("percentile:")
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(bad)?;
+            if p > 50.0 && p < 100.0 {
+                Ok(CalibMethod::Percentile(p))
+            } else {
+                Err(bad())
+            }
+        }
+    }
 }
 
 fn check_output_path(model: &Path, output: &Path) -> Result<PathBuf> {
@@ -153,9 +248,10 @@ pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let out_dir = check_output_path(&opts.model, &opts.output)?;
     let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+    let precision_slot = PrecisionSlot::default();
     let mut passes = match &opts.passes {
-        Some(specs) => passes_from_specs(specs)?,
-        None => default_passes(),
+        Some(specs) => passes_from_specs(specs, opts.precision.as_ref(), &precision_slot)?,
+        None => default_passes(opts.precision.as_ref(), &precision_slot),
     };
     let schedule_slot = crate::passes::schedule::ScheduleSlot::default();
     if let Some(cfg) = &opts.schedule {
@@ -168,6 +264,14 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
     report.passes = passes.run(&mut model)?;
+    if let Some(section) = precision_slot.lock().ok().and_then(|mut s| s.take()) {
+        report.sections.insert("precision".into(), section);
+    }
+    // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
+    let lossy = report
+        .passes
+        .iter()
+        .any(|p| p.name == "precision" && p.changed);
     if let Some(section) = schedule_slot.lock().ok().and_then(|mut s| s.take()) {
         report.sections.insert("schedule".into(), section);
     }
@@ -197,6 +301,10 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
             tolerance: opts.tolerance,
             runtime: opts.runtime,
             adapter: opts.adapter.clone(),
+            lossy_min_fidelity: lossy.then(|| {
+                opts.min_fidelity
+                    .unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
+            }),
         };
         let v = validate(&opts.model, &staged, &model, &vopts)?;
         if !v.done {
@@ -206,6 +314,12 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
                 "warning: validation not done: {}",
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
             );
+        } else if !v.passed && lossy {
+            failure = Some(Error::Validation(format!(
+                "fidelity (smallest output cosine) {:.6} of the mixed-precision output is below {}; no output written (raise --size-budget, pass --calib with real inputs, or --min-fidelity)",
+                v.cosine,
+                v.min_fidelity.unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
+            )));
         } else if !v.passed {
             failure = Some(Error::Validation(format!(
                 "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",

@@ -70,15 +70,17 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     match &r.validation {
         Some(v) => {
             let verdict = if !v.done {
-                "NOT DONE (no runtime could run the models)"
+                "NOT DONE (no runtime could run the models)".to_string()
             } else if v.passed {
                 if v.bit_identical {
-                    "passed (bit-identical)"
+                    "passed (bit-identical)".to_string()
+                } else if let Some(min) = v.min_fidelity {
+                    format!("passed (fidelity >= {min})")
                 } else {
-                    "passed"
+                    "passed".to_string()
                 }
             } else {
-                "FAILED"
+                "FAILED".to_string()
             };
             let _ = writeln!(
                 s,
@@ -96,8 +98,12 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     s
 }
 
-/// `precision   fp32 12, int8 40, int4 3`: how many operators got each precision.
+/// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`
+/// and, when calibration used random inputs, a warning line.
 fn precision_line(section: &serde_json::Value) -> Option<String> {
+    if let Some(why) = section.get("skipped").and_then(|v| v.as_str()) {
+        return Some(format!("precision   skipped, model kept fp32: {why}"));
+    }
     let nodes = section.get("nodes")?.as_array()?;
     let mut mix: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for n in nodes {
@@ -105,7 +111,52 @@ fn precision_line(section: &serde_json::Value) -> Option<String> {
             .or_default() += 1;
     }
     let parts: Vec<String> = mix.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    Some(format!("precision   {}", parts.join(", ")))
+    let mut line = if parts.is_empty() {
+        "precision   no operator with constant weights to quantize".to_string()
+    } else {
+        format!("precision   {}", parts.join(", "))
+    };
+    let u = |k: &str| section.get(k).and_then(|v| v.as_u64());
+    if let (Some(before), Some(after)) = (u("weight_bytes_before"), u("weight_bytes_after")) {
+        let _ = write!(
+            line,
+            "; weights {} -> {}",
+            human_bytes(before),
+            human_bytes(after)
+        );
+        if let Some(f) = section.get("size_fraction").and_then(|v| v.as_f64()) {
+            let _ = write!(line, " ({f:.3} of fp32)");
+        }
+    }
+    let solver = section.get("solver");
+    if let Some(status) = solver
+        .and_then(|s| s.get("status"))
+        .and_then(|v| v.as_str())
+    {
+        let _ = write!(line, "; solver {status}");
+        if let Some(gap) = solver.and_then(|s| s.get("gap")).and_then(|v| v.as_f64()) {
+            let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
+        }
+    }
+    if let Some(passed) = section
+        .get("checker")
+        .and_then(|c| c.get("passed"))
+        .and_then(|v| v.as_bool())
+    {
+        let _ = write!(
+            line,
+            ", checker {}",
+            if passed { "passed" } else { "FAILED" }
+        );
+    }
+    if let Some(w) = section
+        .get("calibration")
+        .and_then(|c| c.get("warning"))
+        .and_then(|v| v.as_str())
+    {
+        let _ = write!(line, "\n            warning: {w}");
+    }
+    Some(line)
 }
 
 /// `scratchpad  512.0 KiB: traffic 1.2 MiB, best baseline 3.4 MiB (64.7% less); solver optimal, checker passed`

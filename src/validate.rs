@@ -3,7 +3,9 @@
 //!
 //! Inputs are the user's (`--inputs DIR`, e.g. a model's own `test_data_set_N`) or seeded
 //! random values of the right dtype and shape. The pass criterion: every output element
-//! satisfies |a − b| ≤ tolerance · max(1, |a|), with `a` the original's value.
+//! satisfies |a − b| ≤ tolerance · max(1, |a|), with `a` the original's value. When a pass
+//! changed the numbers on purpose (mixed precision), the criterion is fidelity instead:
+//! every output's cosine similarity to the original's is at least the given minimum.
 
 use crate::data::inputs::{apply_input_shapes, load_input_dir, random_inputs, InputSpec, Sample};
 use crate::data::{compare, HostTensor, Metrics};
@@ -28,7 +30,13 @@ pub struct ValidationOptions {
     pub runtime: RuntimeChoice,
     /// Forces the wgpu adapter whose name contains this (`--adapter`).
     pub adapter: Option<String>,
+    /// Set when the optimized model is lossy by design: pass when every output's cosine to
+    /// the original's is at least this, instead of the element-wise tolerance.
+    pub lossy_min_fidelity: Option<f64>,
 }
+
+/// The fidelity a lossy (quantized) output must keep when `--min-fidelity` is not given.
+pub const DEFAULT_LOSSY_MIN_FIDELITY: f64 = 0.99;
 
 impl Default for ValidationOptions {
     fn default() -> Self {
@@ -40,6 +48,7 @@ impl Default for ValidationOptions {
             tolerance: 1e-4,
             runtime: RuntimeChoice::Auto,
             adapter: None,
+            lossy_min_fidelity: None,
         }
     }
 }
@@ -70,6 +79,11 @@ pub struct ValidationReport {
     pub tolerance: f64,
     /// Largest |a − b| / max(1, |a|) over all outputs: the number compared with `tolerance`.
     pub tolerance_err: f64,
+    /// `tolerance` (element-wise, for lossless passes) or `fidelity` (cosine, for lossy ones).
+    pub criterion: String,
+    /// The smallest cosine accepted under the `fidelity` criterion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_fidelity: Option<f64>,
     pub bit_identical: bool,
     pub passed: bool,
     pub outputs: Vec<OutputAgreement>,
@@ -150,6 +164,14 @@ fn tolerance_error(reference: &HostTensor, candidate: &HostTensor) -> f64 {
     }
 }
 
+fn criterion(opts: &ValidationOptions) -> &'static str {
+    if opts.lossy_min_fidelity.is_some() {
+        "fidelity"
+    } else {
+        "tolerance"
+    }
+}
+
 /// Runs both models on the same samples and compares their outputs.
 pub fn validate(
     original: &Path,
@@ -187,6 +209,8 @@ pub fn validate(
                 samples: samples.len(),
                 tolerance: opts.tolerance,
                 tolerance_err: f64::NAN,
+                criterion: criterion(opts).into(),
+                min_fidelity: opts.lossy_min_fidelity,
                 bit_identical: false,
                 passed: false,
                 outputs: Vec::new(),
@@ -231,19 +255,26 @@ pub fn validate(
         .collect();
     progress.finish_and_clear();
     let tolerance_err = per_output.iter().map(|(_, _, t)| *t).fold(0.0, f64::max);
+    let cosine = outputs.iter().map(|o| o.cosine).fold(1.0, f64::min);
+    let passed = match opts.lossy_min_fidelity {
+        Some(min) => cosine >= min,
+        None => tolerance_err <= opts.tolerance,
+    };
     Ok(ValidationReport {
         runtime: exec.runtime,
         fallback_reason: exec.fallback_reason,
         done: true,
         max_abs_err: outputs.iter().map(|o| o.max_abs_err).fold(0.0, f64::max),
         max_rel_err: outputs.iter().map(|o| o.max_rel_err).fold(0.0, f64::max),
-        cosine: outputs.iter().map(|o| o.cosine).fold(1.0, f64::min),
+        cosine,
         inputs_used,
         samples: samples.len(),
         tolerance: opts.tolerance,
         tolerance_err,
+        criterion: criterion(opts).into(),
+        min_fidelity: opts.lossy_min_fidelity,
         bit_identical: outputs.iter().all(|o| o.bit_identical),
-        passed: tolerance_err <= opts.tolerance,
+        passed,
         outputs,
     })
 }

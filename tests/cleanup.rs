@@ -52,7 +52,9 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
     std::fs::write(&original, messy_model()).expect("write");
     let mut model =
         model_from_bytes(&std::fs::read(&original).expect("read"), &original).expect("import");
-    let records = default_passes().run(&mut model).expect("passes");
+    let records = default_passes(None, &Default::default())
+        .run(&mut model)
+        .expect("passes");
     let c = &records[0].changes;
     assert_eq!(records[0].name, "cleanup");
     assert_eq!(c.get("removed_identity"), Some(&2), "{c:?}");
@@ -74,7 +76,9 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
     );
 
     // A second run finds nothing more to do.
-    let again = default_passes().run(&mut model).expect("passes");
+    let again = default_passes(None, &Default::default())
+        .run(&mut model)
+        .expect("passes");
     assert!(!again[0].changed);
 
     let cleaned = dir.path().join("clean.onnx");

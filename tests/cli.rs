@@ -174,6 +174,17 @@ fn default_pipeline_writes_validated_model_and_report() {
     );
     assert_eq!(r["passes"][0]["name"], "cleanup");
     assert!(r["passes"][0].get("seconds").is_some() && r["passes"][0].get("changes").is_some());
+    // The default pipeline runs mixed precision at the default budget (0.30 of fp32 weights).
+    assert_eq!(r["passes"][1]["name"], "precision");
+    let p = &r["precision"];
+    let fraction = p["weight_bytes_after"].as_f64().expect("after")
+        / p["weight_bytes_before"].as_f64().expect("before");
+    assert!(fraction <= 0.30 + 1e-9, "size fraction {fraction}");
+    assert_eq!(p["checker"]["passed"], true);
+    assert!(
+        summary.contains("warning: no calibration data"),
+        "no loud warning without --calib: {summary}"
+    );
     let v = &r["validation"];
     for key in [
         "runtime",
@@ -186,7 +197,43 @@ fn default_pipeline_writes_validated_model_and_report() {
         assert!(v.get(key).is_some(), "validation.{key} missing");
     }
     assert_eq!(v["passed"], true);
-    assert_eq!(v["max_abs_err"], 0.0);
+    assert_eq!(v["criterion"], "fidelity");
+    assert!(v["cosine"].as_f64().expect("cosine") >= 0.99);
+
+    // --no-precision: lossless, validated bit-identical under the tolerance criterion.
+    let o = run(&[
+        input.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--input-shape",
+        "x=1x3x48x192",
+        "--report",
+        report.to_str().expect("utf8"),
+        "--no-precision",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(r["passes"].as_array().map(|a| a.len()), Some(1));
+    assert_eq!(r["validation"]["criterion"], "tolerance");
+    assert_eq!(r["validation"]["max_abs_err"], 0.0);
+}
+
+/// Sets every `seconds`-like field (timings) to 0, at any depth.
+fn zero_timings(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if k == "seconds" || k.ends_with("_seconds") {
+                    *x = 0.into();
+                } else {
+                    zero_timings(x);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(zero_timings),
+        _ => {}
+    }
 }
 
 #[test]
@@ -212,9 +259,7 @@ fn same_input_and_flags_give_byte_identical_output() {
         assert!(o.stdout.is_empty(), "--quiet printed something");
         outputs.push(digest(&out));
         let mut r: serde_json::Value = serde_json::from_slice(&digest(&rep)).expect("json");
-        for p in r["passes"].as_array_mut().expect("passes") {
-            p["seconds"] = 0.into();
-        }
+        zero_timings(&mut r);
         r["output"]["path"] = "".into();
         reports.push(r);
     }
@@ -299,6 +344,7 @@ fn external_data_is_read_and_written() {
         ext.to_str().expect("utf8"),
         "-o",
         out.to_str().expect("utf8"),
+        "--no-precision",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
