@@ -57,7 +57,21 @@ pub struct Runtime {
 pub struct WgpuSession {
     plan: Plan,
     rt: Runtime,
+    /// Set when tensor shapes depend on the values of small integer inputs (an Expand or
+    /// Reshape to a shape fed at run time): the plan is then made at run time, per value.
+    deferred: Option<Deferred>,
 }
+
+/// A model planned at run time with some integer inputs folded in as constants.
+struct Deferred {
+    model: Model,
+    /// The inputs folded in, and the values the current plan was made for.
+    folded: Vec<String>,
+    planned_for: Option<Vec<HostTensor>>,
+}
+
+/// Largest integer input (elements) folded in as a constant by a deferred plan.
+const MAX_FOLDED_INPUT: usize = 64;
 
 fn tinfo(model: &Model, name: &str) -> Result<TInfo> {
     match model.graph.value_type(name) {
@@ -243,6 +257,19 @@ fn from_words(dtype: DataType, shape: Vec<usize>, words: &[u32]) -> Result<HostT
     Ok(HostTensor::new(dtype, shape, bytes))
 }
 
+/// Integer runtime inputs of at most [`MAX_FOLDED_INPUT`] elements (shape operands).
+fn small_int_inputs(model: &Model) -> Vec<String> {
+    model
+        .graph
+        .runtime_inputs()
+        .iter()
+        .filter(|name| {
+            tinfo(model, name).is_ok_and(|t| t.dtype.is_integer() && t.count() <= MAX_FOLDED_INPUT)
+        })
+        .map(|s| s.to_string())
+        .collect()
+}
+
 fn host_to_tensor(v: &HVal) -> Result<HostTensor> {
     let words = to_words("output", v.dtype, &v.data)?;
     from_words(v.dtype, v.shape.clone(), &words)
@@ -374,6 +401,18 @@ impl Exec<'_> {
             words.len() as u64 * 4,
         )?;
         let b = Arc::new(self.rt.upload(&words));
+        self.rt.uploads.insert(key.to_string(), b);
+        Ok(())
+    }
+
+    /// Uploads raw 32-bit words derived on the host (e.g. packed 4-bit weights) under `key`.
+    /// One word more than `words` is allocated, so that a kernel reading a byte window may
+    /// read past the last packed byte.
+    pub fn upload_words(&mut self, key: &str, what: &str, words: &[u32]) -> Result<()> {
+        let mut w = words.to_vec();
+        w.push(0);
+        self.rt.gpu.check_fits(key, what, w.len() as u64 * 4)?;
+        let b = Arc::new(self.rt.upload(&w));
         self.rt.uploads.insert(key.to_string(), b);
         Ok(())
     }
@@ -532,7 +571,38 @@ impl WgpuSession {
 
     /// Plans an already shape-inferred model on a new device.
     pub fn new(model: &Model, adapter: Option<&str>) -> Result<WgpuSession> {
-        let plan = Plan::new(model)?;
+        let nodes: Vec<Node> = model.graph.nodes().map(|(_, n)| n.clone()).collect();
+        super::ops::check_supported(&nodes)?;
+        let (plan, deferred) = match Plan::new(model) {
+            Ok(plan) => (plan, None),
+            Err(e) => {
+                let folded = small_int_inputs(model);
+                if folded.is_empty() {
+                    return Err(e);
+                }
+                let plan = Plan {
+                    nodes: Vec::new(),
+                    inputs: model
+                        .graph
+                        .runtime_inputs()
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    outputs: model.graph.outputs.clone(),
+                    infos: HashMap::new(),
+                    consts: HashMap::new(),
+                    folded: Vec::new(),
+                    dies_after: Vec::new(),
+                    opset: model.opset("").unwrap_or(1),
+                };
+                let d = Deferred {
+                    model: model.clone(),
+                    folded,
+                    planned_for: None,
+                };
+                (plan, Some(d))
+            }
+        };
         let gpu = GpuDevice::new(adapter)?;
         let dummy = Arc::new(gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy"),
@@ -549,7 +619,57 @@ impl WgpuSession {
                 pool: BufferPool::default(),
                 dummy,
             },
+            deferred,
         })
+    }
+
+    /// For a deferred session: (re)plans with the fed values of the folded inputs.
+    fn replan(&mut self, inputs: &[(String, HostTensor)]) -> Result<()> {
+        let Some(d) = &mut self.deferred else {
+            return Ok(());
+        };
+        let mut values = Vec::with_capacity(d.folded.len());
+        for name in &d.folded {
+            let t = inputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))?;
+            values.push(t);
+        }
+        if d.planned_for.as_ref() == Some(&values) {
+            return Ok(());
+        }
+        let mut m = d.model.clone();
+        for (name, t) in d.folded.iter().zip(&values) {
+            m.graph.inputs.retain(|n| n != name);
+            m.graph.initializers.insert(
+                name.clone(),
+                crate::data::pb::tensor_proto_from_host(t, name),
+            );
+        }
+        m.graph
+            .relink()
+            .map_err(|e| Error::Internal(format!("wgpu: relinking the specialized model: {e}")))?;
+        infer(&mut m, &Bindings::new()).map_err(|e| {
+            Error::Runtime(format!(
+                "wgpu: shapes with the fed values of {} folded in: {e}",
+                d.folded.join(", ")
+            ))
+        })?;
+        let mut plan = Plan::new(&m)?;
+        // Callers feed every input of the model, the folded ones included.
+        plan.inputs = d
+            .model
+            .graph
+            .runtime_inputs()
+            .iter()
+            .filter(|n| !d.folded.iter().any(|f| f == *n))
+            .map(|s| s.to_string())
+            .collect();
+        self.plan = plan;
+        d.planned_for = Some(values);
+        Ok(())
     }
 
     /// The adapter, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
@@ -558,7 +678,16 @@ impl WgpuSession {
     }
 
     pub fn input_names(&self) -> Vec<String> {
-        self.plan.inputs.clone()
+        match &self.deferred {
+            Some(d) => d
+                .model
+                .graph
+                .runtime_inputs()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            None => self.plan.inputs.clone(),
+        }
     }
 
     pub fn output_names(&self) -> Vec<String> {
@@ -576,6 +705,7 @@ impl WgpuSession {
 
     /// Runs the model on named inputs and returns every graph output, in graph order.
     pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
+        self.replan(inputs)?;
         let plan = &self.plan;
         let rt = &mut self.rt;
         let mut live: HashMap<String, Arc<wgpu::Buffer>> = HashMap::new();
@@ -638,7 +768,8 @@ impl WgpuSession {
                 node: n,
                 dispatches: 0,
             };
-            let r = super::ops::run_node(&mut ex);
+            let r = super::ops::run_node(&mut ex)
+                .and_then(|()| super::ops::round_half_outputs(&mut ex));
             enc = Some(ex.enc);
             live = ex.live;
             r?;

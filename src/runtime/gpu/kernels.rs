@@ -24,8 +24,28 @@ fn pow_f(a: f32, b: f32) -> f32 {
     return pow(a, b);
 }
 
+// Rounds to the nearest float16 value (ties to even, overflow to inf), in integer bit
+// arithmetic: WGSL leaves the rounding of pack2x16float, and its result on overflow, to the
+// implementation, and validation needs the same answer on every device.
 fn to_f16(v: f32) -> f32 {
-    return unpack2x16float(pack2x16float(vec2<f32>(v, 0.0))).x;
+    let b = bitcast<u32>(v);
+    let s = b & 0x80000000u;
+    let a = b & 0x7fffffffu;
+    if (a >= 0x7f800000u) { return v; }
+    if (a >= 0x477ff000u) { return bitcast<f32>(s | 0x7f800000u); }
+    if (a < 0x38800000u) {
+        // float16 subnormals are multiples of 2^-24; scaling by 2^24 is exact.
+        let q = round(bitcast<f32>(a) * 16777216.0) * (1.0 / 16777216.0);
+        return bitcast<f32>(s | bitcast<u32>(q));
+    }
+    return bitcast<f32>(s | ((a + 0xfffu + ((a >> 13u) & 1u)) & 0xffffe000u));
+}
+
+// Rounds to the nearest bfloat16 value (ties to even); NaN stays NaN.
+fn to_bf16(v: f32) -> f32 {
+    let b = bitcast<u32>(v);
+    if ((b & 0x7fffffffu) > 0x7f800000u) { return v; }
+    return bitcast<f32>((b + 0x7fffu + ((b >> 16u) & 1u)) & 0xffff0000u);
 }
 ";
 
@@ -50,6 +70,8 @@ fn body(name: &str) -> Option<&'static str> {
         "pad" => include_str!("shaders/pad.wgsl"),
         "dequant" => include_str!("shaders/dequant.wgsl"),
         "quant" => include_str!("shaders/quant.wgsl"),
+        "round" => include_str!("shaders/round.wgsl"),
+        "matmul_nbits" => include_str!("shaders/matmul_nbits.wgsl"),
         _ => return None,
     })
 }

@@ -9,10 +9,16 @@
 //! - `ops/`: one module per op family.
 //!
 //! Element types on the device: every tensor is an array of 32-bit words, `f32` for float
-//! types (float16/bfloat16/double are computed in f32; Cast to float16 rounds to half
-//! precision) and `i32` for integer and bool types (one word per element). int64 values must
-//! lie in the int32 range: uploading one outside it is an error naming the tensor, and
-//! shape arithmetic, where INT64_MAX sentinels occur, is folded on the host in f64.
+//! types and `i32` for integer and bool types (one word per element; 4-bit constants are
+//! unpacked on upload, MatMulNBits weights stay packed four bytes a word). float16/bfloat16
+//! are computed in f32 and every op producing new values rounds its 16-bit outputs to their
+//! type (ties to even, in integer bit arithmetic so every device agrees); double is computed
+//! in f32. int64 values must lie in the int32 range: uploading one outside it is an error
+//! naming the tensor, and shape arithmetic, where INT64_MAX sentinels occur, is folded on
+//! the host in f64.
+//!
+//! A model whose shapes depend on the values of small integer inputs (Expand or Reshape to a
+//! shape fed at run time) is planned at run time with those values folded in.
 
 pub mod buffers;
 pub mod device;

@@ -73,8 +73,10 @@ fn cast_expr(from: DataType, to: DataType) -> &'static str {
     let ff = is_float_class(from);
     match (ff, is_float_class(to), to) {
         (true, true, DataType::Float16) => "to_f16(v)",
+        (true, true, DataType::Bfloat16) => "to_bf16(v)",
         (true, true, _) => "v",
         (false, true, DataType::Float16) => "to_f16(f32(v))",
+        (false, true, DataType::Bfloat16) => "to_bf16(f32(v))",
         (false, true, _) => "f32(v)",
         (true, false, DataType::Bool) => "select(0, 1, v != 0.0)",
         (true, false, _) => "i32(trunc(v))",

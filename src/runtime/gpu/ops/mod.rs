@@ -120,8 +120,9 @@ pub const SUPPORTED: &[&str] = &[
     "DequantizeLinear",
 ];
 
-/// Ops of the `com.microsoft` domain it runs.
-pub const SUPPORTED_MS: &[&str] = &["MatMulNBits"];
+/// Ops of the `com.microsoft` domain it runs (its Q/DQ are the default-domain arithmetic
+/// with int4/int16 types before opset 21, as onnxruntime's quantizer emits them).
+pub const SUPPORTED_MS: &[&str] = &["MatMulNBits", "QuantizeLinear", "DequantizeLinear"];
 
 fn is_supported(n: &Node) -> bool {
     match crate::ir::canonical_domain(&n.domain) {
@@ -186,6 +187,10 @@ pub fn run_node(ex: &mut Exec) -> Result<()> {
     if crate::ir::canonical_domain(&n.domain) == "com.microsoft" {
         return match n.op_type.as_str() {
             "MatMulNBits" => quant::matmul_nbits(ex),
+            op @ ("QuantizeLinear" | "DequantizeLinear") => {
+                quant::run(ex, op)?;
+                Ok(())
+            }
             _ => Err(ex.err("unsupported op")),
         };
     }
@@ -202,4 +207,60 @@ pub fn run_node(ex: &mut Exec) -> Result<()> {
         return Ok(());
     }
     Err(ex.err("unsupported op"))
+}
+
+/// Ops whose float16 outputs are input values moved or selected, never new values.
+const EXACT_IN_HALF: &[&str] = &[
+    "Cast",
+    "CastLike",
+    "Identity",
+    "Dropout",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Expand",
+    "Tile",
+    "Slice",
+    "Concat",
+    "Split",
+    "Gather",
+    "Relu",
+    "Abs",
+    "Neg",
+    "Max",
+    "Min",
+    "Where",
+    "MaxPool",
+    "GlobalMaxPool",
+];
+
+/// Rounds the node's float16/bfloat16 outputs to their type in place. The device computes
+/// 16-bit floats in f32; onnxruntime rounds each op's result to the output type, so without
+/// this the two drift apart along a chain of fp16 ops.
+pub fn round_half_outputs(ex: &mut Exec) -> Result<()> {
+    let n = ex.node;
+    if crate::ir::canonical_domain(&n.domain).is_empty()
+        && EXACT_IN_HALF.contains(&n.op_type.as_str())
+    {
+        return Ok(());
+    }
+    for j in 0..n.outputs.len() {
+        if !ex.has_out(j) {
+            continue;
+        }
+        let info = ex.out_info(j)?;
+        let expr = match info.dtype {
+            crate::ir::DataType::Float16 => "to_f16(v)",
+            crate::ir::DataType::Bfloat16 => "to_bf16(v)",
+            _ => continue,
+        };
+        let count = info.count();
+        let Some(b) = ex.live.get(&n.outputs[j]).cloned() else {
+            continue;
+        };
+        ex.dispatch("round", &[("EXPR", expr)], &[count as u32], &[&b], count)?;
+    }
+    Ok(())
 }

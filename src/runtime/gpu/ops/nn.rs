@@ -5,14 +5,15 @@ use crate::error::Result;
 use crate::runtime::gpu::executor::Exec;
 use crate::runtime::gpu::host::broadcast_strides;
 
-/// Spatial geometry of a 1-D or 2-D window op, as (H, W) pairs.
+/// Spatial geometry of a 1-D, 2-D or 3-D window op, as (D, H, W) triples (leading dims of
+/// lower-rank ops are 1 with no padding).
 struct Window {
-    k: [usize; 2],
-    s: [usize; 2],
-    d: [usize; 2],
+    k: [usize; 3],
+    s: [usize; 3],
+    d: [usize; 3],
     /// pads at the beginning and end of each spatial dim
-    pb: [usize; 2],
-    pe: [usize; 2],
+    pb: [usize; 3],
+    pe: [usize; 3],
 }
 
 /// Reads kernel/strides/dilations/pads (honoring auto_pad) for spatial dims `inp` → `out`.
@@ -25,9 +26,10 @@ fn window(
 ) -> Result<Window> {
     let n = ex.node;
     let r = inp.len();
-    if r == 0 || r > 2 {
+    let max_r = if transposed { 2 } else { 3 };
+    if r == 0 || r > max_r {
         return Err(ex.err(format!(
-            "{r}-D spatial data is not supported (1-D and 2-D are)"
+            "{r}-D spatial data is not supported (1-D to {max_r}-D are)"
         )));
     }
     let get = |name: &str, dflt: usize| -> Vec<usize> {
@@ -38,16 +40,23 @@ fn window(
     let s = get("strides", 1);
     let d = get("dilations", 1);
     let pads = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 2 * r]);
+    if pads.len() < 2 * r {
+        return Err(ex.err(format!(
+            "pads has {} values, {} expected",
+            pads.len(),
+            2 * r
+        )));
+    }
     let auto = attr_s(n, "auto_pad").unwrap_or("NOTSET");
     let out_pad = get("output_padding", 0);
     let mut w = Window {
-        k: [1, 1],
-        s: [1, 1],
-        d: [1, 1],
-        pb: [0, 0],
-        pe: [0, 0],
+        k: [1; 3],
+        s: [1; 3],
+        d: [1; 3],
+        pb: [0; 3],
+        pe: [0; 3],
     };
-    let off = 2 - r;
+    let off = 3 - r;
     for i in 0..r {
         let ki = *kernel
             .get(i)
@@ -56,7 +65,7 @@ fn window(
         w.k[off + i] = ki;
         w.s[off + i] = si.max(1);
         w.d[off + i] = di.max(1);
-        let eff = (ki - 1) * di + 1;
+        let eff = (ki.max(1) - 1) * di + 1;
         let (b, e) = if transposed {
             let explicit = n.attr("pads").is_some() && n.attr("output_shape").is_none();
             if explicit && auto == "NOTSET" {
@@ -93,13 +102,14 @@ fn window(
     Ok(w)
 }
 
-/// (N·C, H, W) of a 3-D or 4-D NC... tensor.
-fn hw(shape: &[usize]) -> (usize, usize) {
-    match shape.len() {
-        3 => (1, shape[2]),
-        4 => (shape[2], shape[3]),
-        _ => (1, 1),
+/// (D, H, W) of an N C spatial... tensor with 1 to 3 spatial dims (missing leading ones 1).
+fn dhw(shape: &[usize]) -> [usize; 3] {
+    let sp = &shape[2.min(shape.len())..];
+    let mut v = [1usize; 3];
+    for (i, &d) in sp.iter().rev().take(3).enumerate() {
+        v[2 - i] = d;
     }
+    v
 }
 
 fn conv(ex: &mut Exec, transposed: bool) -> Result<()> {
@@ -107,38 +117,71 @@ fn conv(ex: &mut Exec, transposed: bool) -> Result<()> {
     let xs = ex.in_info(0)?.shape.clone();
     let ws = ex.in_info(1)?.shape.clone();
     let ys = ex.out_info(0)?.shape.clone();
-    if xs.len() < 3 || xs.len() > 4 {
-        return Err(ex.err(format!("input rank {} is not supported (3 or 4)", xs.len())));
+    let max_rank = if transposed { 4 } else { 5 };
+    if xs.len() < 3 || xs.len() > max_rank {
+        return Err(ex.err(format!(
+            "input rank {} is not supported (3 to {max_rank})",
+            xs.len()
+        )));
     }
     let kernel: Vec<usize> = attr_ints(n, "kernel_shape")
         .map(|v| v.iter().map(|&x| x as usize).collect())
         .unwrap_or_else(|| ws[2..].to_vec());
     let w = window(ex, &xs[2..], &ys[2..], &kernel, transposed)?;
     let g = attr_i(n, "group", 1).max(1) as usize;
-    let (h, wd) = hw(&xs);
-    let (oh, ow) = hw(&ys);
+    let [xd, h, wd] = dhw(&xs);
+    let [od, oh, ow] = dhw(&ys);
     let m = ys[1];
     let count: usize = ys.iter().product();
     let has_bias = ex.has_in(2);
-    let p = [
-        count as u32,
-        xs[1] as u32,
-        h as u32,
-        wd as u32,
-        m as u32,
-        oh as u32,
-        ow as u32,
-        w.k[0] as u32,
-        w.k[1] as u32,
-        g as u32,
-        w.s[0] as u32,
-        w.s[1] as u32,
-        w.pb[0] as u32,
-        w.pb[1] as u32,
-        w.d[0] as u32,
-        w.d[1] as u32,
-        has_bias as u32,
-    ];
+    let u = |v: usize| v as u32;
+    let p: Vec<u32> = if transposed {
+        vec![
+            u(count),
+            u(xs[1]),
+            u(h),
+            u(wd),
+            u(m),
+            u(oh),
+            u(ow),
+            u(w.k[1]),
+            u(w.k[2]),
+            u(g),
+            u(w.s[1]),
+            u(w.s[2]),
+            u(w.pb[1]),
+            u(w.pb[2]),
+            u(w.d[1]),
+            u(w.d[2]),
+            has_bias as u32,
+        ]
+    } else {
+        vec![
+            u(count),
+            u(xs[1]),
+            u(xd),
+            u(h),
+            u(wd),
+            u(m),
+            u(od),
+            u(oh),
+            u(ow),
+            u(w.k[0]),
+            u(w.k[1]),
+            u(w.k[2]),
+            u(g),
+            u(w.s[0]),
+            u(w.s[1]),
+            u(w.s[2]),
+            u(w.pb[0]),
+            u(w.pb[1]),
+            u(w.pb[2]),
+            u(w.d[0]),
+            u(w.d[1]),
+            u(w.d[2]),
+            has_bias as u32,
+        ]
+    };
     let x = ex.buf(0)?;
     let wb = ex.buf(1)?;
     let b = if has_bias { ex.buf(2)? } else { ex.dummy() };
@@ -165,20 +208,20 @@ fn pool(ex: &mut Exec, op: &str) -> Result<()> {
             .collect()
     };
     let w = if global {
-        let r = xs.len() - 2;
-        if r == 0 || r > 2 {
+        let r = xs.len().saturating_sub(2);
+        if r == 0 || r > 3 {
             return Err(ex.err(format!("{r}-D pooling is not supported")));
         }
-        let mut k = [1, 1];
+        let mut k = [1; 3];
         for i in 0..r {
-            k[2 - r + i] = kernel[i];
+            k[3 - r + i] = kernel[i];
         }
         Window {
             k,
-            s: [1, 1],
-            d: [1, 1],
-            pb: [0, 0],
-            pe: [0, 0],
+            s: [1; 3],
+            d: [1; 3],
+            pb: [0; 3],
+            pe: [0; 3],
         }
     } else {
         window(ex, &xs[2..], &ys[2..], &kernel, false)?
@@ -190,28 +233,36 @@ fn pool(ex: &mut Exec, op: &str) -> Result<()> {
     } else {
         2
     };
-    let (h, wd) = hw(&xs);
-    let (oh, ow) = hw(&ys);
+    let [xd, h, wd] = dhw(&xs);
+    let [od, oh, ow] = dhw(&ys);
     let count: usize = ys.iter().product();
+    let u = |v: usize| v as u32;
     let p = [
-        count as u32,
-        h as u32,
-        wd as u32,
-        oh as u32,
-        ow as u32,
-        w.k[0] as u32,
-        w.k[1] as u32,
-        w.s[0] as u32,
-        w.s[1] as u32,
-        w.pb[0] as u32,
-        w.pb[1] as u32,
-        w.d[0] as u32,
-        w.d[1] as u32,
+        u(count),
+        u(xd),
+        u(h),
+        u(wd),
+        u(od),
+        u(oh),
+        u(ow),
+        u(w.k[0]),
+        u(w.k[1]),
+        u(w.k[2]),
+        u(w.s[0]),
+        u(w.s[1]),
+        u(w.s[2]),
+        u(w.pb[0]),
+        u(w.pb[1]),
+        u(w.pb[2]),
+        u(w.d[0]),
+        u(w.d[1]),
+        u(w.d[2]),
         kind,
         attr_i(n, "count_include_pad", 0) as u32,
         attr_i(n, "p", 2) as u32,
-        w.pe[0] as u32,
-        w.pe[1] as u32,
+        u(w.pe[0]),
+        u(w.pe[1]),
+        u(w.pe[2]),
     ];
     let (x, y) = (ex.buf(0)?, ex.out(0)?);
     ex.dispatch("pool", &[], &p, &[&x, &y], count)

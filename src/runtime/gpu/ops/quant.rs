@@ -1,7 +1,7 @@
 //! QuantizeLinear / DequantizeLinear (int8, uint8, int4, uint4, int16; per-tensor,
 //! per-axis, blocked) and com.microsoft MatMulNBits.
 
-use super::{attr_i, axis, f};
+use super::{attr_i, axis};
 use crate::error::Result;
 use crate::ir::DataType;
 use crate::runtime::gpu::executor::Exec;
@@ -89,95 +89,132 @@ pub fn run(ex: &mut Exec, op: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// MatMulNBits: B (constant, `bits`-bit packed per column in blocks) is dequantized once
-/// per session to a float [K, N] matrix, then multiplied on the device.
+/// MatMulNBits: B (constant) stays packed on the device (its bytes in u32 words, a quarter
+/// of the memory of one word per element and an eighth of float weights for 4 bits) and is
+/// dequantized inside the kernel; scales and zero points (one f32 per column and block, the
+/// packed zero points unpacked on the host) are uploaded once per session.
 pub fn matmul_nbits(ex: &mut Exec) -> Result<()> {
     let n = ex.node;
-    let k = attr_i(n, "K", 0) as usize;
-    let nn = attr_i(n, "N", 0) as usize;
-    let bits = attr_i(n, "bits", 4) as usize;
-    let block = attr_i(n, "block_size", 0) as usize;
+    let k = attr_i(n, "K", 0).max(0) as usize;
+    let nn = attr_i(n, "N", 0).max(0) as usize;
+    let bits = attr_i(n, "bits", 4).max(0) as usize;
+    let block = attr_i(n, "block_size", 0).max(0) as usize;
     if k == 0 || nn == 0 || block == 0 || !(2..=8).contains(&bits) {
         return Err(ex.err("needs K, N, block_size and bits in 2..=8"));
     }
-    let key = format!(
-        "{}#dequantized",
-        n.inputs.get(1).cloned().unwrap_or_default()
-    );
-    if !ex.has_const_upload(&key) {
-        let b = ex
-            .host(1)
-            .ok_or_else(|| ex.err("B must be a constant"))?
-            .clone();
+    if ex.has_in(4) {
+        return Err(ex.err("the g_idx input is not supported"));
+    }
+    let nb = k.div_ceil(block);
+    let blob = (block * bits).div_ceil(8);
+    let sa = ex.in_info(0)?.shape.clone();
+    if sa.last() != Some(&k) {
+        return Err(ex.err(format!("A of shape {sa:?} does not end in K = {k}")));
+    }
+    let bkey = format!("{}#packed", n.inputs[1]);
+    let skey = format!("{}#scales", n.outputs[0]);
+    let zkey = format!("{}#zero_points", n.outputs[0]);
+    if !ex.has_const_upload(&bkey) {
+        let b = ex.host(1).ok_or_else(|| ex.err("B must be a constant"))?;
+        if b.data.len() != nn * nb * blob {
+            return Err(ex.err(format!(
+                "B has {} bytes, N·k_blocks·blob_size = {nn}·{nb}·{blob} = {} expected",
+                b.data.len(),
+                nn * nb * blob
+            )));
+        }
+        let words: Vec<u32> = b
+            .data
+            .chunks(4)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u32, |w, (j, &v)| w | ((v as u32 & 255) << (8 * j)))
+            })
+            .collect();
+        ex.upload_words(&bkey, &format!("uint8[{nn},{nb},{blob}]"), &words)?;
+    }
+    if !ex.has_const_upload(&skey) {
         let sc = ex
             .host(2)
             .ok_or_else(|| ex.err("scales must be a constant"))?
             .clone();
-        let zp = if ex.has_in(3) {
-            Some(
-                ex.host(3)
-                    .ok_or_else(|| ex.err("zero_points must be a constant"))?
-                    .clone(),
-            )
-        } else {
-            None
-        };
-        let nb = k.div_ceil(block);
-        let blob = block * bits / 8;
-        let mut w = vec![0f64; k * nn];
-        let default_zp = (1u32 << (bits - 1)) as f64;
-        for col in 0..nn {
-            for kk in 0..k {
-                let blk = kk / block;
-                let bit = (kk % block) * bits;
-                let byte_at = |i: usize| b.data.get(i).copied().unwrap_or(0.0) as u32;
-                let base = (col * nb + blk) * blob + bit / 8;
-                let word = byte_at(base) | (byte_at(base + 1) << 8);
-                let q = ((word >> (bit % 8)) & ((1 << bits) - 1)) as f64;
-                let s = sc.data.get(col * nb + blk).copied().unwrap_or(0.0);
-                let z = match &zp {
-                    None => default_zp,
-                    Some(z) if z.dtype == DataType::Uint8 => {
-                        let per_byte = 8 / bits;
-                        let stride = nb.div_ceil(per_byte);
-                        let byte = z
-                            .data
-                            .get(col * stride + blk / per_byte)
-                            .copied()
-                            .unwrap_or(0.0) as u32;
-                        ((byte >> ((blk % per_byte) * bits)) & ((1 << bits) - 1)) as f64
-                    }
-                    Some(z) => z.data.get(col * nb + blk).copied().unwrap_or(0.0),
-                };
-                w[kk * nn + col] = (q - z) * s;
-            }
+        if sc.data.len() != nn * nb {
+            return Err(ex.err(format!(
+                "scales has {} elements, N·k_blocks = {} expected",
+                sc.data.len(),
+                nn * nb
+            )));
         }
-        ex.upload_const(&key, &HVal::new(DataType::Float, vec![k, nn], w))?;
+        let default_zp = (1u32 << (bits - 1)) as f64;
+        let zf: Vec<f64> = match ex.has_in(3) {
+            false => vec![default_zp; nn * nb],
+            true => {
+                let z = ex
+                    .host(3)
+                    .ok_or_else(|| ex.err("zero_points must be a constant"))?;
+                if z.dtype == DataType::Uint8 {
+                    // Packed: row n holds ceil(k_blocks·bits/8) bytes, low bits first.
+                    let stride = (nb * bits).div_ceil(8);
+                    if z.data.len() != nn * stride {
+                        return Err(ex.err(format!(
+                            "zero_points has {} bytes, N·ceil(k_blocks·bits/8) = {} expected",
+                            z.data.len(),
+                            nn * stride
+                        )));
+                    }
+                    let mut v = Vec::with_capacity(nn * nb);
+                    for col in 0..nn {
+                        for blk in 0..nb {
+                            let bit = blk * bits;
+                            let at = col * stride + bit / 8;
+                            let lo = z.data[at] as u32;
+                            let hi = z.data.get(at + 1).map_or(0, |&x| x as u32);
+                            let w = (lo | (hi << 8)) >> (bit % 8);
+                            v.push((w & ((1 << bits) - 1)) as f64);
+                        }
+                    }
+                    v
+                } else {
+                    if z.data.len() != nn * nb {
+                        return Err(ex.err(format!(
+                            "zero_points has {} elements, N·k_blocks = {} expected",
+                            z.data.len(),
+                            nn * nb
+                        )));
+                    }
+                    z.data.clone()
+                }
+            }
+        };
+        ex.upload_const(&skey, &HVal::new(DataType::Float, vec![nn * nb], sc.data))?;
+        ex.upload_const(&zkey, &HVal::new(DataType::Float, vec![nn * nb], zf))?;
     }
-    let wbuf = ex.const_upload(&key)?;
-    let sa = ex.in_info(0)?.shape.clone();
+    let (bw, sw, zw) = (
+        ex.const_upload(&bkey)?,
+        ex.const_upload(&skey)?,
+        ex.const_upload(&zkey)?,
+    );
     let a = ex.buf(0)?;
+    let has_bias = ex.has_in(5);
+    let bias = if has_bias { ex.buf(5)? } else { ex.dummy() };
     let y = ex.out(0)?;
-    if ex.has_in(5) {
-        let tmp_shape = ex.out_info(0)?.shape.clone();
-        let count: usize = tmp_shape.iter().product();
-        let max = ex.rt.gpu.max_binding_bytes();
-        let tmp = ex.rt.pool.take(&ex.rt.gpu.device, count as u64 * 4, max);
-        super::nn::matmul_bufs(ex, (&a, &sa), (&wbuf, &[k, nn]), &tmp)?;
-        let bias = ex.buf(5)?;
-        super::elementwise::binary_raw(
-            ex,
-            "a + b",
-            ("f32", "f32", "f32"),
-            (&tmp, &tmp_shape),
-            (&bias, &[nn]),
-            &y,
-            &tmp_shape,
-        )?;
-        ex.rt.pool.give(tmp);
-    } else {
-        super::nn::matmul_bufs(ex, (&a, &sa), (&wbuf, &[k, nn]), &y)?;
-    }
-    let _ = f;
-    Ok(())
+    let count = sa.iter().product::<usize>() / k * nn;
+    let p = [
+        count as u32,
+        k as u32,
+        nn as u32,
+        nb as u32,
+        blob as u32,
+        block as u32,
+        bits as u32,
+        has_bias as u32,
+    ];
+    ex.dispatch(
+        "matmul_nbits",
+        &[],
+        &p,
+        &[&a, &bw, &sw, &zw, &bias, &y],
+        count,
+    )
 }
