@@ -795,6 +795,13 @@ fn dense_rule(
             };
             (0..n).map(|i| a * cp[i] * sp - bt * cn[i] * sn).collect()
         }
+        Rule::ZBox(l, h) => {
+            let c: Vec<f64> = (0..n)
+                .map(|i| x[i] * w[i] - l * p(w[i]) - h * ng(w[i]))
+                .collect();
+            let z: f64 = c.iter().sum();
+            c.iter().map(|ci| ci * rk / stab(z, eps)).collect()
+        }
         Rule::Identity => unreachable!("not compared"),
     }
 }
@@ -876,6 +883,28 @@ fn t6_t2_conv_rules_match_the_dense_jacobian_reference() {
                 ais("dilations", &[2]),
             ],
         ),
+        // Depthwise (the direct-loop path) with stride, dilation and uneven pads.
+        (
+            "Conv",
+            vec![1, 3, 7, 6],
+            vec![3, 1, 3, 2],
+            vec![
+                ai("group", 3),
+                ais("pads", &[1, 0, 2, 1]),
+                ais("strides", &[2, 1]),
+                ais("dilations", &[2, 2]),
+            ],
+        ),
+        (
+            "ConvTranspose",
+            vec![1, 2, 3, 4],
+            vec![2, 1, 3, 3],
+            vec![
+                ai("group", 2),
+                ais("pads", &[1, 0, 1, 1]),
+                ais("strides", &[2, 1]),
+            ],
+        ),
         (
             "ConvTranspose",
             vec![1, 4, 3, 3],
@@ -893,6 +922,7 @@ fn t6_t2_conv_rules_match_the_dense_jacobian_reference() {
         Rule::ZPlus,
         Rule::Gamma(0.5),
         Rule::AlphaBeta(2.0, 1.0),
+        Rule::ZBox(-1.0, 1.0),
     ];
     for (ci, (op, xs, ws, attrs)) in cases.into_iter().enumerate() {
         let model = conv_model(op, &xs, &ws, attrs.clone(), 30 + ci as u64, true);
@@ -1530,4 +1560,52 @@ fn softmax_rules_and_attention_patterns() {
     let mut one = cfg("epsilon");
     one.start = StartMode::One;
     assert_eq!(run(&m, &x, None, &one).start_value, 1.0);
+}
+
+// ---------------------------------------------------------------- z^B on the first conv
+
+#[test]
+fn zbox_first_conv_conserves_and_matches_the_dense_reference() {
+    let (xs, ws) = (vec![1i64, 2, 5, 5], vec![3i64, 2, 3, 3]);
+    let attrs = vec![ais("pads", &[1, 0, 1, 2]), ais("strides", &[2, 1])];
+    let model = conv_model("Conv", &xs, &ws, attrs.clone(), 120, true);
+    let in_shape: Vec<usize> = xs.iter().map(|&d| d as usize).collect();
+    let (j, _) = jacobian(&conv_model("Conv", &xs, &ws, attrs, 120, false), &in_shape);
+    let n: usize = in_shape.iter().product();
+    let x = rnd(n, 121, -1.0, 1.0);
+    let inputs = [f32_input("x", &in_shape, &x)];
+    let x: Vec<f64> = x.iter().map(|&v| v as f32 as f64).collect();
+    let acts = Activations::collect(&model, &inputs).unwrap();
+    let (low, high) = (-1.0, 1.0);
+    let mut c = cfg("epsilon");
+    c.eps = 0.0;
+    c.first_conv = Some(Rule::ZBox(low, high));
+    let plain = cfg("epsilon");
+    for k in [0, 7, j.len() - 1] {
+        let t = Target {
+            output: None,
+            index: Some(k),
+        };
+        let s = explain_with(&model, &acts, &t, &c, true).unwrap();
+        // Conservation at ε = 0, biases included (b − b⁺ − b⁻ = 0).
+        assert!(
+            (s.input_sum() - s.start_value).abs() < 1e-9 * (1.0 + s.start_value.abs()),
+            "z^B output {k}: start {} vs Σ input relevance {}",
+            s.start_value,
+            s.input_sum()
+        );
+        // Dense reference: R_i = (x_i J_ki − l J⁺_ki − h J⁻_ki) · R_k / z_k.
+        let terms: Vec<f64> = (0..n)
+            .map(|i| x[i] * j[k][i] - low * j[k][i].max(0.0) - high * j[k][i].min(0.0))
+            .collect();
+        let z: f64 = terms.iter().sum();
+        let want: Vec<f64> = terms.iter().map(|t| t * s.start_value / z).collect();
+        assert_close(&rel_of(&s, "x"), &want, 1e-6, &format!("z^B output {k}"));
+        // And it is a different rule from ε.
+        let e = explain_with(&model, &acts, &t, &plain, true).unwrap();
+        assert!(rel_of(&e, "x")
+            .iter()
+            .zip(rel_of(&s, "x"))
+            .any(|(a, b)| (a - b).abs() > 1e-6 * (1.0 + a.abs())));
+    }
 }

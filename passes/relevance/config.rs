@@ -17,10 +17,14 @@ pub enum Rule {
     /// Pass relevance through unchanged when input and output have as many elements,
     /// else spread it flat over the receptive field.
     Identity,
+    /// z^B (box) rule for a first layer whose inputs lie in [low, high] (known from the
+    /// preprocessing): z = Wx − W⁺·low − W⁻·high (biases cancel), conserving at ε = 0.
+    ZBox(f64, f64),
 }
 
 impl Rule {
-    /// Parses `epsilon`, `gamma[:G]`, `zplus`, `alphabeta[:A:B]`, `identity`.
+    /// Parses `epsilon`, `gamma[:G]`, `zplus`, `alphabeta[:A:B]`, `identity`,
+    /// `zbox:LOW:HIGH`.
     pub fn parse(s: &str) -> Result<Rule, String> {
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -41,9 +45,10 @@ impl Rule {
                 Rule::AlphaBeta(*a, *b)
             }
             ("identity", []) => Rule::Identity,
+            ("zbox" | "zb", [l, h]) if l < h => Rule::ZBox(*l, *h),
             _ => {
                 return Err(format!(
-                    "unknown rule '{s}' (expected epsilon, gamma[:G≥0], zplus, alphabeta[:A:B with A−B=1], identity)"
+                    "unknown rule '{s}' (expected epsilon, gamma[:G≥0], zplus, alphabeta[:A:B with A−B=1], identity, zbox:LOW:HIGH)"
                 ))
             }
         };
@@ -59,6 +64,7 @@ impl fmt::Display for Rule {
             Rule::ZPlus => write!(f, "zplus"),
             Rule::AlphaBeta(a, b) => write!(f, "alphabeta:{a}:{b}"),
             Rule::Identity => write!(f, "identity"),
+            Rule::ZBox(l, h) => write!(f, "zbox:{l}:{h}"),
         }
     }
 }
@@ -93,6 +99,9 @@ pub struct RuleConfig {
     pub conv: Rule,
     /// Gemm and MatMul with a constant operand.
     pub linear: Rule,
+    /// Rule for a Conv that reads a model input directly (e.g. `ZBox` with the pixel
+    /// range of the preprocessing); `None`: the `conv` rule.
+    pub first_conv: Option<Rule>,
     pub softmax: SoftmaxRule,
     /// Fold BatchNormalization into a preceding Conv/Gemm before propagation.
     pub fold_batchnorm: bool,
@@ -126,6 +135,7 @@ impl RuleConfig {
             eps: 1e-9,
             conv: Rule::Epsilon,
             linear: Rule::Epsilon,
+            first_conv: None,
             softmax: SoftmaxRule::Identity,
             fold_batchnorm: true,
             patterns: true,
@@ -177,7 +187,16 @@ mod tests {
         assert!(Rule::parse("alphabeta:2:2").is_err());
         assert!(Rule::parse("gamma:x").is_err());
         assert!(Rule::parse("flat").is_err());
-        for r in ["epsilon", "gamma:0.5", "zplus", "alphabeta:1:0", "identity"] {
+        assert_eq!(Rule::parse("zbox:-1:1").unwrap(), Rule::ZBox(-1.0, 1.0));
+        assert!(Rule::parse("zbox:1:-1").is_err());
+        for r in [
+            "epsilon",
+            "gamma:0.5",
+            "zplus",
+            "alphabeta:1:0",
+            "identity",
+            "zbox:-1:1",
+        ] {
             assert_eq!(Rule::parse(r).unwrap().to_string(), r);
         }
         assert!(RuleConfig::preset("nope")

@@ -175,6 +175,10 @@ pub struct ExplainArgs {
     /// Rule for Gemm/MatMul with a constant operand.
     #[arg(long = "linear-rule")]
     pub linear_rule: Option<String>,
+    /// Rule for a Conv reading a model input directly, e.g. `zbox:-1:1` (the pixel range
+    /// after preprocessing); default: the conv rule.
+    #[arg(long = "first-conv-rule")]
+    pub first_conv_rule: Option<String>,
     /// Stabilizer ε.
     #[arg(long)]
     pub epsilon: Option<f64>,
@@ -191,6 +195,12 @@ pub struct ExplainArgs {
 
 /// Runs `optimize explain` and prints its table.
 pub fn run_cli(a: ExplainArgs) -> Result<()> {
+    let first_conv = match a.first_conv_rule.as_deref() {
+        Some(r) => {
+            Some(Rule::parse(r).map_err(|e| Error::Usage(format!("--first-conv-rule: {e}")))?)
+        }
+        None => None,
+    };
     let opts = ExplainOptions {
         model: a.model,
         inputs: a.inputs,
@@ -204,7 +214,11 @@ pub fn run_cli(a: ExplainArgs) -> Result<()> {
             a.conv_rule.as_deref(),
             a.linear_rule.as_deref(),
             a.epsilon,
-        )?,
+        )
+        .map(|mut c| {
+            c.first_conv = first_conv.or(c.first_conv);
+            c
+        })?,
         strict: a.strict,
         out: a.out,
         report: a.report,

@@ -12,6 +12,7 @@
 pub mod activations;
 pub mod config;
 pub mod explain;
+pub mod faithfulness;
 pub mod graph_info;
 pub mod heatmap;
 pub mod rules;
@@ -21,4 +22,7 @@ pub mod tensor;
 
 pub use config::{Rule, RuleConfig, SoftmaxRule, StartMode};
 pub use scores::{summarize, NodeScore, RelevanceSummary};
-pub use sweep::{explain, explain_with, Coverage, SampleRelevance, Target};
+pub use sweep::{
+    explain, explain_from, explain_with, explain_with_times, Coverage, OpTimes, SampleRelevance,
+    Start, Target,
+};

@@ -11,6 +11,7 @@ use crate::data::HostTensor;
 use crate::error::{Error, Result};
 use crate::ir::{Model, Node};
 use ndarray::IxDyn;
+use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -122,6 +123,38 @@ fn fit(r: T, shape: &[usize]) -> std::result::Result<T, String> {
     }
 }
 
+/// A sweep that starts from given relevance on any tensor (a region of an output map, a
+/// contrast of two logits) instead of one output element.
+#[derive(Clone, Debug)]
+pub struct Start {
+    pub tensor: String,
+    /// Relevance put on `tensor`, of its shape.
+    pub relevance: T,
+}
+
+/// [`explain_with`] from a [`Start`]; the result's `target_output` is the start tensor and
+/// `start_value` the sum of the start relevance.
+pub fn explain_from(
+    model: &Model,
+    acts: &Activations,
+    start: &Start,
+    cfg: &RuleConfig,
+    strict: bool,
+) -> Result<SampleRelevance> {
+    sweep(
+        model,
+        acts,
+        &Target::default(),
+        cfg,
+        strict,
+        Some(start),
+        None,
+    )
+}
+
+/// Seconds and node count per op type of one sweep, for profiling the rules.
+pub type OpTimes = BTreeMap<String, (usize, f64)>;
+
 /// The sweep over recorded activations.
 pub fn explain_with(
     model: &Model,
@@ -129,6 +162,31 @@ pub fn explain_with(
     target: &Target,
     cfg: &RuleConfig,
     strict: bool,
+) -> Result<SampleRelevance> {
+    sweep(model, acts, target, cfg, strict, None, None)
+}
+
+/// [`explain_with`], also timing each rule per op type (the benchmark's profile).
+pub fn explain_with_times(
+    model: &Model,
+    acts: &Activations,
+    target: &Target,
+    cfg: &RuleConfig,
+    strict: bool,
+) -> Result<(SampleRelevance, OpTimes)> {
+    let mut times = OpTimes::new();
+    let r = sweep(model, acts, target, cfg, strict, None, Some(&mut times))?;
+    Ok((r, times))
+}
+
+fn sweep(
+    model: &Model,
+    acts: &Activations,
+    target: &Target,
+    cfg: &RuleConfig,
+    strict: bool,
+    start: Option<&Start>,
+    mut times: Option<&mut OpTimes>,
 ) -> Result<SampleRelevance> {
     let g = &model.graph;
     let carry = carrying(g);
@@ -140,6 +198,199 @@ pub fn explain_with(
     let folded_bn: HashSet<_> = folds.values().map(|f| f.bn).collect();
     let opset = model.opset("").unwrap_or(13);
 
+    let (out_name, index, start_tensor, start_node, r0, start_value) = match start {
+        Some(st) => {
+            let shape = acts.shape(&st.tensor).map_err(Error::Usage)?;
+            if st.relevance.shape() != shape.as_slice() {
+                return Err(Error::Usage(format!(
+                    "start relevance of shape {:?} does not match tensor '{}' of shape {shape:?}",
+                    st.relevance.shape(),
+                    st.tensor
+                )));
+            }
+            let mut best = (0, f64::NEG_INFINITY);
+            for (i, &v) in st.relevance.iter().enumerate() {
+                if v.abs() > best.1 {
+                    best = (i, v.abs());
+                }
+            }
+            (
+                st.tensor.clone(),
+                best.0,
+                st.tensor.clone(),
+                None,
+                st.relevance.clone(),
+                st.relevance.sum(),
+            )
+        }
+        None => resolve_target(model, acts, target, cfg, &carry)?,
+    };
+    let mut rel: HashMap<String, T> = HashMap::new();
+    rel.insert(start_tensor.clone(), r0);
+
+    let mut failed: HashMap<petgraph::stable_graph::NodeIndex, String> = HashMap::new();
+    let mut stats: HashMap<petgraph::stable_graph::NodeIndex, (f64, f64)> = HashMap::new();
+    for &idx in g.order.iter().rev() {
+        let node = &g.ops[idx];
+        if Some(idx) == start_node {
+            continue;
+        }
+        let rel_out: Vec<Option<T>> = node
+            .outputs
+            .iter()
+            .map(|o| if o.is_empty() { None } else { rel.remove(o) })
+            .collect();
+        if rel_out.iter().all(|r| r.is_none()) {
+            continue;
+        }
+        let out_abs: f64 = rel_out.iter().flatten().map(abs_sum).sum();
+        let started = times.is_some().then(std::time::Instant::now);
+        let fold = folds.get(&idx).map(|f| &g.ops[f.bn]);
+        let ctx = Ctx {
+            graph: g,
+            node,
+            acts,
+            cfg,
+            carry: &carry,
+            opset,
+            fold,
+        };
+        let back: Backward = if folded_bn.contains(&idx) {
+            // Folded into the layer before it: the layer sees the BN output's relevance.
+            let mut b = Backward::single(node.inputs.len(), 0, T::zeros(IxDyn(&[0])));
+            b.inputs[0] = rel_out[0].clone();
+            b
+        } else if cfg.uniform {
+            rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+        } else {
+            match rules::apply(&ctx, &rel_out) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    if strict {
+                        return Err(Error::Usage(format!(
+                            "no relevance rule for op '{}' (node '{}'); without --strict it would split relevance evenly",
+                            node.qualified_op(),
+                            label(node)
+                        )));
+                    }
+                    failed.insert(idx, "no rule for this op".into());
+                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+                }
+                Err(why) => {
+                    if strict {
+                        return Err(Error::Usage(format!(
+                            "relevance rule for op '{}' (node '{}') failed: {why}",
+                            node.qualified_op(),
+                            label(node)
+                        )));
+                    }
+                    failed.insert(idx, why);
+                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+                }
+            }
+        };
+        stats.insert(idx, (out_abs, back.weight_rel));
+        for (slot, r) in back.inputs.into_iter().enumerate() {
+            let Some(r) = r else { continue };
+            let Some(name) = node.inputs.get(slot).filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            if !carry.contains(name) {
+                continue;
+            }
+            let shape = acts.shape(name).map_err(Error::Internal)?;
+            let r = fit(r, &shape).map_err(|e| {
+                Error::Internal(format!(
+                    "node '{}' ({}), input '{name}': {e}",
+                    label(node),
+                    node.op_type
+                ))
+            })?;
+            match rel.get_mut(name) {
+                Some(acc) => *acc += &r,
+                None => {
+                    rel.insert(name.clone(), r);
+                }
+            }
+        }
+        if let (Some(t), Some(s)) = (times.as_deref_mut(), started) {
+            let e = t.entry(node.op_type.clone()).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += s.elapsed().as_secs_f64();
+        }
+    }
+
+    let mut inputs = Vec::new();
+    for name in g.runtime_inputs() {
+        let r = match rel.remove(name) {
+            Some(r) => r,
+            None => {
+                let shape = acts.shape(name).map_err(Error::Internal)?;
+                T::zeros(IxDyn(&shape))
+            }
+        };
+        inputs.push((name.to_string(), r));
+    }
+
+    let mut coverage = Coverage {
+        nodes: g.node_count(),
+        ..Coverage::default()
+    };
+    let mut nodes = Vec::new();
+    for (idx, n) in g.nodes() {
+        let on_path = n.inputs.iter().any(|i| carry.contains(i))
+            && n.outputs.iter().any(|o| carry.contains(o));
+        if !on_path {
+            coverage.constant += 1;
+        } else {
+            coverage.on_path += 1;
+            let why = if let Some(w) = failed.get(&idx) {
+                Some(w.clone())
+            } else if rules::has_rule(n) || Some(idx) == start_node {
+                None
+            } else {
+                Some("no rule for this op".to_string())
+            };
+            match why {
+                None => coverage.ruled += 1,
+                Some(w) => {
+                    *coverage.uncovered_ops.entry(n.qualified_op()).or_insert(0) += 1;
+                    coverage
+                        .uncovered_nodes
+                        .push((label(n), n.qualified_op(), w));
+                }
+            }
+        }
+        let (out_abs, weight_abs) = stats.get(&idx).copied().unwrap_or((0.0, 0.0));
+        nodes.push(NodeRelevance {
+            name: label(n),
+            op: n.qualified_op(),
+            out_abs,
+            weight_abs,
+        });
+    }
+    coverage.covered = coverage.constant + coverage.ruled;
+    Ok(SampleRelevance {
+        target_output: out_name,
+        target_index: index,
+        start_tensor,
+        start_value,
+        inputs,
+        nodes,
+        coverage,
+    })
+}
+
+/// The target's output, flat index, start tensor (the logits before a final Softmax), the
+/// skipped final Softmax node, the start relevance and its value.
+fn resolve_target(
+    model: &Model,
+    acts: &Activations,
+    target: &Target,
+    cfg: &RuleConfig,
+    carry: &HashSet<String>,
+) -> Result<(String, usize, String, Option<NodeIndex>, T, f64)> {
+    let g = &model.graph;
     // The target output.
     let out_name = match &target.output {
         Some(o) => {
@@ -212,152 +463,5 @@ pub fn explain_with(
     if let Some(v) = r0.iter_mut().nth(index) {
         *v = start_value;
     }
-    let mut rel: HashMap<String, T> = HashMap::new();
-    rel.insert(start_tensor.clone(), r0);
-
-    let mut failed: HashMap<petgraph::stable_graph::NodeIndex, String> = HashMap::new();
-    let mut stats: HashMap<petgraph::stable_graph::NodeIndex, (f64, f64)> = HashMap::new();
-    for &idx in g.order.iter().rev() {
-        let node = &g.ops[idx];
-        if Some(idx) == start_node {
-            continue;
-        }
-        let rel_out: Vec<Option<T>> = node
-            .outputs
-            .iter()
-            .map(|o| if o.is_empty() { None } else { rel.remove(o) })
-            .collect();
-        if rel_out.iter().all(|r| r.is_none()) {
-            continue;
-        }
-        let out_abs: f64 = rel_out.iter().flatten().map(abs_sum).sum();
-        let fold = folds.get(&idx).map(|f| &g.ops[f.bn]);
-        let ctx = Ctx {
-            graph: g,
-            node,
-            acts,
-            cfg,
-            carry: &carry,
-            opset,
-            fold,
-        };
-        let back: Backward = if folded_bn.contains(&idx) {
-            // Folded into the layer before it: the layer sees the BN output's relevance.
-            let mut b = Backward::single(node.inputs.len(), 0, T::zeros(IxDyn(&[0])));
-            b.inputs[0] = rel_out[0].clone();
-            b
-        } else if cfg.uniform {
-            rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
-        } else {
-            match rules::apply(&ctx, &rel_out) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    if strict {
-                        return Err(Error::Usage(format!(
-                            "no relevance rule for op '{}' (node '{}'); without --strict it would split relevance evenly",
-                            node.qualified_op(),
-                            label(node)
-                        )));
-                    }
-                    failed.insert(idx, "no rule for this op".into());
-                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
-                }
-                Err(why) => {
-                    if strict {
-                        return Err(Error::Usage(format!(
-                            "relevance rule for op '{}' (node '{}') failed: {why}",
-                            node.qualified_op(),
-                            label(node)
-                        )));
-                    }
-                    failed.insert(idx, why);
-                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
-                }
-            }
-        };
-        stats.insert(idx, (out_abs, back.weight_rel));
-        for (slot, r) in back.inputs.into_iter().enumerate() {
-            let Some(r) = r else { continue };
-            let Some(name) = node.inputs.get(slot).filter(|n| !n.is_empty()) else {
-                continue;
-            };
-            if !carry.contains(name) {
-                continue;
-            }
-            let shape = acts.shape(name).map_err(Error::Internal)?;
-            let r = fit(r, &shape).map_err(|e| {
-                Error::Internal(format!(
-                    "node '{}' ({}), input '{name}': {e}",
-                    label(node),
-                    node.op_type
-                ))
-            })?;
-            match rel.get_mut(name) {
-                Some(acc) => *acc += &r,
-                None => {
-                    rel.insert(name.clone(), r);
-                }
-            }
-        }
-    }
-
-    let mut inputs = Vec::new();
-    for name in g.runtime_inputs() {
-        let r = match rel.remove(name) {
-            Some(r) => r,
-            None => {
-                let shape = acts.shape(name).map_err(Error::Internal)?;
-                T::zeros(IxDyn(&shape))
-            }
-        };
-        inputs.push((name.to_string(), r));
-    }
-
-    let mut coverage = Coverage {
-        nodes: g.node_count(),
-        ..Coverage::default()
-    };
-    let mut nodes = Vec::new();
-    for (idx, n) in g.nodes() {
-        let on_path = n.inputs.iter().any(|i| carry.contains(i))
-            && n.outputs.iter().any(|o| carry.contains(o));
-        if !on_path {
-            coverage.constant += 1;
-        } else {
-            coverage.on_path += 1;
-            let why = if let Some(w) = failed.get(&idx) {
-                Some(w.clone())
-            } else if rules::has_rule(n) || Some(idx) == start_node {
-                None
-            } else {
-                Some("no rule for this op".to_string())
-            };
-            match why {
-                None => coverage.ruled += 1,
-                Some(w) => {
-                    *coverage.uncovered_ops.entry(n.qualified_op()).or_insert(0) += 1;
-                    coverage
-                        .uncovered_nodes
-                        .push((label(n), n.qualified_op(), w));
-                }
-            }
-        }
-        let (out_abs, weight_abs) = stats.get(&idx).copied().unwrap_or((0.0, 0.0));
-        nodes.push(NodeRelevance {
-            name: label(n),
-            op: n.qualified_op(),
-            out_abs,
-            weight_abs,
-        });
-    }
-    coverage.covered = coverage.constant + coverage.ruled;
-    Ok(SampleRelevance {
-        target_output: out_name,
-        target_index: index,
-        start_tensor,
-        start_value,
-        inputs,
-        nodes,
-        coverage,
-    })
+    Ok((out_name, index, start_tensor, start_node, r0, start_value))
 }

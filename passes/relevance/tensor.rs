@@ -54,9 +54,52 @@ pub fn broadcast_to(a: &T, shape: &[usize]) -> TResult<T> {
     if a.shape() == shape {
         return Ok(a.clone());
     }
-    a.broadcast(IxDyn(shape))
-        .map(|v| v.to_owned())
-        .ok_or_else(|| format!("cannot broadcast {:?} to {shape:?}", a.shape()))
+    let err = || format!("cannot broadcast {:?} to {shape:?}", a.shape());
+    if a.ndim() > shape.len() {
+        return Err(err());
+    }
+    let mut src_shape = vec![1usize; shape.len() - a.ndim()];
+    src_shape.extend_from_slice(a.shape());
+    if src_shape.iter().zip(shape).any(|(&s, &d)| s != d && s != 1) {
+        return Err(err());
+    }
+    // ndarray's broadcast-then-copy walks IxDyn indices element by element (slow on large
+    // activations); this copies whole rows instead.
+    let a = a.as_standard_layout();
+    let src = a.as_slice().ok_or_else(err)?;
+    let mut out = Vec::with_capacity(shape.iter().product());
+    broadcast_rows(src, &src_shape, shape, &mut out);
+    T::from_shape_vec(IxDyn(shape), out).map_err(|e| e.to_string())
+}
+
+/// Appends `src` (standard layout, shape `from`, same rank as `to`) broadcast to `to`.
+fn broadcast_rows(src: &[f64], from: &[usize], to: &[usize], out: &mut Vec<f64>) {
+    match (from, to) {
+        ([], []) => out.extend_from_slice(&src[..1.min(src.len())]),
+        ([f], [t]) => {
+            if f == t {
+                out.extend_from_slice(&src[..*f]);
+            } else {
+                out.extend(std::iter::repeat_n(src[0], *t));
+            }
+        }
+        ([f, fr @ ..], [t, tr @ ..]) => {
+            let block: usize = fr.iter().product();
+            let start = out.len();
+            if f == t {
+                for i in 0..*f {
+                    broadcast_rows(&src[i * block..(i + 1) * block], fr, tr, out);
+                }
+            } else {
+                broadcast_rows(&src[..block], fr, tr, out);
+                let len = out.len() - start;
+                for _ in 1..*t {
+                    out.extend_from_within(start..start + len);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Sums `r` over the axes along which an operand of `shape` was broadcast to `r`'s shape,
@@ -237,6 +280,20 @@ mod tests {
         let u = unbroadcast(r.clone(), &[2, 1]).unwrap();
         assert_eq!(u.into_raw_vec_and_offset().0, vec![3.0, 12.0]);
         assert!(unbroadcast(r, &[2, 2]).is_err());
+    }
+
+    #[test]
+    fn broadcast_matches_ndarray() {
+        let a =
+            ArrayD::from_shape_vec(IxDyn(&[2, 1, 3]), (0..6).map(|v| v as f64).collect()).unwrap();
+        for shape in [&[2, 4, 3][..], &[5, 2, 4, 3], &[2, 1, 3]] {
+            let want = a.broadcast(IxDyn(shape)).unwrap().to_owned();
+            assert_eq!(broadcast_to(&a, shape).unwrap(), want, "{shape:?}");
+        }
+        let s = ArrayD::from_elem(IxDyn(&[]), 7.0);
+        assert_eq!(broadcast_to(&s, &[2, 2]).unwrap().sum(), 28.0);
+        assert!(broadcast_to(&a, &[2, 4, 4]).is_err());
+        assert!(broadcast_to(&a, &[3]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod host_tensor;
+pub mod images;
 pub mod inputs;
 pub mod npy;
 pub mod pb;

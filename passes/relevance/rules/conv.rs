@@ -127,9 +127,52 @@ impl Geom {
             .to_owned())
     }
 
+    /// One input and one output channel per group: direct loops beat a GEMM per channel.
+    fn depthwise(&self) -> bool {
+        self.cug() == 1 && self.cvg() == 1
+    }
+
+    /// Calls `f(u, v, k)` with the flat indices into U, V and the weight of every
+    /// multiply of a depthwise convolution.
+    #[inline(always)]
+    fn depthwise_each(&self, mut f: impl FnMut(usize, usize, usize)) {
+        for n in 0..self.n {
+            for ch in 0..self.cu {
+                let ub = (n * self.cu + ch) * self.hu * self.wu;
+                let vb = (n * self.cv + ch) * self.hv * self.wv;
+                for ky in 0..self.kh {
+                    for kx in 0..self.kw {
+                        let k = (ch * self.kh + ky) * self.kw + kx;
+                        for oy in 0..self.hv {
+                            let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu)
+                            else {
+                                continue;
+                            };
+                            for ox in 0..self.wv {
+                                if let Some(ix) =
+                                    Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
+                                {
+                                    f(ub + iy * self.wu + ix, vb + oy * self.wv + ox, k);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// U → V.
     pub fn conv(&self, x: &T, w: &T) -> RResult<T> {
         self.check()?;
+        if self.depthwise() {
+            let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
+            let (xs, ws) = (x.as_slice().ok_or("input")?, w.as_slice().ok_or("weight")?);
+            let mut out = vec![0.0; self.n * self.cv * self.hv * self.wv];
+            self.depthwise_each(|u, v, k| out[v] += ws[k] * xs[u]);
+            return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cv, self.hv, self.wv]), out)
+                .map_err(|e| e.to_string());
+        }
         let x = x.as_standard_layout();
         let xs = x.as_slice().ok_or("input is not contiguous")?;
         let img = self.cu * self.hu * self.wu;
@@ -152,6 +195,17 @@ impl Geom {
     /// V → U: the adjoint of [`Geom::conv`] in its input.
     pub fn conv_adj_x(&self, s: &T, w: &T) -> RResult<T> {
         self.check()?;
+        if self.depthwise() {
+            let (s, w) = (s.as_standard_layout(), w.as_standard_layout());
+            let (ss, ws) = (
+                s.as_slice().ok_or("relevance")?,
+                w.as_slice().ok_or("weight")?,
+            );
+            let mut out = vec![0.0; self.n * self.cu * self.hu * self.wu];
+            self.depthwise_each(|u, v, k| out[u] += ws[k] * ss[v]);
+            return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
+                .map_err(|e| e.to_string());
+        }
         let s = s.as_standard_layout();
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
         let img = self.cu * self.hu * self.wu;
@@ -176,6 +230,17 @@ impl Geom {
     /// The adjoint of [`Geom::conv`] in its weight: Σ_n s·colᵀ.
     pub fn conv_adj_w(&self, x: &T, s: &T) -> RResult<T> {
         self.check()?;
+        if self.depthwise() {
+            let (x, s) = (x.as_standard_layout(), s.as_standard_layout());
+            let (xs, ss) = (
+                x.as_slice().ok_or("input")?,
+                s.as_slice().ok_or("relevance")?,
+            );
+            let mut gw = vec![0.0; self.cv * self.kh * self.kw];
+            self.depthwise_each(|u, v, k| gw[k] += ss[v] * xs[u]);
+            return ArrayD::from_shape_vec(IxDyn(&[self.cv, 1, self.kh, self.kw]), gw)
+                .map_err(|e| e.to_string());
+        }
         let x = x.as_standard_layout();
         let xs = x.as_slice().ok_or("input is not contiguous")?;
         let s = s.as_standard_layout();
@@ -358,9 +423,15 @@ pub fn fold_into_conv(w: &T, b: Option<&T>, k: &T, shift: &T) -> RResult<(T, T)>
             k.len()
         ));
     }
-    let mut kshape = vec![1usize; w.ndim()];
-    kshape[0] = cout;
-    let w2 = w * &reshape(k.clone(), &kshape)?;
+    // Scale each output channel's block in place (a broadcast multiply on IxDyn is slow).
+    let mut w2 = w.as_standard_layout().into_owned();
+    let per = w2.len() / cout.max(1);
+    let ks: Vec<f64> = k.iter().copied().collect();
+    if let Some(ws) = w2.as_slice_mut() {
+        for (chunk, kv) in ws.chunks_mut(per.max(1)).zip(&ks) {
+            chunk.iter_mut().for_each(|v| *v *= kv);
+        }
+    }
     let b0 = match b {
         Some(b) => reshape(b.clone(), &[cout])?,
         None => T::zeros(IxDyn(&[cout])),
@@ -402,9 +473,14 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         Some(b) => Some(reshape(b, &[1, g.cv, 1, 1])?),
         None => None,
     };
+    // A first layer (reading a model input) may have a rule of its own (z^B).
+    let class = match c.cfg.first_conv {
+        Some(r) if c.in_name(0).is_some_and(|n| c.graph.is_graph_input(n)) => r,
+        _ => c.cfg.conv,
+    };
     let (rx, rw) = linear_rule(
         &ConvMap(g),
-        c.rule(c.cfg.conv),
+        c.rule(class),
         c.cfg.eps,
         &x4,
         &w4,

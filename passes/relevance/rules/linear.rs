@@ -84,6 +84,19 @@ pub fn linear_rule(
             let rw = abs_sum(&(w * &map.adj_w(x, &sp)?));
             Ok((rx, rw))
         }
+        Rule::ZBox(low, high) => {
+            let (wp, wn) = (pos(w), neg(w));
+            let (l, h) = (
+                T::from_elem(x.raw_dim(), low),
+                T::from_elem(x.raw_dim(), high),
+            );
+            let z = &(&map.fwd(x, w)? - &map.fwd(&l, &wp)?) - &map.fwd(&h, &wn)?;
+            let s = div_stab(r, &z, eps)?;
+            let rx = &(x * &map.adj_x(&s, w)? - &l * &map.adj_x(&s, &wp)?)
+                - &(&h * &map.adj_x(&s, &wn)?);
+            let rw = abs_sum(&(w * &map.adj_w(x, &s)?));
+            Ok((rx, rw))
+        }
         Rule::Identity => {
             let zshape = map.fwd(x, w)?.shape().to_vec();
             let r = broadcast_to(r, &zshape)?;

@@ -1,0 +1,165 @@
+//! Explain benchmark: seconds and peak memory to explain one input of a model (one
+//! onnxruntime run with every intermediate exposed, then the Rust backward sweep), next to
+//! the median time of one plain onnxruntime forward pass on the same input, in the same
+//! process. Run by scripts/bench_explain.sh.
+//!
+//! usage: bench_explain MODEL [--input-shape NAME=DIMS] [--preset P] [--runs N] [--profile]
+//!
+//! Prints one `key=value` line (parsed by the script) and, with `--profile`, the sweep's
+//! seconds per op type.
+
+use optimize::data::{parse_input_shapes, random_inputs};
+use optimize::passes::relevance::activations::Activations;
+use optimize::passes::relevance::{explain_with_times, RuleConfig, Target};
+use optimize::pipeline::load_and_infer;
+use optimize::runtime::OrtRuntime;
+use optimize::validate::input_specs;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Counts live heap bytes and their peak, so the sweep's own memory shows apart from the
+/// process's code, libraries and onnxruntime's arena.
+struct CountingAlloc;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// This process's peak resident memory (VmHWM), in bytes.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn fail(msg: String) -> ! {
+    eprintln!("bench_explain: {msg}");
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut model = None;
+    let mut shapes = Vec::new();
+    let mut preset = "epsilon".to_string();
+    let mut runs = 3usize;
+    let mut profile = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--input-shape" => shapes.push(args.next().unwrap_or_default()),
+            "--preset" => preset = args.next().unwrap_or_default(),
+            "--runs" => runs = args.next().and_then(|s| s.parse().ok()).unwrap_or(3).max(1),
+            "--profile" => profile = true,
+            _ if model.is_none() => model = Some(PathBuf::from(a)),
+            _ => fail(format!("unexpected argument '{a}'")),
+        }
+    }
+    let Some(model) = model else {
+        fail("usage: bench_explain MODEL [--input-shape NAME=DIMS] [--preset P] [--runs N] [--profile]".into())
+    };
+    let bindings = parse_input_shapes(&shapes).unwrap_or_else(|e| fail(e.to_string()));
+    let cfg = RuleConfig::preset(&preset).unwrap_or_else(|e| fail(e));
+    let m = load_and_infer(&model, &bindings).unwrap_or_else(|e| fail(e.to_string()));
+    let specs = input_specs(&m, &bindings).unwrap_or_else(|e| fail(e.to_string()));
+    let sample = random_inputs(&specs, 0, 1)
+        .unwrap_or_else(|e| fail(e.to_string()))
+        .remove(0);
+    let rt = OrtRuntime::get().unwrap_or_else(|e| fail(e.to_string()));
+    let rss_before = peak_rss_bytes();
+
+    // Explain first, so the process's peak memory is the explanation's (plus the runtime).
+    let (mut t_total, mut t_fwd, mut t_sweep) = (Vec::new(), Vec::new(), Vec::new());
+    let mut times = Default::default();
+    let mut heap_peak = 0usize;
+    let mut nodes = 0usize;
+    for _ in 0..runs {
+        let base = LIVE.load(Ordering::Relaxed);
+        PEAK.store(base, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let acts = Activations::collect(&m, &sample.values).unwrap_or_else(|e| fail(e.to_string()));
+        let t1 = Instant::now();
+        let (r, op_times) = explain_with_times(&m, &acts, &Target::default(), &cfg, false)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        let t2 = Instant::now();
+        drop(acts);
+        heap_peak = heap_peak.max(PEAK.load(Ordering::Relaxed).saturating_sub(base));
+        t_total.push((t2 - t0).as_secs_f64());
+        t_fwd.push((t1 - t0).as_secs_f64());
+        t_sweep.push((t2 - t1).as_secs_f64());
+        nodes = r.coverage.nodes;
+        times = op_times;
+    }
+    let rss_explain = peak_rss_bytes();
+
+    // A plain forward pass of the original model on the same input.
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| fail(e.to_string()));
+    let path = tmp.path().join("plain.onnx");
+    optimize::onnx_io::save_model(&m, &path, &Default::default())
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let t0 = Instant::now();
+    let mut session = rt
+        .session_from_file(&path)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let session_s = t0.elapsed().as_secs_f64();
+    session
+        .run(&sample.values)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut plain = Vec::new();
+    for _ in 0..runs.max(5) {
+        let t = Instant::now();
+        session
+            .run(&sample.values)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        plain.push(t.elapsed().as_secs_f64());
+    }
+    let forward = median(plain);
+    let explain = median(t_total);
+    println!(
+        "nodes={nodes} forward_s={forward:.4} session_s={session_s:.4} explain_s={explain:.4} \
+         collect_s={:.4} sweep_s={:.4} ratio={:.2} heap_mb={:.1} rss_mb={:.1} rss_before_mb={:.1}",
+        median(t_fwd),
+        median(t_sweep),
+        explain / forward,
+        heap_peak as f64 / 1048576.0,
+        rss_explain as f64 / 1048576.0,
+        rss_before as f64 / 1048576.0,
+    );
+    if profile {
+        let mut v: Vec<_> = times.into_iter().collect();
+        v.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+        for (op, (n, s)) in v {
+            println!("  sweep {op:<22} {n:>5} nodes {s:>9.4} s");
+        }
+    }
+}

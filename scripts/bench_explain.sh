@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Seconds and peak memory to explain one input (onnxruntime run with every intermediate
+# exposed + the Rust backward sweep, default 'epsilon' preset) of PP-OCRv4 rec (1x3x48x320)
+# and light_resnet50 (1x3x224x224), next to the median time of one plain onnxruntime forward
+# pass on the same input in the same process. Each model runs in its own process so the
+# peak memory is its own. PROFILE=release (default) or dev; N runs per measurement (median).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+profile=${PROFILE:-release}
+cargo build --quiet --profile "$profile" --example bench_explain
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+bin="target/$dir/examples/bench_explain"
+n=${N:-3}
+echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "onnxruntime 1.31.1, 1 thread, graph optimizations off (as everywhere in this crate); profile=$profile, N=$n"
+printf '%-32s %6s | %9s | %9s %9s %9s | %7s | %8s %8s %8s\n' model nodes "forward s" "explain s" "collect s" "sweep s" ratio "RSS MB" "peak MB" "heap MB"
+run() {
+  local model=$1; shift
+  local cmd=("$bin" "$model" --runs "$n" "$@")
+  local line
+  line=$(/usr/bin/time -f 'maxrss_kb=%M' "${cmd[@]}" 2>"${tmp}/time" | head -1)
+  local maxrss
+  maxrss=$(grep -o 'maxrss_kb=[0-9]*' "${tmp}/time" | cut -d= -f2 || echo 0)
+  eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/local /')"
+  awk -v m="$(basename "$model")" -v nodes="$nodes" -v f="$forward_s" -v e="$explain_s" -v c="$collect_s" -v s="$sweep_s" -v r="$ratio" -v rss="$rss_mb" -v mx="$maxrss" -v h="$heap_mb" 'BEGIN {
+    printf "%-32s %6d | %9.4f | %9.4f %9.4f %9.4f | %6.1fx | %8.1f %8.1f %8.1f\n", m, nodes, f, e, c, s, r, rss, mx/1024, h }'
+  echo "  command: ${cmd[*]}"
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+run .deps/models/ch_PP-OCRv4_rec_infer.onnx --input-shape x=1x3x48x320
+run .deps/onnx-data/light/light_resnet50.onnx
+echo "forward: median of max(N,5) plain onnxruntime runs after one warm-up; explain = collect (one run with"
+echo "every intermediate exposed, incl. its session) + sweep; ratio = explain / forward. RSS: VmHWM after the"
+echo "explanations; peak: /usr/bin/time's max RSS of the whole process; heap: peak live Rust heap of one explanation."
+echo "Per-op sweep profile: $bin MODEL --profile"
