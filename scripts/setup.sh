@@ -5,7 +5,8 @@
 #   - libonnxruntime.so 1.31.1 from the PyPI onnxruntime wheel, into .deps/onnxruntime/
 #   - the onnx==1.23.2 wheel's backend test data, into .deps/onnx-data/
 #   - the PP-OCRv4 det/rec/cls models from rapidocr-onnxruntime==1.4.4, into .deps/models/
-#   - Python onnx==1.23.2 (for the benchmark's baseline), into .deps/py/
+#   - Python onnx==1.23.2 and onnxruntime==1.31.1 (the benchmark's baseline, quantize_static), into .deps/py/
+#   - the PNG photographs of the scikit-image==0.26.0 wheel (real inputs for calibration/evaluation), into .deps/images/
 # Nothing fetched here is committed (.deps/ is in .gitignore).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -98,4 +99,36 @@ if [ ! -f "$py_dir/.complete" ]; then
   say "installing Python onnx==1.23.2 into .deps/py (benchmark baseline)"
   python3 -m pip install --quiet --disable-pip-version-check --target "$py_dir" onnx==1.23.2 >&2
   touch "$py_dir/.complete"
+fi
+
+# onnxruntime's own quantizer (quantize_static) is the baseline the precision benchmark compares against.
+if [ ! -f "$py_dir/.complete-ort" ]; then
+  say "installing Python onnxruntime==1.31.1 into .deps/py (quantize_static baseline)"
+  # Packages already in the folder (onnx, numpy) are kept; pip only warns about them.
+  python3 -m pip install --quiet --disable-pip-version-check --target "$py_dir" onnxruntime==1.31.1 onnx==1.23.2 >&2 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --target "$py_dir" onnxruntime==1.31.1 onnx==1.23.2 >&2
+  PYTHONPATH="$py_dir" python3 -c "from onnxruntime.quantization import quantize_static" >&2
+  touch "$py_dir/.complete-ort"
+fi
+
+# Real photographs (no text-image data set is installed): calibration and evaluation crops for the PP-OCR models.
+img_dir="$deps/images"
+if [ ! -f "$img_dir/.complete" ]; then
+  whl=$(fetch_wheel scikit-image==0.26.0)
+  say "extracting the scikit-image photographs into .deps/images"
+  python3 - "$whl" "$img_dir" <<'PY'
+import os, sys, zipfile
+wheel, dest = sys.argv[1:3]
+os.makedirs(dest, exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    for info in z.infolist():
+        name = info.filename
+        if not (name.startswith("skimage/data/") and name.endswith(".png")) or "/" in name[len("skimage/data/"):]:
+            continue
+        out = os.path.join(dest, os.path.basename(name))
+        with z.open(info) as src, open(out + ".part", "wb") as dst:
+            dst.write(src.read())
+        os.replace(out + ".part", out)
+PY
+  touch "$img_dir/.complete"
 fi
