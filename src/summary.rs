@@ -156,6 +156,17 @@ fn precision_line(section: &serde_json::Value) -> Option<String> {
     {
         let _ = write!(line, "\n            warning: {w}");
     }
+    if section
+        .get("errors")
+        .and_then(|e| e.get("time_limit_hit"))
+        .and_then(|v| v.as_bool())
+        == Some(true)
+    {
+        let _ = write!(
+            line,
+            "\n            warning: error measurement stopped at its time limit; the choice may differ on a faster or slower machine"
+        );
+    }
     Some(line)
 }
 

@@ -100,7 +100,10 @@ pub struct PrecisionConfig {
     pub time_limit_s: f64,
     /// Measure errors end to end (else the proxy steers alone).
     pub measure: bool,
+    /// Safety stop for measuring; the deterministic cap is `max_measurements`.
     pub measure_time_limit_s: f64,
+    /// At most this many single-op measurements (most relevant ops first).
+    pub max_measurements: usize,
     /// Samples per error measurement (the first K calibration samples).
     pub measure_samples: usize,
     /// Samples for the relevance sweep.
@@ -129,7 +132,8 @@ impl Default for PrecisionConfig {
             seed: 0,
             time_limit_s: 20.0,
             measure: true,
-            measure_time_limit_s: 60.0,
+            measure_time_limit_s: 600.0,
+            max_measurements: 200,
             measure_samples: 2,
             relevance_samples: 2,
             strict: false,
@@ -655,6 +659,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         &MeasureOptions {
             measure: cfg.measure,
             samples: cfg.measure_samples,
+            max_measurements: cfg.max_measurements,
             time_limit_s: cfg.measure_time_limit_s,
         },
     )?;
@@ -691,7 +696,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             if !post.passed {
                 let predicted = problem.budget_use(&sol.choice).0 as u64;
                 let extra = after.saturating_sub(predicted).max(1);
-                if attempt >= 4 {
+                if attempt >= 8 {
                     checker.passed = false;
                     checker.problems.extend(post.problems.clone());
                     return Err(Error::Internal(format!(
@@ -805,6 +810,8 @@ fn section(
         "errors": {
             "measured": errors.measured,
             "unmeasured": errors.unmeasured,
+            "max_measurements": cfg.max_measurements,
+            "time_limit_hit": errors.time_limit_hit,
             "seconds": errors.seconds,
             "relevance_problem": relevance_problem,
         },

@@ -49,6 +49,9 @@ pub struct ErrorTable {
     /// Ops × precisions measured / left to the scaled proxy.
     pub measured: usize,
     pub unmeasured: usize,
+    /// Set when the time limit (a safety stop) rather than the count cap ended measuring:
+    /// then which ops were measured depends on machine speed, and so may the output.
+    pub time_limit_hit: bool,
     pub seconds: f64,
 }
 
@@ -187,6 +190,9 @@ pub struct MeasureOptions {
     pub measure: bool,
     /// Samples per measurement (the first K calibration samples).
     pub samples: usize,
+    /// At most this many single-op measurements, most relevant ops first: a deterministic
+    /// cap (the time limit is only a safety stop).
+    pub max_measurements: usize,
     pub time_limit_s: f64,
 }
 
@@ -227,13 +233,18 @@ pub fn error_table(
         });
         let total: usize = order.iter().map(|c| c.options.len() - 1).sum();
         let progress = crate::progress::bar("errors", total as u64, "measurements");
+        let mut done = 0usize;
         'outer: for c in order {
             for &(p, _) in &c.options {
                 if p == Precision::Fp32 {
                     measured.insert((c.key.clone(), p), 0.0);
                     continue;
                 }
+                if done >= opts.max_measurements {
+                    break 'outer;
+                }
                 if start.elapsed().as_secs_f64() > opts.time_limit_s {
+                    table.time_limit_hit = true;
                     break 'outer;
                 }
                 progress.set_message(format!("{} {}", c.key, p.name()));
@@ -250,6 +261,7 @@ pub fn error_table(
                         ))
                     })?;
                 measured.insert((c.key.clone(), p), output_error(&reference, &got));
+                done += 1;
                 progress.inc(1);
             }
         }

@@ -286,11 +286,15 @@ pub fn from_ort(v: &DynValue) -> std::result::Result<HostTensor, String> {
     macro_rules! grab {
         ($t:ty) => {{
             let (shape, data) = v.try_extract_tensor::<$t>().map_err(e)?;
+            // Pre-sized and filled per element: `flat_map(..).collect()` cannot reserve
+            // and was the largest cost of reading hundreds of exposed intermediates.
+            let mut bytes = Vec::with_capacity(std::mem::size_of_val(data));
+            for x in data {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
             (
                 shape.iter().map(|&d| d as usize).collect::<Vec<usize>>(),
-                data.iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect::<Vec<u8>>(),
+                bytes,
             )
         }};
     }
