@@ -25,7 +25,9 @@ fn run() -> Result<(), String> {
         Some("cls") => CropKind::Cls,
         Some("rec") => CropKind::Rec,
         Some(k) if k.starts_with("det:") => CropKind::Det {
-            side: k[4..].parse().map_err(|_| format!("bad det side in '{k}'"))?,
+            side: k[4..]
+                .parse()
+                .map_err(|_| format!("bad det side in '{k}'"))?,
         },
         _ => return Err(usage.into()),
     };
