@@ -392,9 +392,14 @@ fn library_example_runs_the_same_pipeline() {
         .output()
         .expect("run example");
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout).trim(),
-        "566 nodes -> 566 nodes, validated: true"
-    );
+    // The default pipeline quantizes (BatchNorms folded, Q/DQ inserted): the node count
+    // changes, and the lossy output must still validate.
+    let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let after: usize = line
+        .strip_prefix("566 nodes -> ")
+        .and_then(|rest| rest.strip_suffix(" nodes, validated: true"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected example output: {line}"));
+    assert!(after > 0 && after != 566, "{line}");
     assert!(out.is_file());
 }
