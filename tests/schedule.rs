@@ -275,7 +275,7 @@ fn run_case(
         assert!(secs < 120.0, "{} {label}: {secs:.1} s", c.name);
         let base: Vec<String> = out.baselines.iter().map(|m| fmt_kib(m.traffic())).collect();
         rows.push(format!(
-            "{:<20} {:<3} {:>4} {:>9.1} {:>9.1} {:>12} {:>12} {:>10} {:>9} {:>11} {:>6.1}s",
+            "{:<20} {:<3} {:>4} {:>9.1} {:>9.1} {:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>13} {:>16} {:>6.1}s",
             c.name,
             if weights { "w" } else { "a" },
             label,
@@ -284,9 +284,12 @@ fn run_case(
             base[0],
             base[1],
             fmt_kib(Some(ours.traffic_bytes)),
+            fmt_kib(out.solver.bound_bytes),
+            fmt_kib(out.free_order_lower_bound),
             out.reduction_vs_best_baseline()
                 .map(|r| format!("{:.0}%", 100.0 * r))
                 .unwrap_or_else(|| "-".into()),
+            source_tag(&out.source),
             format!(
                 "{}{}",
                 out.solver.status,
@@ -301,6 +304,21 @@ fn run_case(
     }
 }
 
+/// Short name of where the chosen plan came from.
+fn source_tag(source: &str) -> &'static str {
+    if source.starts_with("baseline") {
+        "baseline"
+    } else if source.starts_with("order search") {
+        "search+2-phase"
+    } else if source == "residency ilp" {
+        "2-phase ilp"
+    } else if source == "windows" {
+        "windows ilp"
+    } else {
+        "full ilp"
+    }
+}
+
 fn table(models: &[&str], weights: bool) {
     let mut rows = Vec::new();
     let mut reductions = Vec::new();
@@ -312,7 +330,7 @@ fn table(models: &[&str], weights: bool) {
         n_models += 1;
     }
     println!(
-        "\n{:<20} {:<3} {:>4} {:>9} {:>9} {:>12} {:>12} {:>10} {:>9} {:>11} {:>7}",
+        "\n{:<20} {:<3} {:>4} {:>9} {:>9} {:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>13} {:>16} {:>7}",
         "model",
         "set",
         "MB",
@@ -321,7 +339,10 @@ fn table(models: &[&str], weights: bool) {
         "model+B KiB",
         "minpk+B KiB",
         "ours KiB",
+        "LB KiB",
+        "anyLB KiB",
         "reduct.",
+        "method",
         "solver",
         "time"
     );

@@ -40,10 +40,16 @@ impl ChipState {
 pub fn greedy_by_size_blocks(blocks: &[(u64, usize, usize)]) -> (Vec<u64>, u64) {
     let mut ids: Vec<usize> = (0..blocks.len()).collect();
     ids.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].0), blocks[i].1, i));
+    place_blocks_in_order(blocks, &ids)
+}
+
+/// Best-fit offsets for blocks placed one by one in the order `ids` (each into the
+/// tightest gap among the placed blocks whose steps overlap it). Returns (offsets, arena).
+pub fn place_blocks_in_order(blocks: &[(u64, usize, usize)], ids: &[usize]) -> (Vec<u64>, u64) {
     let mut offset = vec![0u64; blocks.len()];
     let mut placed: Vec<usize> = Vec::new();
     let mut arena = 0;
-    for &i in &ids {
+    for &i in ids {
         let (size, s, e) = blocks[i];
         let mut over: Vec<(u64, u64)> = placed
             .iter()
@@ -89,13 +95,31 @@ pub fn greedy_by_size(p: &Problem, lt: &Lifetimes) -> (Vec<u64>, u64) {
 
 /// One stay on chip decided by Belady: how the tensor arrives and leaves.
 #[derive(Clone, Debug)]
-struct Stay {
-    tensor: TensorId,
-    from: usize,
-    to: usize,
-    reload: bool,
+pub(crate) struct Stay {
+    pub tensor: TensorId,
+    pub from: usize,
+    pub to: usize,
+    pub reload: bool,
     /// How it leaves after `to` when it is still needed: spill (true) or drop (false).
-    leave_spill: Option<bool>,
+    pub leave_spill: Option<bool>,
+}
+
+/// The plan that realises `stays` at offsets `off` (one per stay).
+pub(crate) fn stays_to_plan(order: &[OpId], stays: &[Stay], off: &[u64]) -> Plan {
+    let mut plan = Plan::empty(order.to_vec());
+    for (k, s) in stays.iter().enumerate() {
+        if s.reload {
+            plan.steps[s.from].reload.push((s.tensor, off[k]));
+        } else {
+            plan.steps[s.from].alloc.push((s.tensor, off[k]));
+        }
+        match s.leave_spill {
+            Some(true) => plan.steps[s.to + 1].spill.push(s.tensor),
+            Some(false) => plan.steps[s.to + 1].drop.push(s.tensor),
+            None => {}
+        }
+    }
+    plan
 }
 
 /// Belady residency with a byte capacity (no placement): per step, load what the operator
@@ -173,20 +197,7 @@ fn belady_arena(p: &Problem, lt: &Lifetimes, order: &[OpId], budget: u64) -> Opt
             .collect();
         let (off, arena) = greedy_by_size_blocks(&blocks);
         if arena <= budget {
-            let mut plan = Plan::empty(order.to_vec());
-            for (k, s) in stays.iter().enumerate() {
-                if s.reload {
-                    plan.steps[s.from].reload.push((s.tensor, off[k]));
-                } else {
-                    plan.steps[s.from].alloc.push((s.tensor, off[k]));
-                }
-                match s.leave_spill {
-                    Some(true) => plan.steps[s.to + 1].spill.push(s.tensor),
-                    Some(false) => plan.steps[s.to + 1].drop.push(s.tensor),
-                    None => {}
-                }
-            }
-            return Some(plan);
+            return Some(stays_to_plan(order, &stays, &off));
         }
         cap = cap.saturating_sub((arena - budget).max(p.alignment));
     }

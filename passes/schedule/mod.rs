@@ -15,6 +15,7 @@ pub mod ilp;
 pub mod order;
 pub mod plan;
 pub mod problem;
+pub mod residency;
 pub mod target;
 pub mod windows;
 

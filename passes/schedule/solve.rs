@@ -2,12 +2,15 @@
 //! candidate orders, the checker on every plan, and the choice of the plan to use.
 
 use super::baseline::arena_belady;
-use super::bounds::{m_r, peak, traffic_lower_bound};
+use super::bounds::{
+    forced_bystander_lower_bound, free_order_traffic_lower_bound, m_r, peak, traffic_lower_bound,
+};
 use super::checker::{check, CheckReport};
 use super::ilp::{solve_window, IlpStatus, Window};
 use super::order::{min_peak_order, MinPeak};
 use super::plan::Plan;
 use super::problem::{Lifetimes, OpId, Problem};
+use super::residency::{residency_plan, search_order};
 use super::windows::{solve_windows, window_cost};
 use serde_json::{json, Value};
 use std::str::FromStr;
@@ -67,6 +70,13 @@ pub struct ScheduleOptions {
     /// States kept per level by the minimum-peak search (exact below this); `0` picks
     /// it from the graph size.
     pub max_order_states: usize,
+    /// Share of each order's time given to the two-phase residency program (the rest goes
+    /// to the full program, warm-started from the better plan).
+    pub residency_share: f64,
+    /// Share of the time limit kept for the free-order search (`auto`, `free`,
+    /// `windows`), which moves operators of the minimum-peak order where the live bytes
+    /// exceed the budget, scoring each order with the residency program.
+    pub order_search_share: f64,
 }
 
 impl ScheduleOptions {
@@ -87,6 +97,8 @@ impl Default for ScheduleOptions {
             time_limit_s: 60.0,
             max_window_cost: 6000,
             max_order_states: 0,
+            residency_share: 0.5,
+            order_search_share: 0.3,
         }
     }
 }
@@ -151,6 +163,8 @@ pub struct Outcome {
     /// Live-bytes bound of the chosen order.
     pub live_bound: u64,
     pub traffic_lower_bound: Option<u64>,
+    /// Lower bound on the traffic of any order (from M_P; None unless M_P is exact).
+    pub free_order_lower_bound: Option<u64>,
     /// Plans the checker rejected, with the reason (never used).
     pub rejected: Vec<String>,
     pub plans_checked: usize,
@@ -189,6 +203,7 @@ impl Outcome {
             "model_order_peak": self.model_order_peak,
             "live_bytes_bound": self.live_bound,
             "traffic_lower_bound": self.traffic_lower_bound,
+            "free_order_traffic_lower_bound": self.free_order_lower_bound,
             "traffic_bytes": {
                 "ours": self.ours.traffic(),
                 "baselines": self.baselines.iter().map(|m| (m.name.clone(), json!(m.traffic()))).collect::<serde_json::Map<_, _>>(),
@@ -319,7 +334,15 @@ pub fn schedule_with(
             !zero && (base.is_none() || base != lb)
         })
         .collect();
+    let search = !matches!(opts.mode, Mode::Fixed | Mode::MinPeak);
+    let orders_limit = if search {
+        opts.time_limit_s * (1.0 - opts.order_search_share)
+    } else {
+        opts.time_limit_s
+    };
     let mut left_to_solve = need.iter().filter(|&&x| x).count();
+    // Residency-program lower bounds per order.
+    let mut res_bounds: Vec<(Vec<OpId>, u64)> = Vec::new();
     for (k, &(oname, order, b)) in orders.iter().enumerate() {
         if !need[k] {
             // The baseline already meets the lower bound of this order: optimal.
@@ -329,7 +352,7 @@ pub fn schedule_with(
             statuses.push(IlpStatus::Optimal);
             continue;
         }
-        let remaining = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(1.0);
+        let remaining = (orders_limit - started.elapsed().as_secs_f64()).max(1.0);
         let limit = remaining / left_to_solve.max(1) as f64;
         left_to_solve = left_to_solve.saturating_sub(1);
         let lt = Lifetimes::new(p, order);
@@ -340,6 +363,31 @@ pub fn schedule_with(
             _ => whole_cost > opts.max_window_cost,
         };
         let name = format!("cosma_fs({oname})");
+        // Two-phase residency program first (small, solved whole): its plan competes
+        // with the others and warm-starts the full program, its bound tightens the gap.
+        let res = residency_plan(p, order, budget, limit * opts.residency_share);
+        solver.variables += res.variables;
+        let mut warm = baselines[b].plan.clone();
+        if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
+            let m = checked(p, &format!("cosma_2phase({oname})"), order, plan, budget);
+            plans_checked += 1;
+            let m = objective_matches(m, obj, &mut rejected);
+            if m.traffic().is_some() {
+                if m.traffic() < baselines[b].traffic() || baselines[b].traffic().is_none() {
+                    warm = m.plan.clone();
+                }
+                statuses.push(res.status);
+                candidates.push((m, res.status, "residency ilp"));
+            }
+        }
+        if let Some(lb) = res.lower_bound {
+            res_bounds.push((order.clone(), lb));
+        }
+        if res.status == IlpStatus::Optimal && res.objective.is_some() {
+            // Residency optimum placed without loss: optimal for this order.
+            continue;
+        }
+        let limit = (limit - res.seconds).max(1.0);
         if use_windows {
             match solve_windows(p, order, budget, opts.max_window_cost, limit) {
                 Ok(w) => {
@@ -362,7 +410,6 @@ pub fn schedule_with(
             }
         } else {
             let init = super::baseline::ChipState::initial(p);
-            let warm = baselines[b].plan.clone();
             let o = solve_window(&Window {
                 p,
                 lt: &lt,
@@ -393,6 +440,40 @@ pub fn schedule_with(
                 candidates.push((m, o.status, "ilp"));
             } else {
                 rejected.push(format!("{name}: CBC returned no solution ({:?})", o.status));
+            }
+        }
+    }
+    // Free-order search, when no order's plan is known to be optimal over all orders.
+    let free_lb =
+        if zero {
+            Some(0)
+        } else {
+            free_order_traffic_lower_bound(p, m_p, m_p_exact, budget).max(
+                forced_bystander_lower_bound(p, budget, (0.05 * opts.time_limit_s).clamp(0.5, 2.0)),
+            )
+        };
+    let best_so_far = candidates
+        .iter()
+        .filter_map(|(m, _, _)| m.traffic())
+        .chain(baselines.iter().filter_map(|m| m.traffic()))
+        .min();
+    let left = opts.time_limit_s - started.elapsed().as_secs_f64();
+    if search && !zero && left > 0.5 && best_so_far.is_some_and(|b| Some(b) > free_lb) {
+        if let Some((order, cost)) = search_order(p, &mp_order, budget, left * 0.7, 1) {
+            let improves = best_so_far.is_some_and(|b| cost < b);
+            if improves && order != mp_order && p.check_order(&order).is_ok() {
+                let left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(0.5);
+                let res = residency_plan(p, &order, budget, left);
+                solver.variables += res.variables;
+                if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
+                    let m = checked(p, "cosma_2phase(searched_order)", &order, plan, budget);
+                    plans_checked += 1;
+                    let m = objective_matches(m, obj, &mut rejected);
+                    if m.traffic().is_some() {
+                        statuses.push(IlpStatus::TimeLimit);
+                        candidates.push((m, IlpStatus::TimeLimit, "order search + residency ilp"));
+                    }
+                }
             }
         }
     }
@@ -450,9 +531,16 @@ pub fn schedule_with(
         (IlpStatus::Failed, _) => "failed",
     }
     .to_string();
-    let lb = traffic_lower_bound(p, &ours.order, budget);
+    let res_lb = res_bounds
+        .iter()
+        .filter(|(o, _)| *o == ours.order)
+        .map(|&(_, b)| b)
+        .max();
+    let lb = traffic_lower_bound(p, &ours.order, budget)
+        .max(res_lb)
+        .max(free_lb);
     let traffic = ours.traffic().unwrap_or(0);
-    let bound = if status == IlpStatus::Optimal && source == "ilp" {
+    let bound = if status == IlpStatus::Optimal && (source == "ilp" || source == "residency ilp") {
         Some(traffic)
     } else {
         lb.max(solver.bound_bytes.filter(|_| source == "ilp"))
@@ -474,6 +562,7 @@ pub fn schedule_with(
         model_order_peak: model_peak,
         live_bound: peak(p, &ours.order),
         traffic_lower_bound: lb,
+        free_order_lower_bound: free_lb,
         baselines,
         candidates: candidates.into_iter().map(|c| c.0).collect(),
         ours,
