@@ -3,11 +3,8 @@
 
 mod common;
 
-use onnx_protobuf::{
-    tensor_shape_proto::{dimension, Dimension},
-    type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use common::build::{float_input, node};
+use onnx_protobuf::{GraphProto, ModelProto, OperatorSetIdProto, TensorProto};
 use optimize::data::{write_npy, HostTensor, Sample};
 use optimize::error::Error;
 use optimize::ir::Model;
@@ -33,33 +30,6 @@ use std::time::Instant;
 
 // ------------------------------------------------------------------ small models
 
-fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let mut shape = TensorShapeProto::new();
-    for &d in dims {
-        let mut dim = Dimension::new();
-        dim.value = Some(dimension::Value::DimValue(d));
-        shape.dim.push(dim);
-    }
-    let mut tt = type_proto::Tensor::new();
-    tt.elem_type = 1;
-    tt.shape = Some(shape).into();
-    let mut t = TypeProto::new();
-    t.value = Some(type_proto::Value::TensorType(tt));
-    let mut v = ValueInfoProto::new();
-    v.name = name.into();
-    v.type_ = Some(t).into();
-    v
-}
-
-fn nd(op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
-    let mut n = NodeProto::new();
-    n.op_type = op.into();
-    n.name = format!("{op}_{}", outs[0]);
-    n.input = ins.iter().map(|s| s.to_string()).collect();
-    n.output = outs.iter().map(|s| s.to_string()).collect();
-    n
-}
-
 /// `r = Relu(x)`, `m = r · 2` over `x: float[1, n]`.
 fn relu_mul_model(n: i64) -> Model {
     let mut two = TensorProto::new();
@@ -68,10 +38,13 @@ fn relu_mul_model(n: i64) -> Model {
     two.float_data = vec![2.0];
     let mut g = GraphProto::new();
     g.name = "calib".into();
-    g.node = vec![nd("Relu", &["x"], &["r"]), nd("Mul", &["r", "two"], &["m"])];
+    g.node = vec![
+        node("Relu", &["x"], &["r"]),
+        node("Mul", &["r", "two"], &["m"]),
+    ];
     g.initializer.push(two);
-    g.input.push(vi("x", &[1, n]));
-    g.output.push(vi("m", &[1, n]));
+    g.input.push(float_input("x", &[1, n]));
+    g.output.push(float_input("m", &[1, n]));
     let mut m = ModelProto::new();
     m.ir_version = 8;
     let mut o = OperatorSetIdProto::new();
