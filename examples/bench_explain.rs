@@ -14,49 +14,12 @@ use optimize::passes::relevance::{explain_with_times, RuleConfig, Target};
 use optimize::pipeline::load_and_infer;
 use optimize::runtime::OrtRuntime;
 use optimize::validate::input_specs;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-/// Counts live heap bytes and their peak, so the sweep's own memory shows apart from the
-/// process's code, libraries and onnxruntime's arena.
-struct CountingAlloc;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
-
-/// This process's peak resident memory (VmHWM), in bytes.
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-        })
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
-}
+#[path = "common/memory.rs"]
+mod memory;
+use memory::{peak_heap_bytes, peak_rss_bytes};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -104,8 +67,8 @@ fn main() {
     let mut heap_peak = 0usize;
     let mut nodes = 0usize;
     for _ in 0..runs {
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = memory::live_heap_bytes();
+        memory::reset_peak_heap();
         let t0 = Instant::now();
         let acts = Activations::collect(&m, &sample.values).unwrap_or_else(|e| fail(e.to_string()));
         let t1 = Instant::now();
@@ -113,7 +76,7 @@ fn main() {
             .unwrap_or_else(|e| fail(e.to_string()));
         let t2 = Instant::now();
         drop(acts);
-        heap_peak = heap_peak.max(PEAK.load(Ordering::Relaxed).saturating_sub(base));
+        heap_peak = heap_peak.max(peak_heap_bytes().saturating_sub(base));
         t_total.push((t2 - t0).as_secs_f64());
         t_fwd.push((t1 - t0).as_secs_f64());
         t_sweep.push((t2 - t1).as_secs_f64());
