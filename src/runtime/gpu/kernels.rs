@@ -6,6 +6,16 @@ use crate::error::{Error, Result};
 
 const HEADER: &str = "@group(0) @binding(0) var<storage, read> p: array<u32>;
 
+// Q/DQ: the scale (and zero point) index of element i. p[1] mode (0 per tensor, 1 per axis,
+// 2 blocked), p[2] elements after the axis, p[3] axis length, p[4] block, p[5] blocks.
+fn qparam_index(i: u32) -> u32 {
+    let inner = p[2];
+    let a = (i / inner) % p[3];
+    if (p[1] == 1u) { return a; }
+    if (p[1] == 2u) { return ((i / inner / p[3]) * p[5] + a / p[4]) * inner + i % inner; }
+    return 0u;
+}
+
 fn erf_approx(x: f32) -> f32 {
     // Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
     let t = 1.0 / (1.0 + 0.3275911 * abs(x));

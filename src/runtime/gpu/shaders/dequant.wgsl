@@ -9,11 +9,7 @@
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * nwg.x * 256u + gid.x;
     if (i >= p[0]) { return; }
-    var si = 0u;
-    let inner = p[2];
-    let a = (i / inner) % p[3];
-    if (p[1] == 1u) { si = a; }
-    if (p[1] == 2u) { si = ((i / inner / p[3]) * p[5] + a / p[4]) * inner + i % inner; }
+    let si = qparam_index(i);
     var z = 0;
     if (p[6] != 0u) { z = zp[si]; }
     y[i] = f32(x[i] - z) * sc[si];
