@@ -12,9 +12,12 @@
 //! min-fidelity = 0.999
 //! calib = "calib/"            # mixed precision: calibration inputs
 //! size-budget = 0.3           # or avg-bits = 6; precision = false turns the pass off
+//! scratchpad = "512KiB"       # scheduling: or target = "npu.toml"; plan = "plan.json"
 //!
 //! [[pass]]
 //! name = "cleanup"
+//! [[pass]]
+//! name = "schedule"           # options: the scheduling keys above, e.g. scratchpad
 //! ```
 
 use crate::cli::RunArgs;
@@ -52,8 +55,65 @@ struct ConfigFile {
     size_budget: Option<f64>,
     avg_bits: Option<f64>,
     precision: Option<bool>,
+    scratchpad: Option<SizeValue>,
+    target: Option<PathBuf>,
+    plan: Option<PathBuf>,
+    schedule_mode: Option<String>,
+    schedule_time_limit: Option<f64>,
+    weights_in_scratchpad: Option<bool>,
     #[serde(rename = "pass")]
     passes: Option<Vec<PassSpec>>,
+}
+
+/// The scheduling settings, at the top level of the file or as the options of
+/// `[[pass]] name = "schedule"` (same names as the command-line flags).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ScheduleKeys {
+    scratchpad: Option<SizeValue>,
+    target: Option<PathBuf>,
+    plan: Option<PathBuf>,
+    schedule_mode: Option<String>,
+    schedule_time_limit: Option<f64>,
+    weights_in_scratchpad: Option<bool>,
+}
+
+/// A scratchpad size: a string with a unit ("512KiB") or a number of bytes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Text(String),
+    Bytes(u64),
+}
+
+impl ScheduleKeys {
+    /// Reads the options of a `[[pass]] name = "schedule"` entry.
+    fn from_options(options: &toml::Table, path: &Path) -> Result<ScheduleKeys> {
+        toml::Value::Table(options.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                let msg = e.to_string();
+                let first = msg.lines().next().unwrap_or("bad option").trim();
+                Error::input(path, format!("pass 'schedule': {first}"))
+            })
+    }
+
+    /// Sets the scheduling flags the command line left unset; `rel` resolves paths
+    /// against the config file's folder.
+    fn fill(self, a: &mut RunArgs, rel: &dyn Fn(Option<PathBuf>) -> Option<PathBuf>) {
+        if a.scratchpad.is_none() && a.target.is_none() {
+            a.scratchpad = self.scratchpad.map(|s| match s {
+                SizeValue::Text(t) => t,
+                SizeValue::Bytes(b) => b.to_string(),
+            });
+            a.target = rel(self.target);
+        }
+        a.plan = a.plan.take().or(rel(self.plan));
+        a.schedule_mode = a.schedule_mode.take().or(self.schedule_mode);
+        a.schedule_time_limit = a.schedule_time_limit.or(self.schedule_time_limit);
+        a.weights_in_scratchpad =
+            a.weights_in_scratchpad || self.weights_in_scratchpad.unwrap_or(false);
+    }
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
@@ -108,6 +168,34 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     }
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let rel = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
+    // Command-line flags win over a schedule pass's options, which win over top-level keys.
+    let mut passes = cfg.passes;
+    for spec in passes.iter_mut().flatten() {
+        match spec.name.as_str() {
+            "schedule" => {
+                ScheduleKeys::from_options(&spec.options, &path)?.fill(&mut a, &rel);
+                spec.options.clear();
+            }
+            "precision" => {
+                if let Some(calib) = spec.options.get("calib").and_then(|v| v.as_str()) {
+                    let resolved = rel(Some(PathBuf::from(calib))).unwrap_or_default();
+                    let text = resolved.to_string_lossy().into_owned();
+                    spec.options
+                        .insert("calib".into(), toml::Value::String(text));
+                }
+            }
+            _ => {}
+        }
+    }
+    let top_level = ScheduleKeys {
+        scratchpad: cfg.scratchpad,
+        target: cfg.target,
+        plan: cfg.plan,
+        schedule_mode: cfg.schedule_mode,
+        schedule_time_limit: cfg.schedule_time_limit,
+        weights_in_scratchpad: cfg.weights_in_scratchpad,
+    };
+    top_level.fill(&mut a, &rel);
     a.output = a.output.or(rel(cfg.output));
     a.report = a.report.or(rel(cfg.report));
     a.html = a.html.or(rel(cfg.html));
@@ -128,7 +216,7 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     }
     a.no_precision = a.no_precision || cfg.precision == Some(false);
     if a.passes.is_none() {
-        a.passes = cfg.passes;
+        a.passes = passes;
     }
     a.config_used = Some(path);
     Ok(a)

@@ -9,6 +9,7 @@ use crate::pass_manager::PassManager;
 use crate::passes::cleanup::Cleanup;
 use crate::passes::precision::calibrate::CalibMethod;
 use crate::passes::precision::pass::{Budget, PrecisionConfig, PrecisionPass, PrecisionSlot};
+use crate::passes::schedule::{ScheduleConfig, SchedulePass, ScheduleSlot};
 use crate::report::{ModelSummary, Report};
 use crate::shape::{infer, Bindings};
 use crate::summary::render_summary;
@@ -89,7 +90,7 @@ impl PipelineOutcome {
 }
 
 /// Names of the passes a config file may list.
-pub const KNOWN_PASSES: &[&str] = &["cleanup", "precision"];
+pub const KNOWN_PASSES: &[&str] = &["cleanup", "precision", "schedule"];
 
 /// The passes of the default pipeline, in order: cleanup, then mixed precision (with its
 /// relevance analysis) unless it is turned off.
@@ -107,14 +108,37 @@ pub fn default_passes(precision: Option<&PrecisionConfig>, slot: &PrecisionSlot)
 
 /// Builds the pass manager for a pass list from a config file. `precision` gives the
 /// precision pass's settings from the command line; the spec's options override them.
+/// `schedule` is the scheduling configuration (the config file already merged a schedule
+/// spec's options into it); scheduling must come last, since it fixes the final order.
 pub fn passes_from_specs(
     specs: &[PassSpec],
     precision: Option<&PrecisionConfig>,
     slot: &PrecisionSlot,
+    schedule: Option<&ScheduleConfig>,
+    schedule_slot: &ScheduleSlot,
 ) -> Result<PassManager> {
     let mut pm = PassManager::new();
-    for spec in specs {
+    for (i, spec) in specs.iter().enumerate() {
         match spec.name.as_str() {
+            "schedule" => {
+                if i + 1 != specs.len() {
+                    return Err(Error::Usage(
+                        "pass 'schedule' must be the last pass: it fixes the final operator order"
+                            .into(),
+                    ));
+                }
+                if let Some(k) = spec.options.keys().next() {
+                    return Err(Error::Usage(format!(
+                        "pass 'schedule' takes no option '{k}' here (give it in optimize.toml)"
+                    )));
+                }
+                let cfg = schedule.ok_or_else(|| {
+                    Error::Usage(
+                        "pass 'schedule' needs a scratchpad size or a target: set scratchpad or target in optimize.toml, or pass --scratchpad SIZE or --target FILE".into(),
+                    )
+                })?;
+                pm.add(schedule_pass(cfg, schedule_slot));
+            }
             "precision" => {
                 let mut cfg = precision.cloned().unwrap_or_default();
                 cfg.explicit = true;
@@ -141,6 +165,16 @@ pub fn passes_from_specs(
         }
     }
     Ok(pm)
+}
+
+/// The scheduling pass for a configuration, reporting into `slot`.
+fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> SchedulePass {
+    SchedulePass {
+        target: cfg.target.clone(),
+        options: cfg.options.clone(),
+        plan_path: cfg.plan.clone(),
+        slot: slot.clone(),
+    }
 }
 
 /// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
@@ -249,18 +283,20 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let out_dir = check_output_path(&opts.model, &opts.output)?;
     let mut model = load_and_infer(&opts.model, &opts.bindings)?;
     let precision_slot = PrecisionSlot::default();
+    let schedule_slot = ScheduleSlot::default();
     let mut passes = match &opts.passes {
-        Some(specs) => passes_from_specs(specs, opts.precision.as_ref(), &precision_slot)?,
+        Some(specs) => passes_from_specs(
+            specs,
+            opts.precision.as_ref(),
+            &precision_slot,
+            opts.schedule.as_ref(),
+            &schedule_slot,
+        )?,
         None => default_passes(opts.precision.as_ref(), &precision_slot),
     };
-    let schedule_slot = crate::passes::schedule::ScheduleSlot::default();
-    if let Some(cfg) = &opts.schedule {
-        passes.add(crate::passes::schedule::SchedulePass {
-            target: cfg.target.clone(),
-            options: cfg.options.clone(),
-            plan_path: cfg.plan.clone(),
-            slot: schedule_slot.clone(),
-        });
+    let listed = |name: &str| opts.passes.iter().flatten().any(|spec| spec.name == name);
+    if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
+        passes.add(schedule_pass(cfg, &schedule_slot));
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
     report.passes = passes.run(&mut model)?;

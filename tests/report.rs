@@ -342,3 +342,61 @@ fn check_mode_writes_nothing_and_fails_below_min_fidelity() {
         stderr(&o)
     );
 }
+
+#[test]
+fn config_file_can_list_the_schedule_pass() {
+    let (dir, _model, _data) = workspace();
+    let toml = "report = \"report.json\"\nplan = \"plan.json\"\n\n[[pass]]\nname = \"cleanup\"\n[[pass]]\nname = \"schedule\"\nscratchpad = \"4MiB\"\n";
+    std::fs::write(dir.path().join("optimize.toml"), toml).expect("config");
+    let o = run_in(dir.path(), &["conv.onnx", "-o", "out.onnx"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(r["schedule"]["scratchpad_bytes"], 4 * 1024 * 1024, "{r}");
+    let names: Vec<&str> = r["passes"]
+        .as_array()
+        .expect("passes")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["cleanup", "schedule"], "{r}");
+    assert!(
+        dir.path().join("plan.json").is_file(),
+        "plan.json not written"
+    );
+
+    // The flag wins over the file's size.
+    let o = run_in(
+        dir.path(),
+        &["conv.onnx", "-o", "out2.onnx", "--scratchpad", "5MiB"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
+            .expect("json");
+    assert_eq!(r["schedule"]["scratchpad_bytes"], 5 * 1024 * 1024, "{r}");
+
+    // Scheduling fixes the final order, so it must come last; an unknown option is named.
+    for (toml, needle) in [
+        (
+            "[[pass]]\nname = \"schedule\"\nscratchpad = \"4MiB\"\n[[pass]]\nname = \"cleanup\"\n",
+            "must be the last pass",
+        ),
+        (
+            "[[pass]]\nname = \"schedule\"\nscratchpad = \"4MiB\"\nspeed = 3\n",
+            "speed",
+        ),
+        (
+            "[[pass]]\nname = \"schedule\"\n",
+            "needs a scratchpad size or a target",
+        ),
+    ] {
+        std::fs::write(dir.path().join("optimize.toml"), toml).expect("config");
+        let o = run_in(dir.path(), &["conv.onnx", "-o", "x.onnx"]);
+        assert_eq!(o.status.code(), Some(2), "{toml}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{toml}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert!(!dir.path().join("x.onnx").exists());
+    }
+}
