@@ -104,6 +104,20 @@ impl GpuDevice {
         (self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
     }
 
+    /// Errors when a tensor held in row blocks (several bindings) is larger than one buffer
+    /// may be: the bound on a single tensor's total size, whatever its layout.
+    pub fn check_total(&self, tensor: &str, what: &str, bytes: u64) -> Result<()> {
+        let l = &self.limits;
+        if bytes > l.max_buffer_size {
+            return Err(Error::Runtime(format!(
+                "wgpu: tensor '{tensor}' ({what}, {bytes} bytes) exceeds the device's max_buffer_size \
+                 ({} bytes) on {}",
+                l.max_buffer_size, self.description
+            )));
+        }
+        Ok(())
+    }
+
     /// Errors when a tensor of `bytes` cannot be held in one storage binding.
     pub fn check_fits(&self, tensor: &str, what: &str, bytes: u64) -> Result<()> {
         let l = &self.limits;

@@ -43,12 +43,52 @@ pub struct Plan {
     pub opset: i64,
 }
 
+/// A tensor larger than the device's largest storage binding, held as blocks of whole rows
+/// along its first dimension, each block its own buffer under the limit. Only the ops that
+/// know how to read blocks take one (Gemm and MatMul as the weight, filled by
+/// ConstantOfShape or uploaded from a constant); any other reader is an error naming the limit.
+pub struct Chunked {
+    /// Rows (first dimension) and elements per row.
+    pub rows: usize,
+    pub row_len: usize,
+    /// (first row, rows, buffer) per block, in order.
+    pub blocks: Vec<(usize, usize, Arc<wgpu::Buffer>)>,
+}
+
+impl Chunked {
+    /// Row blocks of a `rows × row_len` tensor of 32-bit words, balanced, each at most
+    /// `max_bytes`; an error naming the limit when a single row does not fit.
+    pub fn layout(
+        name: &str,
+        rows: usize,
+        row_len: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(usize, usize)>> {
+        let row_bytes = row_len as u64 * 4;
+        if row_bytes > max_bytes || rows == 0 {
+            return Err(Error::Runtime(format!(
+                "wgpu: tensor '{name}' cannot be split into row blocks under the device's \
+                 max_storage_buffer_binding_size ({max_bytes} bytes): one row takes {row_bytes} bytes"
+            )));
+        }
+        let per_block_max = (max_bytes / row_bytes) as usize;
+        let n = rows.div_ceil(per_block_max);
+        let per = rows.div_ceil(n);
+        Ok((0..n)
+            .map(|b| (b * per, per.min(rows - b * per)))
+            .filter(|&(_, r)| r > 0)
+            .collect())
+    }
+}
+
 /// Device state kept across runs.
 pub struct Runtime {
     pub gpu: GpuDevice,
     pipelines: HashMap<String, Arc<wgpu::ComputePipeline>>,
     /// Uploaded host-known tensors (constants never change between runs).
     uploads: HashMap<String, Arc<wgpu::Buffer>>,
+    /// Uploaded constants too large for one binding, in row blocks.
+    chunk_uploads: HashMap<String, Arc<Chunked>>,
     pub pool: BufferPool,
     dummy: Arc<wgpu::Buffer>,
 }
@@ -62,12 +102,14 @@ pub struct WgpuSession {
     deferred: Option<Deferred>,
 }
 
-/// A model planned at run time with some integer inputs folded in as constants.
+/// A model planned at run time with some integer inputs folded in as constants and the
+/// other inputs' shapes bound to the fed ones.
 struct Deferred {
     model: Model,
-    /// The inputs folded in, and the values the current plan was made for.
+    /// The inputs folded in.
     folded: Vec<String>,
-    planned_for: Option<Vec<HostTensor>>,
+    /// The folded values and the other inputs' shapes the current plan was made for.
+    planned_for: Option<(Vec<HostTensor>, Vec<Vec<usize>>)>,
 }
 
 /// Largest integer input (elements) folded in as a constant by a deferred plan.
@@ -109,6 +151,9 @@ fn tinfo(model: &Model, name: &str) -> Result<TInfo> {
 impl Plan {
     /// Plans a model whose shapes have been inferred.
     pub fn new(model: &Model) -> Result<Plan> {
+        if super::lower::has_sequence_ops(model) {
+            return Plan::new(&super::lower::lower_sequences(model)?);
+        }
         let g = &model.graph;
         let nodes: Vec<Node> = g.nodes().map(|(_, n)| n.clone()).collect();
         super::ops::check_supported(&nodes)?;
@@ -131,9 +176,34 @@ impl Plan {
         }
         let mut folded = Vec::with_capacity(nodes.len());
         for n in &nodes {
+            let string_op = super::strings::is_string_op(n);
+            if !string_op {
+                if let Some(i) = n
+                    .inputs
+                    .iter()
+                    .find(|i| infos.get(*i).is_some_and(|t| t.dtype == DataType::String))
+                {
+                    return Err(Error::Runtime(format!(
+                        "wgpu: node '{}' ({}) reads the string tensor '{i}'; the wgpu executor \
+                         runs only {} on strings",
+                        n.name,
+                        n.qualified_op(),
+                        super::strings::STRING_OPS.join(", ")
+                    )));
+                }
+            }
             for o in n.outputs.iter().filter(|o| !o.is_empty()) {
                 if !infos.contains_key(o) {
-                    infos.insert(o.clone(), tinfo(model, o)?);
+                    // A string op's output shape may depend on the data (stopwords): the host
+                    // value carries its shape.
+                    let info = match tinfo(model, o) {
+                        Err(_) if string_op => TInfo {
+                            dtype: DataType::String,
+                            shape: Vec::new(),
+                        },
+                        r => r?,
+                    };
+                    infos.insert(o.clone(), info);
                 }
             }
             let ins: Vec<Option<&HVal>> = n.inputs.iter().map(|i| consts.get(i)).collect();
@@ -148,7 +218,7 @@ impl Plan {
                 .filter(|o| !o.is_empty())
                 .filter_map(|o| infos.get(o).map(|t| (t.dtype, t.shape.clone())))
                 .collect();
-            let done = if n.outputs.len() == 1 {
+            let done = if n.outputs.len() == 1 && !string_op {
                 fold(n, &ins, &in_shapes, &outs)
             } else {
                 None
@@ -270,6 +340,15 @@ fn small_int_inputs(model: &Model) -> Vec<String> {
         .collect()
 }
 
+/// True when some runtime input has a dimension not known statically (bound at run time).
+fn has_dynamic_inputs(model: &Model) -> bool {
+    model
+        .graph
+        .runtime_inputs()
+        .iter()
+        .any(|name| tinfo(model, name).is_err())
+}
+
 fn host_to_tensor(v: &HVal) -> Result<HostTensor> {
     let words = to_words("output", v.dtype, &v.data)?;
     from_words(v.dtype, v.shape.clone(), &words)
@@ -281,6 +360,8 @@ pub struct Exec<'a> {
     pub rt: &'a mut Runtime,
     pub enc: wgpu::CommandEncoder,
     pub live: HashMap<String, Arc<wgpu::Buffer>>,
+    /// Tensors of this run held in row blocks (see [`Chunked`]).
+    pub chunked: HashMap<String, Arc<Chunked>>,
     pub node: &'a Node,
     pub dispatches: usize,
 }
@@ -371,6 +452,14 @@ impl Exec<'_> {
         if let Some(b) = self.rt.uploads.get(&name) {
             return Ok(b.clone());
         }
+        if self.chunked.contains_key(&name) || self.rt.chunk_uploads.contains_key(&name) {
+            return Err(self.err(format!(
+                "input '{name}' exceeds the device's max_storage_buffer_binding_size ({} bytes) \
+                 and is held in row blocks, which this op cannot read (only Gemm and MatMul \
+                 weights can be)",
+                self.rt.gpu.limits.max_storage_buffer_binding_size
+            )));
+        }
         let v = self
             .plan
             .consts
@@ -424,6 +513,78 @@ impl Exec<'_> {
             .get(key)
             .cloned()
             .ok_or_else(|| self.err(format!("constant '{key}' was not uploaded")))
+    }
+
+    /// True when output `j` does not fit one storage binding (but may fit row blocks).
+    pub fn out_too_big(&self, j: usize) -> Result<bool> {
+        let info = self.out_info(j)?;
+        Ok(info.count() as u64 * 4 > self.rt.gpu.max_binding_bytes())
+    }
+
+    /// Allocates output `j` as row blocks (see [`Chunked`]), each under the binding limit.
+    pub fn out_chunked(&mut self, j: usize) -> Result<Arc<Chunked>> {
+        let info = self.out_info(j)?.clone();
+        let name = self.node.outputs[j].clone();
+        let bytes = info.count() as u64 * 4;
+        self.rt
+            .gpu
+            .check_total(&name, &format!("{}{:?}", info.dtype, info.shape), bytes)?;
+        let rows = info.shape.first().copied().unwrap_or(1);
+        let row_len: usize = info.shape.iter().skip(1).product();
+        let max = self.rt.gpu.max_binding_bytes();
+        let mut blocks = Vec::new();
+        for (r0, r) in Chunked::layout(&name, rows, row_len, max)? {
+            let b = self
+                .rt
+                .pool
+                .take(&self.rt.gpu.device, (r * row_len) as u64 * 4, max);
+            blocks.push((r0, r, b));
+        }
+        let c = Arc::new(Chunked {
+            rows,
+            row_len,
+            blocks,
+        });
+        self.chunked.insert(name, c.clone());
+        Ok(c)
+    }
+
+    /// Input `i` as row blocks when it exceeds the binding limit: a tensor of this run held in
+    /// blocks, or a constant uploaded in blocks (once per session). `None` when it fits one
+    /// binding (read it with [`Exec::buf`]).
+    pub fn chunked_in(&mut self, i: usize) -> Result<Option<Arc<Chunked>>> {
+        let Some(name) = self.node.inputs.get(i).filter(|s| !s.is_empty()).cloned() else {
+            return Ok(None);
+        };
+        if let Some(c) = self.chunked.get(&name).or(self.rt.chunk_uploads.get(&name)) {
+            return Ok(Some(c.clone()));
+        }
+        let max = self.rt.gpu.max_binding_bytes();
+        let Some(v) = self.plan.consts.get(&name) else {
+            return Ok(None);
+        };
+        if v.data.len() as u64 * 4 <= max {
+            return Ok(None);
+        }
+        self.rt.gpu.check_total(
+            &name,
+            &format!("{}{:?}", v.dtype, v.shape),
+            v.data.len() as u64 * 4,
+        )?;
+        let rows = v.shape.first().copied().unwrap_or(1);
+        let row_len: usize = v.shape.iter().skip(1).product();
+        let mut blocks = Vec::new();
+        for (r0, r) in Chunked::layout(&name, rows, row_len, max)? {
+            let words = to_words(&name, v.dtype, &v.data[r0 * row_len..(r0 + r) * row_len])?;
+            blocks.push((r0, r, Arc::new(self.rt.upload(&words))));
+        }
+        let c = Arc::new(Chunked {
+            rows,
+            row_len,
+            blocks,
+        });
+        self.rt.chunk_uploads.insert(name, c.clone());
+        Ok(Some(c))
     }
 
     /// Allocates the buffer of output `j`.
@@ -577,7 +738,7 @@ impl WgpuSession {
             Ok(plan) => (plan, None),
             Err(e) => {
                 let folded = small_int_inputs(model);
-                if folded.is_empty() {
+                if folded.is_empty() && !has_dynamic_inputs(model) {
                     return Err(e);
                 }
                 let plan = Plan {
@@ -616,6 +777,7 @@ impl WgpuSession {
                 gpu,
                 pipelines: HashMap::new(),
                 uploads: HashMap::new(),
+                chunk_uploads: HashMap::new(),
                 pool: BufferPool::default(),
                 dummy,
             },
@@ -628,20 +790,39 @@ impl WgpuSession {
         let Some(d) = &mut self.deferred else {
             return Ok(());
         };
-        let mut values = Vec::with_capacity(d.folded.len());
-        for name in &d.folded {
-            let t = inputs
+        let fed = |name: &str| {
+            inputs
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, t)| t.clone())
-                .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))?;
-            values.push(t);
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))
+        };
+        let mut values = Vec::with_capacity(d.folded.len());
+        for name in &d.folded {
+            values.push(fed(name)?.clone());
         }
-        if d.planned_for.as_ref() == Some(&values) {
+        let others: Vec<String> = d
+            .model
+            .graph
+            .runtime_inputs()
+            .iter()
+            .filter(|n| !d.folded.iter().any(|f| f == *n))
+            .map(|s| s.to_string())
+            .collect();
+        let mut bindings = Bindings::new();
+        let mut shapes = Vec::with_capacity(others.len());
+        for name in &others {
+            let s = fed(name)?.shape.clone();
+            bindings.insert(name.clone(), s.iter().map(|&d| d as i64).collect());
+            shapes.push(s);
+        }
+        let key = (values, shapes);
+        if d.planned_for.as_ref() == Some(&key) {
             return Ok(());
         }
+        let values = &key.0;
         let mut m = d.model.clone();
-        for (name, t) in d.folded.iter().zip(&values) {
+        for (name, t) in d.folded.iter().zip(values) {
             m.graph.inputs.retain(|n| n != name);
             m.graph.initializers.insert(
                 name.clone(),
@@ -651,24 +832,17 @@ impl WgpuSession {
         m.graph
             .relink()
             .map_err(|e| Error::Internal(format!("wgpu: relinking the specialized model: {e}")))?;
-        infer(&mut m, &Bindings::new()).map_err(|e| {
+        infer(&mut m, &bindings).map_err(|e| {
             Error::Runtime(format!(
-                "wgpu: shapes with the fed values of {} folded in: {e}",
+                "wgpu: shapes with the fed values of [{}] folded in and the fed shapes bound: {e}",
                 d.folded.join(", ")
             ))
         })?;
         let mut plan = Plan::new(&m)?;
         // Callers feed every input of the model, the folded ones included.
-        plan.inputs = d
-            .model
-            .graph
-            .runtime_inputs()
-            .iter()
-            .filter(|n| !d.folded.iter().any(|f| f == *n))
-            .map(|s| s.to_string())
-            .collect();
+        plan.inputs = others;
         self.plan = plan;
-        d.planned_for = Some(values);
+        d.planned_for = Some(key);
         Ok(())
     }
 
@@ -709,6 +883,8 @@ impl WgpuSession {
         let plan = &self.plan;
         let rt = &mut self.rt;
         let mut live: HashMap<String, Arc<wgpu::Buffer>> = HashMap::new();
+        // String tensors stay on the host.
+        let mut strings: HashMap<String, HostTensor> = HashMap::new();
         for name in &plan.inputs {
             let t = inputs
                 .iter()
@@ -723,6 +899,10 @@ impl WgpuSession {
                     info.dtype,
                     info.shape
                 )));
+            }
+            if t.dtype == DataType::String {
+                strings.insert(name.clone(), t.clone());
+                continue;
             }
             let vals = t.to_f64().ok_or_else(|| {
                 Error::Runtime(format!(
@@ -756,8 +936,24 @@ impl WgpuSession {
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = Some(enc);
+        let mut chunked: HashMap<String, Arc<Chunked>> = HashMap::new();
         for (i, n) in plan.nodes.iter().enumerate() {
             if plan.folded[i] {
+                continue;
+            }
+            if super::strings::is_string_op(n) {
+                let x = n
+                    .inputs
+                    .first()
+                    .and_then(|x| strings.get(x))
+                    .ok_or_else(|| {
+                        Error::Runtime(format!(
+                            "wgpu: node '{}' ({}): its input is not a host string tensor",
+                            n.name, n.op_type
+                        ))
+                    })?;
+                let y = super::strings::string_normalizer(n, x)?;
+                strings.insert(n.outputs[0].clone(), y);
                 continue;
             }
             let mut ex = Exec {
@@ -765,6 +961,7 @@ impl WgpuSession {
                 rt: &mut *rt,
                 enc: enc.take().expect("encoder"),
                 live: std::mem::take(&mut live),
+                chunked: std::mem::take(&mut chunked),
                 node: n,
                 dispatches: 0,
             };
@@ -772,18 +969,31 @@ impl WgpuSession {
                 .and_then(|()| super::ops::round_half_outputs(&mut ex));
             enc = Some(ex.enc);
             live = ex.live;
+            chunked = ex.chunked;
             r?;
             for dead in &plan.dies_after[i] {
                 if let Some(b) = live.remove(dead) {
                     rt.pool.give(b);
+                }
+                if let Some(c) = chunked.remove(dead).and_then(Arc::into_inner) {
+                    for (_, _, b) in c.blocks {
+                        rt.pool.give(b);
+                    }
                 }
             }
         }
         let mut enc = enc.expect("encoder");
         let mut staged = Vec::new();
         for name in &plan.outputs {
-            if plan.consts.contains_key(name) {
+            if plan.consts.contains_key(name) || strings.contains_key(name) {
                 continue;
+            }
+            if chunked.contains_key(name) {
+                return Err(Error::Runtime(format!(
+                    "wgpu: output '{name}' exceeds the device's max_storage_buffer_binding_size \
+                     ({} bytes); graph outputs must fit one binding",
+                    rt.gpu.limits.max_storage_buffer_binding_size
+                )));
             }
             let b = live
                 .get(name)
@@ -813,6 +1023,10 @@ impl WgpuSession {
         for name in &plan.outputs {
             if let Some(v) = plan.consts.get(name) {
                 result.push((name.clone(), host_to_tensor(v)?));
+                continue;
+            }
+            if let Some(t) = strings.get(name) {
+                result.push((name.clone(), t.clone()));
                 continue;
             }
             let s = &staged

@@ -258,6 +258,15 @@ pub fn run(ex: &mut Exec, op: &str) -> Result<bool> {
             } else {
                 (v as i32) as u32
             };
+            if ex.out_too_big(0)? {
+                // Larger than one binding (fc weights of the light models): row blocks.
+                let c = ex.out_chunked(0)?;
+                for (_, rows, b) in &c.blocks {
+                    let m = rows * c.row_len;
+                    ex.dispatch("fill", &[], &[m as u32, bits], &[b], m)?;
+                }
+                return Ok(true);
+            }
             let y = ex.out(0)?;
             ex.dispatch("fill", &[], &[count as u32, bits], &[&y], count)?;
         }

@@ -280,12 +280,48 @@ pub fn gemm_raw(
     c_str: (usize, usize),
     batch: (&[usize], &[usize], &[usize]),
 ) -> Result<()> {
+    let whole = Part {
+        ldy: mnk.1,
+        ..Default::default()
+    };
+    gemm_part(ex, bufs, mnk, alpha_beta, a_str, b_str, c_str, batch, whole)
+}
+
+/// Where one row block of a weight lands in the product (see `shaders/gemm.wgsl`).
+#[derive(Clone, Copy, Default)]
+struct Part {
+    /// First output column, output row stride, bias offset, A offset (elements).
+    y_off: usize,
+    ldy: usize,
+    c_off: usize,
+    a_off: usize,
+    /// Adds to the output instead of writing it (blocks after the first along K).
+    accumulate: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_part(
+    ex: &mut Exec,
+    bufs: [&wgpu::Buffer; 4],
+    mnk: (usize, usize, usize),
+    alpha_beta: (f32, f32, bool),
+    a_str: (usize, usize),
+    b_str: (usize, usize),
+    c_str: (usize, usize),
+    batch: (&[usize], &[usize], &[usize]),
+    part: Part,
+) -> Result<()> {
     let (m, nn, k) = mnk;
     if batch.0.len() > 4 {
         return Err(ex.err("more than 4 batch dims are not supported"));
     }
     let count = batch.0.iter().product::<usize>() * m * nn;
-    let mut p = vec![0u32; 26];
+    let mut p = vec![0u32; 31];
+    p[26] = part.y_off as u32;
+    p[27] = part.ldy as u32;
+    p[28] = part.c_off as u32;
+    p[29] = part.a_off as u32;
+    p[30] = part.accumulate as u32;
     p[..14].copy_from_slice(&[
         count as u32,
         m as u32,
@@ -330,6 +366,13 @@ fn gemm(ex: &mut Exec) -> Result<()> {
     } else {
         (0, 0)
     };
+    let ab = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0), has_c);
+    if let Some(blocks) = ex.chunked_in(1)? {
+        let a = ex.buf(0)?;
+        let c = if has_c { ex.buf(2)? } else { ex.dummy() };
+        let y = ex.out(0)?;
+        return gemm_blocks(ex, &a, &blocks, &c, &y, (m, nn, k), ab, a_str, tb, c_str);
+    }
     let (a, b) = (ex.buf(0)?, ex.buf(1)?);
     let c = if has_c { ex.buf(2)? } else { ex.dummy() };
     let y = ex.out(0)?;
@@ -337,12 +380,67 @@ fn gemm(ex: &mut Exec) -> Result<()> {
         ex,
         [&a, &b, &c, &y],
         (m, nn, k),
-        (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0), has_c),
+        ab,
         a_str,
         b_str,
         c_str,
         (&[], &[], &[]),
     )
+}
+
+/// y = alpha·A·B (+ beta·C) with B held in row blocks: with B as [N, K] (`tb`) each block
+/// computes a range of output columns; with B as [K, N] each adds its K range's partial sum.
+#[allow(clippy::too_many_arguments)]
+fn gemm_blocks(
+    ex: &mut Exec,
+    a: &wgpu::Buffer,
+    blocks: &crate::runtime::gpu::executor::Chunked,
+    c: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    (m, nn, k): (usize, usize, usize),
+    ab: (f32, f32, bool),
+    a_str: (usize, usize),
+    tb: bool,
+    c_str: (usize, usize),
+) -> Result<()> {
+    let expect = if tb { (nn, k) } else { (k, nn) };
+    if (blocks.rows, blocks.row_len) != expect {
+        return Err(ex.err(format!(
+            "weight blocks of {}x{} do not match the product's {}x{}",
+            blocks.rows, blocks.row_len, expect.0, expect.1
+        )));
+    }
+    for (idx, (r0, r, b)) in blocks.blocks.iter().enumerate() {
+        let (mnk, b_str, part) = if tb {
+            let part = Part {
+                y_off: *r0,
+                ldy: nn,
+                c_off: r0 * c_str.1,
+                ..Default::default()
+            };
+            ((m, *r, k), (1, k), part)
+        } else {
+            let part = Part {
+                ldy: nn,
+                a_off: r0 * a_str.1,
+                accumulate: idx > 0,
+                ..Default::default()
+            };
+            ((m, nn, *r), (nn, 1), part)
+        };
+        gemm_part(
+            ex,
+            [a, b, c, y],
+            mnk,
+            ab,
+            a_str,
+            b_str,
+            c_str,
+            (&[], &[], &[]),
+            part,
+        )?;
+    }
+    Ok(())
 }
 
 /// MatMul with numpy semantics: 1-D operands promoted, batch dims broadcast.
@@ -513,6 +611,29 @@ pub fn run(ex: &mut Exec, op: &str) -> Result<bool> {
         "Gemm" => gemm(ex)?,
         "MatMul" => {
             let (sa, sb) = (ex.in_info(0)?.shape.clone(), ex.in_info(1)?.shape.clone());
+            if let Some(blocks) = ex.chunked_in(1)? {
+                // A 2-D weight in row blocks (along K); A's leading dims fold into M.
+                if sb.len() != 2 {
+                    return Err(ex.err("a MatMul weight held in row blocks must be 2-D"));
+                }
+                let k = *sa.last().unwrap_or(&1);
+                let m: usize = sa.iter().rev().skip(1).product();
+                let (a, y, d) = (ex.buf(0)?, ex.out(0)?, ex.dummy());
+                let ab = (1.0, 0.0, false);
+                return gemm_blocks(
+                    ex,
+                    &a,
+                    &blocks,
+                    &d,
+                    &y,
+                    (m, sb[1], k),
+                    ab,
+                    (k, 1),
+                    false,
+                    (0, 0),
+                )
+                .map(|()| true);
+            }
             let (a, b, y) = (ex.buf(0)?, ex.buf(1)?, ex.out(0)?);
             matmul_bufs(ex, (&a, &sa), (&b, &sb), &y)?;
         }

@@ -1,6 +1,9 @@
 // Batched y[b, m, n] = alpha * sum_k A[b, m, k] B[b, k, n] + beta * C[m, n], all strided.
 // p = [n, M, N, K, alpha, beta, has_c, sam, sak, sbk, sbn, scm, scn, brank,
-//      bdims[4] @14, a_bstrides[4] @18, b_bstrides[4] @22]
+//      bdims[4] @14, a_bstrides[4] @18, b_bstrides[4] @22,
+//      y_off @26, ldy @27, c_off @28, a_off @29, accumulate @30]
+// The last five serve weights held in row blocks: each block writes a column range of y
+// (y_off, row stride ldy) or adds its partial sum over a K range into y (accumulate).
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> cm: array<f32>;
@@ -24,13 +27,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         ao = ao + c * p[18u + k];
         bo = bo + c * p[22u + k];
     }
-    ao = ao + m * p[7];
+    ao = ao + m * p[7] + p[29];
     bo = bo + n * p[10];
     var acc = 0.0;
     for (var k = 0u; k < K; k = k + 1u) {
         acc = acc + a[ao + k * p[8]] * b[bo + k * p[9]];
     }
     acc = acc * bitcast<f32>(p[4]);
-    if (p[6] != 0u) { acc = acc + bitcast<f32>(p[5]) * cm[m * p[11] + n * p[12]]; }
-    y[i] = acc;
+    let yi = p[26] + (i / N) * p[27] + n;
+    if (p[30] != 0u) {
+        acc = acc + y[yi];
+    } else if (p[6] != 0u) {
+        acc = acc + bitcast<f32>(p[5]) * cm[p[28] + m * p[11] + n * p[12]];
+    }
+    y[yi] = acc;
 }
