@@ -1,15 +1,19 @@
-//! Explain benchmark: seconds and peak memory to explain one input of a model (one
-//! onnxruntime run with every intermediate exposed, then the Rust backward sweep), next to
-//! the median time of one plain onnxruntime forward pass on the same input, in the same
-//! process. Run by scripts/bench_explain.sh.
+//! Explain benchmark: seconds and peak memory to explain one input of a model (a session on
+//! the model with the tensors the sweep reads exposed, one run, then the Rust backward
+//! sweep), next to the median time of one plain onnxruntime forward pass on the same input,
+//! in the same process. Run by scripts/bench_explain.sh. Also prints where the time goes:
+//! the collect phases (prepare, session, run), the cost per input when the session is
+//! reused (explaining several inputs), and with `--profile` the sweep's seconds per op type.
+//! `--expose-all` exposes every intermediate (the old collect) for comparison.
 //!
 //! usage: bench_explain MODEL [--input-shape NAME=DIMS] [--preset P] [--runs N] [--profile]
+//!        [--expose-all]
 //!
 //! Prints one `key=value` line (parsed by the script) and, with `--profile`, the sweep's
 //! seconds per op type.
 
 use optimize::data::{parse_input_shapes, random_inputs};
-use optimize::passes::relevance::activations::Activations;
+use optimize::passes::relevance::activations::{CollectTimes, Collector};
 use optimize::passes::relevance::{explain_with_times, RuleConfig, Target};
 use optimize::pipeline::load_and_infer;
 use optimize::runtime::OrtRuntime;
@@ -34,9 +38,10 @@ fn fail(msg: String) -> ! {
 fn main() {
     let mut model = None;
     let mut shapes = Vec::new();
-    let mut preset = "epsilon".to_string();
+    let mut preset = "auto".to_string();
     let mut runs = 3usize;
     let mut profile = false;
+    let mut all = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -44,6 +49,7 @@ fn main() {
             "--preset" => preset = args.next().unwrap_or_default(),
             "--runs" => runs = args.next().and_then(|s| s.parse().ok()).unwrap_or(3).max(1),
             "--profile" => profile = true,
+            "--expose-all" => all = true,
             _ if model.is_none() => model = Some(PathBuf::from(a)),
             _ => fail(format!("unexpected argument '{a}'")),
         }
@@ -66,11 +72,17 @@ fn main() {
     let mut times = Default::default();
     let mut heap_peak = 0usize;
     let mut nodes = 0usize;
+    let mut phases: Vec<CollectTimes> = Vec::new();
     for _ in 0..runs {
         let base = memory::live_heap_bytes();
         memory::reset_peak_heap();
         let t0 = Instant::now();
-        let acts = Activations::collect(&m, &sample.values).unwrap_or_else(|e| fail(e.to_string()));
+        let mut collector =
+            Collector::with_all(&m, &cfg, all).unwrap_or_else(|e| fail(e.to_string()));
+        let acts = collector
+            .run(&sample.values)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        phases.push(collector.times);
         let t1 = Instant::now();
         let (r, op_times) = explain_with_times(&m, &acts, &Target::default(), &cfg, false)
             .unwrap_or_else(|e| fail(e.to_string()));
@@ -111,12 +123,27 @@ fn main() {
     println!(
         "nodes={nodes} forward_s={forward:.4} session_s={session_s:.4} explain_s={explain:.4} \
          collect_s={:.4} sweep_s={:.4} ratio={:.2} heap_mb={:.1} rss_mb={:.1} rss_before_mb={:.1}",
-        median(t_fwd),
-        median(t_sweep),
+        median(t_fwd.clone()),
+        median(t_sweep.clone()),
         explain / forward,
         heap_peak as f64 / 1048576.0,
         rss_explain as f64 / 1048576.0,
         rss_before as f64 / 1048576.0,
+    );
+    let ph = |f: fn(&CollectTimes) -> f64| median(phases.iter().map(f).collect());
+    println!(
+        "  collect: prepare {:.4} s, session {:.4} s, run {:.4} s ({:.1} forwards), {} tensors exposed ({:.1} MB)",
+        ph(|t| t.prepare_s),
+        ph(|t| t.session_s),
+        ph(|t| t.run_s),
+        ph(|t| t.run_s) / forward,
+        phases.last().map(|t| t.exposed).unwrap_or(0),
+        phases.last().map(|t| t.bytes).unwrap_or(0) as f64 / 1e6
+    );
+    println!(
+        "  per input with the session reused: {:.4} s = {:.2} forwards",
+        ph(|t| t.run_s) + median(t_sweep.clone()),
+        (ph(|t| t.run_s) + median(t_sweep.clone())) / forward
     );
     if profile {
         let mut v: Vec<_> = times.into_iter().collect();

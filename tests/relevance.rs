@@ -1609,3 +1609,77 @@ fn zbox_first_conv_conserves_and_matches_the_dense_reference() {
             .any(|(a, b)| (a - b).abs() > 1e-6 * (1.0 + a.abs())));
     }
 }
+
+// ---------------------------------------------------------------- the f32 fast path
+
+/// Large convolutions run their products in f32 and take z from the recorded output (BN
+/// folded); the result must agree with the exact f64 path to f32 accuracy, under ε and
+/// under the default (γ with a relative stabilizer).
+#[test]
+fn fast_f32_convolutions_match_the_exact_path() {
+    use optimize::passes::relevance::config::FAST_MIN_MACS;
+    let (c1, c2) = (8usize, 16usize);
+    let m = Net::new(17)
+        .input("x", &[1, c1 as i64, 24, 24], F32)
+        .output("y", F32)
+        .init(tensor("w1", &[16, 8, 3, 3], &rnd(1152, 80, -0.3, 0.3), F32))
+        .init(tensor("b1", &[16], &rnd(16, 81, -0.5, 0.5), F32))
+        .init(tensor("sc", &[16], &rnd(16, 82, 0.5, 1.5), F32))
+        .init(tensor("bb", &[16], &rnd(16, 83, -0.5, 0.5), F32))
+        .init(tensor("mu", &[16], &rnd(16, 84, -0.5, 0.5), F32))
+        .init(tensor("var", &[16], &rnd(16, 85, 0.5, 2.0), F32))
+        .init(tensor("w2", &[4, 16, 3, 3], &rnd(576, 86, -0.3, 0.3), F32))
+        .node(nd(
+            "Conv",
+            "c1",
+            &["x", "w1", "b1"],
+            &["a"],
+            vec![ais("pads", &[1, 1, 1, 1])],
+        ))
+        .node(nd(
+            "BatchNormalization",
+            "bn",
+            &["a", "sc", "bb", "mu", "var"],
+            &["b"],
+            vec![af("epsilon", 1e-3)],
+        ))
+        .node(nd("Relu", "r", &["b"], &["h"], vec![]))
+        .node(nd(
+            "Conv",
+            "c2",
+            &["h", "w2"],
+            &["y"],
+            vec![ais("pads", &[1, 1, 1, 1]), ais("strides", &[2, 2])],
+        ))
+        .build();
+    assert!(
+        c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS,
+        "c1 must take the fast path"
+    );
+    let x = [f32_input("x", &[1, 8, 24, 24], &rnd(4608, 87, -1.0, 1.0))];
+    let mut eps = cfg("epsilon");
+    eps.eps = 1e-3;
+    for (name, fast) in [("epsilon", eps), ("auto", cfg("auto"))] {
+        let mut exact = fast.clone();
+        exact.fast_min_macs = usize::MAX;
+        for k in [0, 77, 301] {
+            let rf = run(&m, &x, Some(k), &fast);
+            let re = run(&m, &x, Some(k), &exact);
+            let (a, b) = (rel_of(&rf, "x"), rel_of(&re, "x"));
+            let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |s, (p, q)| s.max((p - q).abs()));
+            assert!(
+                scale > 0.0 && diff <= 1e-4 * scale,
+                "{name} output {k}: fast and exact relevance differ by {diff} (scale {scale})"
+            );
+            let (sa, sb) = (rf.input_sum(), re.input_sum());
+            assert!(
+                (sa - sb).abs() <= 1e-4 * (sb.abs() + scale),
+                "{name} output {k}: Σ relevance {sa} (fast) vs {sb} (exact)"
+            );
+        }
+    }
+}

@@ -94,19 +94,24 @@ fn run_case(c: &Case, inputs: &[(String, HostTensor)], cfg: &RuleConfig) -> ([f6
 #[test]
 fn lrp_beats_random_and_magnitude_orderings_on_real_crops() {
     let images = common::root().join(".deps/images");
+    assert_eq!(
+        RuleConfig::default(),
+        rule_config("auto", None, None, None).expect("auto"),
+        "the asserted row must be the default"
+    );
     assert!(
         images.join("page.png").exists(),
         "{} has no scikit-image photographs: run scripts/setup.sh",
         images.display()
     );
-    // (label, preset, ε, asserted). The default (ε = 1e-9) is printed for reference: on these
-    // deep nets with folded biases its tiny stabilizer lets relevance explode (Σ input
-    // relevance far from the objective) and it does not beat input magnitude on cls, nor
-    // random on det. The asserted setting is `--preset cnn --epsilon 0.1`.
+    // (label, preset, ε, asserted). The default (`auto`: γ = 0.25 on convolutions, ε on
+    // dense layers, ε = 0.25·std(z) per layer) is asserted; the old default (ε = 1e-9 everywhere,
+    // which lets relevance explode on these deep nets) and the hand-tuned `--preset cnn
+    // --epsilon 0.1` are printed for comparison.
     let configs = [
-        ("epsilon", "epsilon", None, false),
-        ("epsilon ε=.1", "epsilon", Some(0.1), false),
-        ("cnn ε=.1", "cnn", Some(0.1), true),
+        ("auto (default)", "auto", None, true),
+        ("epsilon 1e-9", "epsilon", None, false),
+        ("cnn ε=.1", "cnn", Some(0.1), false),
     ];
     let mut table = Vec::new();
     for c in cases() {

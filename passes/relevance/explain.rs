@@ -1,10 +1,11 @@
 //! `optimize explain`: relevance of every input sample, saved as .npy (and a heatmap PNG
 //! for image inputs), a per-operator table, and the report's `relevance` section.
 
+use super::activations::Collector;
 use super::config::{Rule, RuleConfig};
 use super::heatmap::{is_image, write_heatmap};
 use super::scores::{summarize, RelevanceSummary};
-use super::sweep::{explain, Target};
+use super::sweep::{explain_with, Target};
 use crate::data::inputs::sanitize_file_name;
 use crate::data::{load_input_dir, random_inputs, write_npy, HostTensor};
 use crate::error::{Error, Result};
@@ -58,7 +59,9 @@ pub fn rule_config(
         if !(e >= 0.0 && e.is_finite()) {
             return Err(Error::Usage(format!("--epsilon {e}: must be ≥ 0")));
         }
+        // An explicit absolute ε replaces the preset's relative one.
         cfg.eps = e;
+        cfg.eps_rel = 0.0;
     }
     Ok(cfg)
 }
@@ -83,9 +86,13 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
     let mut results = Vec::new();
     let mut written = Vec::new();
     let progress = crate::progress::bar("relevance", samples.len() as u64, "samples");
+    // One session for all samples.
+    let mut collector = Collector::for_config(&model, &opts.cfg)?;
     for s in &samples {
         progress.set_message(s.id.clone());
-        let r = explain(&model, &s.values, &opts.target, &opts.cfg, opts.strict);
+        let r = collector
+            .run(&s.values)
+            .and_then(|acts| explain_with(&model, &acts, &opts.target, &opts.cfg, opts.strict));
         progress.inc(1);
         let r = r?;
         if let Some(out) = &opts.out {
@@ -120,13 +127,14 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
         }
     }
     let mut text = format!(
-        "explained {} sample(s) of {} with preset '{}' (conv {}, linear {}, ε {:e})\n",
+        "explained {} sample(s) of {} with preset '{}' (conv {}, linear {}, ε {:e} + {}·std(z))\n",
         samples.len(),
         opts.model.display(),
         opts.cfg.preset,
         opts.cfg.conv,
         opts.cfg.linear,
-        opts.cfg.eps
+        opts.cfg.eps,
+        opts.cfg.eps_rel
     );
     text.push_str(&summary.table(25));
     for p in &written {
@@ -166,8 +174,11 @@ pub struct ExplainArgs {
     /// Write a self-contained HTML report with relevance per operator here.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Rule preset: epsilon, lrp0, cnn, transformer, uniform.
-    #[arg(long, default_value = "epsilon")]
+    /// Rule preset. auto (default): γ = 0.25 on convolutions, ε on dense layers, a
+    /// stabilizer of 0.25·std(z) per layer, AttnLRP on softmax when the graph has
+    /// attention; faithful on deep CNNs. Others: epsilon (ε = 1e-9 everywhere), lrp0, cnn,
+    /// transformer, uniform.
+    #[arg(long, default_value = "auto")]
     pub preset: String,
     /// Rule for Conv/ConvTranspose: epsilon, gamma[:G], zplus, alphabeta[:A:B], identity.
     #[arg(long = "conv-rule")]
@@ -179,9 +190,12 @@ pub struct ExplainArgs {
     /// after preprocessing); default: the conv rule.
     #[arg(long = "first-conv-rule")]
     pub first_conv_rule: Option<String>,
-    /// Stabilizer ε.
+    /// Absolute stabilizer ε; replaces the preset's relative one.
     #[arg(long)]
     pub epsilon: Option<f64>,
+    /// Relative stabilizer: ε = E·std(z) per layer (added to --epsilon).
+    #[arg(long = "relative-epsilon", value_name = "E")]
+    pub relative_epsilon: Option<f64>,
     /// Fail on an operator without a rule instead of splitting relevance evenly.
     #[arg(long)]
     pub strict: bool,
@@ -215,9 +229,15 @@ pub fn run_cli(a: ExplainArgs) -> Result<()> {
             a.linear_rule.as_deref(),
             a.epsilon,
         )
-        .map(|mut c| {
+        .and_then(|mut c| {
             c.first_conv = first_conv.or(c.first_conv);
-            c
+            if let Some(e) = a.relative_epsilon {
+                if !(e >= 0.0 && e.is_finite()) {
+                    return Err(Error::Usage(format!("--relative-epsilon {e}: must be ≥ 0")));
+                }
+                c.eps_rel = e;
+            }
+            Ok(c)
         })?,
         strict: a.strict,
         out: a.out,

@@ -376,7 +376,8 @@ pub fn evaluate(
         .as_f32()
         .ok_or_else(|| Error::Usage(format!("input is {}, not float", x.type_string())))?;
     let shape = x.shape.clone();
-    let acts = Activations::collect(model, &[(input.clone(), x.clone())])?;
+    let acts = super::activations::Collector::for_config(model, cfg)?
+        .run(&[(input.clone(), x.clone())])?;
     let objective = match kind {
         ObjectiveKind::LogitMargin => Objective::logit_margin(model, &acts)?,
         ObjectiveKind::MapRegion(f) => Objective::map_region(model, &acts, f)?,

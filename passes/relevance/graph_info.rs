@@ -168,3 +168,61 @@ pub fn is_centring(g: &Graph, sub: &Node) -> bool {
     let m = &g.ops[p];
     m.is("ReduceMean") && m.inputs.first() == Some(&sub.inputs[0])
 }
+
+/// Data inputs of these ops are read for their shape only (the other inputs, such as
+/// indices, starts or pads, are read as values).
+const SHAPE_ONLY_DATA: &[&str] = &[
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Gather",
+    "Tile",
+    "Pad",
+    "DepthToSpace",
+    "SpaceToDepth",
+];
+
+/// The tensors whose values the sweep reads (all others only need their shape): every input
+/// of an op whose rule reads values, the index-like inputs of routing ops, the outputs of
+/// Max/Min and Softmax, and the pre-activation z of each Conv/ConvTranspose (its output,
+/// or the output of a BatchNormalization folded into it), so the ε-rule need not recompute
+/// it. Activations that only pass through Relu-like ops, Mul and Div are not needed:
+/// exposing them all costs a copy each and made the collect run several forward passes long.
+pub fn needed_values(g: &Graph, folds: &HashMap<NodeIndex, Fold>) -> HashSet<String> {
+    use super::rules::PASS_OPS;
+    let folded: HashSet<NodeIndex> = folds.values().map(|f| f.bn).collect();
+    let mut need = HashSet::new();
+    for (idx, n) in g.nodes() {
+        let op = n.op_type.as_str();
+        let value_inputs: Vec<&String> = if folded.contains(&idx) {
+            n.inputs.iter().skip(1).collect()
+        } else if PASS_OPS.contains(&op) || matches!(op, "Pow" | "Expand" | "Mul" | "Div") {
+            Vec::new()
+        } else if SHAPE_ONLY_DATA.contains(&op) {
+            n.inputs.iter().skip(1).collect()
+        } else {
+            n.inputs.iter().collect()
+        };
+        need.extend(value_inputs.into_iter().filter(|s| !s.is_empty()).cloned());
+        if matches!(op, "Max" | "Min" | "Softmax" | "LogSoftmax") {
+            need.extend(n.outputs.iter().take(1).cloned());
+            // A final (Log)Softmax: the sweep starts from its input, the logits.
+            need.extend(n.inputs.iter().take(1).cloned());
+        }
+        if matches!(op, "Conv" | "ConvTranspose") {
+            let z = match folds.get(&idx) {
+                Some(f) => g.ops[f.bn].outputs.first(),
+                None => n.outputs.first(),
+            };
+            need.extend(z.cloned());
+        }
+    }
+    need.extend(g.outputs.iter().cloned());
+    need.remove("");
+    need
+}

@@ -3,7 +3,7 @@
 //! un-broadcast it to each operand's shape.
 
 use super::activations::Activations;
-use super::config::{RuleConfig, StartMode};
+use super::config::{RuleConfig, SoftmaxRule, StartMode};
 use super::graph_info::{batchnorm_folds, carrying};
 use super::rules::{self, Backward, Ctx};
 use super::tensor::{abs_sum, reshape, unbroadcast, T};
@@ -95,7 +95,7 @@ pub fn explain(
     cfg: &RuleConfig,
     strict: bool,
 ) -> Result<SampleRelevance> {
-    let acts = Activations::collect(model, inputs)?;
+    let acts = super::activations::Collector::for_config(model, cfg)?.run(inputs)?;
     explain_with(model, &acts, target, cfg, strict)
 }
 
@@ -190,6 +190,21 @@ fn sweep(
 ) -> Result<SampleRelevance> {
     let g = &model.graph;
     let carry = carrying(g);
+    let resolved;
+    let cfg = if cfg.auto_softmax {
+        resolved = RuleConfig {
+            softmax: if has_attention(g, &carry) {
+                SoftmaxRule::AttnLrp
+            } else {
+                cfg.softmax
+            },
+            ..cfg.clone()
+        };
+        &resolved
+    } else {
+        cfg
+    };
+    let conv_depth = conv_depths(g, &carry);
     let folds = if cfg.fold_batchnorm {
         batchnorm_folds(g)
     } else {
@@ -254,6 +269,7 @@ fn sweep(
             carry: &carry,
             opset,
             fold,
+            conv_depth: conv_depth.get(&idx).copied(),
         };
         let back: Backward = if folded_bn.contains(&idx) {
             // Folded into the layer before it: the layer sees the BN output's relevance.
@@ -379,6 +395,34 @@ fn sweep(
         nodes,
         coverage,
     })
+}
+
+/// True when the graph multiplies two activations (MatMul of two relevance-carrying
+/// operands): attention, so a non-final Softmax gets the AttnLRP rule under `auto`.
+fn has_attention(g: &crate::ir::Graph, carry: &HashSet<String>) -> bool {
+    g.nodes().any(|(_, n)| {
+        n.is("MatMul") && n.inputs.len() == 2 && n.inputs.iter().all(|i| carry.contains(i))
+    })
+}
+
+/// Each data-path Conv/ConvTranspose's rank among them in topological order, 0 to 1.
+fn conv_depths(g: &crate::ir::Graph, carry: &HashSet<String>) -> HashMap<NodeIndex, f64> {
+    let convs: Vec<NodeIndex> = g
+        .order
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let n = &g.ops[i];
+            (n.is("Conv") || n.is("ConvTranspose"))
+                && n.inputs.first().is_some_and(|x| carry.contains(x))
+        })
+        .collect();
+    let last = convs.len().saturating_sub(1).max(1) as f64;
+    convs
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| (i, k as f64 / last))
+        .collect()
 }
 
 /// The target's output, flat index, start tensor (the logits before a final Softmax), the

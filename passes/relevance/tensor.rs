@@ -18,6 +18,25 @@ pub fn stab(z: f64, eps: f64) -> f64 {
     }
 }
 
+/// Population standard deviation of all elements (0 for an empty tensor).
+pub fn std_dev(a: &T) -> f64 {
+    let n = a.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let mean = a.sum() / n as f64;
+    (a.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64).sqrt()
+}
+
+/// The stabilizer of a layer with pre-activations `z`: `abs + rel · std(z)`.
+pub fn layer_eps(z: &T, abs: f64, rel: f64) -> f64 {
+    if rel > 0.0 {
+        abs + rel * std_dev(z)
+    } else {
+        abs
+    }
+}
+
 /// r / stab(z, eps), elementwise with broadcasting; a zero denominator gives 0.
 pub fn div_stab(r: &T, z: &T, eps: f64) -> TResult<T> {
     let shape = broadcast_shape(&[r.shape(), z.shape()])?;

@@ -9,6 +9,13 @@ use onnx_protobuf::ValueInfoProto;
 /// with a known element type (declared with its element type only, so the runtime's own
 /// shapes are not constrained). Returns the copy and the names added, in node order.
 pub fn expose_intermediates(model: &Model) -> (Model, Vec<String>) {
+    expose_selected(model, |_| true)
+}
+
+/// [`expose_intermediates`] restricted to the node outputs for which `keep` is true: every
+/// exposed tensor is copied out of the runtime and blocks its buffer reuse, so callers that
+/// need only some values (the relevance sweep) expose only those.
+pub fn expose_selected(model: &Model, keep: impl Fn(&str) -> bool) -> (Model, Vec<String>) {
     let mut m = model.clone();
     let g = &mut m.graph;
     let mut added = Vec::new();
@@ -16,7 +23,7 @@ pub fn expose_intermediates(model: &Model) -> (Model, Vec<String>) {
     let names: Vec<String> = g
         .nodes()
         .flat_map(|(_, n)| n.outputs.clone())
-        .filter(|o| !o.is_empty())
+        .filter(|o| !o.is_empty() && keep(o))
         .collect();
     for name in names {
         if existing.contains(&name) {

@@ -27,9 +27,21 @@ pub struct Geom {
     pub ph: isize,
     pub pw: isize,
     pub groups: usize,
+    /// Run the products (not depthwise ones) in f32 through matrixmultiply's sgemm.
+    pub fast: bool,
+}
+
+/// `a` (standard layout) as f32.
+fn to_f32(a: &[f64]) -> Vec<f32> {
+    a.iter().map(|&v| v as f32).collect()
 }
 
 impl Geom {
+    /// Multiply-adds of the convolution.
+    pub fn macs(&self) -> usize {
+        self.n * self.cv * self.hv * self.wv * self.rows()
+    }
+
     fn cug(&self) -> usize {
         self.cu / self.groups
     }
@@ -59,9 +71,9 @@ impl Geom {
     }
 
     /// The columns of one image and group: rows (c, ky, kx), columns output positions.
-    fn im2col(&self, img: &[f64], grp: usize) -> Array2<f64> {
+    fn im2col<F: Copy + Default>(&self, img: &[F], grp: usize) -> Array2<F> {
         let (hv, wv) = (self.hv, self.wv);
-        let mut col = Array2::<f64>::zeros((self.rows(), hv * wv));
+        let mut col = Array2::<F>::from_elem((self.rows(), hv * wv), F::default());
         let data = col.as_slice_mut().expect("fresh array is contiguous");
         for c in 0..self.cug() {
             let ci = grp * self.cug() + c;
@@ -89,7 +101,7 @@ impl Geom {
     }
 
     /// Adds columns back into one image (the adjoint of [`Geom::im2col`]).
-    fn col2im(&self, col: &Array2<f64>, grp: usize, img: &mut [f64]) {
+    fn col2im<F: Copy + std::ops::AddAssign>(&self, col: &Array2<F>, grp: usize, img: &mut [F]) {
         let (hv, wv) = (self.hv, self.wv);
         let col = col.as_standard_layout();
         let data = col.as_slice().expect("standard layout is contiguous");
@@ -116,6 +128,10 @@ impl Geom {
         }
     }
 
+    fn weight_group_f32(&self, w: &T, grp: usize) -> RResult<Array2<f32>> {
+        Ok(self.weight_group(w, grp)?.mapv(|v| v as f32))
+    }
+
     fn weight_group(&self, w: &T, grp: usize) -> RResult<Array2<f64>> {
         let w = w.as_standard_layout();
         let flat = w
@@ -132,10 +148,13 @@ impl Geom {
         self.cug() == 1 && self.cvg() == 1
     }
 
-    /// Calls `f(u, v, k)` with the flat indices into U, V and the weight of every
-    /// multiply of a depthwise convolution.
+    /// Calls `f(u0, v0, k, len)` for every run of a depthwise convolution's multiplies
+    /// along one output row: V[v0 + i] reads U[u0 + i·stride_w] with weight k, for
+    /// i < len. The valid output range is computed once per row (no per-element bounds
+    /// checks), so the callers' inner loops vectorize.
     #[inline(always)]
-    fn depthwise_each(&self, mut f: impl FnMut(usize, usize, usize)) {
+    fn depthwise_rows(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let sw = self.sw as isize;
         for n in 0..self.n {
             for ch in 0..self.cu {
                 let ub = (n * self.cu + ch) * self.hu * self.wu;
@@ -143,18 +162,22 @@ impl Geom {
                 for ky in 0..self.kh {
                     for kx in 0..self.kw {
                         let k = (ch * self.kh + ky) * self.kw + kx;
+                        // ix = ox·sw + off must lie in [0, wu).
+                        let off = (kx * self.dw) as isize - self.pw;
+                        let lo = if off >= 0 { 0 } else { (-off + sw - 1) / sw };
+                        let hi =
+                            ((self.wu as isize - off + sw - 1) / sw).clamp(0, self.wv as isize);
+                        if hi <= lo {
+                            continue;
+                        }
+                        let (lo, hi) = (lo as usize, hi as usize);
                         for oy in 0..self.hv {
                             let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu)
                             else {
                                 continue;
                             };
-                            for ox in 0..self.wv {
-                                if let Some(ix) =
-                                    Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
-                                {
-                                    f(ub + iy * self.wu + ix, vb + oy * self.wv + ox, k);
-                                }
-                            }
+                            let ix0 = (lo as isize * sw + off) as usize;
+                            f(ub + iy * self.wu + ix0, vb + oy * self.wv + lo, k, hi - lo);
                         }
                     }
                 }
@@ -169,7 +192,20 @@ impl Geom {
             let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
             let (xs, ws) = (x.as_slice().ok_or("input")?, w.as_slice().ok_or("weight")?);
             let mut out = vec![0.0; self.n * self.cv * self.hv * self.wv];
-            self.depthwise_each(|u, v, k| out[v] += ws[k] * xs[u]);
+            let sw = self.sw;
+            self.depthwise_rows(|u, v, k, len| {
+                let wk = ws[k];
+                let dst = &mut out[v..v + len];
+                if sw == 1 {
+                    dst.iter_mut()
+                        .zip(&xs[u..u + len])
+                        .for_each(|(o, &x)| *o += wk * x);
+                } else {
+                    for (i, o) in dst.iter_mut().enumerate() {
+                        *o += wk * xs[u + i * sw];
+                    }
+                }
+            });
             return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cv, self.hv, self.wv]), out)
                 .map_err(|e| e.to_string());
         }
@@ -179,14 +215,23 @@ impl Geom {
         let mut out = ArrayD::<f64>::zeros(IxDyn(&[self.n, self.cv, self.hv, self.wv]));
         let osz = self.hv * self.wv;
         let os = out.as_slice_mut().ok_or("output is not contiguous")?;
+        let xs32 = if self.fast { to_f32(xs) } else { Vec::new() };
         for n in 0..self.n {
             for grp in 0..self.groups {
-                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
-                let y = self.weight_group(w, grp)?.dot(&col);
-                let y = y.as_standard_layout();
                 let base = (n * self.cv + grp * self.cvg()) * osz;
-                os[base..base + self.cvg() * osz]
-                    .copy_from_slice(y.as_slice().ok_or("product is not contiguous")?);
+                let dst = &mut os[base..base + self.cvg() * osz];
+                if self.fast {
+                    let col = self.im2col(&xs32[n * img..(n + 1) * img], grp);
+                    let y = self.weight_group_f32(w, grp)?.dot(&col);
+                    let y = y.as_standard_layout();
+                    let ys = y.as_slice().ok_or("product is not contiguous")?;
+                    dst.iter_mut().zip(ys).for_each(|(d, &v)| *d = v as f64);
+                } else {
+                    let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
+                    let y = self.weight_group(w, grp)?.dot(&col);
+                    let y = y.as_standard_layout();
+                    dst.copy_from_slice(y.as_slice().ok_or("product is not contiguous")?);
+                }
             }
         }
         Ok(out)
@@ -202,7 +247,21 @@ impl Geom {
                 w.as_slice().ok_or("weight")?,
             );
             let mut out = vec![0.0; self.n * self.cu * self.hu * self.wu];
-            self.depthwise_each(|u, v, k| out[u] += ws[k] * ss[v]);
+            let sw = self.sw;
+            self.depthwise_rows(|u, v, k, len| {
+                let wk = ws[k];
+                let src = &ss[v..v + len];
+                if sw == 1 {
+                    out[u..u + len]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(o, &s)| *o += wk * s);
+                } else {
+                    for (i, &s) in src.iter().enumerate() {
+                        out[u + i * sw] += wk * s;
+                    }
+                }
+            });
             return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
                 .map_err(|e| e.to_string());
         }
@@ -210,6 +269,25 @@ impl Geom {
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
         let img = self.cu * self.hu * self.wu;
         let osz = self.hv * self.wv;
+        if self.fast {
+            let ss = to_f32(ss);
+            let mut out = vec![0f32; self.n * img];
+            for n in 0..self.n {
+                for grp in 0..self.groups {
+                    let base = (n * self.cv + grp * self.cvg()) * osz;
+                    let sg = ndarray::ArrayView2::from_shape(
+                        (self.cvg(), osz),
+                        &ss[base..base + self.cvg() * osz],
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let cols = self.weight_group_f32(w, grp)?.t().dot(&sg);
+                    self.col2im(&cols, grp, &mut out[n * img..(n + 1) * img]);
+                }
+            }
+            let out: Vec<f64> = out.into_iter().map(f64::from).collect();
+            return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
+                .map_err(|e| e.to_string());
+        }
         let mut out = vec![0.0; self.n * img];
         for n in 0..self.n {
             for grp in 0..self.groups {
@@ -237,7 +315,21 @@ impl Geom {
                 s.as_slice().ok_or("relevance")?,
             );
             let mut gw = vec![0.0; self.cv * self.kh * self.kw];
-            self.depthwise_each(|u, v, k| gw[k] += ss[v] * xs[u]);
+            let sw = self.sw;
+            self.depthwise_rows(|u, v, k, len| {
+                let src = &ss[v..v + len];
+                gw[k] += if sw == 1 {
+                    src.iter()
+                        .zip(&xs[u..u + len])
+                        .map(|(&s, &x)| s * x)
+                        .sum::<f64>()
+                } else {
+                    src.iter()
+                        .enumerate()
+                        .map(|(i, &s)| s * xs[u + i * sw])
+                        .sum::<f64>()
+                };
+            });
             return ArrayD::from_shape_vec(IxDyn(&[self.cv, 1, self.kh, self.kw]), gw)
                 .map_err(|e| e.to_string());
         }
@@ -248,6 +340,24 @@ impl Geom {
         let img = self.cu * self.hu * self.wu;
         let osz = self.hv * self.wv;
         let mut gw = Array2::<f64>::zeros((self.cv, self.rows()));
+        if self.fast {
+            let (xs, ss) = (to_f32(xs), to_f32(ss));
+            for n in 0..self.n {
+                for grp in 0..self.groups {
+                    let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
+                    let base = (n * self.cv + grp * self.cvg()) * osz;
+                    let sg = ndarray::ArrayView2::from_shape(
+                        (self.cvg(), osz),
+                        &ss[base..base + self.cvg() * osz],
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let g = sg.dot(&col.t()).mapv(f64::from);
+                    let mut dst = gw.slice_mut(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..]);
+                    dst += &g;
+                }
+            }
+            return reshape(gw.into_dyn(), &[self.cv, self.cug(), self.kh, self.kw]);
+        }
         for n in 0..self.n {
             for grp in 0..self.groups {
                 let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
@@ -378,6 +488,7 @@ fn geometry(c: &Ctx, u: &[usize], v: &[usize], w: &[usize]) -> RResult<Geom> {
         ph,
         pw,
         groups,
+        fast: false,
     })
 }
 
@@ -466,26 +577,36 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         b = Some(b2);
     }
     let y_shape = c.out_shape(0)?;
-    let g = geometry(c, x.shape(), &y_shape, w.shape())?;
+    let mut g = geometry(c, x.shape(), &y_shape, w.shape())?;
+    // Large layers: f32 products, and z from the recorded output (or the folded BN's).
+    g.fast = g.macs() >= c.cfg.fast_min_macs;
+    let z_known = if g.fast {
+        c.recorded_z().map(to4).transpose()?
+    } else {
+        None
+    };
     let xs = x.shape().to_vec();
     let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
     let b4 = match b {
         Some(b) => Some(reshape(b, &[1, g.cv, 1, 1])?),
         None => None,
     };
-    // A first layer (reading a model input) may have a rule of its own (z^B).
-    let class = match c.cfg.first_conv {
-        Some(r) if c.in_name(0).is_some_and(|n| c.graph.is_graph_input(n)) => r,
+    // A first layer (reading a model input) may have a rule of its own (z^B); upper
+    // layers may have another one than the lower ones.
+    let class = match (c.cfg.first_conv, c.cfg.upper_conv, c.conv_depth) {
+        (Some(r), _, _) if c.in_name(0).is_some_and(|n| c.graph.is_graph_input(n)) => r,
+        (_, Some((f, r)), Some(d)) if d >= f => r,
         _ => c.cfg.conv,
     };
     let (rx, rw) = linear_rule(
         &ConvMap(g),
         c.rule(class),
-        c.cfg.eps,
+        c.stab(),
         &x4,
         &w4,
         b4.as_ref(),
         &r4,
+        z_known,
     )?;
     let mut out = Backward::single(n_in, 0, reshape(rx, &xs)?);
     out.weight_rel = rw;
@@ -513,17 +634,28 @@ pub fn conv_transpose(c: &Ctx, r: T) -> RResult<Backward> {
         None
     };
     // The conv from y-space (U) to x-space (V) has weight [cv = C_in, cu/g = C_out/g, k…].
-    let g = geometry(c, &y_shape, x.shape(), w.shape())?;
+    let mut g = geometry(c, &y_shape, x.shape(), w.shape())?;
+    g.fast = g.macs() >= c.cfg.fast_min_macs;
+    let z_known = if g.fast {
+        c.recorded_z().map(to4).transpose()?
+    } else {
+        None
+    };
     let xs = x.shape().to_vec();
     let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
+    let class = match (c.cfg.upper_conv, c.conv_depth) {
+        (Some((f, r)), Some(d)) if d >= f => r,
+        _ => c.cfg.conv,
+    };
     let (rx, rw) = linear_rule(
         &ConvTransposeMap(g),
-        c.rule(c.cfg.conv),
-        c.cfg.eps,
+        c.rule(class),
+        c.stab(),
         &x4,
         &w4,
         b.as_ref(),
         &r4,
+        z_known,
     )?;
     let mut out = Backward::single(n_in, 0, reshape(rx, &xs)?);
     out.weight_rel = rw;

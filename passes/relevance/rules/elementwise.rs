@@ -21,15 +21,34 @@ fn operands(c: &Ctx) -> RResult<(Vec<T>, Vec<usize>)> {
 /// (biases) absorb their share.
 pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
     let (vals, shape) = operands(c)?;
-    let mut z = T::zeros(IxDyn(&shape));
-    for v in &vals {
-        z += &broadcast_to(v, &shape)?;
-    }
-    let s = div_stab(&r, &z, c.cfg.eps)?;
     let mut out = Backward {
         inputs: vec![None; vals.len()],
         weight_rel: 0.0,
     };
+    if vals.iter().all(|v| v.shape() == shape.as_slice()) && r.shape() == shape.as_slice() {
+        // Same shapes (residual additions): one pass per operand, no broadcasting copies.
+        let mut z = vals[0].as_standard_layout().into_owned();
+        for v in &vals[1..] {
+            z += v;
+        }
+        let eps = c.eps_for(&z);
+        let mut s = r;
+        ndarray::Zip::from(&mut s).and(&z).for_each(|o, &zv| {
+            let d = crate::passes::relevance::tensor::stab(zv, eps);
+            *o = if d == 0.0 { 0.0 } else { *o / d };
+        });
+        for (i, v) in vals.iter().enumerate() {
+            if c.carries(i) {
+                out.inputs[i] = Some(v * &s);
+            }
+        }
+        return Ok(out);
+    }
+    let mut z = T::zeros(IxDyn(&shape));
+    for v in &vals {
+        z += &broadcast_to(v, &shape)?;
+    }
+    let s = div_stab(&r, &z, c.eps_for(&z))?;
     for (i, v) in vals.iter().enumerate() {
         if c.carries(i) {
             out.inputs[i] = Some(&broadcast_to(v, &shape)? * &s);
@@ -49,7 +68,8 @@ pub fn sub(c: &Ctx, r: T) -> RResult<Backward> {
     let shape = broadcast_shape(&[a.shape(), b.shape()])?;
     let a = broadcast_to(&a, &shape)?;
     let b = broadcast_to(&b, &shape)?;
-    let s = div_stab(&r, &(&a - &b), c.cfg.eps)?;
+    let z = &a - &b;
+    let s = div_stab(&r, &z, c.eps_for(&z))?;
     let mut out = Backward {
         inputs: vec![None, None],
         weight_rel: 0.0,
@@ -228,6 +248,6 @@ pub fn batchnorm(c: &Ctx, r: T) -> RResult<Backward> {
     let sh = reshape(sh, &cs)?;
     let kx = &x * &k;
     let y = &kx + &sh;
-    let s = div_stab(&r, &y, c.cfg.eps)?;
+    let s = div_stab(&r, &y, c.eps_for(&y))?;
     Ok(Backward::single(n_in, 0, &kx * &s))
 }

@@ -4,7 +4,8 @@
 use super::{Backward, Ctx, RResult};
 use crate::passes::relevance::config::Rule;
 use crate::passes::relevance::tensor::{
-    abs_sum, broadcast_to, div_stab, matmul as mm, neg, pos, reshape, t_last2, unbroadcast, T,
+    abs_sum, broadcast_to, div_stab, layer_eps, matmul as mm, neg, pos, reshape, t_last2,
+    unbroadcast, T,
 };
 
 /// A map z = L(x; W), linear in x and in W separately, with its adjoints.
@@ -24,20 +25,56 @@ fn add_bias(z: T, b: Option<&T>) -> RResult<T> {
     }
 }
 
+/// The stabilizer of a layer: `abs + rel · std(z)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stab {
+    pub abs: f64,
+    pub rel: f64,
+}
+
+impl Stab {
+    /// An absolute ε only.
+    pub fn abs(eps: f64) -> Stab {
+        Stab { abs: eps, rel: 0.0 }
+    }
+}
+
 /// Relevance of the input `x` of a linear layer z = L(x; W) + b whose output relevance
-/// is `r`, under `rule`; also returns Σ|R_W|.
+/// is `r`, under `rule`; also returns Σ|R_W|. `z_known`: z = L(x; W) + b as recorded by
+/// the forward run (saves recomputing it).
+#[allow(clippy::too_many_arguments)]
 pub fn linear_rule(
     map: &dyn LinearMap,
     rule: Rule,
-    eps: f64,
+    stab: Stab,
     x: &T,
     w: &T,
     b: Option<&T>,
     r: &T,
+    z_known: Option<T>,
 ) -> RResult<(T, f64)> {
+    let z_of = |z_known: Option<T>| -> RResult<T> {
+        match z_known {
+            Some(z) => Ok(z),
+            None => add_bias(map.fwd(x, w)?, b),
+        }
+    };
+    // The plain z only when the rule or the stabilizer needs it.
+    let (z_plain, eps) = match rule {
+        Rule::Epsilon | Rule::Gamma(_) => {
+            let z = z_of(z_known)?;
+            let eps = layer_eps(&z, stab.abs, stab.rel);
+            (Some(z), eps)
+        }
+        _ if stab.rel > 0.0 => {
+            let z = z_of(z_known)?;
+            (None, layer_eps(&z, stab.abs, stab.rel))
+        }
+        _ => (None, stab.abs),
+    };
     match rule {
         Rule::Epsilon => {
-            let z = add_bias(map.fwd(x, w)?, b)?;
+            let z = z_plain.ok_or("z is missing")?;
             let s = div_stab(r, &z, eps)?;
             let rx = x * &map.adj_x(&s, w)?;
             let rw = abs_sum(&(w * &map.adj_w(x, &s)?));
@@ -51,16 +88,31 @@ pub fn linear_rule(
                 Some(b) => (Some(b + &(pos(b) * g)), Some(b + &(neg(b) * g))),
                 None => (None, None),
             };
-            let z = add_bias(map.fwd(x, w)?, b)?;
-            let zp = add_bias(&map.fwd(&xp, &wp)? + &map.fwd(&xn, &wn)?, bp.as_ref())?;
-            let zn = add_bias(&map.fwd(&xp, &wn)? + &map.fwd(&xn, &wp)?, bn.as_ref())?;
+            let z = z_plain.ok_or("z is missing")?;
+            // Terms with an all-zero x⁺ or x⁻ (inputs after a ReLU) are skipped: each is a
+            // full product, and they are exactly zero.
+            let (has_p, has_n) = (x.iter().any(|&v| v > 0.0), x.iter().any(|&v| v < 0.0));
+            let pair = |a: &T, wa: &T, c: &T, wc: &T| -> RResult<T> {
+                match (has_p, has_n) {
+                    (true, true) => Ok(&map.fwd(a, wa)? + &map.fwd(c, wc)?),
+                    (false, true) => map.fwd(c, wc),
+                    _ => map.fwd(a, wa),
+                }
+            };
+            let zp = add_bias(pair(&xp, &wp, &xn, &wn)?, bp.as_ref())?;
+            let zn = add_bias(pair(&xp, &wn, &xn, &wp)?, bn.as_ref())?;
             let r = broadcast_to(r, z.shape())?;
             let mpos = z.mapv(|v| if v >= 0.0 { 1.0 } else { 0.0 });
             let mneg = z.mapv(|v| if v >= 0.0 { 0.0 } else { 1.0 });
             let sp = div_stab(&(&r * &mpos), &zp, eps)?;
             let sn = div_stab(&(&r * &mneg), &zn, eps)?;
-            let rx = &xp * &(&map.adj_x(&sp, &wp)? + &map.adj_x(&sn, &wn)?)
-                + &xn * &(&map.adj_x(&sp, &wn)? + &map.adj_x(&sn, &wp)?);
+            let mut rx = T::zeros(x.raw_dim());
+            if has_p {
+                rx = &rx + &(&xp * &(&map.adj_x(&sp, &wp)? + &map.adj_x(&sn, &wn)?));
+            }
+            if has_n {
+                rx = &rx + &(&xn * &(&map.adj_x(&sp, &wn)? + &map.adj_x(&sn, &wp)?));
+            }
             let rw = abs_sum(&(w * &map.adj_w(x, &(&sp + &sn))?));
             Ok((rx, rw))
         }
@@ -106,7 +158,7 @@ pub fn linear_rule(
             let ones_x = T::ones(x.raw_dim());
             let ones_w = T::ones(w.raw_dim());
             let z = map.fwd(&ones_x, &ones_w)?;
-            let s = div_stab(&r, &z, eps)?;
+            let s = div_stab(&r, &z, stab.abs)?;
             Ok((map.adj_x(&s, &ones_w)?, 0.0))
         }
     }
@@ -192,7 +244,8 @@ pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
                 x_shape: a.shape().to_vec(),
                 w_shape: b.shape().to_vec(),
             };
-            let (rx, rw) = linear_rule(&map, c.rule(c.cfg.linear), c.cfg.eps, &a, &b, None, &r)?;
+            let (rx, rw) =
+                linear_rule(&map, c.rule(c.cfg.linear), c.stab(), &a, &b, None, &r, None)?;
             out.inputs[0] = Some(reshape(rx, &sa)?);
             out.weight_rel = rw;
         }
@@ -202,7 +255,8 @@ pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
                 x_shape: b.shape().to_vec(),
                 w_shape: a.shape().to_vec(),
             };
-            let (rx, rw) = linear_rule(&map, c.rule(c.cfg.linear), c.cfg.eps, &b, &a, None, &r)?;
+            let (rx, rw) =
+                linear_rule(&map, c.rule(c.cfg.linear), c.stab(), &b, &a, None, &r, None)?;
             out.inputs[1] = Some(reshape(rx, &sb)?);
             out.weight_rel = rw;
         }
@@ -264,11 +318,12 @@ pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
             let (rx, rw) = linear_rule(
                 &map,
                 c.rule(c.cfg.linear),
-                c.cfg.eps,
+                c.stab(),
                 &a,
                 &w,
                 bias.as_ref(),
                 &r,
+                None,
             )?;
             out.inputs[0] = Some(if trans_a { t_last2(&rx) } else { rx });
             out.weight_rel = rw;
@@ -286,11 +341,12 @@ pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
             let (rx, rw) = linear_rule(
                 &map,
                 c.rule(c.cfg.linear),
-                c.cfg.eps,
+                c.stab(),
                 &b,
                 &w,
                 bias.as_ref(),
                 &r,
+                None,
             )?;
             out.inputs[1] = Some(if trans_b { t_last2(&rx) } else { rx });
             out.weight_rel = rw;

@@ -29,6 +29,8 @@ pub struct Ctx<'a> {
     pub opset: i64,
     /// The BatchNormalization folded into this Conv/Gemm, if any.
     pub fold: Option<&'a Node>,
+    /// For a convolution: its rank among the graph's convolutions, 0 (first) to 1 (last).
+    pub conv_depth: Option<f64>,
 }
 
 impl Ctx<'_> {
@@ -114,6 +116,24 @@ impl Ctx<'_> {
             .get(&self.node.name)
             .copied()
             .unwrap_or(class)
+    }
+    /// The stabilizer for a layer with pre-activations `z` (absolute plus relative part).
+    pub fn eps_for(&self, z: &T) -> f64 {
+        super::tensor::layer_eps(z, self.cfg.eps, self.cfg.eps_rel)
+    }
+    /// The configured stabilizer.
+    pub fn stab(&self) -> linear::Stab {
+        linear::Stab {
+            abs: self.cfg.eps,
+            rel: self.cfg.eps_rel,
+        }
+    }
+    /// The recorded pre-activation z of this Conv/Gemm (the folded BatchNormalization's
+    /// output when there is one), if its value was recorded.
+    pub fn recorded_z(&self) -> Option<T> {
+        let node = self.fold.unwrap_or(self.node);
+        let name = node.outputs.first().filter(|s| !s.is_empty())?;
+        self.acts.get(name).ok()
     }
     /// Indices of the inputs that carry relevance.
     pub fn carrying_inputs(&self) -> Vec<usize> {
