@@ -211,7 +211,7 @@ fn backend_models_match_reference_outputs_and_onnxruntime() {
         "only {passed} of {total} models passed"
     );
     assert!(
-        must_run.len() <= MAX_CANNOT_RUN,
+        must_run.is_empty(),
         "{} models onnxruntime runs cannot run on wgpu: {must_run:?}",
         must_run.len()
     );
@@ -219,9 +219,6 @@ fn backend_models_match_reference_outputs_and_onnxruntime() {
 
 /// Floors measured on lavapipe; see the README's "wgpu executor" section.
 const MIN_BACKEND_PASSES: usize = 133;
-/// Every model onnxruntime runs must run on wgpu (sequence ops and StringNormalizer, the
-/// last 14 that did not, run since).
-const MAX_CANNOT_RUN: usize = 0;
 
 /// A deterministic text-like image: light page, dark strokes in lines, normalized as PP-OCR
 /// does ((v/255 − 0.5)/0.5). No photograph ships with the corpus, so this stands in for one.

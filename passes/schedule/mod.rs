@@ -6,13 +6,17 @@
 //! * [`bounds`]: M_R, live bytes of an order, traffic lower bound;
 //! * [`order`]: minimum-peak order (M_P); [`baseline`]: greedy arena + Belady;
 //! * [`ilp`]: fixed-order COSMA on CBC; [`windows`]: divide and conquer;
+//! * [`free_ilp`]: free-order COSMA (order, offsets, spills in one program) for small graphs;
+//! * [`residency`]: two-phase program per order; [`placement`]: offsets for fixed lifetimes;
 //! * [`checker`]: independent replay of every plan; [`plan`]: plan and its JSON.
 
 pub mod baseline;
 pub mod bounds;
 pub mod checker;
+pub mod free_ilp;
 pub mod ilp;
 pub mod order;
+pub mod placement;
 pub mod plan;
 pub mod problem;
 pub mod residency;

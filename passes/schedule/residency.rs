@@ -12,8 +12,9 @@
 //! its optimum at the full budget is a lower bound on the traffic of any plan for this
 //! order, placement included.
 
-use super::baseline::{place_blocks_in_order, stays_to_plan, Stay};
+use super::baseline::{stays_to_plan, Stay};
 use super::ilp::IlpStatus;
+use super::placement::{pack, Block};
 use super::plan::Plan;
 use super::problem::{Lifetimes, OpId, Problem, TensorId};
 use good_lp::solvers::coin_cbc::coin_cbc;
@@ -235,32 +236,13 @@ fn stays(p: &Problem, lt: &Lifetimes, prog: &Program, keep: &[bool]) -> Vec<Stay
     out
 }
 
-/// Best-fit offsets for the stays, trying a few placement orders; the smallest arena wins.
-fn place(p: &Problem, stays: &[Stay]) -> (Vec<u64>, u64) {
-    let blocks: Vec<(u64, usize, usize)> = stays
+/// Offsets for the stays (see [`super::placement::pack`]): (offsets, arena bytes).
+fn place(p: &Problem, stays: &[Stay], budget: u64, limit_s: f64) -> (Vec<u64>, u64) {
+    let blocks: Vec<Block> = stays
         .iter()
         .map(|s| (p.tensors[s.tensor].size, s.from, s.to))
         .collect();
-    let mut best: Option<(Vec<u64>, u64)> = None;
-    for key in 0..3 {
-        let mut ids: Vec<usize> = (0..blocks.len()).collect();
-        match key {
-            0 => ids.sort_by_key(|&i| (std::cmp::Reverse(blocks[i].0), blocks[i].1, i)),
-            1 => ids.sort_by_key(|&i| {
-                let (s, a, b) = blocks[i];
-                (std::cmp::Reverse(s * (b - a + 1) as u64), a, i)
-            }),
-            _ => ids.sort_by_key(|&i| {
-                let (s, a, b) = blocks[i];
-                (std::cmp::Reverse(b - a), std::cmp::Reverse(s), i)
-            }),
-        }
-        let r = place_blocks_in_order(&blocks, &ids);
-        if best.as_ref().is_none_or(|b| r.1 < b.1) {
-            best = Some(r);
-        }
-    }
-    best.unwrap_or((Vec::new(), 0))
+    pack(&blocks, budget, limit_s, 1)
 }
 
 /// Two-phase plan for `order` at `budget` bytes within `limit_s` seconds.
@@ -295,7 +277,9 @@ pub fn residency_plan(p: &Problem, order: &[OpId], budget: u64, limit_s: f64) ->
             out.lower_bound = s.bound;
         }
         let st = stays(p, &lt, &prog, &s.keep);
-        let (off, arena) = place(p, &st);
+        // Placement gets a share of what is left (it stops early once the stays fit).
+        let left = limit_s - start.elapsed().as_secs_f64();
+        let (off, arena) = place(p, &st, budget, (left / 3.0).max(0.05));
         if arena <= budget {
             out.plan = Some(stays_to_plan(order, &st, &off));
             out.objective = Some(s.objective);

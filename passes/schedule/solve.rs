@@ -6,6 +6,7 @@ use super::bounds::{
     forced_bystander_lower_bound, free_order_traffic_lower_bound, m_r, peak, traffic_lower_bound,
 };
 use super::checker::{check, CheckReport};
+use super::free_ilp::solve_free;
 use super::ilp::{solve_window, IlpStatus, Window};
 use super::order::{min_peak_order, MinPeak};
 use super::plan::Plan;
@@ -19,14 +20,17 @@ use std::time::Instant;
 /// Which COSMA variant to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Free order (model order and minimum-peak order as candidates), whole ILP when it is
-    /// small enough, windows otherwise.
+    /// Free order: the model order and the minimum-peak order solved with the fixed-order
+    /// programs (whole when small enough, windows otherwise), a local search over orders,
+    /// and the free-order program (order, offsets and spills together) on graphs of at
+    /// most [`ScheduleOptions::max_free_ops`] operators.
     Auto,
     /// The model's own order, offsets and spills chosen by the ILP.
     Fixed,
     /// The minimum-peak order, offsets and spills chosen by the ILP.
     MinPeak,
-    /// Like `Auto`, but always solves whole (no windows).
+    /// Like `Auto`, but always solves whole (no windows) and runs the free-order program
+    /// on graphs of up to 8 × [`ScheduleOptions::max_free_ops`] operators.
     Free,
     /// Like `Auto`, but always divide and conquer.
     Windows,
@@ -77,6 +81,10 @@ pub struct ScheduleOptions {
     /// `windows`), which moves operators of the minimum-peak order where the live bytes
     /// exceed the budget, scoring each order with the residency program.
     pub order_search_share: f64,
+    /// Largest graph (operators) on which `auto` runs the free-order program.
+    pub max_free_ops: usize,
+    /// Share of the time limit given to the free-order program when it runs.
+    pub free_share: f64,
 }
 
 impl ScheduleOptions {
@@ -99,6 +107,8 @@ impl Default for ScheduleOptions {
             max_order_states: 0,
             residency_share: 0.5,
             order_search_share: 0.3,
+            max_free_ops: 32,
+            free_share: 0.5,
         }
     }
 }
@@ -335,8 +345,29 @@ pub fn schedule_with(
         })
         .collect();
     let search = !matches!(opts.mode, Mode::Fixed | Mode::MinPeak);
+    // Forced `free` still refuses graphs whose program would not even fit in memory
+    // (steps × tensors² ordering binaries).
+    let free = match opts.mode {
+        Mode::Free => p.ops.len() <= 8 * opts.max_free_ops,
+        Mode::Auto => p.ops.len() <= opts.max_free_ops,
+        _ => false,
+    };
+    if opts.mode == Mode::Free && !free {
+        rejected.push(format!(
+            "cosma_free: not run on {} operators (at most {} in free mode)",
+            p.ops.len(),
+            8 * opts.max_free_ops
+        ));
+    }
+    // The free-order program gets its share at the end (it is warm-started by nothing
+    // but competes with every other plan; its bound, when proven, holds for all orders).
+    let free_limit = if free {
+        opts.time_limit_s * opts.free_share
+    } else {
+        0.0
+    };
     let orders_limit = if search {
-        opts.time_limit_s * (1.0 - opts.order_search_share)
+        (opts.time_limit_s - free_limit) * (1.0 - opts.order_search_share)
     } else {
         opts.time_limit_s
     };
@@ -457,12 +488,13 @@ pub fn schedule_with(
         .filter_map(|(m, _, _)| m.traffic())
         .chain(baselines.iter().filter_map(|m| m.traffic()))
         .min();
-    let left = opts.time_limit_s - started.elapsed().as_secs_f64();
+    let left = opts.time_limit_s - free_limit - started.elapsed().as_secs_f64();
     if search && !zero && left > 0.5 && best_so_far.is_some_and(|b| Some(b) > free_lb) {
         if let Some((order, cost)) = search_order(p, &mp_order, budget, left * 0.7, 1) {
             let improves = best_so_far.is_some_and(|b| cost < b);
             if improves && order != mp_order && p.check_order(&order).is_ok() {
-                let left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(0.5);
+                let left =
+                    (opts.time_limit_s - free_limit - started.elapsed().as_secs_f64()).max(0.5);
                 let res = residency_plan(p, &order, budget, left);
                 solver.variables += res.variables;
                 if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
@@ -475,6 +507,42 @@ pub fn schedule_with(
                     }
                 }
             }
+        }
+    }
+    // Free-order program: order, offsets and spills in one ILP (small graphs).
+    let mut free_lb = free_lb;
+    let best_so_far = candidates
+        .iter()
+        .filter_map(|(m, _, _)| m.traffic())
+        .chain(baselines.iter().filter_map(|m| m.traffic()))
+        .min();
+    if free && (opts.mode == Mode::Free || best_so_far.is_none_or(|b| Some(b) > free_lb)) {
+        let left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(1.0);
+        // Warm start: the cheapest checked plan so far.
+        let warm = candidates
+            .iter()
+            .map(|(m, _, _)| m)
+            .chain(baselines.iter())
+            .filter(|m| m.traffic().is_some())
+            .min_by_key(|m| m.traffic())
+            .and_then(|m| m.plan.as_ref());
+        let f = solve_free(p, budget, left, warm);
+        solver.variables += f.variables;
+        if let (Some(plan), Some(obj)) = (f.plan, f.objective) {
+            let order = plan.order.clone();
+            let m = checked(p, "cosma_free", &order, plan, budget);
+            plans_checked += 1;
+            let m = objective_matches(m, obj, &mut rejected);
+            if m.traffic().is_some() {
+                if f.status == IlpStatus::Optimal {
+                    // Proven over all orders: a lower bound for every plan.
+                    free_lb = free_lb.max(Some(obj));
+                }
+                statuses.push(f.status);
+                candidates.push((m, f.status, "free-order ilp"));
+            }
+        } else if f.status == IlpStatus::Optimal || f.status == IlpStatus::Failed {
+            rejected.push(format!("cosma_free: no solution ({:?})", f.status));
         }
     }
     solver.seconds = started.elapsed().as_secs_f64();
@@ -524,6 +592,8 @@ pub fn schedule_with(
         )));
     };
     let all_optimal = statuses.iter().all(|&s| s == IlpStatus::Optimal);
+    // A proven free-order optimum is optimal whatever the other programs reached.
+    let all_optimal = all_optimal || source == "free-order ilp";
     solver.status = match (status, all_optimal) {
         (IlpStatus::Optimal, true) => "optimal",
         (IlpStatus::Optimal, false) | (IlpStatus::TimeLimit, _) => "time_limit",
@@ -540,7 +610,9 @@ pub fn schedule_with(
         .max(res_lb)
         .max(free_lb);
     let traffic = ours.traffic().unwrap_or(0);
-    let bound = if status == IlpStatus::Optimal && (source == "ilp" || source == "residency ilp") {
+    let bound = if status == IlpStatus::Optimal
+        && (source == "ilp" || source == "residency ilp" || source == "free-order ilp")
+    {
         Some(traffic)
     } else {
         lb.max(solver.bound_bytes.filter(|_| source == "ilp"))
