@@ -161,8 +161,8 @@ impl Runner {
         }
     }
 
-    /// First outputs of `model` on every `.npy` of `inputs` (name order), and the median latency
-    /// (ms) on the first of them.
+    /// First outputs of `model` on every `.npy` of `inputs` (name order); the latency it
+    /// returns is 0 (see [`Runner::latencies`]).
     pub fn measure(
         &self,
         model: &Path,
@@ -178,7 +178,8 @@ impl Runner {
             model.display().to_string(),
             inputs.display().to_string(),
             out.display().to_string(),
-            self.runs.to_string(),
+            // Latency comes from the interleaved run (Runner::latencies), not from here.
+            "0".to_string(),
             self.threads.to_string(),
         ]
         .join("\n");
@@ -210,6 +211,75 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Median latency (ms) of each model on `input`, measured in one child process that
+    /// holds a session per model and runs them in turn (`runs` rounds after two warm-up
+    /// rounds), so every model sees the same machine load: other jobs on a shared 2-core
+    /// machine moved the per-model medians by 2x between consecutive models.
+    pub fn latencies(&self, models: &[PathBuf], input: &Path, out: &Path) -> Result<Vec<f64>> {
+        let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
+        let mut job = vec![
+            "latency".to_string(),
+            self.threads.to_string(),
+            self.runs.to_string(),
+            input.display().to_string(),
+            out.display().to_string(),
+        ];
+        job.extend(models.iter().map(|m| m.display().to_string()));
+        if out.exists() {
+            std::fs::remove_file(out).map_err(|e| Error::input(out, e))?;
+        }
+        let res = Command::new(&exe)
+            .args(&self.worker_args)
+            .env(WORKER_ENV, job.join("\n"))
+            .output()
+            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))?;
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        let v: Vec<f64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if !res.status.success() || v.len() != models.len() {
+            return Err(Error::Runtime(format!(
+                "latency run failed: {}",
+                String::from_utf8_lossy(&res.stderr)
+                    .lines()
+                    .chain(String::from_utf8_lossy(&res.stdout).lines())
+                    .filter(|l| l.contains("bench_precision worker"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )));
+        }
+        Ok(v)
+    }
+}
+
+/// An onnxruntime session as every benchmark run opens it: all graph optimizations,
+/// `threads` intra-op threads, one inter-op thread, and no spin-waiting: with spinning on,
+/// the idle thread pools of the other sessions of an interleaved run (and other jobs on a
+/// shared machine) burn the cores the measured session needs (cls fp32 read 50 ms instead
+/// of ~3 ms, and one variant 10x faster than fp32).
+fn open_session(
+    env: &ort::environment::Environment,
+    model: &str,
+    threads: usize,
+) -> Result<Session> {
+    let e = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+        Error::Runtime(format!("onnxruntime: {e}"))
+    };
+    Session::builder(env)
+        .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(e)?
+        .with_intra_threads(threads)
+        .map_err(e)?
+        .with_inter_threads(1)
+        .map_err(e)?
+        .with_intra_op_spinning(false)
+        .map_err(e)?
+        .with_inter_op_spinning(false)
+        .map_err(e)?
+        .commit_from_file(model)
+        .map_err(|e| Error::Runtime(format!("onnxruntime refused {model}: {e}")))
+}
+
 /// The `.npy` files of `dir` in name order.
 fn sorted_npy(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -227,9 +297,6 @@ pub fn worker_main() -> Option<Result<()>> {
     let job = std::env::var(WORKER_ENV).ok()?;
     Some((|| {
         let f: Vec<&str> = job.split('\n').collect();
-        let [model, inputs, out, runs, threads] = f[..] else {
-            return Err(Error::Usage(format!("bad worker job {job:?}")));
-        };
         let num = |v: &str| {
             v.parse::<usize>()
                 .map_err(|_| Error::Usage(format!("bad worker number {v:?}")))
@@ -240,19 +307,23 @@ pub fn worker_main() -> Option<Result<()>> {
             .with_name("bench_precision")
             .build()
             .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?;
-        let e = |e: ort::Error<ort::session::builder::SessionBuilder>| {
-            Error::Runtime(format!("onnxruntime: {e}"))
+        if f.first() == Some(&"latency") {
+            let [_, threads, runs, input, out, ref models @ ..] = f[..] else {
+                return Err(Error::Usage(format!("bad latency job {job:?}")));
+            };
+            let mut sessions = models
+                .iter()
+                .map(|m| open_session(&env, m, num(threads)?))
+                .collect::<Result<Vec<_>>>()?;
+            let x = read_npy(Path::new(input))?;
+            let ms = interleaved_latency_ms(&mut sessions, &x, num(runs)?)?;
+            let text: String = ms.iter().map(|v| format!("{v}\n")).collect();
+            return std::fs::write(out, text).map_err(|e| Error::input(Path::new(out), e));
+        }
+        let [model, inputs, out, runs, threads] = f[..] else {
+            return Err(Error::Usage(format!("bad worker job {job:?}")));
         };
-        let mut session = Session::builder(&env)
-            .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(e)?
-            .with_intra_threads(num(threads)?)
-            .map_err(e)?
-            .with_inter_threads(1)
-            .map_err(e)?
-            .commit_from_file(model)
-            .map_err(|e| Error::Runtime(format!("onnxruntime refused {model}: {e}")))?;
+        let mut session = open_session(&env, model, num(threads)?)?;
         let inputs = sorted_npy(Path::new(inputs))?;
         let first = inputs
             .first()
@@ -261,7 +332,10 @@ pub fn worker_main() -> Option<Result<()>> {
             let y = run_one(&mut session, &read_npy(p)?)?;
             write_npy(&Path::new(out).join(format!("o{k:04}.npy")), &y)?;
         }
-        let ms = latency_ms(&mut session, &read_npy(first)?, num(runs)?)?;
+        let ms = match num(runs)? {
+            0 => 0.0,
+            n => latency_ms(&mut session, &read_npy(first)?, n)?,
+        };
         let path = Path::new(out).join("latency_ms.txt");
         std::fs::write(&path, format!("{ms}\n")).map_err(|e| Error::input(&path, e))
     })())
@@ -355,6 +429,35 @@ pub fn latency_ms(session: &mut Session, input: &HostTensor, runs: usize) -> Res
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// Median wall time (ms) of each session on `input`: two warm-up rounds, then `runs` rounds
+/// that run every session once, in turn.
+pub fn interleaved_latency_ms(
+    sessions: &mut [Session],
+    input: &HostTensor,
+    runs: usize,
+) -> Result<Vec<f64>> {
+    for _ in 0..2 {
+        for s in sessions.iter_mut() {
+            run_one(s, input)?;
+        }
+    }
+    let mut times = vec![Vec::with_capacity(runs); sessions.len()];
+    for _ in 0..runs.max(1) {
+        for (s, t) in sessions.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            run_one(s, input)?;
+            t.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect())
 }
 
 /// Bytes of constant tensors (initializers and Constant-node tensors) of a model file.
@@ -584,6 +687,19 @@ pub fn bench(case: &Case, runner: &Runner, plan: &Plan, work: &Path) -> Result<T
             ours(ABL_MEASURED, "abl_measured.onnx", ilp(uniform_frac, true));
         }
     }
+    // Latency of every model that ran, interleaved in one process (see Runner::latencies).
+    let first = sorted_npy(&data.eval_dir)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::input(&data.eval_dir, "no evaluation crops"))?;
+    let ran: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].failed.is_none())
+        .collect();
+    let paths: Vec<PathBuf> = ran.iter().map(|&i| rows[i].path.clone()).collect();
+    let ms = runner.latencies(&paths, &first, &dir.join("latency_ms.txt"))?;
+    for (&i, v) in ran.iter().zip(ms) {
+        rows[i].latency_ms = v;
+    }
     Ok(Table {
         case: case.clone(),
         fp32_bytes,
@@ -718,8 +834,8 @@ fn real_main() -> Result<()> {
     }
     let runner = Runner::new(threads, runs, Vec::new());
     println!(
-        "onnxruntime {} on CPU, every model with graph optimizations all and {threads} intra-op thread(s); \
-         latency = median of {runs} runs on the first eval crop",
+        "onnxruntime {} on CPU, every model with graph optimizations all and {threads} intra-op thread(s), no spin-waiting; \
+         latency = median of {runs} interleaved runs (all variants of a model in one process, in turn) on the first eval crop",
         optimize::runtime::locate_onnxruntime()?.display()
     );
     let plan = Plan {

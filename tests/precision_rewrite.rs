@@ -647,6 +647,112 @@ fn int4_cls_convs() {
     );
     assert!(o.cosine.is_finite() && o.cosine > 0.0);
     assert!(o.size_ratio < 0.3);
+    // The weight decoding is constant-folded: no DQ or decode op is left to run per call.
+    for op in ["DequantizeLinear", "Mod"] {
+        assert_eq!(
+            o.counts.get(op).copied().unwrap_or(0),
+            0,
+            "{op} left in the optimized graph: {:?}",
+            o.counts
+        );
+    }
+}
+
+/// The int4 Conv weight decoded by onnxruntime (the standard-op chain) equals the
+/// per-channel int4 dequantization, for even and odd output-channel counts.
+#[test]
+fn int4_conv_weight_decodes_exactly() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for m_out in [4usize, 5] {
+        let shape = [m_out, 3, 3, 3];
+        let w: Vec<f32> = (0..m_out * 27)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let mut g = Graph::default();
+        g.inputs = vec!["X".into()];
+        g.outputs = vec!["Y".into()];
+        g.set_value_type("X", ValueType::tensor(DataType::Float, &[1, 3, 8, 8]));
+        let mut t = onnx_protobuf::TensorProto::new();
+        t.name = "W".into();
+        t.data_type = DataType::Float as i32;
+        t.dims = shape.iter().map(|&d| d as i64).collect();
+        t.raw_data = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+        g.initializers.insert("W".into(), t);
+        g.add_node(Node {
+            name: "conv".into(),
+            op_type: "Conv".into(),
+            inputs: vec!["X".into(), "W".into()],
+            outputs: vec!["Y".into()],
+            ..Default::default()
+        });
+        g.relink().expect("relink");
+        let mut m = Model {
+            ir_version: 8,
+            opsets: vec![(String::new(), 13)],
+            graph: g,
+            ..Default::default()
+        };
+        optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+        let a: Assignment = [("Y".to_string(), Precision::Int4)].into_iter().collect();
+        apply(&mut m, &a, &HashMap::new()).expect("rewrite");
+        let decoded = m
+            .graph
+            .nodes()
+            .find(|(_, n)| n.is("Conv"))
+            .map(|(_, n)| n.inputs[1].clone())
+            .expect("conv");
+        m.graph.outputs.push(decoded.clone());
+        let x = samples(&m, &[1, 3, 8, 8], 1, 1);
+        let mut s = session(&model_bytes(&m), None);
+        let out = run(&mut s, &x[0]);
+        let got = out
+            .iter()
+            .find(|(n, _)| *n == decoded)
+            .and_then(|(_, t)| t.as_f32().map(|v| v.to_vec()))
+            .expect("decoded weight");
+        let want = dequantize_per_channel(&quantize_per_channel(&w, &shape, 0, 4), &shape, 0);
+        assert_eq!(got.len(), want.len(), "M = {m_out}");
+        assert_eq!(got, want, "M = {m_out}: decoded int4 weight differs");
+    }
+}
+
+/// The lossless simplifications on det: the HardSwish chains, the Conv affines and the
+/// affines before 1x1 Convs are gone, outputs agree with the original, and the model
+/// passes the onnx checker.
+#[test]
+fn simplify_det_keeps_outputs() {
+    use optimize::passes::precision::simplify::simplify;
+    let path = ppocr("ch_PP-OCRv4_det_infer.onnx");
+    let dims = [1i64, 3, 160, 160];
+    let bind = HashMap::from([("x".to_string(), dims.to_vec())]);
+    let original = load_and_infer(&path, &bind).expect("load");
+    let mut m = original.clone();
+    let stats = simplify(&mut m).expect("simplify");
+    optimize::shape::infer(&mut m, &bind).expect("shapes");
+    let h = m.graph.op_histogram();
+    println!("  det simplify: {stats:?}; ops now {h:?}");
+    assert_eq!(stats.hardswish, 24, "HardSwish chains");
+    assert!(
+        stats.conv_affine >= 56,
+        "Conv affines: {}",
+        stats.conv_affine
+    );
+    assert!(
+        stats.affine_into_conv >= 20,
+        "affines into 1x1 Convs: {}",
+        stats.affine_into_conv
+    );
+    for op in ["Clip", "Div"] {
+        assert_eq!(h.get(op).copied().unwrap_or(0), 0, "{op} left");
+    }
+    let x = samples(&original, &dims, 3, 2);
+    let (cos, max) = fidelity(&model_bytes(&original), &model_bytes(&m), &x);
+    println!("  det simplify: cosine {cos:.9}, max abs {max:.3e}");
+    assert!(cos > 0.999999 && max < 1e-3, "cosine {cos}, max abs {max}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("det_simplified.onnx");
+    std::fs::write(&out, model_bytes(&m)).expect("write");
+    onnx_check(&out);
 }
 
 /// Softmax at opset 12 over a middle axis flattens to 2-D: the upgrade must keep that.

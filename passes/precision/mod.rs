@@ -18,6 +18,7 @@ pub mod pass;
 pub mod quantize;
 pub mod rewrite;
 pub mod sensitivity;
+pub mod simplify;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +35,7 @@ pub enum Precision {
     /// weights, int32 bias; DQ → op → Q so onnxruntime fuses it to QLinearConv/QLinearMatMul.
     Int8,
     /// Weight-only int4: `com.microsoft.MatMulNBits` (block 32, accuracy_level 4) for
-    /// MatMul/Gemm; per-channel int4 DequantizeLinear (com.microsoft domain) for Conv.
+    /// MatMul/Gemm; per-channel int4 for Conv, decoded by constant-foldable standard ops.
     Int4,
 }
 

@@ -585,9 +585,13 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
     let bindings = current_bindings(model);
     let weight_bytes_before = total_weight_bytes(model);
     let folded = super::rewrite::fold_batchnorm(model)?;
-    if folded > 0 {
+    // Lossless simplifications first: they set how fast every precision choice runs.
+    let simplified = super::simplify::simplify(model)?;
+    if folded > 0 || simplified.total() > 0 {
         crate::shape::infer(model, &bindings).map_err(|e| {
-            Error::Internal(format!("shape inference after BatchNorm folding: {e}"))
+            Error::Internal(format!(
+                "shape inference after BatchNorm folding and simplification: {e}"
+            ))
         })?;
     }
     let cands = candidates(model);
@@ -602,6 +606,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             "nodes": [],
             "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
             "folded_batchnorms": folded,
+            "simplified": simplified,
         });
         return Ok(PrecisionOutcome {
             assignment: Assignment::new(),
@@ -730,6 +735,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
     if let Some(o) = section.as_object_mut() {
         o.insert("rewrite_overhead_bytes".into(), json!(overhead));
         o.insert("allocation_rounds".into(), json!(attempt));
+        o.insert("simplified".into(), json!(simplified));
     }
     Ok(PrecisionOutcome {
         assignment,

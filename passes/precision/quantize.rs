@@ -328,7 +328,13 @@ pub fn stored_bytes(
             };
             numel + 4 * ch + b
         }
-        Precision::Int4 if op == "Conv" => numel.div_ceil(2) + 4 * ch + bias,
+        // Output channels paired by halves (see rewrite.rs); odd M adds a padding channel
+        // and three int64 Slice constants.
+        Precision::Int4 if op == "Conv" => {
+            let m = weight_shape.first().copied().unwrap_or(1) as u64;
+            let inner = numel / m.max(1);
+            m.div_ceil(2) * inner + 4 * ch + bias + if m % 2 == 1 { 24 } else { 0 }
+        }
         Precision::Int4 => {
             // MatMulNBits: [N, kb, bs/2] packed, N·kb scales, N·ceil(kb/2) zero points.
             let n = ch;
