@@ -1,5 +1,6 @@
 //! Optimization passes, one module each. Each implements `crate::pass_manager::Pass`.
 
+pub mod cbc;
 pub mod cleanup;
 pub mod precision;
 pub mod relevance;

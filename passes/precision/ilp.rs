@@ -389,12 +389,6 @@ fn build(p: &AllocProblem, with_budget: bool) -> Built {
     }
 }
 
-fn quiet(m: &mut good_lp::solvers::coin_cbc::CoinCbcProblem) {
-    m.set_parameter("log", "0");
-    m.set_parameter("slogLevel", "0");
-    m.set_parameter("logLevel", "0");
-}
-
 fn decode(x: &[Vec<Variable>], sol: &impl Solution) -> Option<Vec<usize>> {
     x.iter()
         .map(|xi| {
@@ -409,7 +403,7 @@ fn decode(x: &[Vec<Variable>], sol: &impl Solution) -> Option<Vec<usize>> {
 pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
     let b = build(p, false);
     let mut m = b.vars.minimise(b.budget_expr.clone()).using(coin_cbc);
-    quiet(&mut m);
+    crate::passes::cbc::quiet(&mut m);
     for c in b.cons {
         m.add_constraint(c);
     }
@@ -498,7 +492,7 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
         }
     }
     let mut m = b.vars.minimise(objective).using(coin_cbc);
-    quiet(&mut m);
+    crate::passes::cbc::quiet(&mut m);
     for c in b.cons {
         m.add_constraint(c);
     }

@@ -233,9 +233,7 @@ pub fn forced_bystander_lower_bound(p: &Problem, budget: u64, limit_s: f64) -> O
         return Some(0);
     }
     let mut model = vars.minimise(objective).using(coin_cbc);
-    model.set_parameter("log", "0");
-    model.set_parameter("slogLevel", "0");
-    model.set_parameter("logLevel", "0");
+    crate::passes::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

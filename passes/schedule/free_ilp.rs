@@ -304,9 +304,7 @@ pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -
     let variables = x.iter().map(|m| m.len()).sum::<usize>() + tv.len() * 5 + pairs_z.len();
     let start_values = warm.and_then(|plan| warm_values(p, plan, unit, &x, &tv, &pairs_z));
     let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    model.set_parameter("log", "0");
-    model.set_parameter("slogLevel", "0");
-    model.set_parameter("logLevel", "0");
+    crate::passes::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

@@ -259,9 +259,7 @@ pub fn solve_window(w: &Window) -> IlpOutcome {
         .warm
         .and_then(|plan| warm_values(w, plan, unit, &active, &tv, &zs));
     let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    model.set_parameter("log", "0");
-    model.set_parameter("slogLevel", "0");
-    model.set_parameter("logLevel", "0");
+    crate::passes::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

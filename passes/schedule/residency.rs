@@ -146,9 +146,7 @@ fn solve_capacity(
     }
     let variables = y.len() + spill.iter().flatten().count();
     let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    model.set_parameter("log", "0");
-    model.set_parameter("slogLevel", "0");
-    model.set_parameter("logLevel", "0");
+    crate::passes::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

@@ -366,18 +366,22 @@ pub struct Exec<'a> {
     pub dispatches: usize,
 }
 
+/// An error about one node, named by its name (or first output) and its op.
+pub fn node_error(n: &Node, msg: impl std::fmt::Display) -> Error {
+    Error::Runtime(format!(
+        "wgpu: node '{}' ({}): {msg}",
+        if n.name.is_empty() {
+            n.outputs.first().map(|s| s.as_str()).unwrap_or("")
+        } else {
+            n.name.as_str()
+        },
+        n.qualified_op()
+    ))
+}
+
 impl Exec<'_> {
     pub fn err(&self, msg: impl std::fmt::Display) -> Error {
-        let n = self.node;
-        Error::Runtime(format!(
-            "wgpu: node '{}' ({}): {msg}",
-            if n.name.is_empty() {
-                n.outputs.first().map(|s| s.as_str()).unwrap_or("")
-            } else {
-                n.name.as_str()
-            },
-            n.qualified_op()
-        ))
+        node_error(self.node, msg)
     }
 
     pub fn has_in(&self, i: usize) -> bool {

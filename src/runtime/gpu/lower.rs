@@ -8,6 +8,7 @@
 //! list. The elements then live as ordinary device tensors, so liveness and buffer reuse
 //! apply unchanged.
 
+use super::executor::node_error as err;
 use super::host::HVal;
 use crate::error::{Error, Result};
 use crate::ir::{DataType, Model, Node, ValueType};
@@ -34,18 +35,6 @@ fn is_sequence_op(n: &Node) -> bool {
 /// True when the model has a sequence op to lower.
 pub fn has_sequence_ops(model: &Model) -> bool {
     model.graph.nodes().any(|(_, n)| is_sequence_op(n))
-}
-
-fn err(n: &Node, msg: impl std::fmt::Display) -> Error {
-    Error::Runtime(format!(
-        "wgpu: node '{}' ({}): {msg}",
-        if n.name.is_empty() {
-            n.outputs.first().map(|s| s.as_str()).unwrap_or("")
-        } else {
-            n.name.as_str()
-        },
-        n.op_type
-    ))
 }
 
 fn int_tensor(name: &str, dims: &[i64], vals: &[i64]) -> TensorProto {

@@ -1,9 +1,10 @@
 //! String tensors: they never go to the device. The executor carries them on the host from
 //! graph inputs through the ops that take strings (`StringNormalizer`) to graph outputs.
 
+use super::executor::node_error as err;
 use super::ops::{attr_i, attr_s};
 use crate::data::HostTensor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ir::{DataType, Node};
 
 /// Ops the executor runs on host string tensors.
@@ -12,18 +13,6 @@ pub const STRING_OPS: &[&str] = &["StringNormalizer"];
 /// True for a default-domain op run on the host over strings.
 pub fn is_string_op(n: &Node) -> bool {
     crate::ir::canonical_domain(&n.domain).is_empty() && STRING_OPS.contains(&n.op_type.as_str())
-}
-
-fn err(n: &Node, msg: impl std::fmt::Display) -> Error {
-    Error::Runtime(format!(
-        "wgpu: node '{}' ({}): {msg}",
-        if n.name.is_empty() {
-            n.outputs.first().map(|s| s.as_str()).unwrap_or("")
-        } else {
-            n.name.as_str()
-        },
-        n.op_type
-    ))
 }
 
 /// Locales whose case mapping is Unicode's default one (what Rust's `to_lowercase` and
