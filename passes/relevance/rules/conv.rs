@@ -5,7 +5,8 @@ use super::linear::{linear_rule, LinearMap};
 use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
-use ndarray::{s, Array2, ArrayD, IxDyn};
+use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn, LinalgScalar};
+use std::ops::AddAssign;
 
 /// A 2-D convolution from space U ([n, cu, hu, wu]) to space V ([n, cv, hv, wv]) with a
 /// weight [cv, cu/groups, kh, kw]: V[o] reads U[o·stride − pad + k·dilation].
@@ -267,42 +268,59 @@ impl Geom {
         }
         let s = s.as_standard_layout();
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
-        let img = self.cu * self.hu * self.wu;
+        let out: Vec<f64> = if self.fast {
+            self.adj_x_gemm(&to_f32(ss), |grp| self.weight_group_f32(w, grp))?
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        } else {
+            self.adj_x_gemm(ss, |grp| self.weight_group(w, grp))?
+        };
+        ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The relevance of image `n`, group `grp` as a [cv/groups, hv·wv] matrix.
+    fn group_rows<'a, F>(&self, ss: &'a [F], n: usize, grp: usize) -> RResult<ArrayView2<'a, F>> {
         let osz = self.hv * self.wv;
-        if self.fast {
-            let ss = to_f32(ss);
-            let mut out = vec![0f32; self.n * img];
-            for n in 0..self.n {
-                for grp in 0..self.groups {
-                    let base = (n * self.cv + grp * self.cvg()) * osz;
-                    let sg = ndarray::ArrayView2::from_shape(
-                        (self.cvg(), osz),
-                        &ss[base..base + self.cvg() * osz],
-                    )
-                    .map_err(|e| e.to_string())?;
-                    let cols = self.weight_group_f32(w, grp)?.t().dot(&sg);
-                    self.col2im(&cols, grp, &mut out[n * img..(n + 1) * img]);
-                }
-            }
-            let out: Vec<f64> = out.into_iter().map(f64::from).collect();
-            return ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
-                .map_err(|e| e.to_string());
-        }
-        let mut out = vec![0.0; self.n * img];
+        let base = (n * self.cv + grp * self.cvg()) * osz;
+        ArrayView2::from_shape((self.cvg(), osz), &ss[base..base + self.cvg() * osz])
+            .map_err(|e| e.to_string())
+    }
+
+    /// col2im(W_gᵀ·s_g) summed over images and groups, in one element type: f32 for the
+    /// fast path, f64 for the exact one.
+    fn adj_x_gemm<F: LinalgScalar + AddAssign>(
+        &self,
+        ss: &[F],
+        weight: impl Fn(usize) -> RResult<Array2<F>>,
+    ) -> RResult<Vec<F>> {
+        let img = self.cu * self.hu * self.wu;
+        let mut out = vec![F::zero(); self.n * img];
         for n in 0..self.n {
             for grp in 0..self.groups {
-                let base = (n * self.cv + grp * self.cvg()) * osz;
-                let sg = ndarray::ArrayView2::from_shape(
-                    (self.cvg(), osz),
-                    &ss[base..base + self.cvg() * osz],
-                )
-                .map_err(|e| e.to_string())?;
-                let cols = self.weight_group(w, grp)?.t().dot(&sg);
+                let cols = weight(grp)?.t().dot(&self.group_rows(ss, n, grp)?);
                 self.col2im(&cols, grp, &mut out[n * img..(n + 1) * img]);
             }
         }
-        ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
-            .map_err(|e| e.to_string())
+        Ok(out)
+    }
+
+    /// Hands s_g·col_gᵀ of every image and group to `add`, in one element type.
+    fn adj_w_gemm<F: LinalgScalar + Default>(
+        &self,
+        xs: &[F],
+        ss: &[F],
+        mut add: impl FnMut(usize, Array2<F>),
+    ) -> RResult<()> {
+        let img = self.cu * self.hu * self.wu;
+        for n in 0..self.n {
+            for grp in 0..self.groups {
+                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
+                add(grp, self.group_rows(ss, n, grp)?.dot(&col.t()));
+            }
+        }
+        Ok(())
     }
 
     /// The adjoint of [`Geom::conv`] in its weight: Σ_n s·colᵀ.
@@ -337,40 +355,19 @@ impl Geom {
         let xs = x.as_slice().ok_or("input is not contiguous")?;
         let s = s.as_standard_layout();
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
-        let img = self.cu * self.hu * self.wu;
-        let osz = self.hv * self.wv;
         let mut gw = Array2::<f64>::zeros((self.cv, self.rows()));
+        let cvg = self.cvg();
+        // Sums over images in f64 in both paths.
+        let mut add_group = |grp: usize, g: Array2<f64>| {
+            let mut dst = gw.slice_mut(s![grp * cvg..(grp + 1) * cvg, ..]);
+            dst += &g;
+        };
         if self.fast {
-            let (xs, ss) = (to_f32(xs), to_f32(ss));
-            for n in 0..self.n {
-                for grp in 0..self.groups {
-                    let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
-                    let base = (n * self.cv + grp * self.cvg()) * osz;
-                    let sg = ndarray::ArrayView2::from_shape(
-                        (self.cvg(), osz),
-                        &ss[base..base + self.cvg() * osz],
-                    )
-                    .map_err(|e| e.to_string())?;
-                    let g = sg.dot(&col.t()).mapv(f64::from);
-                    let mut dst = gw.slice_mut(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..]);
-                    dst += &g;
-                }
-            }
-            return reshape(gw.into_dyn(), &[self.cv, self.cug(), self.kh, self.kw]);
-        }
-        for n in 0..self.n {
-            for grp in 0..self.groups {
-                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
-                let base = (n * self.cv + grp * self.cvg()) * osz;
-                let sg = ndarray::ArrayView2::from_shape(
-                    (self.cvg(), osz),
-                    &ss[base..base + self.cvg() * osz],
-                )
-                .map_err(|e| e.to_string())?;
-                let g = sg.dot(&col.t());
-                let mut dst = gw.slice_mut(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..]);
-                dst += &g;
-            }
+            self.adj_w_gemm(&to_f32(xs), &to_f32(ss), |grp, g| {
+                add_group(grp, g.mapv(f64::from))
+            })?;
+        } else {
+            self.adj_w_gemm(xs, ss, &mut add_group)?;
         }
         reshape(gw.into_dyn(), &[self.cv, self.cug(), self.kh, self.kw])
     }
