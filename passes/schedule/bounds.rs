@@ -16,24 +16,35 @@ pub fn m_r(p: &Problem) -> (u64, Option<OpId>) {
     best
 }
 
-/// Bytes alive at each step of `order` (a tensor is alive from its first to its last use).
-pub fn live_bytes(p: &Problem, lt: &Lifetimes) -> Vec<u64> {
-    let n = p.ops.len();
-    let mut delta = vec![0i128; n + 1];
-    for (a, t) in p.tensors.iter().enumerate() {
-        if lt.uses[a].is_empty() {
-            continue;
-        }
-        delta[lt.start[a]] += t.size as i128;
-        delta[lt.end[a] + 1] -= t.size as i128;
+/// Bytes alive at each of `steps` steps, given `(size, first step, last step)` intervals
+/// (steps inclusive, last < `steps`), by one sweep over a difference array.
+pub fn interval_loads(
+    steps: usize,
+    intervals: impl IntoIterator<Item = (u64, usize, usize)>,
+) -> Vec<u64> {
+    let mut delta = vec![0i128; steps + 1];
+    for (size, first, last) in intervals {
+        delta[first] += size as i128;
+        delta[last + 1] -= size as i128;
     }
     let mut cur = 0i128;
-    (0..n)
+    (0..steps)
         .map(|t| {
             cur += delta[t];
             cur as u64
         })
         .collect()
+}
+
+/// Bytes alive at each step of `order` (a tensor is alive from its first to its last use).
+pub fn live_bytes(p: &Problem, lt: &Lifetimes) -> Vec<u64> {
+    let used = p
+        .tensors
+        .iter()
+        .enumerate()
+        .filter(|&(a, _)| !lt.uses[a].is_empty())
+        .map(|(a, t)| (t.size, lt.start[a], lt.end[a]));
+    interval_loads(p.ops.len(), used)
 }
 
 /// `L(σ)`: the peak of [`live_bytes`]; no placement of this order needs less.

@@ -19,19 +19,8 @@ pub type Block = (u64, usize, usize);
 
 /// Bytes alive at each step (one past the last step of any block).
 fn loads(blocks: &[Block]) -> Vec<u64> {
-    let n = blocks.iter().map(|b| b.2 + 1).max().unwrap_or(0);
-    let mut delta = vec![0i128; n + 1];
-    for &(s, a, b) in blocks {
-        delta[a] += s as i128;
-        delta[b + 1] -= s as i128;
-    }
-    let mut cur = 0i128;
-    (0..n)
-        .map(|t| {
-            cur += delta[t];
-            cur as u64
-        })
-        .collect()
+    let steps = blocks.iter().map(|b| b.2 + 1).max().unwrap_or(0);
+    super::bounds::interval_loads(steps, blocks.iter().copied())
 }
 
 /// The peak of the bytes alive at once: no placement of `blocks` needs less.
