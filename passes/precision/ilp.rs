@@ -210,6 +210,19 @@ fn components(n: usize, groups: &[&Vec<usize>]) -> Vec<usize> {
     (0..n).map(|i| find(&mut parent, i)).collect()
 }
 
+/// Per tie unit, the precisions every member allows, in the fixed order of Precision::ALL.
+pub fn common_precisions(p: &AllocProblem, units: &[Vec<usize>]) -> Vec<Vec<Precision>> {
+    units
+        .iter()
+        .map(|u| {
+            Precision::ALL
+                .into_iter()
+                .filter(|&q| u.iter().all(|&i| p.option_of(i, q).is_some()))
+                .collect()
+        })
+        .collect()
+}
+
 /// Items joined by any tie (same precision or int8), as groups in index order: giving all
 /// members of a unit one common precision always meets the ties.
 pub fn tie_units(p: &AllocProblem) -> Vec<Vec<usize>> {
@@ -230,16 +243,7 @@ pub fn greedy(p: &AllocProblem) -> Option<AllocSolution> {
     let start = Instant::now();
     let n = p.items.len();
     let units = tie_units(p);
-    // Precisions every member of a unit allows, in the fixed order of Precision::ALL.
-    let common: Vec<Vec<Precision>> = units
-        .iter()
-        .map(|u| {
-            Precision::ALL
-                .into_iter()
-                .filter(|&q| u.iter().all(|&i| p.option_of(i, q).is_some()))
-                .collect()
-        })
-        .collect();
+    let common = common_precisions(p, &units);
     if common.iter().any(Vec::is_empty) {
         return None;
     }

@@ -11,8 +11,8 @@ use super::candidates::{
 };
 use super::check::{check_assignment, check_rewritten_size, CheckReport};
 use super::ilp::{
-    greedy, infeasible_error, solve, tie_units, AllocItem, AllocOption, AllocProblem,
-    AllocSolution, SolveStatus,
+    common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem, AllocOption,
+    AllocProblem, AllocSolution, SolveStatus,
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
@@ -464,18 +464,7 @@ pub fn random(p: &AllocProblem, seed: u64) -> Result<AllocSolution> {
     let start = std::time::Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let units = tie_units(p);
-    let common: Vec<Vec<Precision>> = units
-        .iter()
-        .map(|u| {
-            Precision::ALL
-                .into_iter()
-                .filter(|&q| {
-                    u.iter()
-                        .all(|&i| p.items[i].options.iter().any(|o| o.precision == q))
-                })
-                .collect()
-        })
-        .collect();
+    let common = common_precisions(p, &units);
     let mut choice = vec![0usize; p.items.len()];
     let set = |choice: &mut Vec<usize>, u: usize, q: Precision| {
         for &i in &units[u] {
