@@ -173,7 +173,6 @@ impl Runner {
             std::fs::remove_dir_all(out).map_err(|e| Error::input(out, e))?;
         }
         std::fs::create_dir_all(out).map_err(|e| Error::input(out, e))?;
-        let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
         let job = [
             model.display().to_string(),
             inputs.display().to_string(),
@@ -183,11 +182,7 @@ impl Runner {
             self.threads.to_string(),
         ]
         .join("\n");
-        let res = Command::new(&exe)
-            .args(&self.worker_args)
-            .env(WORKER_ENV, job)
-            .output()
-            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))?;
+        let res = self.spawn_worker(job)?;
         let latency = std::fs::read_to_string(out.join("latency_ms.txt"))
             .ok()
             .and_then(|t| t.trim().parse::<f64>().ok());
@@ -195,12 +190,7 @@ impl Runner {
             return Err(Error::Runtime(format!(
                 "onnxruntime run of {} failed: {}",
                 model.display(),
-                String::from_utf8_lossy(&res.stderr)
-                    .lines()
-                    .chain(String::from_utf8_lossy(&res.stdout).lines())
-                    .filter(|l| l.contains("bench_precision worker"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                worker_errors(&res)
             )));
         };
         let outputs = sorted_npy(out)?
@@ -209,6 +199,26 @@ impl Runner {
             .collect::<Result<Vec<_>>>()?;
         Ok((outputs, latency))
     }
+
+    /// Runs this program again as a worker on `job` (lines of arguments).
+    fn spawn_worker(&self, job: String) -> Result<std::process::Output> {
+        let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
+        Command::new(&exe)
+            .args(&self.worker_args)
+            .env(WORKER_ENV, job)
+            .output()
+            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))
+    }
+}
+
+/// The lines a worker wrote about its own failure, joined for one error message.
+fn worker_errors(res: &std::process::Output) -> String {
+    String::from_utf8_lossy(&res.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&res.stdout).lines())
+        .filter(|l| l.contains("bench_precision worker"))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 impl Runner {
@@ -217,7 +227,6 @@ impl Runner {
     /// rounds), so every model sees the same machine load: other jobs on a shared 2-core
     /// machine moved the per-model medians by 2x between consecutive models.
     pub fn latencies(&self, models: &[PathBuf], input: &Path, out: &Path) -> Result<Vec<f64>> {
-        let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
         let mut job = vec![
             "latency".to_string(),
             self.threads.to_string(),
@@ -229,22 +238,13 @@ impl Runner {
         if out.exists() {
             std::fs::remove_file(out).map_err(|e| Error::input(out, e))?;
         }
-        let res = Command::new(&exe)
-            .args(&self.worker_args)
-            .env(WORKER_ENV, job.join("\n"))
-            .output()
-            .map_err(|e| Error::Internal(format!("cannot start {}: {e}", exe.display())))?;
+        let res = self.spawn_worker(job.join("\n"))?;
         let text = std::fs::read_to_string(out).unwrap_or_default();
         let v: Vec<f64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
         if !res.status.success() || v.len() != models.len() {
             return Err(Error::Runtime(format!(
                 "latency run failed: {}",
-                String::from_utf8_lossy(&res.stderr)
-                    .lines()
-                    .chain(String::from_utf8_lossy(&res.stdout).lines())
-                    .filter(|l| l.contains("bench_precision worker"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                worker_errors(&res)
             )));
         }
         Ok(v)
