@@ -120,14 +120,8 @@ impl GpuDevice {
 
     /// Errors when a tensor of `bytes` cannot be held in one storage binding.
     pub fn check_fits(&self, tensor: &str, what: &str, bytes: u64) -> Result<()> {
+        self.check_total(tensor, what, bytes)?;
         let l = &self.limits;
-        if bytes > l.max_buffer_size {
-            return Err(Error::Runtime(format!(
-                "wgpu: tensor '{tensor}' ({what}, {bytes} bytes) exceeds the device's max_buffer_size \
-                 ({} bytes) on {}",
-                l.max_buffer_size, self.description
-            )));
-        }
         if bytes > l.max_storage_buffer_binding_size {
             return Err(Error::Runtime(format!(
                 "wgpu: tensor '{tensor}' ({what}, {bytes} bytes) exceeds the device's \
