@@ -220,28 +220,6 @@ fn backend_models_match_reference_outputs_and_onnxruntime() {
 /// Floors measured on lavapipe; see the README's "wgpu executor" section.
 const MIN_BACKEND_PASSES: usize = 133;
 
-/// A deterministic text-like image: light page, dark strokes in lines, normalized as PP-OCR
-/// does ((v/255 − 0.5)/0.5). No photograph ships with the corpus, so this stands in for one.
-fn page_image(h: usize, w: usize) -> HostTensor {
-    let mut v = Vec::with_capacity(3 * h * w);
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let line = (y / 12) % 3 != 2;
-                let stroke = line && ((x * 7 + y * 3 + (x / 9) * 13) % 17 < 5) && (y % 12) > 2;
-                let bg = 235.0 - (x as f32 / w as f32) * 30.0 + c as f32 * 5.0;
-                let px = if stroke {
-                    30.0 + ((x + y) % 40) as f32
-                } else {
-                    bg
-                };
-                v.push((px / 255.0 - 0.5) / 0.5);
-            }
-        }
-    }
-    HostTensor::from_f32(vec![1, 3, h, w], &v)
-}
-
 #[test]
 fn ppocr_models_match_onnxruntime() {
     let rt = OrtRuntime::get().expect("onnxruntime must load: run scripts/setup.sh");
@@ -252,7 +230,7 @@ fn ppocr_models_match_onnxruntime() {
             m.bindings.insert("x".into(), vec![1, 3, 320, 320]);
         }
         let dims = &m.bindings["x"];
-        let input = page_image(dims[2] as usize, dims[3] as usize);
+        let input = common::text_page(dims[2] as usize, dims[3] as usize, 0);
         let feed = vec![("x".to_string(), input)];
         let model = load(&m.path, &m.bindings);
         let mut ort = rt

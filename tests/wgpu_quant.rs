@@ -858,30 +858,6 @@ fn cast_and_float16_match_onnxruntime() {
 // ---------------------------------------------------------------------------------------
 // A real model in QDQ form
 
-/// A deterministic text-like image (light page, dark strokes in lines), normalized as PP-OCR
-/// does; the same generator as tests/wgpu_executor.rs, shifted by `phase` so that the
-/// calibration and the compared run see different pages.
-fn page_image(h: usize, w: usize, phase: usize) -> HostTensor {
-    let mut v = Vec::with_capacity(3 * h * w);
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let line = ((y + phase) / 12) % 3 != 2;
-                let stroke =
-                    line && ((x * 7 + y * 3 + (x / 9) * 13 + phase) % 17 < 5) && (y % 12) > 2;
-                let bg = 235.0 - (x as f32 / w as f32) * 30.0 + c as f32 * 5.0;
-                let px = if stroke {
-                    30.0 + ((x + y) % 40) as f32
-                } else {
-                    bg
-                };
-                v.push((px / 255.0 - 0.5) / 0.5);
-            }
-        }
-    }
-    HostTensor::from_f32(vec![1, 3, h, w], &v)
-}
-
 /// PP-OCR's text-orientation classifier with BatchNorm folded and every Conv rewritten by
 /// the mixed-precision pass's rewrite to QDQ int8 (uint8 activations calibrated on two
 /// pages, int8 per-channel weights, int32 bias), and its classifier head to int4
@@ -975,7 +951,7 @@ fn quantized_ppocr(name: &str, dims: Option<Vec<i64>>, tol: Option<f64>) -> f64 
     let samples: Vec<Sample> = (0..2)
         .map(|k| Sample {
             id: format!("page_{k}"),
-            values: vec![("x".to_string(), page_image(h, w, 5 + k * 7))],
+            values: vec![("x".to_string(), common::text_page(h, w, 5 + k * 7))],
         })
         .collect();
     let cal = calibrate(&model, &samples, &tensors, CalibMethod::MinMax).expect("calibration");
@@ -987,7 +963,7 @@ fn quantized_ppocr(name: &str, dims: Option<Vec<i64>>, tol: Option<f64>) -> f64 
         .count();
     assert!(qdq >= 3 * int8, "{qdq} Q/DQ nodes for {int8} int8 Convs");
     let bytes = optimize::onnx_io::export::to_bytes(&model, &Default::default()).expect("export");
-    let feed = vec![("x".to_string(), page_image(h, w, 0))];
+    let feed = vec![("x".to_string(), common::text_page(h, w, 0))];
     let rt = OrtRuntime::get().expect("onnxruntime must load: run scripts/setup.sh");
     let mut ort = rt
         .session_from_bytes(&bytes, name)

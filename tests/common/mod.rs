@@ -1,6 +1,7 @@
 //! Shared test helpers: the corpus of real models fetched by scripts/setup.sh.
 #![allow(dead_code)]
 
+use optimize::data::HostTensor;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -111,6 +112,30 @@ pub fn corpus() -> Vec<CorpusModel> {
 }
 
 /// Path of the built `optimize` binary.
+/// A deterministic text-like image (light page, dark strokes in lines), normalized as
+/// PP-OCR does ((v/255 − 0.5)/0.5), shifted by `phase` so calibration and comparison runs
+/// can see different pages. It stands in for a photograph where none ships with the corpus.
+pub fn text_page(h: usize, w: usize, phase: usize) -> HostTensor {
+    let mut v = Vec::with_capacity(3 * h * w);
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                let line = ((y + phase) / 12) % 3 != 2;
+                let stroke =
+                    line && ((x * 7 + y * 3 + (x / 9) * 13 + phase) % 17 < 5) && (y % 12) > 2;
+                let bg = 235.0 - (x as f32 / w as f32) * 30.0 + c as f32 * 5.0;
+                let px = if stroke {
+                    30.0 + ((x + y) % 40) as f32
+                } else {
+                    bg
+                };
+                v.push((px / 255.0 - 0.5) / 0.5);
+            }
+        }
+    }
+    HostTensor::from_f32(vec![1, 3, h, w], &v)
+}
+
 pub fn optimize_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_optimize"))
 }
