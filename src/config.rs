@@ -55,6 +55,8 @@ struct ConfigFile {
     size_budget: Option<f64>,
     avg_bits: Option<f64>,
     precision: Option<bool>,
+    // The fields of `ScheduleKeys`, repeated: serde cannot combine `flatten` with
+    // `deny_unknown_fields`, and unknown keys must stay errors.
     scratchpad: Option<SizeValue>,
     target: Option<PathBuf>,
     plan: Option<PathBuf>,
