@@ -36,6 +36,8 @@ fn fail(msg: String) -> ! {
 }
 
 fn main() {
+    // As the command line does (optimize::cli::run).
+    optimize::heap::keep_freed_memory();
     let mut model = None;
     let mut shapes = Vec::new();
     let mut preset = "auto".to_string();

@@ -151,6 +151,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return code;
         }
     };
+    crate::heap::keep_freed_memory();
     crate::onnx_io::limits::set_max_memory(cli.max_memory);
     crate::interrupt::install();
     // A panic anywhere is a bug: report it as one line and exit 1, never as a crash dump.

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod heap;
 pub mod html;
 pub mod inspect;
 pub mod interrupt;
