@@ -1,11 +1,11 @@
 //! Conv and ConvTranspose (1-D and 2-D, any padding, stride, dilation and groups) as
 //! [`LinearMap`]s through im2col, and BatchNormalization folding.
 
-use super::linear::{linear_rule, LinearMap};
+use super::linear::{linear_rule, LinearMap, Products};
 use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
-use ndarray::{s, Array2, ArrayD, ArrayView2, IxDyn, LinalgScalar};
+use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
 use std::ops::AddAssign;
 
 /// A 2-D convolution from space U ([n, cu, hu, wu]) to space V ([n, cv, hv, wv]) with a
@@ -269,12 +269,14 @@ impl Geom {
         let s = s.as_standard_layout();
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
         let out: Vec<f64> = if self.fast {
-            self.adj_x_gemm(&to_f32(ss), |grp| self.weight_group_f32(w, grp))?
-                .into_iter()
-                .map(f64::from)
-                .collect()
+            self.adj_x_gemm(&to_f32(ss), |grp| {
+                self.weight_group_f32(w, grp).map(CowArray::from)
+            })?
+            .into_iter()
+            .map(f64::from)
+            .collect()
         } else {
-            self.adj_x_gemm(ss, |grp| self.weight_group(w, grp))?
+            self.adj_x_gemm(ss, |grp| self.weight_group(w, grp).map(CowArray::from))?
         };
         ArrayD::from_shape_vec(IxDyn(&[self.n, self.cu, self.hu, self.wu]), out)
             .map_err(|e| e.to_string())
@@ -290,10 +292,10 @@ impl Geom {
 
     /// col2im(W_gᵀ·s_g) summed over images and groups, in one element type: f32 for the
     /// fast path, f64 for the exact one.
-    fn adj_x_gemm<F: LinalgScalar + AddAssign>(
+    fn adj_x_gemm<'w, F: LinalgScalar + AddAssign>(
         &self,
         ss: &[F],
-        weight: impl Fn(usize) -> RResult<Array2<F>>,
+        weight: impl Fn(usize) -> RResult<CowArray<'w, F, Ix2>>,
     ) -> RResult<Vec<F>> {
         let img = self.cu * self.hu * self.wu;
         let mut out = vec![F::zero(); self.n * img];
@@ -306,21 +308,27 @@ impl Geom {
         Ok(out)
     }
 
-    /// Hands s_g·col_gᵀ of every image and group to `add`, in one element type.
-    fn adj_w_gemm<F: LinalgScalar + Default>(
+    /// Hands s_g·col_gᵀ of every image and group to `add`, in one element type; `col(n,
+    /// grp)` gives the im2col of image n, group grp.
+    fn adj_w_gemm<'c, F: LinalgScalar + Default>(
         &self,
-        xs: &[F],
+        col: impl Fn(usize, usize) -> CowArray<'c, F, Ix2>,
         ss: &[F],
         mut add: impl FnMut(usize, Array2<F>),
     ) -> RResult<()> {
-        let img = self.cu * self.hu * self.wu;
         for n in 0..self.n {
             for grp in 0..self.groups {
-                let col = self.im2col(&xs[n * img..(n + 1) * img], grp);
-                add(grp, self.group_rows(ss, n, grp)?.dot(&col.t()));
+                add(grp, self.group_rows(ss, n, grp)?.dot(&col(n, grp).t()));
             }
         }
         Ok(())
+    }
+
+    /// Adds one group's f32 weight gradient into the f64 sum over images.
+    fn add_weight_group(&self, gw: &mut Array2<f64>, grp: usize, g: &Array2<f32>) {
+        let cvg = self.cvg();
+        let mut dst = gw.slice_mut(s![grp * cvg..(grp + 1) * cvg, ..]);
+        dst.zip_mut_with(g, |d, &v| *d += f64::from(v));
     }
 
     /// The adjoint of [`Geom::conv`] in its weight: Σ_n s·colᵀ.
@@ -357,18 +365,26 @@ impl Geom {
         let ss = s.as_slice().ok_or("relevance is not contiguous")?;
         let mut gw = Array2::<f64>::zeros((self.cv, self.rows()));
         let cvg = self.cvg();
+        let img = self.cu * self.hu * self.wu;
         // Sums over images in f64 in both paths.
-        let mut add_group = |grp: usize, g: Array2<f64>| {
-            let mut dst = gw.slice_mut(s![grp * cvg..(grp + 1) * cvg, ..]);
-            dst += &g;
-        };
         if self.fast {
-            self.adj_w_gemm(&to_f32(xs), &to_f32(ss), |grp, g| {
-                add_group(grp, g.mapv(f64::from))
+            let xs = to_f32(xs);
+            let col = |n: usize, grp| CowArray::from(self.im2col(&xs[n * img..(n + 1) * img], grp));
+            self.adj_w_gemm(col, &to_f32(ss), |grp, g| {
+                self.add_weight_group(&mut gw, grp, &g)
             })?;
         } else {
-            self.adj_w_gemm(xs, ss, &mut add_group)?;
+            let col = |n: usize, grp| CowArray::from(self.im2col(&xs[n * img..(n + 1) * img], grp));
+            self.adj_w_gemm(col, ss, |grp, g| {
+                let mut dst = gw.slice_mut(s![grp * cvg..(grp + 1) * cvg, ..]);
+                dst += &g;
+            })?;
         }
+        self.weight_grad(gw)
+    }
+
+    /// [cv, rows] → the weight's shape.
+    fn weight_grad(&self, gw: Array2<f64>) -> RResult<T> {
         reshape(gw.into_dyn(), &[self.cv, self.cug(), self.kh, self.kw])
     }
 }
@@ -385,6 +401,91 @@ impl LinearMap for ConvMap {
     }
     fn adj_w(&self, x: &T, s: &T) -> RResult<T> {
         self.0.conv_adj_w(x, s)
+    }
+    fn shared_products<'a>(
+        &'a self,
+        x: &'a T,
+        w: &'a T,
+    ) -> RResult<Option<Box<dyn Products + 'a>>> {
+        if !self.0.fast || self.0.depthwise() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SharedConvProducts::new(&self.0, x, w)?)))
+    }
+}
+
+/// The ε/γ products of a large convolution at one x and W, in f32 through sgemm: the
+/// im2col of x and the f32 weights (W and |W|) are built once and shared by all of them.
+struct SharedConvProducts<'a> {
+    g: &'a Geom,
+    /// im2col of image n, group grp at n·groups + grp.
+    cols: Vec<Array2<f32>>,
+    w: Vec<Array2<f32>>,
+    w_abs: Vec<Array2<f32>>,
+}
+
+impl<'a> SharedConvProducts<'a> {
+    fn new(g: &'a Geom, x: &T, w: &T) -> RResult<SharedConvProducts<'a>> {
+        g.check()?;
+        let x = x.as_standard_layout();
+        let xs = to_f32(x.as_slice().ok_or("input is not contiguous")?);
+        let img = g.cu * g.hu * g.wu;
+        let mut cols = Vec::with_capacity(g.n * g.groups);
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                cols.push(g.im2col(&xs[n * img..(n + 1) * img], grp));
+            }
+        }
+        let w = (0..g.groups)
+            .map(|grp| g.weight_group_f32(w, grp))
+            .collect::<RResult<Vec<_>>>()?;
+        let w_abs = w.iter().map(|a| a.mapv(f32::abs)).collect();
+        Ok(SharedConvProducts { g, cols, w, w_abs })
+    }
+
+    fn to_t(v: Vec<f32>, shape: &[usize]) -> RResult<T> {
+        ArrayD::from_shape_vec(IxDyn(shape), v.into_iter().map(f64::from).collect())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Products for SharedConvProducts<'_> {
+    fn fwd_abs(&mut self) -> RResult<T> {
+        let g = self.g;
+        let osz = g.hv * g.wv;
+        let mut out = vec![0f32; g.n * g.cv * osz];
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                let col = self.cols[n * g.groups + grp].mapv(f32::abs);
+                let y = self.w_abs[grp].dot(&col);
+                let base = (n * g.cv + grp * g.cvg()) * osz;
+                let dst = &mut out[base..base + g.cvg() * osz];
+                dst.iter_mut().zip(y.iter()).for_each(|(d, &v)| *d = v);
+            }
+        }
+        Self::to_t(out, &[g.n, g.cv, g.hv, g.wv])
+    }
+
+    fn adj_x(&mut self, s: &T, abs_w: bool) -> RResult<T> {
+        let g = self.g;
+        let s = s.as_standard_layout();
+        let ss = to_f32(s.as_slice().ok_or("relevance is not contiguous")?);
+        let ws = if abs_w { &self.w_abs } else { &self.w };
+        let out = g.adj_x_gemm(&ss, |grp| Ok(CowArray::from(ws[grp].view())))?;
+        Self::to_t(out, &[g.n, g.cu, g.hu, g.wu])
+    }
+
+    fn adj_w(&mut self, s: &T) -> RResult<T> {
+        let g = self.g;
+        let s = s.as_standard_layout();
+        let ss = to_f32(s.as_slice().ok_or("relevance is not contiguous")?);
+        let mut gw = Array2::<f64>::zeros((g.cv, g.rows()));
+        let cols = &self.cols;
+        let col = |n: usize, grp: usize| CowArray::from(cols[n * g.groups + grp].view());
+        g.adj_w_gemm(col, &ss, |grp, part| {
+            g.add_weight_group(&mut gw, grp, &part)
+        })?;
+        g.weight_grad(gw)
     }
 }
 
