@@ -14,6 +14,7 @@ use crate::onnx_io::ExportOptions;
 use crate::runtime::intermediates::expose_selected;
 use crate::runtime::{OrtRuntime, OrtSession};
 use ndarray::{ArrayD, IxDyn};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -207,6 +208,15 @@ impl Activations {
             ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|e| e.to_string())?,
             &t.shape,
         )
+    }
+
+    /// The value of `name` as f64, borrowed when it is a constant (weights are read once
+    /// per layer; copying them is a measurable part of a sweep).
+    pub fn get_cow(&self, name: &str) -> std::result::Result<Cow<'_, T>, String> {
+        match self.consts.get(name) {
+            Some(c) => Ok(Cow::Borrowed(c)),
+            None => self.get(name).map(Cow::Owned),
+        }
     }
 
     /// The value of a recorded f32 tensor without widening (the fast f32 paths); `None`

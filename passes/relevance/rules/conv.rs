@@ -6,6 +6,7 @@ use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
 use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
+use std::borrow::Cow;
 use std::ops::AddAssign;
 
 /// A 2-D convolution from space U ([n, cu, hu, wu]) to space V ([n, cv, hv, wv]) with a
@@ -130,18 +131,28 @@ impl Geom {
     }
 
     fn weight_group_f32(&self, w: &T, grp: usize) -> RResult<Array2<f32>> {
-        Ok(self.weight_group(w, grp)?.mapv(|v| v as f32))
+        self.with_weight_group(w, grp, |g| g.mapv(|v| v as f32))
     }
 
     fn weight_group(&self, w: &T, grp: usize) -> RResult<Array2<f64>> {
+        self.with_weight_group(w, grp, |g| g.to_owned())
+    }
+
+    /// `f` of group `grp`'s [cv/groups, rows] block of the weight, without copying it first.
+    fn with_weight_group<R>(
+        &self,
+        w: &T,
+        grp: usize,
+        f: impl FnOnce(ArrayView2<f64>) -> R,
+    ) -> RResult<R> {
         let w = w.as_standard_layout();
         let flat = w
             .view()
             .into_shape_with_order((self.cv, self.rows()))
             .map_err(|e| format!("weight {:?}: {e}", w.shape()))?;
-        Ok(flat
-            .slice(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..])
-            .to_owned())
+        Ok(f(
+            flat.slice(s![grp * self.cvg()..(grp + 1) * self.cvg(), ..])
+        ))
     }
 
     /// One input and one output channel per group: direct loops beat a GEMM per channel.
@@ -422,6 +433,8 @@ struct SharedConvProducts<'a> {
     cols: Vec<Array2<f32>>,
     w: Vec<Array2<f32>>,
     w_abs: Vec<Array2<f32>>,
+    /// x has no negative values (after a ReLU): |col| is col.
+    x_nonneg: bool,
 }
 
 impl<'a> SharedConvProducts<'a> {
@@ -440,7 +453,14 @@ impl<'a> SharedConvProducts<'a> {
             .map(|grp| g.weight_group_f32(w, grp))
             .collect::<RResult<Vec<_>>>()?;
         let w_abs = w.iter().map(|a| a.mapv(f32::abs)).collect();
-        Ok(SharedConvProducts { g, cols, w, w_abs })
+        let x_nonneg = xs.iter().all(|&v| v >= 0.0);
+        Ok(SharedConvProducts {
+            g,
+            cols,
+            w,
+            w_abs,
+            x_nonneg,
+        })
     }
 
     fn to_t(v: Vec<f32>, shape: &[usize]) -> RResult<T> {
@@ -456,8 +476,12 @@ impl Products for SharedConvProducts<'_> {
         let mut out = vec![0f32; g.n * g.cv * osz];
         for n in 0..g.n {
             for grp in 0..g.groups {
-                let col = self.cols[n * g.groups + grp].mapv(f32::abs);
-                let y = self.w_abs[grp].dot(&col);
+                let col = &self.cols[n * g.groups + grp];
+                let y = if self.x_nonneg {
+                    self.w_abs[grp].dot(col)
+                } else {
+                    self.w_abs[grp].dot(&col.mapv(f32::abs))
+                };
                 let base = (n * g.cv + grp * g.cvg()) * osz;
                 let dst = &mut out[base..base + g.cvg() * osz];
                 dst.iter_mut().zip(y.iter()).for_each(|(d, &v)| *d = v);
@@ -599,6 +623,15 @@ fn to4(a: T) -> RResult<T> {
     }
 }
 
+/// [`to4`] without copying a weight that is already 4-D.
+fn to4_cow(a: Cow<'_, T>) -> RResult<Cow<'_, T>> {
+    if a.ndim() == 3 {
+        to4(a.into_owned()).map(Cow::Owned)
+    } else {
+        Ok(a)
+    }
+}
+
 /// Per-channel scale k = γ/√(σ²+ε) and shift β − μ·k of a BatchNormalization node.
 pub fn bn_scale_shift(c: &Ctx, bn: &Node) -> RResult<(T, T)> {
     let get = |i: usize| -> RResult<T> {
@@ -662,7 +695,7 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         return Err("Conv with a weight computed from the input is not supported".into());
     }
     let x = c.input(0)?;
-    let mut w = c.input(1)?;
+    let mut w = c.input_cow(1)?;
     let mut b = if c.has_input(2) {
         Some(c.input(2)?)
     } else {
@@ -671,7 +704,7 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
     if let Some(bn) = c.fold {
         let (k, sh) = bn_scale_shift(c, bn)?;
         let (w2, b2) = fold_into_conv(&w, b.as_ref(), &k, &sh)?;
-        w = w2;
+        w = Cow::Owned(w2);
         b = Some(b2);
     }
     let y_shape = c.out_shape(0)?;
@@ -684,7 +717,7 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         None
     };
     let xs = x.shape().to_vec();
-    let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
+    let (x4, w4, r4) = (to4(x)?, to4_cow(w)?, to4(r)?);
     let b4 = match b {
         Some(b) => Some(reshape(b, &[1, g.cv, 1, 1])?),
         None => None,
@@ -724,7 +757,7 @@ pub fn conv_transpose(c: &Ctx, r: T) -> RResult<Backward> {
         return Err("ConvTranspose with a weight computed from the input is not supported".into());
     }
     let x = c.input(0)?;
-    let w = c.input(1)?;
+    let w = c.input_cow(1)?;
     let y_shape = c.out_shape(0)?;
     let b = if c.has_input(2) {
         Some(reshape(c.input(2)?, &[1, y_shape[1], 1, 1])?)
@@ -740,7 +773,7 @@ pub fn conv_transpose(c: &Ctx, r: T) -> RResult<Backward> {
         None
     };
     let xs = x.shape().to_vec();
-    let (x4, w4, r4) = (to4(x)?, to4(w)?, to4(r)?);
+    let (x4, w4, r4) = (to4(x)?, to4_cow(w)?, to4(r)?);
     let class = match (c.cfg.upper_conv, c.conv_depth) {
         (Some((f, r)), Some(d)) if d >= f => r,
         _ => c.cfg.conv,

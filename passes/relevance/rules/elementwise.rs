@@ -25,11 +25,23 @@ pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
         inputs: vec![None; vals.len()],
         weight_rel: 0.0,
     };
-    if vals.iter().all(|v| v.shape() == shape.as_slice()) && r.shape() == shape.as_slice() {
-        // Same shapes (residual additions): one pass per operand, no broadcasting copies.
-        let mut z = vals[0].as_standard_layout().into_owned();
-        for v in &vals[1..] {
-            z += v;
+    let full = |v: &T| v.shape() == shape.as_slice();
+    if vals.iter().all(|v| full(v) || v.len() == 1)
+        && vals.iter().any(full)
+        && r.shape() == shape.as_slice()
+    {
+        // Same shapes (residual additions) or scalars (x + 3 in a decomposed HardSwish):
+        // one pass per operand, no broadcasting copies.
+        let first = vals.iter().position(full).ok_or("no full-shape operand")?;
+        let mut z = vals[first].as_standard_layout().into_owned();
+        for (i, v) in vals.iter().enumerate() {
+            if i == first {
+                continue;
+            }
+            match v.iter().next() {
+                Some(&k) if !full(v) => z.mapv_inplace(|e| e + k),
+                _ => z += v,
+            }
         }
         let eps = c.eps_for(&z);
         let mut s = r;
@@ -39,7 +51,10 @@ pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
         });
         for (i, v) in vals.iter().enumerate() {
             if c.carries(i) {
-                out.inputs[i] = Some(v * &s);
+                out.inputs[i] = Some(match v.iter().next() {
+                    Some(&k) if !full(v) => &s * k,
+                    _ => v * &s,
+                });
             }
         }
         return Ok(out);

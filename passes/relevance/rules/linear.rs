@@ -159,39 +159,53 @@ pub fn linear_rule(
                 Some(b) => Some(broadcast_to(b, z.shape())?),
                 None => None,
             };
-            let xw = match &b_full {
-                Some(b) => &z - b,
-                None => z.clone(),
-            };
             let mut p = products(map, x, w)?;
             let q = p.fwd_abs()?;
             let half = 0.5 * g;
-            let mut zp = &xw * (1.0 + half) + &(&q * half);
-            let mut zn = &xw * (1.0 + half) - &(&q * half);
-            if let Some(b) = &b_full {
-                zp += &(b + &(pos(b) * g));
-                zn += &(b + &(neg(b) * g));
-            }
             let r = broadcast_to(r, z.shape())?;
-            let mut sp = T::zeros(z.raw_dim());
-            let mut sn = T::zeros(z.raw_dim());
-            ndarray::Zip::from(&mut sp)
-                .and(&mut sn)
-                .and(&z)
-                .and(&r)
-                .and(&zp)
-                .and(&zn)
-                .for_each(|sp, sn, &z, &r, &zp, &zn| {
-                    // As in div_stab: a zero denominator gives 0.
-                    let (d, out) = if z >= 0.0 { (zp, sp) } else { (zn, sn) };
-                    let d = stabilize(d, eps);
-                    *out = if d == 0.0 { 0.0 } else { r / d };
-                });
-            let s = &sp + &sn;
-            let sigma = &sp - &sn;
+            let (zc, rc, qc) = (
+                z.as_standard_layout(),
+                r.as_standard_layout(),
+                q.as_standard_layout(),
+            );
+            let bc = b_full.as_ref().map(|b| b.as_standard_layout());
+            let (zs, rs, qs) = (
+                zc.as_slice().ok_or("z is not contiguous")?,
+                rc.as_slice().ok_or("relevance is not contiguous")?,
+                qc.as_slice().ok_or("product is not contiguous")?,
+            );
+            let bs = match &bc {
+                Some(b) => Some(b.as_slice().ok_or("bias is not contiguous")?),
+                None => None,
+            };
+            // One pass: s = s⁺ + s⁻ and σ = s⁺ − s⁻ from z (its sign picks z⁺ or z⁻), the
+            // bias, |x|·|w| and R.
+            let mut s_all = vec![0.0; zs.len()];
+            let mut sigma = vec![0.0; zs.len()];
+            for i in 0..zs.len() {
+                let bi = bs.map_or(0.0, |b| b[i]);
+                let xw = zs[i] - bi;
+                let up = zs[i] >= 0.0;
+                let d = if up {
+                    xw * (1.0 + half) + qs[i] * half + bi + g * bi.max(0.0)
+                } else {
+                    xw * (1.0 + half) - qs[i] * half + bi + g * bi.min(0.0)
+                };
+                // As in div_stab: a zero denominator gives 0.
+                let d = stabilize(d, eps);
+                let v = if d == 0.0 { 0.0 } else { rs[i] / d };
+                s_all[i] = v;
+                sigma[i] = if up { v } else { -v };
+            }
+            let s = T::from_shape_vec(z.raw_dim(), s_all).map_err(|e| e.to_string())?;
+            let sigma = T::from_shape_vec(z.raw_dim(), sigma).map_err(|e| e.to_string())?;
             let a = p.adj_x(&s, false)?;
             let bb = p.adj_x(&sigma, true)?;
-            let rx = &(x * &a) * (1.0 + half) + &(&(&x.mapv(f64::abs) * &bb) * half);
+            let mut rx = a;
+            ndarray::Zip::from(&mut rx)
+                .and(x)
+                .and(&bb)
+                .for_each(|a, &x, &b| *a = (1.0 + half) * x * *a + half * x.abs() * b);
             let rw = abs_sum(&(w * &p.adj_w(&s)?));
             Ok((rx, rw))
         }

@@ -33,7 +33,7 @@ pub struct Ctx<'a> {
     pub conv_depth: Option<f64>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub fn in_name(&self, i: usize) -> Option<&str> {
         self.node
             .inputs
@@ -53,6 +53,13 @@ impl Ctx<'_> {
             .in_name(i)
             .ok_or_else(|| format!("input {i} is missing"))?;
         self.acts.get(n)
+    }
+    /// Input `i`, borrowed when it is a constant.
+    pub fn input_cow(&self, i: usize) -> RResult<std::borrow::Cow<'a, T>> {
+        let n = self
+            .in_name(i)
+            .ok_or_else(|| format!("input {i} is missing"))?;
+        self.acts.get_cow(n)
     }
     pub fn in_shape(&self, i: usize) -> RResult<Vec<usize>> {
         let n = self
