@@ -121,13 +121,29 @@ fn main() {
         plain.push(t.elapsed().as_secs_f64());
     }
     let forward = median(plain);
+    // The same forward pass with onnxruntime's graph optimizations on (what users deploy).
+    let mut opt = rt
+        .optimized_session_from_file(&path)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    opt.run(&sample.values)
+        .unwrap_or_else(|e| fail(e.to_string()));
+    let mut plain_opt = Vec::new();
+    for _ in 0..runs.max(5) {
+        let t = Instant::now();
+        opt.run(&sample.values)
+            .unwrap_or_else(|e| fail(e.to_string()));
+        plain_opt.push(t.elapsed().as_secs_f64());
+    }
+    let forward_opt = median(plain_opt);
     let explain = median(t_total);
     println!(
-        "nodes={nodes} forward_s={forward:.4} session_s={session_s:.4} explain_s={explain:.4} \
-         collect_s={:.4} sweep_s={:.4} ratio={:.2} heap_mb={:.1} rss_mb={:.1} rss_before_mb={:.1}",
+        "nodes={nodes} forward_s={forward:.4} forward_opt_s={forward_opt:.4} session_s={session_s:.4} \
+         explain_s={explain:.4} collect_s={:.4} sweep_s={:.4} ratio={:.2} ratio_opt={:.2} heap_mb={:.1} \
+         rss_mb={:.1} rss_before_mb={:.1}",
         median(t_fwd.clone()),
         median(t_sweep.clone()),
         explain / forward,
+        explain / forward_opt,
         heap_peak as f64 / 1048576.0,
         rss_explain as f64 / 1048576.0,
         rss_before as f64 / 1048576.0,

@@ -16,7 +16,7 @@ bin="target/$dir/examples/bench_explain"
 n=${N:-3}
 echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "onnxruntime 1.31.1, 1 thread, graph optimizations off (as everywhere in this crate); profile=$profile, N=$n"
-printf '%-32s %-8s %6s | %9s | %9s %9s %9s | %7s | %8s %8s %8s\n' model preset nodes "forward s" "explain s" "collect s" "sweep s" ratio "RSS MB" "peak MB" "heap MB"
+printf '%-32s %-8s %6s | %9s %9s | %9s %9s %9s | %7s %7s | %8s %8s %8s\n' model preset nodes "forward s" "fwd opt s" "explain s" "collect s" "sweep s" ratio "r. opt" "RSS MB" "peak MB" "heap MB"
 run() {
   local model=$1 preset=$2; shift 2
   local cmd=("$bin" "$model" --runs "$n" --preset "$preset" --profile "$@")
@@ -26,8 +26,8 @@ run() {
   local maxrss
   maxrss=$(grep -o 'maxrss_kb=[0-9]*' "${tmp}/time" | cut -d= -f2 || echo 0)
   eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/local /')"
-  awk -v m="$(basename "$model")" -v p="$preset" -v nodes="$nodes" -v f="$forward_s" -v e="$explain_s" -v c="$collect_s" -v s="$sweep_s" -v r="$ratio" -v rss="$rss_mb" -v mx="$maxrss" -v h="$heap_mb" 'BEGIN {
-    printf "%-32s %-8s %6d | %9.4f | %9.4f %9.4f %9.4f | %6.1fx | %8.1f %8.1f %8.1f\n", m, p, nodes, f, e, c, s, r, rss, mx/1024, h }'
+  awk -v m="$(basename "$model")" -v p="$preset" -v nodes="$nodes" -v f="$forward_s" -v fo="$forward_opt_s" -v e="$explain_s" -v c="$collect_s" -v s="$sweep_s" -v r="$ratio" -v ro="$ratio_opt" -v rss="$rss_mb" -v mx="$maxrss" -v h="$heap_mb" 'BEGIN {
+    printf "%-32s %-8s %6d | %9.4f %9.4f | %9.4f %9.4f %9.4f | %6.1fx %6.1fx | %8.1f %8.1f %8.1f\n", m, p, nodes, f, fo, e, c, s, r, ro, rss, mx/1024, h }'
   tail -n +2 "${tmp}/out" | head -8
   echo "  command: ${cmd[*]}"
 }
@@ -37,7 +37,8 @@ for preset in auto epsilon; do
   run .deps/onnx-data/light/light_resnet50.onnx "$preset"
 done
 echo "forward: median of max(N,5) plain onnxruntime runs after one warm-up; explain = collect (session"
-echo "with the needed tensors exposed + one run) + sweep; ratio = explain / forward. RSS: VmHWM after the"
+echo "with the needed tensors exposed + one run) + sweep; ratio = explain / forward; fwd opt and r. opt: the"
+echo "same with onnxruntime's graph optimizations on (1 thread), the forward a user deploys. RSS: VmHWM after the"
 echo "explanations; peak: /usr/bin/time's max RSS of the whole process; heap: peak live Rust heap of one"
 echo "explanation. Per line below a model: the collect phases, the cost per input with the session reused,"
 echo "and the sweep's top op types."

@@ -89,12 +89,19 @@ impl OrtRuntime {
     }
 
     fn builder(&self) -> Result<ort::session::builder::SessionBuilder> {
+        self.builder_at(GraphOptimizationLevel::Disable)
+    }
+
+    fn builder_at(
+        &self,
+        level: GraphOptimizationLevel,
+    ) -> Result<ort::session::builder::SessionBuilder> {
         let e = |e: ort::Error<ort::session::builder::SessionBuilder>| {
             Error::Runtime(format!("onnxruntime: {e}"))
         };
         Session::builder(&self.env)
             .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?
-            .with_optimization_level(GraphOptimizationLevel::Disable)
+            .with_optimization_level(level)
             .map_err(e)?
             .with_intra_threads(1)
             .map_err(e)?
@@ -106,6 +113,17 @@ impl OrtRuntime {
     pub fn session_from_file(&self, path: &Path) -> Result<OrtSession> {
         let s = self
             .builder()?
+            .commit_from_file(path)
+            .map_err(|e| Error::Runtime(format!("onnxruntime refused {}: {e}", path.display())))?;
+        Ok(OrtSession { session: s })
+    }
+
+    /// Opens a session with all of onnxruntime's graph optimizations on (still one thread):
+    /// the forward pass a user deploys, as a benchmark baseline. Everything else in this
+    /// crate runs unoptimized graphs so that exposed intermediates keep their values.
+    pub fn optimized_session_from_file(&self, path: &Path) -> Result<OrtSession> {
+        let s = self
+            .builder_at(GraphOptimizationLevel::All)?
             .commit_from_file(path)
             .map_err(|e| Error::Runtime(format!("onnxruntime refused {}: {e}", path.display())))?;
         Ok(OrtSession { session: s })
