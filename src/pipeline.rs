@@ -327,10 +327,19 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let staged = stage.path().join(file_name);
     save_model(&model, &staged, &ExportOptions::default())?;
 
+    // Without --inputs, a quantized model is validated on its calibration inputs when it
+    // had real ones: seeded random inputs say little about fidelity (a detector's map on
+    // noise is near zero everywhere, so its cosine is noise too).
+    let calib_dir = report
+        .sections
+        .get("precision")
+        .and_then(|p| p["calibration"]["dir"].as_str())
+        .map(PathBuf::from);
+    let validation_dir = opts.inputs.clone().or(calib_dir.clone().filter(|_| lossy));
     let mut failure = None;
     if opts.validate {
         let vopts = ValidationOptions {
-            inputs_dir: opts.inputs.clone(),
+            inputs_dir: validation_dir.clone(),
             bindings: opts.bindings.clone(),
             seed: opts.seed,
             samples: opts.samples,
@@ -351,8 +360,13 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
             );
         } else if !v.passed && lossy {
+            let hint = if validation_dir.is_some() {
+                "raise --size-budget, or lower --min-fidelity"
+            } else {
+                "raise --size-budget, pass --calib with real inputs, or lower --min-fidelity"
+            };
             failure = Some(Error::Validation(format!(
-                "fidelity (smallest output cosine) {:.6} of the mixed-precision output is below {}; no output written (raise --size-budget, pass --calib with real inputs, or --min-fidelity)",
+                "fidelity (smallest output cosine) {:.6} of the mixed-precision output is below {}; no output written ({hint})",
                 v.cosine,
                 v.min_fidelity.unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
             )));

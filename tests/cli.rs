@@ -403,3 +403,43 @@ fn library_example_runs_the_same_pipeline() {
     assert!(after > 0 && after != 566, "{line}");
     assert!(out.is_file());
 }
+
+/// With `--calib DIR` and no `--inputs`, the quantized model is validated on the
+/// calibration crops (real data) instead of seeded noise, and the report says which.
+#[test]
+fn quantized_model_is_validated_on_its_calibration_inputs() {
+    use optimize::data::images::{crops_from, split_photographs, CropKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let calib = dir.path().join("calib");
+    std::fs::create_dir_all(&calib).expect("mkdir");
+    let (photos, _) = split_photographs(&common::root().join(".deps/images"))
+        .expect("the scikit-image photographs (scripts/setup.sh fetches them)");
+    for (i, (_, t)) in crops_from(&photos, CropKind::Cls, 4, 0)
+        .expect("crops")
+        .iter()
+        .enumerate()
+    {
+        optimize::data::write_npy(&calib.join(format!("crop_{i}.npy")), t).expect("npy");
+    }
+    let out = dir.path().join("out.onnx");
+    let report = dir.path().join("report.json");
+    let o = run(&[
+        cls_model().to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--calib",
+        calib.to_str().expect("utf8"),
+        "--report",
+        report.to_str().expect("utf8"),
+    ]);
+    assert!(o.status.success(), "optimize failed: {}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    let v = &r["validation"];
+    assert_eq!(v["inputs_used"].as_str(), calib.to_str(), "{v}");
+    assert_eq!(v["samples"].as_u64(), Some(4), "{v}");
+    assert_eq!(
+        r["precision"]["calibration"]["dir"].as_str(),
+        calib.to_str()
+    );
+}

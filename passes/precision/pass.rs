@@ -797,6 +797,7 @@ fn section(
         "folded_batchnorms": folded,
         "calibration": {
             "source": calib.source,
+            "dir": cfg.calib_dir.as_ref().map(|d| d.display().to_string()),
             "samples": calib.samples,
             "method": cfg.calib_method.name(),
             "warning": calib.warning,
