@@ -1629,6 +1629,7 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .init(tensor("mu", &[16], &rnd(16, 84, -0.5, 0.5), F32))
         .init(tensor("var", &[16], &rnd(16, 85, 0.5, 2.0), F32))
         .init(tensor("w2", &[4, 16, 3, 3], &rnd(576, 86, -0.3, 0.3), F32))
+        .init(tensor("wd", &[16, 1, 7, 7], &rnd(784, 88, -0.3, 0.3), F32))
         .node(nd(
             "Conv",
             "c1",
@@ -1646,15 +1647,22 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .node(nd("Relu", "r", &["b"], &["h"], vec![]))
         .node(nd(
             "Conv",
+            "dw",
+            &["h", "wd"],
+            &["hd"],
+            vec![ai("group", 16), ais("pads", &[3, 3, 3, 3])],
+        ))
+        .node(nd(
+            "Conv",
             "c2",
-            &["h", "w2"],
+            &["hd", "w2"],
             &["y"],
             vec![ais("pads", &[1, 1, 1, 1]), ais("strides", &[2, 2])],
         ))
         .build();
     assert!(
-        c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS,
-        "c1 must take the fast path"
+        c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS && c2 * 24 * 24 * 49 >= FAST_MIN_MACS,
+        "c1 and the depthwise dw must take the fast path"
     );
     let x = [f32_input("x", &[1, 8, 24, 24], &rnd(4608, 87, -1.0, 1.0))];
     let mut eps = cfg("epsilon");
