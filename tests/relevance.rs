@@ -1615,6 +1615,65 @@ fn zbox_first_conv_conserves_and_matches_the_dense_reference() {
 /// Large convolutions run their products in f32 and take z from the recorded output (BN
 /// folded); the result must agree with the exact f64 path to f32 accuracy, under ε and
 /// under the default (γ with a relative stabilizer).
+/// Large MatMul/Gemm layers with a constant weight run their products in f32 (and MatMul
+/// takes z from the recorded output); they must agree with the exact f64 path.
+#[test]
+fn fast_f32_matmul_and_gemm_match_the_exact_path() {
+    use optimize::passes::relevance::config::FAST_MIN_MACS;
+    let (m_rows, k, n) = (40usize, 120usize, 80usize);
+    let m = Net::new(17)
+        .input("x", &[1, m_rows as i64, k as i64], F32)
+        .output("y", F32)
+        .init(tensor(
+            "w",
+            &[k as i64, n as i64],
+            &rnd(k * n, 90, -0.3, 0.3),
+            F32,
+        ))
+        .init(tensor(
+            "w2",
+            &[n as i64, 128],
+            &rnd(n * 128, 91, -0.3, 0.3),
+            F32,
+        ))
+        .init(tensor("b2", &[128], &rnd(128, 92, -0.5, 0.5), F32))
+        .init(ints("sh", &[m_rows as i64, n as i64]))
+        .node(nd("MatMul", "mm", &["x", "w"], &["a"], vec![]))
+        .node(nd("Relu", "r", &["a"], &["h"], vec![]))
+        .node(nd("Reshape", "rs", &["h", "sh"], &["h2"], vec![]))
+        .node(nd("Gemm", "g", &["h2", "w2", "b2"], &["y"], vec![]))
+        .build();
+    assert!(
+        m_rows * k * n >= FAST_MIN_MACS && m_rows * n * 128 >= FAST_MIN_MACS,
+        "both layers must take the fast path"
+    );
+    let x = [f32_input(
+        "x",
+        &[1, m_rows, k],
+        &rnd(m_rows * k, 93, -1.0, 1.0),
+    )];
+    let mut eps = cfg("epsilon");
+    eps.eps = 1e-3;
+    for (name, fast) in [("epsilon", eps), ("auto", cfg("auto"))] {
+        let mut exact = fast.clone();
+        exact.fast_min_macs = usize::MAX;
+        for target in [0, 77, 2000] {
+            let rf = run(&m, &x, Some(target), &fast);
+            let re = run(&m, &x, Some(target), &exact);
+            let (a, b) = (rel_of(&rf, "x"), rel_of(&re, "x"));
+            let scale = b.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+            let diff = a
+                .iter()
+                .zip(&b)
+                .fold(0.0f64, |s, (p, q)| s.max((p - q).abs()));
+            assert!(
+                scale > 0.0 && diff <= 1e-4 * scale,
+                "{name} output {target}: fast and exact relevance differ by {diff} (scale {scale})"
+            );
+        }
+    }
+}
+
 #[test]
 fn fast_f32_convolutions_match_the_exact_path() {
     use optimize::passes::relevance::config::FAST_MIN_MACS;

@@ -263,6 +263,79 @@ pub struct MatMulMap {
     pub weight_left: bool,
     pub x_shape: Vec<usize>,
     pub w_shape: Vec<usize>,
+    /// Run the ε/γ products in f32 through sgemm (a 2-D weight on the right only).
+    pub fast: bool,
+}
+
+impl MatMulMap {
+    /// x·W with the fast f32 products when W is 2-D and the product has at least
+    /// `fast_min_macs` multiply-adds.
+    fn weight_right(x_shape: &[usize], w_shape: &[usize], fast_min_macs: usize) -> MatMulMap {
+        let macs = x_shape.iter().product::<usize>() * w_shape.last().copied().unwrap_or(0);
+        MatMulMap {
+            weight_left: false,
+            x_shape: x_shape.to_vec(),
+            w_shape: w_shape.to_vec(),
+            fast: w_shape.len() == 2 && macs >= fast_min_macs,
+        }
+    }
+}
+
+/// The ε/γ products of x·W (W 2-D on the right) in f32: x as an [R, K] matrix and W, |W|
+/// converted once.
+struct SharedMatMulProducts<'a> {
+    map: &'a MatMulMap,
+    x: ndarray::Array2<f32>,
+    w: ndarray::Array2<f32>,
+    w_abs: ndarray::Array2<f32>,
+}
+
+impl<'a> SharedMatMulProducts<'a> {
+    fn new(map: &'a MatMulMap, x: &T, w: &T) -> RResult<SharedMatMulProducts<'a>> {
+        let k = *map.x_shape.last().ok_or("x has no axes")?;
+        let to2 = |a: &T, rows: usize, cols: usize| -> RResult<ndarray::Array2<f32>> {
+            let a = a.as_standard_layout();
+            ndarray::ArrayView2::from_shape((rows, cols), a.as_slice().ok_or("not contiguous")?)
+                .map(|v| v.mapv(|e| e as f32))
+                .map_err(|e| e.to_string())
+        };
+        let w2 = to2(w, map.w_shape[0], map.w_shape[1])?;
+        Ok(SharedMatMulProducts {
+            map,
+            x: to2(x, x.len() / k.max(1), k)?,
+            w_abs: w2.mapv(f32::abs),
+            w: w2,
+        })
+    }
+
+    fn rows(&self, s: &T) -> RResult<ndarray::Array2<f32>> {
+        let s = s.as_standard_layout();
+        let n = self.w.ncols();
+        ndarray::ArrayView2::from_shape((s.len() / n.max(1), n), s.as_slice().ok_or("relevance")?)
+            .map(|v| v.mapv(|e| e as f32))
+            .map_err(|e| e.to_string())
+    }
+
+    fn to_t(a: ndarray::Array2<f32>, shape: &[usize]) -> RResult<T> {
+        reshape(a.mapv(f64::from).into_dyn(), shape)
+    }
+}
+
+impl Products for SharedMatMulProducts<'_> {
+    fn fwd_abs(&mut self) -> RResult<T> {
+        let mut shape = self.map.x_shape.clone();
+        if let Some(l) = shape.last_mut() {
+            *l = self.w.ncols();
+        }
+        Self::to_t(self.x.mapv(f32::abs).dot(&self.w_abs), &shape)
+    }
+    fn adj_x(&mut self, s: &T, abs_w: bool) -> RResult<T> {
+        let w = if abs_w { &self.w_abs } else { &self.w };
+        Self::to_t(self.rows(s)?.dot(&w.t()), &self.map.x_shape)
+    }
+    fn adj_w(&mut self, s: &T) -> RResult<T> {
+        Ok(self.x.t().dot(&self.rows(s)?).mapv(f64::from).into_dyn())
+    }
 }
 
 impl LinearMap for MatMulMap {
@@ -289,6 +362,27 @@ impl LinearMap for MatMulMap {
         };
         unbroadcast(g, &self.w_shape)
     }
+    fn shared_products<'a>(
+        &'a self,
+        x: &'a T,
+        w: &'a T,
+    ) -> RResult<Option<Box<dyn Products + 'a>>> {
+        if !self.fast || self.weight_left || w.ndim() != 2 {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SharedMatMulProducts::new(self, x, w)?)))
+    }
+}
+
+/// The shape of numpy matmul(a, b) for operands of rank ≥ 2, without computing it.
+fn matmul_shape(a: &[usize], b: &[usize]) -> RResult<Vec<usize>> {
+    let (ra, rb) = (a.len(), b.len());
+    if ra < 2 || rb < 2 || a[ra - 1] != b[rb - 2] {
+        return Err(format!("matmul of {a:?} and {b:?}"));
+    }
+    let mut out = crate::passes::relevance::tensor::broadcast_shape(&[&a[..ra - 2], &b[..rb - 2]])?;
+    out.extend([a[ra - 2], b[rb - 1]]);
+    Ok(out)
 }
 
 /// Promotes a vector operand of MatMul to a matrix ([K] → [1,K] on the left, [K,1] on
@@ -319,7 +413,7 @@ pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
     let (sa, sb) = (a0.shape().to_vec(), b0.shape().to_vec());
     let a = promote(a0, true)?;
     let b = promote(b0, false)?;
-    let out_shape = mm(&a, &b)?.shape().to_vec();
+    let out_shape = matmul_shape(a.shape(), b.shape())?;
     let r = reshape(r, &out_shape)?;
     let mut out = Backward {
         inputs: vec![None; c.node.inputs.len()],
@@ -332,13 +426,13 @@ pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
             out.inputs[1] = Some(reshape(rb, &sb)?);
         }
         (true, false) => {
-            let map = MatMulMap {
-                weight_left: false,
-                x_shape: a.shape().to_vec(),
-                w_shape: b.shape().to_vec(),
+            let map = MatMulMap::weight_right(a.shape(), b.shape(), c.cfg.fast_min_macs);
+            // Large products take z from the recorded output.
+            let z = match c.output(0) {
+                Ok(z) if map.fast => Some(reshape(z, &out_shape)?),
+                _ => None,
             };
-            let (rx, rw) =
-                linear_rule(&map, c.rule(c.cfg.linear), c.stab(), &a, &b, None, &r, None)?;
+            let (rx, rw) = linear_rule(&map, c.rule(c.cfg.linear), c.stab(), &a, &b, None, &r, z)?;
             out.inputs[0] = Some(reshape(rx, &sa)?);
             out.weight_rel = rw;
         }
@@ -347,6 +441,7 @@ pub fn matmul(c: &Ctx, r: T) -> RResult<Backward> {
                 weight_left: true,
                 x_shape: b.shape().to_vec(),
                 w_shape: a.shape().to_vec(),
+                fast: false,
             };
             let (rx, rw) =
                 linear_rule(&map, c.rule(c.cfg.linear), c.stab(), &b, &a, None, &r, None)?;
@@ -403,11 +498,7 @@ pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
                     .unwrap_or_else(|| T::zeros(ndarray::IxDyn(&[m, n])));
                 bias = Some(&old * &k2 + &reshape(sh, &[1, n])?);
             }
-            let map = MatMulMap {
-                weight_left: false,
-                x_shape: a.shape().to_vec(),
-                w_shape: w.shape().to_vec(),
-            };
+            let map = MatMulMap::weight_right(a.shape(), w.shape(), c.cfg.fast_min_macs);
             let (rx, rw) = linear_rule(
                 &map,
                 c.rule(c.cfg.linear),
@@ -430,6 +521,7 @@ pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
                 weight_left: true,
                 x_shape: b.shape().to_vec(),
                 w_shape: w.shape().to_vec(),
+                fast: false,
             };
             let (rx, rw) = linear_rule(
                 &map,
