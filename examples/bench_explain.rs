@@ -109,32 +109,28 @@ fn main() {
         .session_from_file(&path)
         .unwrap_or_else(|e| fail(e.to_string()));
     let session_s = t0.elapsed().as_secs_f64();
-    session
-        .run(&sample.values)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let mut plain = Vec::new();
-    for _ in 0..runs.max(5) {
-        let t = Instant::now();
+    // Median of max(runs, 5) forward passes after one warm-up.
+    let time_forward = |session: &mut optimize::runtime::OrtSession| {
         session
             .run(&sample.values)
             .unwrap_or_else(|e| fail(e.to_string()));
-        plain.push(t.elapsed().as_secs_f64());
-    }
-    let forward = median(plain);
+        let mut times = Vec::new();
+        for _ in 0..runs.max(5) {
+            let t = Instant::now();
+            session
+                .run(&sample.values)
+                .unwrap_or_else(|e| fail(e.to_string()));
+            times.push(t.elapsed().as_secs_f64());
+        }
+        median(times)
+    };
+    let forward = time_forward(&mut session);
     // The same forward pass with onnxruntime's graph optimizations on (what users deploy).
-    let mut opt = rt
-        .optimized_session_from_file(&path)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    opt.run(&sample.values)
-        .unwrap_or_else(|e| fail(e.to_string()));
-    let mut plain_opt = Vec::new();
-    for _ in 0..runs.max(5) {
-        let t = Instant::now();
-        opt.run(&sample.values)
-            .unwrap_or_else(|e| fail(e.to_string()));
-        plain_opt.push(t.elapsed().as_secs_f64());
-    }
-    let forward_opt = median(plain_opt);
+    let forward_opt = time_forward(
+        &mut rt
+            .optimized_session_from_file(&path)
+            .unwrap_or_else(|e| fail(e.to_string())),
+    );
     let explain = median(t_total);
     println!(
         "nodes={nodes} forward_s={forward:.4} forward_opt_s={forward_opt:.4} session_s={session_s:.4} \

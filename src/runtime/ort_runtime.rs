@@ -111,19 +111,19 @@ impl OrtRuntime {
 
     /// Opens a session on a model file (external data resolved by onnxruntime itself).
     pub fn session_from_file(&self, path: &Path) -> Result<OrtSession> {
-        let s = self
-            .builder()?
-            .commit_from_file(path)
-            .map_err(|e| Error::Runtime(format!("onnxruntime refused {}: {e}", path.display())))?;
-        Ok(OrtSession { session: s })
+        self.file_session_at(path, GraphOptimizationLevel::Disable)
     }
 
     /// Opens a session with all of onnxruntime's graph optimizations on (still one thread):
     /// the forward pass a user deploys, as a benchmark baseline. Everything else in this
     /// crate runs unoptimized graphs so that exposed intermediates keep their values.
     pub fn optimized_session_from_file(&self, path: &Path) -> Result<OrtSession> {
+        self.file_session_at(path, GraphOptimizationLevel::All)
+    }
+
+    fn file_session_at(&self, path: &Path, level: GraphOptimizationLevel) -> Result<OrtSession> {
         let s = self
-            .builder_at(GraphOptimizationLevel::All)?
+            .builder_at(level)?
             .commit_from_file(path)
             .map_err(|e| Error::Runtime(format!("onnxruntime refused {}: {e}", path.display())))?;
         Ok(OrtSession { session: s })
