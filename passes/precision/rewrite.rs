@@ -179,11 +179,7 @@ fn attr_i(n: &Node, name: &str, default: i64) -> i64 {
 pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
     let g = &mut model.graph;
     let mut namer = Namer::new(g);
-    let bns: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.is("BatchNormalization"))
-        .map(|(i, _)| i)
-        .collect();
+    let bns = g.indices_of(&["BatchNormalization"]);
     let mut dead = BTreeSet::new();
     let mut folded = 0;
     for bn_idx in bns {

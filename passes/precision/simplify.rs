@@ -194,11 +194,7 @@ fn remove_dead_constants(g: &mut Graph) -> Result<()> {
 /// or scalar) into the Conv. Returns the number of Mul/Add nodes folded away.
 pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
     let mut namer = Namer::new(g);
-    let convs: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.is("Conv"))
-        .map(|(i, _)| i)
-        .collect();
+    let convs = g.indices_of(&["Conv"]);
     let mut folded = 0;
     for conv_idx in convs {
         loop {
@@ -273,11 +269,7 @@ fn clip_bounds(g: &Graph, n: &Node) -> Option<(f32, f32)> {
 /// `HardSigmoid(x; alpha 1/6, beta 1/2) → Mul(x, ·)`. Returns the number rewritten.
 pub fn fuse_hardswish(g: &mut Graph) -> Result<usize> {
     let mut namer = Namer::new(g);
-    let adds: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.is("Add"))
-        .map(|(i, _)| i)
-        .collect();
+    let adds = g.indices_of(&["Add"]);
     let mut fused = 0;
     for add_idx in adds {
         if !g.ops.contains_node(add_idx) {
@@ -388,11 +380,7 @@ fn pointwise_reader(g: &Graph, conv: &Node, t: &str) -> bool {
 /// of Mul/Add nodes folded away.
 pub fn fold_affine_into_conv(g: &mut Graph) -> Result<usize> {
     let mut namer = Namer::new(g);
-    let heads: Vec<NodeIndex> = g
-        .nodes()
-        .filter(|(_, n)| n.is("Mul") || n.is("Add"))
-        .map(|(i, _)| i)
-        .collect();
+    let heads = g.indices_of(&["Mul", "Add"]);
     let mut folded = 0;
     for head_idx in heads {
         if !g.ops.contains_node(head_idx) {

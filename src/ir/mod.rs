@@ -199,6 +199,15 @@ impl Graph {
         self.order.iter().map(move |&i| (i, &self.ops[i]))
     }
 
+    /// Indices, in order, of the nodes whose op type is one of `ops`: a snapshot for
+    /// rewrites that change the graph while they walk it.
+    pub fn indices_of(&self, ops: &[&str]) -> Vec<NodeIndex> {
+        self.nodes()
+            .filter(|(_, n)| ops.iter().any(|op| n.is(op)))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     pub fn node_count(&self) -> usize {
         self.ops.node_count()
     }
