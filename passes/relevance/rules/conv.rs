@@ -472,8 +472,7 @@ struct SharedConvProducts<'a> {
 impl<'a> SharedConvProducts<'a> {
     fn new(g: &'a Geom, x: &T, w: &T) -> RResult<SharedConvProducts<'a>> {
         g.check()?;
-        let x = x.as_standard_layout();
-        let xs = to_f32(x.as_slice().ok_or("input is not contiguous")?);
+        let xs = t_to_f32(x)?;
         let img = g.cu * g.hu * g.wu;
         let mut cols = Vec::with_capacity(g.n * g.groups);
         for n in 0..g.n {
@@ -550,9 +549,7 @@ struct SharedDepthwiseProducts<'a> {
 impl<'a> SharedDepthwiseProducts<'a> {
     fn new(g: &'a Geom, x: &T, w: &T) -> RResult<SharedDepthwiseProducts<'a>> {
         g.check()?;
-        let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
-        let x = to_f32(x.as_slice().ok_or("input is not contiguous")?);
-        let w = to_f32(w.as_slice().ok_or("weight is not contiguous")?);
+        let (x, w) = (t_to_f32(x)?, t_to_f32(w)?);
         let w_abs = w.iter().map(|v| v.abs()).collect();
         Ok(SharedDepthwiseProducts { g, x, w, w_abs })
     }
@@ -564,10 +561,10 @@ fn f32_to_t(v: Vec<f32>, shape: &[usize]) -> RResult<T> {
         .map_err(|e| e.to_string())
 }
 
-/// `s` (standard layout) as f32.
-fn t_to_f32(s: &T) -> RResult<Vec<f32>> {
-    let s = s.as_standard_layout();
-    Ok(to_f32(s.as_slice().ok_or("relevance is not contiguous")?))
+/// The elements of `a` in row-major order, as f32.
+fn t_to_f32(a: &T) -> RResult<Vec<f32>> {
+    let a = a.as_standard_layout();
+    Ok(to_f32(a.as_slice().ok_or("tensor is not contiguous")?))
 }
 
 impl Products for SharedDepthwiseProducts<'_> {

@@ -293,32 +293,32 @@ struct SharedMatMulProducts<'a> {
 impl<'a> SharedMatMulProducts<'a> {
     fn new(map: &'a MatMulMap, x: &T, w: &T) -> RResult<SharedMatMulProducts<'a>> {
         let k = *map.x_shape.last().ok_or("x has no axes")?;
-        let to2 = |a: &T, rows: usize, cols: usize| -> RResult<ndarray::Array2<f32>> {
-            let a = a.as_standard_layout();
-            ndarray::ArrayView2::from_shape((rows, cols), a.as_slice().ok_or("not contiguous")?)
-                .map(|v| v.mapv(|e| e as f32))
-                .map_err(|e| e.to_string())
-        };
-        let w2 = to2(w, map.w_shape[0], map.w_shape[1])?;
+        let w2 = f32_matrix(w, map.w_shape[1])?;
         Ok(SharedMatMulProducts {
             map,
-            x: to2(x, x.len() / k.max(1), k)?,
+            x: f32_matrix(x, k)?,
             w_abs: w2.mapv(f32::abs),
             w: w2,
         })
     }
 
+    /// The relevance at the output as an f32 [R, N] matrix.
     fn rows(&self, s: &T) -> RResult<ndarray::Array2<f32>> {
-        let s = s.as_standard_layout();
-        let n = self.w.ncols();
-        ndarray::ArrayView2::from_shape((s.len() / n.max(1), n), s.as_slice().ok_or("relevance")?)
-            .map(|v| v.mapv(|e| e as f32))
-            .map_err(|e| e.to_string())
+        f32_matrix(s, self.w.ncols())
     }
 
     fn to_t(a: ndarray::Array2<f32>, shape: &[usize]) -> RResult<T> {
         reshape(a.mapv(f64::from).into_dyn(), shape)
     }
+}
+
+/// `a` (any rank, row-major) as an f32 matrix with `cols` columns.
+fn f32_matrix(a: &T, cols: usize) -> RResult<ndarray::Array2<f32>> {
+    let a = a.as_standard_layout();
+    let rows = a.len() / cols.max(1);
+    ndarray::ArrayView2::from_shape((rows, cols), a.as_slice().ok_or("not contiguous")?)
+        .map(|v| v.mapv(|e| e as f32))
+        .map_err(|e| e.to_string())
 }
 
 impl Products for SharedMatMulProducts<'_> {
