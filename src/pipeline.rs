@@ -335,7 +335,7 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         .get("precision")
         .and_then(|p| p["calibration"]["dir"].as_str())
         .map(PathBuf::from);
-    let validation_dir = opts.inputs.clone().or(calib_dir.clone().filter(|_| lossy));
+    let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
     let mut failure = None;
     if opts.validate {
         let vopts = ValidationOptions {

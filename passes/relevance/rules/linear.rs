@@ -162,10 +162,15 @@ pub fn linear_rule(
             let mut p = products(map, x, w)?;
             let q = p.fwd_abs()?;
             let half = 0.5 * g;
-            let r = broadcast_to(r, z.shape())?;
+            // R usually has z's shape already: read it in place rather than copy it.
+            let r_full = if r.shape() == z.shape() {
+                None
+            } else {
+                Some(broadcast_to(r, z.shape())?)
+            };
             let (zc, rc, qc) = (
                 z.as_standard_layout(),
-                r.as_standard_layout(),
+                r_full.as_ref().unwrap_or(r).as_standard_layout(),
                 q.as_standard_layout(),
             );
             let bc = b_full.as_ref().map(|b| b.as_standard_layout());
