@@ -1612,9 +1612,6 @@ fn zbox_first_conv_conserves_and_matches_the_dense_reference() {
 
 // ---------------------------------------------------------------- the f32 fast path
 
-/// Large convolutions run their products in f32 and take z from the recorded output (BN
-/// folded); the result must agree with the exact f64 path to f32 accuracy, under ε and
-/// under the default (γ with a relative stabilizer).
 /// Large MatMul/Gemm layers with a constant weight run their products in f32 (and MatMul
 /// takes z from the recorded output); they must agree with the exact f64 path.
 #[test]
@@ -1655,6 +1652,11 @@ fn fast_f32_matmul_and_gemm_match_the_exact_path() {
     fast_and_exact_agree(&m, &x, &[0, 77, 2000]);
 }
 
+/// Large convolutions run their products in f32 and take z from the recorded output (BN
+/// folded); the result must agree with the exact f64 path to f32 accuracy, under ε and
+/// under the default (γ with a relative stabilizer). The net has a padded 3×3 conv on an
+/// input with negative values, a depthwise conv, a pointwise (1×1) conv on a ReLU output
+/// (columns read in place, both γ products in one image), and a strided conv.
 #[test]
 fn fast_f32_convolutions_match_the_exact_path() {
     use optimize::passes::relevance::config::FAST_MIN_MACS;
@@ -1668,8 +1670,10 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .init(tensor("bb", &[16], &rnd(16, 83, -0.5, 0.5), F32))
         .init(tensor("mu", &[16], &rnd(16, 84, -0.5, 0.5), F32))
         .init(tensor("var", &[16], &rnd(16, 85, 0.5, 2.0), F32))
-        .init(tensor("w2", &[4, 16, 3, 3], &rnd(576, 86, -0.3, 0.3), F32))
+        .init(tensor("w2", &[4, 32, 3, 3], &rnd(1152, 86, -0.3, 0.3), F32))
         .init(tensor("wd", &[16, 1, 7, 7], &rnd(784, 88, -0.3, 0.3), F32))
+        .init(tensor("wp", &[32, 16, 1, 1], &rnd(512, 94, -0.3, 0.3), F32))
+        .init(tensor("bp", &[32], &rnd(32, 95, -0.2, 0.2), F32))
         .node(nd(
             "Conv",
             "c1",
@@ -1692,17 +1696,21 @@ fn fast_f32_convolutions_match_the_exact_path() {
             &["hd"],
             vec![ai("group", 16), ais("pads", &[3, 3, 3, 3])],
         ))
+        .node(nd("Relu", "r2", &["hd"], &["hr"], vec![]))
+        .node(nd("Conv", "pw", &["hr", "wp", "bp"], &["hp"], vec![]))
         .node(nd(
             "Conv",
             "c2",
-            &["hd", "w2"],
+            &["hp", "w2"],
             &["y"],
             vec![ais("pads", &[1, 1, 1, 1]), ais("strides", &[2, 2])],
         ))
         .build();
     assert!(
-        c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS && c2 * 24 * 24 * 49 >= FAST_MIN_MACS,
-        "c1 and the depthwise dw must take the fast path"
+        c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS
+            && c2 * 24 * 24 * 49 >= FAST_MIN_MACS
+            && 2 * c2 * 24 * 24 * c2 >= FAST_MIN_MACS,
+        "c1, the depthwise dw and the pointwise pw must take the fast path"
     );
     let x = [f32_input("x", &[1, 8, 24, 24], &rnd(4608, 87, -1.0, 1.0))];
     fast_and_exact_agree(&m, &x, &[0, 77, 301]);
@@ -1735,6 +1743,18 @@ fn fast_and_exact_agree(m: &Model, x: &[(String, HostTensor)], targets: &[usize]
                 (sa - sb).abs() <= 1e-4 * (sb.abs() + scale),
                 "{name} output {k}: Σ relevance {sa} (fast) vs {sb} (exact)"
             );
+            // The weight relevance Σ|R_W| of every layer, summed without the f64 gradient
+            // on the fast path.
+            for (f, e) in rf.nodes.iter().zip(&re.nodes) {
+                assert_eq!(f.name, e.name);
+                assert!(
+                    (f.weight_abs - e.weight_abs).abs() <= 1e-4 * e.weight_abs.max(1e-12),
+                    "{name} output {k}, node {}: Σ|R_W| {} (fast) vs {} (exact)",
+                    f.name,
+                    f.weight_abs,
+                    e.weight_abs
+                );
+            }
         }
     }
 }

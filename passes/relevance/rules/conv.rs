@@ -1,11 +1,12 @@
 //! Conv and ConvTranspose (1-D and 2-D, any padding, stride, dilation and groups) as
 //! [`LinearMap`]s through im2col, and BatchNormalization folding.
 
-use super::linear::{linear_rule, LinearMap, Products};
+use super::linear::{abs_dot_f32, linear_rule, LinearMap, Products};
 use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
-use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, CowArray, Ix2, IxDyn, LinalgScalar};
 use std::borrow::Cow;
 use std::ops::AddAssign;
 
@@ -86,62 +87,85 @@ impl Geom {
         (i >= 0 && (i as usize) < len).then_some(i as usize)
     }
 
-    /// The columns of one image and group: rows (c, ky, kx), columns output positions.
-    fn im2col<F: Copy + Default>(&self, img: &[F], grp: usize) -> Array2<F> {
-        let (hv, wv) = (self.hv, self.wv);
-        let mut col = Array2::<F>::from_elem((self.rows(), hv * wv), F::default());
-        let data = col.as_slice_mut().expect("fresh array is contiguous");
+    /// Calls `f(c, row, u, v, len)` for every run of the im2col of one group: column row
+    /// `row` (channel `c` of the group, kernel offset ky, kx) at output positions v..v+len
+    /// reads channel c's plane at u, u + stride_w, …. The valid output range is computed
+    /// once per kernel offset (no per-element bounds checks), so the callers' inner loops
+    /// vectorize.
+    #[inline(always)]
+    fn col_runs(&self, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+        let sw = self.sw as isize;
         for c in 0..self.cug() {
-            let ci = grp * self.cug() + c;
-            let plane = &img[ci * self.hu * self.wu..(ci + 1) * self.hu * self.wu];
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
                     let row = (c * self.kh + ky) * self.kw + kx;
-                    let dst = &mut data[row * hv * wv..(row + 1) * hv * wv];
-                    for oy in 0..hv {
-                        let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu) else {
-                            continue;
-                        };
-                        let srow = &plane[iy * self.wu..(iy + 1) * self.wu];
-                        for ox in 0..wv {
-                            if let Some(ix) = Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
-                            {
-                                dst[oy * wv + ox] = srow[ix];
-                            }
+                    // ix = ox·sw + off must lie in [0, wu).
+                    let off = (kx * self.dw) as isize - self.pw;
+                    let lo = if off >= 0 { 0 } else { (-off + sw - 1) / sw };
+                    let hi = ((self.wu as isize - off + sw - 1) / sw).clamp(0, self.wv as isize);
+                    if hi <= lo {
+                        continue;
+                    }
+                    let ix0 = (lo * sw + off) as usize;
+                    let (lo, len) = (lo as usize, (hi - lo) as usize);
+                    for oy in 0..self.hv {
+                        if let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu) {
+                            f(c, row, iy * self.wu + ix0, oy * self.wv + lo, len);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// A 1×1 convolution with unit stride and no padding: the im2col of a group is the
+    /// group's channels of the image as they lie, and col2im is the identity.
+    fn pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.ph == 0
+            && self.pw == 0
+            && self.hu == self.hv
+            && self.wu == self.wv
+    }
+
+    /// The columns of one image and group: rows (c, ky, kx), columns output positions.
+    fn im2col<F: Copy + Default>(&self, img: &[F], grp: usize) -> Array2<F> {
+        let (osz, psz, sw) = (self.hv * self.wv, self.hu * self.wu, self.sw);
+        let mut col = Array2::<F>::from_elem((self.rows(), osz), F::default());
+        let data = col.as_slice_mut().expect("fresh array is contiguous");
+        let planes = &img[grp * self.cug() * psz..(grp + 1) * self.cug() * psz];
+        self.col_runs(|c, row, u, v, len| {
+            let src = &planes[c * psz + u..];
+            let dst = &mut data[row * osz + v..row * osz + v + len];
+            if sw == 1 {
+                dst.copy_from_slice(&src[..len]);
+            } else {
+                dst.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, d)| *d = src[i * sw]);
+            }
+        });
         col
     }
 
     /// Adds columns back into one image (the adjoint of [`Geom::im2col`]).
-    fn col2im<F: Copy + std::ops::AddAssign>(&self, col: &Array2<F>, grp: usize, img: &mut [F]) {
-        let (hv, wv) = (self.hv, self.wv);
+    fn col2im<F: Copy + AddAssign>(&self, col: &Array2<F>, grp: usize, img: &mut [F]) {
+        let (osz, psz, sw) = (self.hv * self.wv, self.hu * self.wu, self.sw);
         let col = col.as_standard_layout();
         let data = col.as_slice().expect("standard layout is contiguous");
-        for c in 0..self.cug() {
-            let ci = grp * self.cug() + c;
-            let plane = &mut img[ci * self.hu * self.wu..(ci + 1) * self.hu * self.wu];
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let row = (c * self.kh + ky) * self.kw + kx;
-                    let src = &data[row * hv * wv..(row + 1) * hv * wv];
-                    for oy in 0..hv {
-                        let Some(iy) = Self::src(oy, ky, self.sh, self.dh, self.ph, self.hu) else {
-                            continue;
-                        };
-                        for ox in 0..wv {
-                            if let Some(ix) = Self::src(ox, kx, self.sw, self.dw, self.pw, self.wu)
-                            {
-                                plane[iy * self.wu + ix] += src[oy * wv + ox];
-                            }
-                        }
-                    }
-                }
+        let planes = &mut img[grp * self.cug() * psz..(grp + 1) * self.cug() * psz];
+        self.col_runs(|c, row, u, v, len| {
+            let src = &data[row * osz + v..row * osz + v + len];
+            let dst = &mut planes[c * psz + u..];
+            if sw == 1 {
+                dst[..len].iter_mut().zip(src).for_each(|(d, &x)| *d += x);
+            } else {
+                src.iter().enumerate().for_each(|(i, &x)| dst[i * sw] += x);
             }
-        }
+        });
     }
 
     fn weight_group_f32(&self, w: &T, grp: usize) -> RResult<Array2<f32>> {
@@ -461,7 +485,9 @@ impl LinearMap for ConvMap {
 /// im2col of x and the f32 weights (W and |W|) are built once and shared by all of them.
 struct SharedConvProducts<'a> {
     g: &'a Geom,
-    /// im2col of image n, group grp at n·groups + grp.
+    /// x in f32; a pointwise convolution reads its columns from here.
+    xs: Vec<f32>,
+    /// im2col of image n, group grp at n·groups + grp (empty when pointwise).
     cols: Vec<Array2<f32>>,
     w: Vec<Array2<f32>>,
     w_abs: Vec<Array2<f32>>,
@@ -474,10 +500,13 @@ impl<'a> SharedConvProducts<'a> {
         g.check()?;
         let xs = t_to_f32(x)?;
         let img = g.cu * g.hu * g.wu;
-        let mut cols = Vec::with_capacity(g.n * g.groups);
-        for n in 0..g.n {
-            for grp in 0..g.groups {
-                cols.push(g.im2col(&xs[n * img..(n + 1) * img], grp));
+        let mut cols = Vec::new();
+        if !g.pointwise() {
+            cols.reserve(g.n * g.groups);
+            for n in 0..g.n {
+                for grp in 0..g.groups {
+                    cols.push(g.im2col(&xs[n * img..(n + 1) * img], grp));
+                }
             }
         }
         let w = (0..g.groups)
@@ -487,11 +516,70 @@ impl<'a> SharedConvProducts<'a> {
         let x_nonneg = xs.iter().all(|&v| v >= 0.0);
         Ok(SharedConvProducts {
             g,
+            xs,
             cols,
             w,
             w_abs,
             x_nonneg,
         })
+    }
+
+    /// The [rows, hv·wv] columns of image n, group grp.
+    fn col(&self, n: usize, grp: usize) -> RResult<ArrayView2<'_, f32>> {
+        let g = self.g;
+        if !g.pointwise() {
+            return Ok(self.cols[n * g.groups + grp].view());
+        }
+        let (psz, rows) = (g.hu * g.wu, g.rows());
+        let base = (n * g.cu + grp * rows) * psz;
+        ArrayView2::from_shape((rows, psz), &self.xs[base..base + rows * psz])
+            .map_err(|e| e.to_string())
+    }
+
+    /// Σ_k a_k·W_kᵀ s_k over the (weight, relevance, scale) terms, image n, group grp, added
+    /// into the f32 image `img` of image n (col2im; straight into it when pointwise).
+    fn adj_x_into(
+        &self,
+        terms: &[(&Array2<f32>, &[f32], f32)],
+        n: usize,
+        grp: usize,
+        img: &mut [f32],
+    ) -> RResult<()> {
+        let g = self.g;
+        let (psz, rows, osz) = (g.hu * g.wu, g.rows(), g.hv * g.wv);
+        let run = |out: &mut ArrayViewMut2<f32>| -> RResult<()> {
+            for (i, &(w, ss, a)) in terms.iter().enumerate() {
+                let s = g.group_rows(ss, n, grp)?;
+                let beta = if i == 0 { 0.0 } else { 1.0 };
+                general_mat_mul(a, &w.t(), &s, beta, out);
+            }
+            Ok(())
+        };
+        if g.pointwise() {
+            let base = grp * rows * psz;
+            let mut out = ArrayViewMut2::from_shape((rows, psz), &mut img[base..base + rows * psz])
+                .map_err(|e| e.to_string())?;
+            run(&mut out)
+        } else {
+            let mut cols = Array2::<f32>::zeros((rows, osz));
+            run(&mut cols.view_mut())?;
+            g.col2im(&cols, grp, img);
+            Ok(())
+        }
+    }
+
+    /// Σ_k a_k·Lᵀ s_k with the terms' weights, as an f32 image stack [n, cu, hu, wu].
+    fn adj_x_f32(&self, terms: &[(&[Array2<f32>], &[f32], f32)]) -> RResult<Vec<f32>> {
+        let g = self.g;
+        let img = g.cu * g.hu * g.wu;
+        let mut out = vec![0f32; g.n * img];
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                let t: Vec<_> = terms.iter().map(|&(w, s, a)| (&w[grp], s, a)).collect();
+                self.adj_x_into(&t, n, grp, &mut out[n * img..(n + 1) * img])?;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -502,15 +590,16 @@ impl Products for SharedConvProducts<'_> {
         let mut out = vec![0f32; g.n * g.cv * osz];
         for n in 0..g.n {
             for grp in 0..g.groups {
-                let col = &self.cols[n * g.groups + grp];
-                let y = if self.x_nonneg {
-                    self.w_abs[grp].dot(col)
-                } else {
-                    self.w_abs[grp].dot(&col.mapv(f32::abs))
-                };
+                let col = self.col(n, grp)?;
                 let base = (n * g.cv + grp * g.cvg()) * osz;
-                let dst = &mut out[base..base + g.cvg() * osz];
-                dst.iter_mut().zip(y.iter()).for_each(|(d, &v)| *d = v);
+                let mut dst =
+                    ArrayViewMut2::from_shape((g.cvg(), osz), &mut out[base..base + g.cvg() * osz])
+                        .map_err(|e| e.to_string())?;
+                if self.x_nonneg {
+                    general_mat_mul(1.0, &self.w_abs[grp], &col, 0.0, &mut dst);
+                } else {
+                    general_mat_mul(1.0, &self.w_abs[grp], &col.mapv(f32::abs), 0.0, &mut dst);
+                }
             }
         }
         f32_to_t(out, &[g.n, g.cv, g.hv, g.wv])
@@ -520,7 +609,7 @@ impl Products for SharedConvProducts<'_> {
         let g = self.g;
         let ss = t_to_f32(s)?;
         let ws = if abs_w { &self.w_abs } else { &self.w };
-        let out = g.adj_x_gemm(&ss, |grp| Ok(CowArray::from(ws[grp].view())))?;
+        let out = self.adj_x_f32(&[(ws, &ss, 1.0)])?;
         f32_to_t(out, &[g.n, g.cu, g.hu, g.wu])
     }
 
@@ -528,13 +617,77 @@ impl Products for SharedConvProducts<'_> {
         let g = self.g;
         let ss = t_to_f32(s)?;
         let mut gw = Array2::<f64>::zeros((g.cv, g.rows()));
-        let cols = &self.cols;
-        let col = |n: usize, grp: usize| CowArray::from(cols[n * g.groups + grp].view());
-        g.adj_w_gemm(col, &ss, |grp, part| {
-            g.add_weight_group(&mut gw, grp, &part)
-        })?;
+        for grp in 0..g.groups {
+            let part = self.weight_grad_f32(&ss, grp)?;
+            g.add_weight_group(&mut gw, grp, &part);
+        }
         g.weight_grad(gw)
     }
+
+    /// With x ≥ 0 both γ products go into one image: x ⊙ [(1 + h)·Wᵀs + h·|W|ᵀσ].
+    fn input_relevance(&mut self, x: &T, s: &T, sigma: Option<&T>, half: f64) -> RResult<T> {
+        let g = self.g;
+        let ss = t_to_f32(s)?;
+        let shape = [g.n, g.cu, g.hu, g.wu];
+        let (a, h) = ((1.0 + half) as f32, half as f32);
+        let out = match sigma {
+            None => {
+                let ls = self.adj_x_f32(&[(&self.w, &ss, 1.0)])?;
+                mul_into_t(&self.xs, &ls, None, &shape)?
+            }
+            Some(sigma) => {
+                let sg = t_to_f32(sigma)?;
+                if self.x_nonneg {
+                    let ls = self.adj_x_f32(&[(&self.w, &ss, a), (&self.w_abs, &sg, h)])?;
+                    mul_into_t(&self.xs, &ls, None, &shape)?
+                } else {
+                    let ls = self.adj_x_f32(&[(&self.w, &ss, a)])?;
+                    let la = self.adj_x_f32(&[(&self.w_abs, &sg, h)])?;
+                    mul_into_t(&self.xs, &ls, Some(&la), &shape)?
+                }
+            }
+        };
+        // The products ran on x in f32; the result must stay on x's own shape.
+        debug_assert_eq!(out.shape(), x.shape());
+        Ok(out)
+    }
+
+    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
+        let ss = t_to_f32(s)?;
+        let mut total = 0.0;
+        for grp in 0..self.g.groups {
+            let part = self.weight_grad_f32(&ss, grp)?;
+            total += abs_dot_f32(&self.w[grp], &part);
+        }
+        Ok(total)
+    }
+}
+
+impl SharedConvProducts<'_> {
+    /// Σ_n s_g·col_gᵀ of group grp, in f32.
+    fn weight_grad_f32(&self, ss: &[f32], grp: usize) -> RResult<Array2<f32>> {
+        let g = self.g;
+        let mut gw = Array2::<f32>::zeros((g.cvg(), g.rows()));
+        for n in 0..g.n {
+            let col = self.col(n, grp)?;
+            general_mat_mul(1.0, &g.group_rows(ss, n, grp)?, &col.t(), 1.0, &mut gw);
+        }
+        Ok(gw)
+    }
+}
+
+/// x ⊙ a (+ |x| ⊙ b) from f32 slices, as an f64 tensor of `shape`.
+fn mul_into_t(xs: &[f32], a: &[f32], b: Option<&[f32]>, shape: &[usize]) -> RResult<T> {
+    let v: Vec<f64> = match b {
+        None => xs.iter().zip(a).map(|(&x, &a)| f64::from(x * a)).collect(),
+        Some(b) => xs
+            .iter()
+            .zip(a)
+            .zip(b)
+            .map(|((&x, &a), &b)| f64::from(x * a + x.abs() * b))
+            .collect(),
+    };
+    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| e.to_string())
 }
 
 /// The ε/γ products of a large depthwise convolution at one x and W, in f32 (half the
@@ -584,6 +737,14 @@ impl Products for SharedDepthwiseProducts<'_> {
         let g = self.g;
         let gw = g.dw_adj_w(&self.x, &t_to_f32(s)?);
         ArrayD::from_shape_vec(IxDyn(&[g.cv, 1, g.kh, g.kw]), gw).map_err(|e| e.to_string())
+    }
+    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
+        let gw = self.g.dw_adj_w(&self.x, &t_to_f32(s)?);
+        Ok(gw
+            .iter()
+            .zip(&self.w)
+            .map(|(&g, &w)| (g * f64::from(w)).abs())
+            .sum())
     }
 }
 

@@ -35,6 +35,24 @@ pub trait Products {
     fn adj_x(&mut self, s: &T, abs_w: bool) -> RResult<T>;
     /// The gradient with respect to W of ⟨s, L(x; W)⟩.
     fn adj_w(&mut self, s: &T) -> RResult<T>;
+    /// The input relevance of the ε-rule, x ⊙ Lᵀs (`sigma` None), or of the γ-rule,
+    /// (1 + h)·x ⊙ Lᵀs + h·|x| ⊙ |L|ᵀσ (`sigma` Some, h = γ/2). Maps override it to fuse
+    /// the products with the element-wise sums.
+    fn input_relevance(&mut self, x: &T, s: &T, sigma: Option<&T>, half: f64) -> RResult<T> {
+        let mut rx = self.adj_x(s, false)?;
+        let Some(sigma) = sigma else {
+            return Ok(x * &rx);
+        };
+        let b = self.adj_x(sigma, true)?;
+        ndarray::Zip::from(&mut rx)
+            .and(x)
+            .and(&b)
+            .for_each(|a, &x, &b| *a = (1.0 + half) * x * *a + half * x.abs() * b);
+        Ok(rx)
+    }
+    /// Σ|W ⊙ ∇_W⟨s, L(x; W)⟩|: the layer's weight relevance. Maps override it to sum
+    /// without building the gradient in f64.
+    fn weight_relevance(&mut self, s: &T) -> RResult<f64>;
 }
 
 /// [`Products`] through the map's own forward and adjoints.
@@ -67,6 +85,9 @@ impl Products for PlainProducts<'_> {
     }
     fn adj_w(&mut self, s: &T) -> RResult<T> {
         self.map.adj_w(self.x, s)
+    }
+    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
+        Ok(abs_sum(&(self.w * &self.adj_w(s)?)))
     }
 }
 
@@ -142,9 +163,8 @@ pub fn linear_rule(
             let z = z_plain.ok_or("z is missing")?;
             let s = div_stab(r, &z, eps)?;
             let mut p = products(map, x, w)?;
-            let rx = x * &p.adj_x(&s, false)?;
-            let rw = abs_sum(&(w * &p.adj_w(&s)?));
-            Ok((rx, rw))
+            let rx = p.input_relevance(x, &s, None, 0.0)?;
+            Ok((rx, p.weight_relevance(&s)?))
         }
         Rule::Gamma(g) => {
             // The generalized γ-rule: z_j ≥ 0 uses z⁺ = x⁺(w + γw⁺) + x⁻(w + γw⁻) + b + γb⁺,
@@ -204,15 +224,8 @@ pub fn linear_rule(
             }
             let s = T::from_shape_vec(z.raw_dim(), s_all).map_err(|e| e.to_string())?;
             let sigma = T::from_shape_vec(z.raw_dim(), sigma).map_err(|e| e.to_string())?;
-            let a = p.adj_x(&s, false)?;
-            let bb = p.adj_x(&sigma, true)?;
-            let mut rx = a;
-            ndarray::Zip::from(&mut rx)
-                .and(x)
-                .and(&bb)
-                .for_each(|a, &x, &b| *a = (1.0 + half) * x * *a + half * x.abs() * b);
-            let rw = abs_sum(&(w * &p.adj_w(&s)?));
-            Ok((rx, rw))
+            let rx = p.input_relevance(x, &s, Some(&sigma), half)?;
+            Ok((rx, p.weight_relevance(&s)?))
         }
         Rule::ZPlus => {
             let (xp, xn, wp, wn) = (pos(x), neg(x), pos(w), neg(w));
@@ -341,6 +354,40 @@ impl Products for SharedMatMulProducts<'_> {
     fn adj_w(&mut self, s: &T) -> RResult<T> {
         Ok(self.x.t().dot(&self.rows(s)?).mapv(f64::from).into_dyn())
     }
+    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
+        let g = self.x.t().dot(&self.rows(s)?);
+        Ok(abs_dot_f32(&self.w, &g))
+    }
+}
+
+/// Σ|aᵢ·bᵢ| over two f32 matrices of one shape: each row summed in f32 lanes, the rows in f64.
+pub fn abs_dot_f32(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f64 {
+    a.rows()
+        .into_iter()
+        .zip(b.rows())
+        .map(|(ra, rb)| match (ra.as_slice(), rb.as_slice()) {
+            (Some(ra), Some(rb)) => f64::from(lanes_abs_dot(ra, rb)),
+            _ => ra
+                .iter()
+                .zip(rb.iter())
+                .map(|(&p, &q)| f64::from((p * q).abs()))
+                .sum(),
+        })
+        .sum()
+}
+
+/// Σ|aᵢ·bᵢ| in 8 f32 lanes, so the loop vectorizes.
+fn lanes_abs_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += (x[i] * y[i]).abs();
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(&x, &y)| (x * y).abs()).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 impl LinearMap for MatMulMap {
