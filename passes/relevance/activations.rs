@@ -9,19 +9,53 @@ use super::tensor::{reshape, T};
 use crate::data::HostTensor;
 use crate::error::Result;
 use crate::ir::tensor::to_f64;
+use crate::ir::DataType;
 use crate::ir::Model;
 use crate::onnx_io::ExportOptions;
 use crate::runtime::intermediates::expose_selected;
-use crate::runtime::{OrtRuntime, OrtSession};
+use crate::runtime::{OrtRuntime, OrtSession, OrtTensor};
 use ndarray::{ArrayD, IxDyn};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A recorded value: an f32 tensor stays in onnxruntime's buffer, anything else (small
+/// integer tensors, the inputs) is a host copy.
+enum Recorded {
+    Host(HostTensor),
+    Ort(OrtTensor),
+}
+
+impl Recorded {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Recorded::Host(t) => &t.shape,
+            Recorded::Ort(t) => t.shape(),
+        }
+    }
+
+    fn to_f64(&self) -> Option<Vec<f64>> {
+        match self {
+            Recorded::Host(t) => t.to_f64(),
+            Recorded::Ort(t) => t.f32s().map(|v| v.iter().map(|&x| f64::from(x)).collect()),
+        }
+    }
+
+    fn type_string(&self) -> String {
+        match self {
+            Recorded::Host(t) => t.type_string(),
+            Recorded::Ort(t) => {
+                let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+                format!("{}[{}]", t.dtype(), dims.join(","))
+            }
+        }
+    }
+}
+
 /// Every tensor value of one forward pass the sweep needs, by name.
 pub struct Activations {
-    values: HashMap<String, HostTensor>,
+    values: HashMap<String, Recorded>,
     consts: Arc<HashMap<String, T>>,
     /// Static shapes of tensors that were not exposed.
     shapes: Arc<HashMap<String, Vec<usize>>>,
@@ -130,7 +164,8 @@ impl Collector {
         let (exposed, added) = expose_selected(model, |o| expose.contains(o));
         let bytes = crate::onnx_io::export::to_bytes(&exposed, &ExportOptions::default())?;
         let t1 = Instant::now();
-        let session = OrtRuntime::get()?.session_from_bytes(&bytes, "the relevance model")?;
+        let session =
+            OrtRuntime::get()?.session_without_arena_from_bytes(&bytes, "the relevance model")?;
         let t2 = Instant::now();
         Ok(Collector {
             session,
@@ -149,11 +184,22 @@ impl Collector {
     /// One forward pass on `inputs`.
     pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Activations> {
         let t0 = Instant::now();
-        let outs = self.session.run(inputs)?;
-        let mut values: HashMap<String, HostTensor> = outs.into_iter().collect();
-        self.times.bytes = values.values().map(|t| t.bytes.len()).sum();
+        let outs = self.session.run_kept(inputs)?;
+        self.times.bytes = outs.iter().map(|(_, t)| t.byte_len()).sum();
+        let mut values = HashMap::with_capacity(outs.len() + inputs.len());
+        for (n, t) in outs {
+            let v = if t.dtype() == DataType::Float {
+                Recorded::Ort(t)
+            } else {
+                Recorded::Host(
+                    t.to_host()
+                        .map_err(|e| crate::error::Error::Runtime(format!("output '{n}': {e}")))?,
+                )
+            };
+            values.insert(n, v);
+        }
         for (n, t) in inputs {
-            values.insert(n.clone(), t.clone());
+            values.insert(n.clone(), Recorded::Host(t.clone()));
         }
         self.times.run_s = t0.elapsed().as_secs_f64();
         Ok(Activations {
@@ -185,7 +231,7 @@ impl Activations {
         self.values.contains_key(name) || self.consts.contains_key(name)
     }
 
-    fn recorded(&self, name: &str) -> std::result::Result<&HostTensor, String> {
+    fn recorded(&self, name: &str) -> std::result::Result<&Recorded, String> {
         self.values.get(name).ok_or_else(|| {
             if self.shapes.contains_key(name) {
                 format!("the value of tensor '{name}' was not recorded (only its shape)")
@@ -206,7 +252,7 @@ impl Activations {
             .ok_or_else(|| format!("tensor '{name}' ({}) has no numeric view", t.type_string()))?;
         reshape(
             ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(|e| e.to_string())?,
-            &t.shape,
+            t.shape(),
         )
     }
 
@@ -219,10 +265,14 @@ impl Activations {
         }
     }
 
-    /// The value of a recorded f32 tensor without widening (the fast f32 paths); `None`
-    /// when it is a constant, not f32, or not recorded.
-    pub fn get_f32(&self, name: &str) -> Option<Vec<f32>> {
-        self.values.get(name).and_then(|t| t.as_f32())
+    /// The value of a recorded f32 tensor without widening (the fast f32 paths), borrowed
+    /// from onnxruntime's buffer where it lies there; `None` when it is a constant, not
+    /// f32, or not recorded.
+    pub fn get_f32(&self, name: &str) -> Option<Cow<'_, [f32]>> {
+        match self.values.get(name)? {
+            Recorded::Ort(t) => t.f32s().map(Cow::Borrowed),
+            Recorded::Host(t) => t.as_f32().map(Cow::Owned),
+        }
     }
 
     /// The shape of `name`.
@@ -231,7 +281,7 @@ impl Activations {
             return Ok(c.shape().to_vec());
         }
         if let Some(t) = self.values.get(name) {
-            return Ok(t.shape.clone());
+            return Ok(t.shape().to_vec());
         }
         self.shapes
             .get(name)

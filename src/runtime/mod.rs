@@ -5,4 +5,4 @@ pub mod intermediates;
 pub mod ort_runtime;
 pub mod select;
 
-pub use ort_runtime::{locate_onnxruntime, OrtRuntime, OrtSession};
+pub use ort_runtime::{locate_onnxruntime, OrtRuntime, OrtSession, OrtTensor};

@@ -131,8 +131,29 @@ impl OrtRuntime {
 
     /// Opens a session on serialized model bytes (inline data only).
     pub fn session_from_bytes(&self, bytes: &[u8], what: &str) -> Result<OrtSession> {
-        let s = self
+        self.commit_bytes(self.builder()?, bytes, what)
+    }
+
+    /// [`OrtRuntime::session_from_bytes`] whose outputs are plain heap allocations instead
+    /// of onnxruntime's arena, for a model with hundreds of exposed intermediates that runs
+    /// once: the arena's first run faulted in fresh pages for all of them, and halving that
+    /// run (measured on PP-OCRv4 rec and light_resnet50) is why this exists.
+    pub fn session_without_arena_from_bytes(&self, bytes: &[u8], what: &str) -> Result<OrtSession> {
+        let cpu = ort::ep::CPU::default().with_arena_allocator(false).build();
+        let b = self
             .builder()?
+            .with_execution_providers([cpu])
+            .map_err(|e| Error::Runtime(format!("onnxruntime: {e}")))?;
+        self.commit_bytes(b, bytes, what)
+    }
+
+    fn commit_bytes(
+        &self,
+        mut b: ort::session::builder::SessionBuilder,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<OrtSession> {
+        let s = b
             .commit_from_memory(bytes)
             .map_err(|e| Error::Runtime(format!("onnxruntime refused {what}: {e}")))?;
         Ok(OrtSession { session: s })
@@ -163,6 +184,28 @@ impl OrtSession {
 
     /// Runs the model on named inputs and returns every output, in the session's output order.
     pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
+        self.run_with(inputs, |name, v| {
+            from_ort(&v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))
+        })
+    }
+
+    /// [`OrtSession::run`] that leaves the outputs in onnxruntime's buffers: copying out
+    /// hundreds of exposed intermediates (and faulting in fresh pages for the copies) was
+    /// half the cost of a relevance collect run.
+    pub fn run_kept(
+        &mut self,
+        inputs: &[(String, HostTensor)],
+    ) -> Result<Vec<(String, OrtTensor)>> {
+        self.run_with(inputs, |name, v| {
+            OrtTensor::new(v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))
+        })
+    }
+
+    fn run_with<O>(
+        &mut self,
+        inputs: &[(String, HostTensor)],
+        mut take: impl FnMut(&str, DynValue) -> Result<O>,
+    ) -> Result<Vec<(String, O)>> {
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
             feed.push((
@@ -171,19 +214,68 @@ impl OrtSession {
             ));
         }
         let names = self.output_names();
-        let outputs = self
+        let mut outputs = self
             .session
             .run(feed)
             .map_err(|e| Error::Runtime(format!("onnxruntime run failed: {e}")))?;
         let mut result = Vec::with_capacity(names.len());
         for name in names {
-            let v = outputs.get(&name).ok_or_else(|| {
+            let v = outputs.remove(&name).ok_or_else(|| {
                 Error::Runtime(format!("onnxruntime did not return output '{name}'"))
             })?;
-            let t = from_ort(v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))?;
+            let t = take(&name, v)?;
             result.push((name, t));
         }
         Ok(result)
+    }
+}
+
+/// A tensor onnxruntime returned, left in its buffer.
+pub struct OrtTensor {
+    value: DynValue,
+    dtype: DataType,
+    shape: Vec<usize>,
+}
+
+impl OrtTensor {
+    fn new(value: DynValue) -> std::result::Result<OrtTensor, String> {
+        let OrtValueType::Tensor { ty, shape, .. } = value.dtype() else {
+            return Err(format!("is a {:?}, not a tensor", value.dtype()));
+        };
+        let dtype = elem_to_dtype(*ty).ok_or_else(|| format!("unsupported element type {ty:?}"))?;
+        let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+        Ok(OrtTensor {
+            value,
+            dtype,
+            shape,
+        })
+    }
+
+    pub fn dtype(&self) -> DataType {
+        self.dtype
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The elements of an f32 tensor, in place.
+    pub fn f32s(&self) -> Option<&[f32]> {
+        if self.dtype != DataType::Float {
+            return None;
+        }
+        self.value.try_extract_tensor::<f32>().ok().map(|(_, d)| d)
+    }
+
+    /// Bytes of the elements.
+    pub fn byte_len(&self) -> usize {
+        self.dtype
+            .storage_bytes(self.shape.iter().product::<usize>() as u64) as usize
+    }
+
+    /// A copy on the host.
+    pub fn to_host(&self) -> std::result::Result<HostTensor, String> {
+        from_ort(&self.value)
     }
 }
 
