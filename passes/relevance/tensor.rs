@@ -42,6 +42,19 @@ pub fn lanes_sum(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
     acc.iter().sum::<f64>() + rest.iter().map(|&v| f(v)).sum::<f64>()
 }
 
+/// Σ f(v) over f32 values, widened and summed in 8 f64 lanes (see [`sum_map`]).
+pub fn lanes_sum_f32(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(f64::from(v));
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|&v| f(f64::from(v))).sum::<f64>()
+}
+
 /// Population standard deviation of all elements (0 for an empty tensor).
 pub fn std_dev(a: &T) -> f64 {
     let n = a.len();

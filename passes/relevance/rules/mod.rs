@@ -142,6 +142,16 @@ impl<'a> Ctx<'a> {
         let name = node.outputs.first().filter(|s| !s.is_empty())?;
         self.acts.get(name).ok()
     }
+    /// [`Ctx::recorded_z`] as onnxruntime recorded it in f32, borrowed in place.
+    pub fn recorded_z_f32(&self) -> Option<std::borrow::Cow<'a, [f32]>> {
+        let node = self.fold.unwrap_or(self.node);
+        let name = node.outputs.first().filter(|s| !s.is_empty())?;
+        self.acts.get_f32(name)
+    }
+    /// Input `i` as recorded in f32 (borrowed in place); `None` for constants and other types.
+    pub fn input_f32(&self, i: usize) -> Option<std::borrow::Cow<'a, [f32]>> {
+        self.acts.get_f32(self.in_name(i)?)
+    }
     /// Indices of the inputs that carry relevance.
     pub fn carrying_inputs(&self) -> Vec<usize> {
         (0..self.node.inputs.len())

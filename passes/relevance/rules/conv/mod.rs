@@ -1,12 +1,13 @@
 //! Conv and ConvTranspose (1-D and 2-D, any padding, stride, dilation and groups) as
 //! [`LinearMap`]s through im2col, and BatchNormalization folding.
 
-use super::linear::{abs_dot_f32, linear_rule, LinearMap, Products};
+mod fast;
+
+use super::linear::{linear_rule, LinearMap};
 use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, CowArray, Ix2, IxDyn, LinalgScalar};
+use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
 use std::borrow::Cow;
 use std::ops::AddAssign;
 
@@ -466,286 +467,6 @@ impl LinearMap for ConvMap {
     fn adj_w(&self, x: &T, s: &T) -> RResult<T> {
         self.0.conv_adj_w(x, s)
     }
-    fn shared_products<'a>(
-        &'a self,
-        x: &'a T,
-        w: &'a T,
-    ) -> RResult<Option<Box<dyn Products + 'a>>> {
-        if !self.0.fast {
-            return Ok(None);
-        }
-        if self.0.depthwise() {
-            return Ok(Some(Box::new(SharedDepthwiseProducts::new(&self.0, x, w)?)));
-        }
-        Ok(Some(Box::new(SharedConvProducts::new(&self.0, x, w)?)))
-    }
-}
-
-/// The ε/γ products of a large convolution at one x and W, in f32 through sgemm: the
-/// im2col of x and the f32 weights (W and |W|) are built once and shared by all of them.
-struct SharedConvProducts<'a> {
-    g: &'a Geom,
-    /// x in f32; a pointwise convolution reads its columns from here.
-    xs: Vec<f32>,
-    /// im2col of image n, group grp at n·groups + grp (empty when pointwise).
-    cols: Vec<Array2<f32>>,
-    w: Vec<Array2<f32>>,
-    w_abs: Vec<Array2<f32>>,
-    /// x has no negative values (after a ReLU): |col| is col.
-    x_nonneg: bool,
-}
-
-impl<'a> SharedConvProducts<'a> {
-    fn new(g: &'a Geom, x: &T, w: &T) -> RResult<SharedConvProducts<'a>> {
-        g.check()?;
-        let xs = t_to_f32(x)?;
-        let img = g.cu * g.hu * g.wu;
-        let mut cols = Vec::new();
-        if !g.pointwise() {
-            cols.reserve(g.n * g.groups);
-            for n in 0..g.n {
-                for grp in 0..g.groups {
-                    cols.push(g.im2col(&xs[n * img..(n + 1) * img], grp));
-                }
-            }
-        }
-        let w = (0..g.groups)
-            .map(|grp| g.weight_group_f32(w, grp))
-            .collect::<RResult<Vec<_>>>()?;
-        let w_abs = w.iter().map(|a| a.mapv(f32::abs)).collect();
-        let x_nonneg = xs.iter().all(|&v| v >= 0.0);
-        Ok(SharedConvProducts {
-            g,
-            xs,
-            cols,
-            w,
-            w_abs,
-            x_nonneg,
-        })
-    }
-
-    /// The [rows, hv·wv] columns of image n, group grp.
-    fn col(&self, n: usize, grp: usize) -> RResult<ArrayView2<'_, f32>> {
-        let g = self.g;
-        if !g.pointwise() {
-            return Ok(self.cols[n * g.groups + grp].view());
-        }
-        let (psz, rows) = (g.hu * g.wu, g.rows());
-        let base = (n * g.cu + grp * rows) * psz;
-        ArrayView2::from_shape((rows, psz), &self.xs[base..base + rows * psz])
-            .map_err(|e| e.to_string())
-    }
-
-    /// Σ_k a_k·W_kᵀ s_k over the (weight, relevance, scale) terms, image n, group grp, added
-    /// into the f32 image `img` of image n (col2im; straight into it when pointwise).
-    fn adj_x_into(
-        &self,
-        terms: &[(&Array2<f32>, &[f32], f32)],
-        n: usize,
-        grp: usize,
-        img: &mut [f32],
-    ) -> RResult<()> {
-        let g = self.g;
-        let (psz, rows, osz) = (g.hu * g.wu, g.rows(), g.hv * g.wv);
-        let run = |out: &mut ArrayViewMut2<f32>| -> RResult<()> {
-            for (i, &(w, ss, a)) in terms.iter().enumerate() {
-                let s = g.group_rows(ss, n, grp)?;
-                let beta = if i == 0 { 0.0 } else { 1.0 };
-                general_mat_mul(a, &w.t(), &s, beta, out);
-            }
-            Ok(())
-        };
-        if g.pointwise() {
-            let base = grp * rows * psz;
-            let mut out = ArrayViewMut2::from_shape((rows, psz), &mut img[base..base + rows * psz])
-                .map_err(|e| e.to_string())?;
-            run(&mut out)
-        } else {
-            let mut cols = Array2::<f32>::zeros((rows, osz));
-            run(&mut cols.view_mut())?;
-            g.col2im(&cols, grp, img);
-            Ok(())
-        }
-    }
-
-    /// Σ_k a_k·Lᵀ s_k with the terms' weights, as an f32 image stack [n, cu, hu, wu].
-    fn adj_x_f32(&self, terms: &[(&[Array2<f32>], &[f32], f32)]) -> RResult<Vec<f32>> {
-        let g = self.g;
-        let img = g.cu * g.hu * g.wu;
-        let mut out = vec![0f32; g.n * img];
-        for n in 0..g.n {
-            for grp in 0..g.groups {
-                let t: Vec<_> = terms.iter().map(|&(w, s, a)| (&w[grp], s, a)).collect();
-                self.adj_x_into(&t, n, grp, &mut out[n * img..(n + 1) * img])?;
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl Products for SharedConvProducts<'_> {
-    fn fwd_abs(&mut self) -> RResult<T> {
-        let g = self.g;
-        let osz = g.hv * g.wv;
-        let mut out = vec![0f32; g.n * g.cv * osz];
-        for n in 0..g.n {
-            for grp in 0..g.groups {
-                let col = self.col(n, grp)?;
-                let base = (n * g.cv + grp * g.cvg()) * osz;
-                let mut dst =
-                    ArrayViewMut2::from_shape((g.cvg(), osz), &mut out[base..base + g.cvg() * osz])
-                        .map_err(|e| e.to_string())?;
-                if self.x_nonneg {
-                    general_mat_mul(1.0, &self.w_abs[grp], &col, 0.0, &mut dst);
-                } else {
-                    general_mat_mul(1.0, &self.w_abs[grp], &col.mapv(f32::abs), 0.0, &mut dst);
-                }
-            }
-        }
-        f32_to_t(out, &[g.n, g.cv, g.hv, g.wv])
-    }
-
-    fn adj_x(&mut self, s: &T, abs_w: bool) -> RResult<T> {
-        let g = self.g;
-        let ss = t_to_f32(s)?;
-        let ws = if abs_w { &self.w_abs } else { &self.w };
-        let out = self.adj_x_f32(&[(ws, &ss, 1.0)])?;
-        f32_to_t(out, &[g.n, g.cu, g.hu, g.wu])
-    }
-
-    fn adj_w(&mut self, s: &T) -> RResult<T> {
-        let g = self.g;
-        let ss = t_to_f32(s)?;
-        let mut gw = Array2::<f64>::zeros((g.cv, g.rows()));
-        for grp in 0..g.groups {
-            let part = self.weight_grad_f32(&ss, grp)?;
-            g.add_weight_group(&mut gw, grp, &part);
-        }
-        g.weight_grad(gw)
-    }
-
-    /// With x ≥ 0 both γ products go into one image: x ⊙ [(1 + h)·Wᵀs + h·|W|ᵀσ].
-    fn input_relevance(&mut self, x: &T, s: &T, sigma: Option<&T>, half: f64) -> RResult<T> {
-        let g = self.g;
-        let ss = t_to_f32(s)?;
-        let shape = [g.n, g.cu, g.hu, g.wu];
-        let (a, h) = ((1.0 + half) as f32, half as f32);
-        let out = match sigma {
-            None => {
-                let ls = self.adj_x_f32(&[(&self.w, &ss, 1.0)])?;
-                mul_into_t(&self.xs, &ls, None, &shape)?
-            }
-            Some(sigma) => {
-                let sg = t_to_f32(sigma)?;
-                if self.x_nonneg {
-                    let ls = self.adj_x_f32(&[(&self.w, &ss, a), (&self.w_abs, &sg, h)])?;
-                    mul_into_t(&self.xs, &ls, None, &shape)?
-                } else {
-                    let ls = self.adj_x_f32(&[(&self.w, &ss, a)])?;
-                    let la = self.adj_x_f32(&[(&self.w_abs, &sg, h)])?;
-                    mul_into_t(&self.xs, &ls, Some(&la), &shape)?
-                }
-            }
-        };
-        // The products ran on x in f32; the result must stay on x's own shape.
-        debug_assert_eq!(out.shape(), x.shape());
-        Ok(out)
-    }
-
-    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
-        let ss = t_to_f32(s)?;
-        let mut total = 0.0;
-        for grp in 0..self.g.groups {
-            let part = self.weight_grad_f32(&ss, grp)?;
-            total += abs_dot_f32(&self.w[grp], &part);
-        }
-        Ok(total)
-    }
-}
-
-impl SharedConvProducts<'_> {
-    /// Σ_n s_g·col_gᵀ of group grp, in f32.
-    fn weight_grad_f32(&self, ss: &[f32], grp: usize) -> RResult<Array2<f32>> {
-        let g = self.g;
-        let mut gw = Array2::<f32>::zeros((g.cvg(), g.rows()));
-        for n in 0..g.n {
-            let col = self.col(n, grp)?;
-            general_mat_mul(1.0, &g.group_rows(ss, n, grp)?, &col.t(), 1.0, &mut gw);
-        }
-        Ok(gw)
-    }
-}
-
-/// x ⊙ a (+ |x| ⊙ b) from f32 slices, as an f64 tensor of `shape`.
-fn mul_into_t(xs: &[f32], a: &[f32], b: Option<&[f32]>, shape: &[usize]) -> RResult<T> {
-    let v: Vec<f64> = match b {
-        None => xs.iter().zip(a).map(|(&x, &a)| f64::from(x * a)).collect(),
-        Some(b) => xs
-            .iter()
-            .zip(a)
-            .zip(b)
-            .map(|((&x, &a), &b)| f64::from(x * a + x.abs() * b))
-            .collect(),
-    };
-    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| e.to_string())
-}
-
-/// The ε/γ products of a large depthwise convolution at one x and W, in f32 (half the
-/// memory traffic of f64 in loops that are bound by it), with x, W and |W| converted once.
-struct SharedDepthwiseProducts<'a> {
-    g: &'a Geom,
-    x: Vec<f32>,
-    w: Vec<f32>,
-    w_abs: Vec<f32>,
-}
-
-impl<'a> SharedDepthwiseProducts<'a> {
-    fn new(g: &'a Geom, x: &T, w: &T) -> RResult<SharedDepthwiseProducts<'a>> {
-        g.check()?;
-        let (x, w) = (t_to_f32(x)?, t_to_f32(w)?);
-        let w_abs = w.iter().map(|v| v.abs()).collect();
-        Ok(SharedDepthwiseProducts { g, x, w, w_abs })
-    }
-}
-
-/// An f32 product as an f64 tensor of `shape`.
-fn f32_to_t(v: Vec<f32>, shape: &[usize]) -> RResult<T> {
-    ArrayD::from_shape_vec(IxDyn(shape), v.into_iter().map(f64::from).collect())
-        .map_err(|e| e.to_string())
-}
-
-/// The elements of `a` in row-major order, as f32.
-fn t_to_f32(a: &T) -> RResult<Vec<f32>> {
-    let a = a.as_standard_layout();
-    Ok(to_f32(a.as_slice().ok_or("tensor is not contiguous")?))
-}
-
-impl Products for SharedDepthwiseProducts<'_> {
-    fn fwd_abs(&mut self) -> RResult<T> {
-        let g = self.g;
-        let xa: Vec<f32> = self.x.iter().map(|v| v.abs()).collect();
-        f32_to_t(g.dw_fwd(&xa, &self.w_abs), &[g.n, g.cv, g.hv, g.wv])
-    }
-
-    fn adj_x(&mut self, s: &T, abs_w: bool) -> RResult<T> {
-        let g = self.g;
-        let ws = if abs_w { &self.w_abs } else { &self.w };
-        f32_to_t(g.dw_adj_x(&t_to_f32(s)?, ws), &[g.n, g.cu, g.hu, g.wu])
-    }
-
-    fn adj_w(&mut self, s: &T) -> RResult<T> {
-        let g = self.g;
-        let gw = g.dw_adj_w(&self.x, &t_to_f32(s)?);
-        ArrayD::from_shape_vec(IxDyn(&[g.cv, 1, g.kh, g.kw]), gw).map_err(|e| e.to_string())
-    }
-    fn weight_relevance(&mut self, s: &T) -> RResult<f64> {
-        let gw = self.g.dw_adj_w(&self.x, &t_to_f32(s)?);
-        Ok(gw
-            .iter()
-            .zip(&self.w)
-            .map(|(&g, &w)| (g * f64::from(w)).abs())
-            .sum())
-    }
 }
 
 /// ConvTranspose as a linear map of x: the adjoint of a Conv from y-space (U) to x-space (V).
@@ -929,7 +650,7 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
     if c.carries(1) {
         return Err("Conv with a weight computed from the input is not supported".into());
     }
-    let x = c.input(0)?;
+    let x_shape = c.in_shape(0)?;
     let mut w = c.input_cow(1)?;
     let mut b = if c.has_input(2) {
         Some(c.input(2)?)
@@ -943,9 +664,34 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         b = Some(b2);
     }
     let y_shape = c.out_shape(0)?;
-    let mut g = geometry(c, x.shape(), &y_shape, w.shape())?;
+    let mut g = geometry(c, &x_shape, &y_shape, w.shape())?;
     // Large layers: f32 products, and z from the recorded output (or the folded BN's).
     g.fast = g.macs() >= c.cfg.fast_min_macs;
+    // A first layer (reading a model input) may have a rule of its own (z^B); upper
+    // layers may have another one than the lower ones.
+    let class = match (c.cfg.first_conv, c.cfg.upper_conv, c.conv_depth) {
+        (Some(r), _, _) if c.in_name(0).is_some_and(|n| c.graph.is_graph_input(n)) => r,
+        (_, Some((f, r)), Some(d)) if d >= f => r,
+        _ => c.cfg.conv,
+    };
+    let rule = c.rule(class);
+    if g.fast {
+        if let (Some(xf), Some(zf)) = (c.input_f32(0), c.recorded_z_f32()) {
+            let bias = match &b {
+                Some(b) => Some(b.as_standard_layout().iter().copied().collect::<Vec<f64>>()),
+                None => None,
+            };
+            if let Some((rx, rw)) =
+                fast::rule_f32(&g, rule, c.stab(), xf, &zf, &w, bias.as_deref(), &r)?
+            {
+                let rx = ArrayD::from_shape_vec(IxDyn(&x_shape), rx).map_err(|e| e.to_string())?;
+                let mut out = Backward::single(n_in, 0, rx);
+                out.weight_rel = rw;
+                return Ok(out);
+            }
+        }
+    }
+    let x = c.input(0)?;
     let z_known = if g.fast {
         c.recorded_z().map(to4).transpose()?
     } else {
@@ -957,16 +703,9 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
         Some(b) => Some(reshape(b, &[1, g.cv, 1, 1])?),
         None => None,
     };
-    // A first layer (reading a model input) may have a rule of its own (z^B); upper
-    // layers may have another one than the lower ones.
-    let class = match (c.cfg.first_conv, c.cfg.upper_conv, c.conv_depth) {
-        (Some(r), _, _) if c.in_name(0).is_some_and(|n| c.graph.is_graph_input(n)) => r,
-        (_, Some((f, r)), Some(d)) if d >= f => r,
-        _ => c.cfg.conv,
-    };
     let (rx, rw) = linear_rule(
         &ConvMap(g),
-        c.rule(class),
+        rule,
         c.stab(),
         &x4,
         &w4,
