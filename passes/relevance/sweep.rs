@@ -6,7 +6,7 @@ use super::activations::Activations;
 use super::config::{RuleConfig, SoftmaxRule, StartMode};
 use super::graph_info::{batchnorm_folds, carrying};
 use super::rules::{self, Backward, Ctx};
-use super::tensor::{abs_sum, reshape, unbroadcast, T};
+use super::tensor::{abs_and_plain_sum, reshape, unbroadcast, T};
 use crate::data::HostTensor;
 use crate::error::{Error, Result};
 use crate::ir::{Model, Node};
@@ -258,7 +258,13 @@ fn sweep(
         if rel_out.iter().all(|r| r.is_none()) {
             continue;
         }
-        let out_abs: f64 = rel_out.iter().flatten().map(abs_sum).sum();
+        // Σ|R| for the scores, ΣR for the even split should the rule fail (the rule
+        // takes the tensors themselves).
+        let (out_abs, out_sum) = rel_out
+            .iter()
+            .flatten()
+            .map(abs_and_plain_sum)
+            .fold((0.0, 0.0), |(a, s), (x, y)| (a + x, s + y));
         let started = times.is_some().then(std::time::Instant::now);
         let fold = folds.get(&idx).map(|f| &g.ops[f.bn]);
         let ctx = Ctx {
@@ -274,12 +280,12 @@ fn sweep(
         let back: Backward = if folded_bn.contains(&idx) {
             // Folded into the layer before it: the layer sees the BN output's relevance.
             let mut b = Backward::single(node.inputs.len(), 0, T::zeros(IxDyn(&[0])));
-            b.inputs[0] = rel_out[0].clone();
+            b.inputs[0] = rel_out.into_iter().next().flatten();
             b
         } else if cfg.uniform {
             rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
         } else {
-            match rules::apply(&ctx, &rel_out) {
+            match rules::apply(&ctx, rel_out) {
                 Ok(Some(b)) => b,
                 Ok(None) => {
                     if strict {
@@ -290,7 +296,7 @@ fn sweep(
                         )));
                     }
                     failed.insert(idx, "no rule for this op".into());
-                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
                 }
                 Err(why) => {
                     if strict {
@@ -301,7 +307,7 @@ fn sweep(
                         )));
                     }
                     failed.insert(idx, why);
-                    rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
                 }
             }
         };

@@ -42,6 +42,26 @@ pub fn lanes_sum(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
     acc.iter().sum::<f64>() + rest.iter().map(|&v| f(v)).sum::<f64>()
 }
 
+/// (Σ|v|, Σv) in one pass, each in 8 lanes (see [`sum_map`]).
+pub fn abs_and_plain_sum(a: &T) -> (f64, f64) {
+    let Some(xs) = a.as_slice() else {
+        return (abs_sum(a), a.sum());
+    };
+    let (mut acc, mut pl) = ([0.0f64; 8], [0.0f64; 8]);
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i].abs();
+            pl[i] += c[i];
+        }
+    }
+    (
+        acc.iter().sum::<f64>() + rest.iter().map(|v| v.abs()).sum::<f64>(),
+        pl.iter().sum::<f64>() + rest.iter().sum::<f64>(),
+    )
+}
+
 /// Σ f(v) over f32 values, widened and summed in 8 f64 lanes (see [`sum_map`]).
 pub fn lanes_sum_f32(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];

@@ -4,8 +4,11 @@
 use super::{Backward, Ctx, RResult};
 use crate::passes::relevance::config::{Rule, SoftmaxRule};
 use crate::passes::relevance::graph_info::{is_centring, is_self_gate};
-use crate::passes::relevance::tensor::{broadcast_shape, broadcast_to, div_stab, reshape, T};
+use crate::passes::relevance::tensor::{
+    broadcast_shape, broadcast_to, div_stab, lanes_sum, reshape, stab, T,
+};
 use ndarray::{Axis, IxDyn};
+use std::borrow::Cow;
 
 fn operands(c: &Ctx) -> RResult<(Vec<T>, Vec<usize>)> {
     let mut vals = Vec::new();
@@ -20,6 +23,9 @@ fn operands(c: &Ctx) -> RResult<(Vec<T>, Vec<usize>)> {
 /// Add, Sum, Mean: R_i = x_i·R / stab(Σ x) (the 1/N of Mean cancels); constant operands
 /// (biases) absorb their share.
 pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
+    if let Some(b) = sum_like_f32(c, &r)? {
+        return Ok(b);
+    }
     let (vals, shape) = operands(c)?;
     let mut out = Backward {
         inputs: vec![None; vals.len()],
@@ -70,6 +76,79 @@ pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
         }
     }
     Ok(out)
+}
+
+/// An operand of [`sum_like_f32`].
+enum Summand<'a> {
+    /// R's shape, recorded in f32 (read in place).
+    Full(Cow<'a, [f32]>),
+    Scalar(f64),
+}
+
+/// [`sum_like`] when every operand has R's shape (recorded in f32) or is a scalar: the
+/// residual additions and the x + 3 of decomposed HardSwish. Reads the operands in place
+/// and writes z once; `None` for any other case.
+fn sum_like_f32(c: &Ctx, r: &T) -> RResult<Option<Backward>> {
+    let n_in = c.node.inputs.len();
+    let len = r.len();
+    let mut ops = Vec::with_capacity(n_in);
+    for i in 0..n_in {
+        let shape = c.in_shape(i)?;
+        if shape.iter().product::<usize>() == 1 {
+            let k = c.input(i)?.iter().next().copied().ok_or("empty operand")?;
+            ops.push(Summand::Scalar(k));
+        } else if shape.as_slice() == r.shape() {
+            match c.input_f32(i) {
+                Some(v) if v.len() == len => ops.push(Summand::Full(v)),
+                _ => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        }
+    }
+    let Some(rs) = r.as_slice() else {
+        return Ok(None);
+    };
+    if !ops.iter().any(|o| matches!(o, Summand::Full(_))) {
+        return Ok(None);
+    }
+    let mut z = vec![0.0f64; len];
+    for o in &ops {
+        match o {
+            Summand::Full(v) => z
+                .iter_mut()
+                .zip(v.iter())
+                .for_each(|(z, &x)| *z += f64::from(x)),
+            Summand::Scalar(k) => z.iter_mut().for_each(|z| *z += k),
+        }
+    }
+    let eps = if c.cfg.eps_rel > 0.0 {
+        let n = len as f64;
+        let mean = lanes_sum(&z, |v| v) / n;
+        c.cfg.eps + c.cfg.eps_rel * (lanes_sum(&z, |v| (v - mean) * (v - mean)) / n).sqrt()
+    } else {
+        c.cfg.eps
+    };
+    // z becomes s = R / stab(z).
+    z.iter_mut().zip(rs).for_each(|(zv, &rv)| {
+        let d = stab(*zv, eps);
+        *zv = if d == 0.0 { 0.0 } else { rv / d };
+    });
+    let mut out = Backward {
+        inputs: vec![None; n_in],
+        weight_rel: 0.0,
+    };
+    for (i, o) in ops.iter().enumerate() {
+        if !c.carries(i) {
+            continue;
+        }
+        let ri: Vec<f64> = match o {
+            Summand::Full(v) => v.iter().zip(&z).map(|(&x, &s)| f64::from(x) * s).collect(),
+            Summand::Scalar(k) => z.iter().map(|&s| s * k).collect(),
+        };
+        out.inputs[i] = Some(T::from_shape_vec(r.raw_dim(), ri).map_err(|e| e.to_string())?);
+    }
+    Ok(Some(out))
 }
 
 /// Sub: R_a = a·R/stab(a − b), R_b = −b·R/stab(a − b); a centring x − mean(x) (decomposed

@@ -283,16 +283,16 @@ pub fn has_rule(n: &Node) -> bool {
 
 /// Applies the node's rule. `rel` holds the relevance of each output (`None`: none arrived).
 /// Returns `Ok(None)` when the op has no rule.
-pub fn apply(c: &Ctx, rel: &[Option<T>]) -> RResult<Option<Backward>> {
+pub fn apply(c: &Ctx, rel: Vec<Option<T>>) -> RResult<Option<Backward>> {
     if !has_rule(c.node) {
         return Ok(None);
     }
     let n_in = c.node.inputs.len();
     let op = c.node.op_type.as_str();
     if op == "Split" {
-        return routing::split(c, rel).map(Some);
+        return routing::split(c, &rel).map(Some);
     }
-    let r = match rel.first().and_then(|r| r.clone()) {
+    let r = match rel.into_iter().next().flatten() {
         Some(r) => r,
         None => return Ok(Some(Backward::default())),
     };
@@ -349,7 +349,11 @@ pub fn apply(c: &Ctx, rel: &[Option<T>]) -> RResult<Option<Backward>> {
 /// The uniform rule (plumbing check, and the fallback for ops without a rule): ΣR_out
 /// spread evenly over the elements of the relevance-carrying inputs.
 pub fn uniform(c: &Ctx, rel: &[Option<T>]) -> RResult<Backward> {
-    let total: f64 = rel.iter().flatten().map(|r| r.sum()).sum();
+    uniform_total(c, rel.iter().flatten().map(|r| r.sum()).sum())
+}
+
+/// [`uniform`] from the total ΣR over the node's outputs (all it reads of them).
+pub fn uniform_total(c: &Ctx, total: f64) -> RResult<Backward> {
     let slots = c.carrying_inputs();
     let mut shapes = Vec::new();
     for &s in &slots {

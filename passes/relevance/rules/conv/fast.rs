@@ -74,16 +74,19 @@ pub(super) fn rule_f32(
             let mut sg = vec![0f32; zlen];
             for (bi, range) in blocks {
                 let (bp, bn) = (bi + gm * bi.max(0.0), bi + gm * bi.min(0.0));
-                for i in range {
-                    let zi = f64::from(z[i]);
-                    let xw = (zi - bi) * (1.0 + half);
-                    let hq = f64::from(q[i]) * half;
+                // Slices of one block, zipped: no bounds checks, so the loop vectorizes.
+                let (zb, qb, rb) = (&z[range.clone()], &q[range.clone()], &rs[range.clone()]);
+                let (sb, gb) = (&mut ss[range.clone()], &mut sg[range]);
+                let outs = sb.iter_mut().zip(gb.iter_mut());
+                for (((&zi, &qi), &ri), (so, go)) in zb.iter().zip(qb).zip(rb).zip(outs) {
+                    let zi = f64::from(zi);
+                    let hq = f64::from(qi) * half;
                     let up = zi >= 0.0;
-                    let d = if up { xw + hq + bp } else { xw - hq + bn };
+                    let d = (zi - bi) * (1.0 + half) + if up { hq + bp } else { bn - hq };
                     let d = stabilize(d, eps);
-                    let v = if d == 0.0 { 0.0 } else { rs[i] / d };
-                    ss[i] = v as f32;
-                    sg[i] = if up { v as f32 } else { -v as f32 };
+                    let v = if d == 0.0 { 0.0 } else { ri / d };
+                    *so = v as f32;
+                    *go = if up { v as f32 } else { -(v as f32) };
                 }
             }
             let rx = p.input_relevance(&ss, Some(&sg), half as f32)?;
