@@ -51,9 +51,9 @@ pub fn abs_and_plain_sum(a: &T) -> (f64, f64) {
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
-        for i in 0..8 {
-            acc[i] += c[i].abs();
-            pl[i] += c[i];
+        for ((a, p), &v) in acc.iter_mut().zip(pl.iter_mut()).zip(c) {
+            *a += v.abs();
+            *p += v;
         }
     }
     (
