@@ -24,23 +24,38 @@ trait F32Products {
     fn weight_relevance(&self, ss: &[f32]) -> RResult<f64>;
 }
 
-/// The ε- or γ-rule of a large convolution z = L(x; W) + b whose x and z were recorded in
-/// f32, with output relevance `r` (f64, z's shape) and `bias` the per-output-channel b
-/// (BatchNormalization folded in). Returns R_x (f64, x's shape, flat) and Σ|R_W|; `None`
-/// for the other rules and for sizes the general path must handle.
+/// A convolution z = L(x; W) + b as the forward run recorded it.
+pub(super) struct RecordedConv<'a> {
+    /// x in f32 (in place).
+    pub x: Cow<'a, [f32]>,
+    /// z in f32 (in place), BatchNormalization folded in when it is.
+    pub z: Cow<'a, [f32]>,
+    /// W (folded).
+    pub w: &'a T,
+    /// b per output channel (folded).
+    pub bias: Option<Vec<f64>>,
+}
+
+/// (weight per group, relevance in z-space, scale): one term of Σ a·Lᵀs.
+type Term<'t> = (&'t [Array2<f32>], &'t [f32], f32);
+/// A [`Term`] of one group.
+type GroupTerm<'t> = (&'t Array2<f32>, &'t [f32], f32);
+
+/// The ε- or γ-rule of a large convolution `layer` with output relevance `r` (f64, z's
+/// shape). Returns R_x (f64, x's shape, flat) and Σ|R_W|; `None` for the other rules and
+/// for sizes the general path must handle.
 pub(super) fn rule_f32(
     g: &Geom,
     rule: Rule,
     stab: Stab,
-    x: Cow<'_, [f32]>,
-    z: &[f32],
-    w: &T,
-    bias: Option<&[f64]>,
+    layer: RecordedConv<'_>,
     r: &T,
 ) -> RResult<Option<(Vec<f64>, f64)>> {
     if !matches!(rule, Rule::Epsilon | Rule::Gamma(_)) {
         return Ok(None);
     }
+    let RecordedConv { x, z, w, bias } = layer;
+    let (z, bias): (&[f32], Option<&[f64]>) = (&z, bias.as_deref());
     let osz = g.hv * g.wv;
     let zlen = g.n * g.cv * osz;
     let r = r.as_standard_layout();
@@ -191,7 +206,7 @@ impl<'a> ConvProducts<'a> {
     /// grp, added into image n's f32 `img` (by col2im; straight into it when pointwise).
     fn adj_x_into(
         &self,
-        terms: &[(&Array2<f32>, &[f32], f32)],
+        terms: &[GroupTerm<'_>],
         n: usize,
         grp: usize,
         img: &mut [f32],
@@ -220,7 +235,7 @@ impl<'a> ConvProducts<'a> {
     }
 
     /// Σ_k a_k·L_kᵀ s_k over (weights per group, relevance, scale) terms, in x-space.
-    fn adj_x(&self, terms: &[(&[Array2<f32>], &[f32], f32)]) -> RResult<Vec<f32>> {
+    fn adj_x(&self, terms: &[Term<'_>]) -> RResult<Vec<f32>> {
         let g = self.g;
         let img = g.cu * g.hu * g.wu;
         let mut out = vec![0f32; g.n * img];

@@ -676,14 +676,12 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
     };
     let rule = c.rule(class);
     if g.fast {
-        if let (Some(xf), Some(zf)) = (c.input_f32(0), c.recorded_z_f32()) {
-            let bias = match &b {
-                Some(b) => Some(b.as_standard_layout().iter().copied().collect::<Vec<f64>>()),
-                None => None,
-            };
-            if let Some((rx, rw)) =
-                fast::rule_f32(&g, rule, c.stab(), xf, &zf, &w, bias.as_deref(), &r)?
-            {
+        if let (Some(x), Some(z)) = (c.input_f32(0), c.recorded_z_f32()) {
+            let bias = b
+                .as_ref()
+                .map(|b| b.as_standard_layout().iter().copied().collect());
+            let layer = fast::RecordedConv { x, z, w: &w, bias };
+            if let Some((rx, rw)) = fast::rule_f32(&g, rule, c.stab(), layer, &r)? {
                 let rx = ArrayD::from_shape_vec(IxDyn(&x_shape), rx).map_err(|e| e.to_string())?;
                 let mut out = Backward::single(n_in, 0, rx);
                 out.weight_rel = rw;
