@@ -1655,8 +1655,9 @@ fn fast_f32_matmul_and_gemm_match_the_exact_path() {
 /// Large convolutions run their products in f32 and take z from the recorded output (BN
 /// folded); the result must agree with the exact f64 path to f32 accuracy, under ε and
 /// under the default (γ with a relative stabilizer). The net has a padded 3×3 conv on an
-/// input with negative values, a depthwise conv, a pointwise (1×1) conv on a ReLU output
-/// (columns read in place, both γ products in one image), and a strided conv.
+/// input with negative values, a depthwise conv on a ReLU output and one on values of both
+/// signs, a pointwise (1×1) conv on a ReLU output (columns read in place, both γ products
+/// in one image), and a strided conv.
 #[test]
 fn fast_f32_convolutions_match_the_exact_path() {
     use optimize::passes::relevance::config::FAST_MIN_MACS;
@@ -1672,6 +1673,7 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .init(tensor("var", &[16], &rnd(16, 85, 0.5, 2.0), F32))
         .init(tensor("w2", &[4, 32, 3, 3], &rnd(1152, 86, -0.3, 0.3), F32))
         .init(tensor("wd", &[16, 1, 7, 7], &rnd(784, 88, -0.3, 0.3), F32))
+        .init(tensor("wd2", &[16, 1, 7, 7], &rnd(784, 96, -0.3, 0.3), F32))
         .init(tensor("wp", &[32, 16, 1, 1], &rnd(512, 94, -0.3, 0.3), F32))
         .init(tensor("bp", &[32], &rnd(32, 95, -0.2, 0.2), F32))
         .node(nd(
@@ -1696,7 +1698,14 @@ fn fast_f32_convolutions_match_the_exact_path() {
             &["hd"],
             vec![ai("group", 16), ais("pads", &[3, 3, 3, 3])],
         ))
-        .node(nd("Relu", "r2", &["hd"], &["hr"], vec![]))
+        .node(nd(
+            "Conv",
+            "dw2",
+            &["hd", "wd2"],
+            &["hd2"],
+            vec![ai("group", 16), ais("pads", &[3, 3, 3, 3])],
+        ))
+        .node(nd("Relu", "r2", &["hd2"], &["hr"], vec![]))
         .node(nd("Conv", "pw", &["hr", "wp", "bp"], &["hp"], vec![]))
         .node(nd(
             "Conv",
@@ -1710,7 +1719,7 @@ fn fast_f32_convolutions_match_the_exact_path() {
         c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS
             && c2 * 24 * 24 * 49 >= FAST_MIN_MACS
             && 2 * c2 * 24 * 24 * c2 >= FAST_MIN_MACS,
-        "c1, the depthwise dw and the pointwise pw must take the fast path"
+        "c1, the depthwise dw and dw2 and the pointwise pw must take the fast path"
     );
     let x = [f32_input("x", &[1, 8, 24, 24], &rnd(4608, 87, -1.0, 1.0))];
     fast_and_exact_agree(&m, &x, &[0, 77, 301]);

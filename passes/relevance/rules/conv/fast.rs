@@ -315,6 +315,8 @@ struct DepthwiseProducts<'a> {
     xs: Cow<'a, [f32]>,
     w: Vec<f32>,
     w_abs: Vec<f32>,
+    /// x has no negative values: |x| is x.
+    x_nonneg: bool,
 }
 
 impl<'a> DepthwiseProducts<'a> {
@@ -328,13 +330,20 @@ impl<'a> DepthwiseProducts<'a> {
             .map(|&v| v as f32)
             .collect();
         let w_abs = w.iter().map(|v| v.abs()).collect();
-        Ok(DepthwiseProducts { g, xs, w, w_abs })
+        let x_nonneg = xs.iter().all(|&v| v >= 0.0);
+        Ok(DepthwiseProducts {
+            g,
+            xs,
+            w,
+            w_abs,
+            x_nonneg,
+        })
     }
 }
 
 impl F32Products for DepthwiseProducts<'_> {
     fn fwd_abs(&self) -> RResult<Vec<f32>> {
-        if self.xs.iter().all(|&v| v >= 0.0) {
+        if self.x_nonneg {
             return Ok(self.g.dw_fwd(&self.xs, &self.w_abs));
         }
         let xa: Vec<f32> = self.xs.iter().map(|v| v.abs()).collect();
@@ -348,9 +357,9 @@ impl F32Products for DepthwiseProducts<'_> {
             Some(sg) => {
                 let wa: Vec<f32> = self.w.iter().map(|&v| v * (1.0 + half)).collect();
                 let wb: Vec<f32> = self.w_abs.iter().map(|&v| v * half).collect();
-                let l = g.dw_adj_x(ss, &wa);
-                let la = g.dw_adj_x(sg, &wb);
-                times_x(&self.xs, &l, Some(&la))
+                // Both products in one traversal; with x ≥ 0 into one image.
+                let (l, la) = g.dw_adj_x_pair(ss, &wa, sg, &wb, self.x_nonneg);
+                times_x(&self.xs, &l, (!self.x_nonneg).then_some(&la[..]))
             }
         })
     }

@@ -277,6 +277,52 @@ impl Geom {
         out
     }
 
+    /// (Lᵀs with weights `wa`, Lᵀσ with weights `wb`) of a depthwise convolution in one
+    /// traversal; with `sum` both go into one image (the second is then empty).
+    fn dw_adj_x_pair(
+        &self,
+        ss: &[f32],
+        wa: &[f32],
+        sg: &[f32],
+        wb: &[f32],
+        sum: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let len_u = self.n * self.cu * self.hu * self.wu;
+        let mut oa = vec![0f32; len_u];
+        let mut ob = if sum { Vec::new() } else { vec![0f32; len_u] };
+        let sw = self.sw;
+        self.depthwise_rows(|u, v, k, len| {
+            let (ka, kb) = (wa[k], wb[k]);
+            let (s1, s2) = (&ss[v..v + len], &sg[v..v + len]);
+            match (sum, sw) {
+                (true, 1) => oa[u..u + len]
+                    .iter_mut()
+                    .zip(s1.iter().zip(s2))
+                    .for_each(|(o, (&x, &y))| *o += ka * x + kb * y),
+                (true, _) => {
+                    for (i, (&x, &y)) in s1.iter().zip(s2).enumerate() {
+                        oa[u + i * sw] += ka * x + kb * y;
+                    }
+                }
+                (false, 1) => oa[u..u + len]
+                    .iter_mut()
+                    .zip(ob[u..u + len].iter_mut())
+                    .zip(s1.iter().zip(s2))
+                    .for_each(|((a, b), (&x, &y))| {
+                        *a += ka * x;
+                        *b += kb * y;
+                    }),
+                (false, _) => {
+                    for (i, (&x, &y)) in s1.iter().zip(s2).enumerate() {
+                        oa[u + i * sw] += ka * x;
+                        ob[u + i * sw] += kb * y;
+                    }
+                }
+            }
+        });
+        (oa, ob)
+    }
+
     /// The adjoint of [`Geom::dw_fwd`] in its weight, summed in f64.
     fn dw_adj_w<F: LinalgScalar + Into<f64>>(&self, xs: &[F], ss: &[F]) -> Vec<f64> {
         let mut gw = vec![0.0; self.cv * self.kh * self.kw];
