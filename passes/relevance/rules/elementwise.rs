@@ -109,18 +109,26 @@ fn sum_like_f32(c: &Ctx, r: &T) -> RResult<Option<Backward>> {
     let Some(rs) = r.as_slice() else {
         return Ok(None);
     };
-    if !ops.iter().any(|o| matches!(o, Summand::Full(_))) {
+    // z: the first full operand plus every scalar, then the other full operands.
+    let k: f64 = ops
+        .iter()
+        .map(|o| match o {
+            Summand::Scalar(k) => *k,
+            Summand::Full(_) => 0.0,
+        })
+        .sum();
+    let mut fulls = ops.iter().filter_map(|o| match o {
+        Summand::Full(v) => Some(v),
+        Summand::Scalar(_) => None,
+    });
+    let Some(first) = fulls.next() else {
         return Ok(None);
-    }
-    let mut z = vec![0.0f64; len];
-    for o in &ops {
-        match o {
-            Summand::Full(v) => z
-                .iter_mut()
-                .zip(v.iter())
-                .for_each(|(z, &x)| *z += f64::from(x)),
-            Summand::Scalar(k) => z.iter_mut().for_each(|z| *z += k),
-        }
+    };
+    let mut z: Vec<f64> = first.iter().map(|&x| f64::from(x) + k).collect();
+    for v in fulls {
+        z.iter_mut()
+            .zip(v.iter())
+            .for_each(|(z, &x)| *z += f64::from(x));
     }
     let eps = if c.cfg.eps_rel > 0.0 {
         let n = len as f64;
@@ -129,19 +137,50 @@ fn sum_like_f32(c: &Ctx, r: &T) -> RResult<Option<Backward>> {
     } else {
         c.cfg.eps
     };
+    let mut out = Backward {
+        inputs: vec![None; n_in],
+        weight_rel: 0.0,
+    };
+    let carrying: Vec<usize> = (0..n_in).filter(|&i| c.carries(i)).collect();
+    if let [i] = carrying[..] {
+        // One operand takes relevance (x + b): R_x = x·R / stab(z) in one pass.
+        let ri: Vec<f64> = match &ops[i] {
+            Summand::Full(v) => v
+                .iter()
+                .zip(&z)
+                .zip(rs)
+                .map(|((&x, &zv), &rv)| {
+                    let d = stab(zv, eps);
+                    if d == 0.0 {
+                        0.0
+                    } else {
+                        f64::from(x) * rv / d
+                    }
+                })
+                .collect(),
+            Summand::Scalar(k) => z
+                .iter()
+                .zip(rs)
+                .map(|(&zv, &rv)| {
+                    let d = stab(zv, eps);
+                    if d == 0.0 {
+                        0.0
+                    } else {
+                        k * rv / d
+                    }
+                })
+                .collect(),
+        };
+        out.inputs[i] = Some(T::from_shape_vec(r.raw_dim(), ri).map_err(|e| e.to_string())?);
+        return Ok(Some(out));
+    }
     // z becomes s = R / stab(z).
     z.iter_mut().zip(rs).for_each(|(zv, &rv)| {
         let d = stab(*zv, eps);
         *zv = if d == 0.0 { 0.0 } else { rv / d };
     });
-    let mut out = Backward {
-        inputs: vec![None; n_in],
-        weight_rel: 0.0,
-    };
-    for (i, o) in ops.iter().enumerate() {
-        if !c.carries(i) {
-            continue;
-        }
+    for i in carrying {
+        let o = &ops[i];
         let ri: Vec<f64> = match o {
             Summand::Full(v) => v.iter().zip(&z).map(|(&x, &s)| f64::from(x) * s).collect(),
             Summand::Scalar(k) => z.iter().map(|&s| s * k).collect(),
