@@ -1657,7 +1657,7 @@ fn fast_f32_matmul_and_gemm_match_the_exact_path() {
 /// under the default (γ with a relative stabilizer). The net has a padded 3×3 conv on an
 /// input with negative values, a depthwise conv on a ReLU output and one on values of both
 /// signs, a pointwise (1×1) conv on a ReLU output (columns read in place, both γ products
-/// in one image), and a strided conv.
+/// in one image), a strided depthwise conv, and a strided conv.
 #[test]
 fn fast_f32_convolutions_match_the_exact_path() {
     use optimize::passes::relevance::config::FAST_MIN_MACS;
@@ -1675,6 +1675,12 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .init(tensor("wd", &[16, 1, 7, 7], &rnd(784, 88, -0.3, 0.3), F32))
         .init(tensor("wd2", &[16, 1, 7, 7], &rnd(784, 96, -0.3, 0.3), F32))
         .init(tensor("wp", &[32, 16, 1, 1], &rnd(512, 94, -0.3, 0.3), F32))
+        .init(tensor(
+            "wd3",
+            &[32, 1, 9, 9],
+            &rnd(2592, 97, -0.3, 0.3),
+            F32,
+        ))
         .init(tensor("bp", &[32], &rnd(32, 95, -0.2, 0.2), F32))
         .node(nd(
             "Conv",
@@ -1709,8 +1715,19 @@ fn fast_f32_convolutions_match_the_exact_path() {
         .node(nd("Conv", "pw", &["hr", "wp", "bp"], &["hp"], vec![]))
         .node(nd(
             "Conv",
+            "dw3",
+            &["hp", "wd3"],
+            &["hd3"],
+            vec![
+                ai("group", 32),
+                ais("pads", &[4, 4, 4, 4]),
+                ais("strides", &[2, 2]),
+            ],
+        ))
+        .node(nd(
+            "Conv",
             "c2",
-            &["hp", "w2"],
+            &["hd3", "w2"],
             &["y"],
             vec![ais("pads", &[1, 1, 1, 1]), ais("strides", &[2, 2])],
         ))
@@ -1718,11 +1735,12 @@ fn fast_f32_convolutions_match_the_exact_path() {
     assert!(
         c2 * 24 * 24 * c1 * 9 >= FAST_MIN_MACS
             && c2 * 24 * 24 * 49 >= FAST_MIN_MACS
-            && 2 * c2 * 24 * 24 * c2 >= FAST_MIN_MACS,
-        "c1, the depthwise dw and dw2 and the pointwise pw must take the fast path"
+            && 2 * c2 * 24 * 24 * c2 >= FAST_MIN_MACS
+            && 2 * c2 * 12 * 12 * 81 >= FAST_MIN_MACS,
+        "c1, the depthwise dw, dw2 and dw3 and the pointwise pw must take the fast path"
     );
     let x = [f32_input("x", &[1, 8, 24, 24], &rnd(4608, 87, -1.0, 1.0))];
-    fast_and_exact_agree(&m, &x, &[0, 77, 301]);
+    fast_and_exact_agree(&m, &x, &[0, 77, 143]);
 }
 
 /// Under the ε (ε = 1e-3) and the default rules, the relevance of input `x` for each target

@@ -18,10 +18,9 @@ use std::borrow::Cow;
 trait F32Products {
     /// L(|x|; |W|) in z-space.
     fn fwd_abs(&self) -> RResult<Vec<f32>>;
-    /// x ⊙ Lᵀs (`sg` None), or (1 + h)·x ⊙ Lᵀs + h·|x| ⊙ |L|ᵀσ, in f64 in x-space.
-    fn input_relevance(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<Vec<f64>>;
-    /// Σ|W ⊙ ∇_W⟨s, L(x; W)⟩|.
-    fn weight_relevance(&self, ss: &[f32]) -> RResult<f64>;
+    /// The input relevance x ⊙ Lᵀs (`sg` None), or (1 + h)·x ⊙ Lᵀs + h·|x| ⊙ |L|ᵀσ, in f64
+    /// in x-space; and the weight relevance Σ|W ⊙ ∇_W⟨s, L(x; W)⟩|.
+    fn backward(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<(Vec<f64>, f64)>;
 }
 
 /// A convolution z = L(x; W) + b as the forward run recorded it.
@@ -104,8 +103,7 @@ pub(super) fn rule_f32(
                     *go = if up { v as f32 } else { -(v as f32) };
                 }
             }
-            let rx = p.input_relevance(&ss, Some(&sg), half as f32)?;
-            Ok(Some((rx, p.weight_relevance(&ss)?)))
+            p.backward(&ss, Some(&sg), half as f32).map(Some)
         }
         _ => {
             let ss: Vec<f32> = z
@@ -120,8 +118,7 @@ pub(super) fn rule_f32(
                     }
                 })
                 .collect();
-            let rx = p.input_relevance(&ss, None, 0.0)?;
-            Ok(Some((rx, p.weight_relevance(&ss)?)))
+            p.backward(&ss, None, 0.0).map(Some)
         }
     }
 }
@@ -283,9 +280,9 @@ impl F32Products for ConvProducts<'_> {
     }
 
     /// With x ≥ 0 both γ products go into one image: x ⊙ [(1 + h)·Wᵀs + h·|W|ᵀσ].
-    fn input_relevance(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<Vec<f64>> {
+    fn backward(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<(Vec<f64>, f64)> {
         let a = 1.0 + half;
-        Ok(match sg {
+        let rx = match sg {
             None => times_x(&self.xs, &self.adj_x(&[(&self.w, ss, 1.0)])?, None),
             Some(sg) if self.x_nonneg => {
                 let l = self.adj_x(&[(&self.w, ss, a), (&self.w_abs, sg, half)])?;
@@ -296,15 +293,12 @@ impl F32Products for ConvProducts<'_> {
                 let la = self.adj_x(&[(&self.w_abs, sg, half)])?;
                 times_x(&self.xs, &l, Some(&la))
             }
-        })
-    }
-
-    fn weight_relevance(&self, ss: &[f32]) -> RResult<f64> {
-        let mut total = 0.0;
+        };
+        let mut rw = 0.0;
         for grp in 0..self.g.groups {
-            total += abs_dot_f32(&self.w[grp], &self.weight_grad(ss, grp)?);
+            rw += abs_dot_f32(&self.w[grp], &self.weight_grad(ss, grp)?);
         }
-        Ok(total)
+        Ok((rx, rw))
     }
 }
 
@@ -350,26 +344,24 @@ impl F32Products for DepthwiseProducts<'_> {
         Ok(self.g.dw_fwd(&xa, &self.w_abs))
     }
 
-    fn input_relevance(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<Vec<f64>> {
+    /// Both products, with x ≥ 0 into one image, and the weight gradient in one traversal.
+    fn backward(&self, ss: &[f32], sg: Option<&[f32]>, half: f32) -> RResult<(Vec<f64>, f64)> {
         let g = self.g;
-        Ok(match sg {
-            None => times_x(&self.xs, &g.dw_adj_x(ss, &self.w), None),
+        let (l, la, gw) = match sg {
+            None => g.dw_backward(&self.xs, ss, &self.w, None, true),
             Some(sg) => {
                 let wa: Vec<f32> = self.w.iter().map(|&v| v * (1.0 + half)).collect();
                 let wb: Vec<f32> = self.w_abs.iter().map(|&v| v * half).collect();
-                // Both products in one traversal; with x ≥ 0 into one image.
-                let (l, la) = g.dw_adj_x_pair(ss, &wa, sg, &wb, self.x_nonneg);
-                times_x(&self.xs, &l, (!self.x_nonneg).then_some(&la[..]))
+                g.dw_backward(&self.xs, ss, &wa, Some((sg, &wb)), self.x_nonneg)
             }
-        })
-    }
-
-    fn weight_relevance(&self, ss: &[f32]) -> RResult<f64> {
-        let gw = self.g.dw_adj_w(&self.xs, ss);
-        Ok(gw
+        };
+        let two = sg.is_some() && !self.x_nonneg;
+        let rx = times_x(&self.xs, &l, two.then_some(&la[..]));
+        let rw = gw
             .iter()
             .zip(&self.w)
             .map(|(&g, &w)| (g * f64::from(w)).abs())
-            .sum())
+            .sum();
+        Ok((rx, rw))
     }
 }

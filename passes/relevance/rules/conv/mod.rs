@@ -277,50 +277,74 @@ impl Geom {
         out
     }
 
-    /// (Lᵀs with weights `wa`, Lᵀσ with weights `wb`) of a depthwise convolution in one
-    /// traversal; with `sum` both go into one image (the second is then empty).
-    fn dw_adj_x_pair(
+    /// The products of a depthwise convolution's backward pass in one traversal: Lᵀs with
+    /// weights `wa`; with `sg` = (σ, wb) also Lᵀσ with weights `wb`, added into the first
+    /// image when `sum` (the second is then empty); and the weight gradient Σ s·x per tap,
+    /// in f64.
+    fn dw_backward(
         &self,
+        xs: &[f32],
         ss: &[f32],
         wa: &[f32],
-        sg: &[f32],
-        wb: &[f32],
+        sg: Option<(&[f32], &[f32])>,
         sum: bool,
-    ) -> (Vec<f32>, Vec<f32>) {
+    ) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
         let len_u = self.n * self.cu * self.hu * self.wu;
         let mut oa = vec![0f32; len_u];
-        let mut ob = if sum { Vec::new() } else { vec![0f32; len_u] };
+        let two = sg.is_some() && !sum;
+        let mut ob = if two { vec![0f32; len_u] } else { Vec::new() };
+        let mut gw = vec![0.0; self.cv * self.kh * self.kw];
         let sw = self.sw;
         self.depthwise_rows(|u, v, k, len| {
-            let (ka, kb) = (wa[k], wb[k]);
-            let (s1, s2) = (&ss[v..v + len], &sg[v..v + len]);
-            match (sum, sw) {
-                (true, 1) => oa[u..u + len]
-                    .iter_mut()
-                    .zip(s1.iter().zip(s2))
-                    .for_each(|(o, (&x, &y))| *o += ka * x + kb * y),
-                (true, _) => {
-                    for (i, (&x, &y)) in s1.iter().zip(s2).enumerate() {
-                        oa[u + i * sw] += ka * x + kb * y;
+            let s1 = &ss[v..v + len];
+            let ka = wa[k];
+            let dot = if sw == 1 {
+                let xr = &xs[u..u + len];
+                match sg {
+                    None => oa[u..u + len]
+                        .iter_mut()
+                        .zip(s1)
+                        .for_each(|(o, &x)| *o += ka * x),
+                    Some((sg, wb)) => {
+                        let (s2, kb) = (&sg[v..v + len], wb[k]);
+                        if two {
+                            oa[u..u + len]
+                                .iter_mut()
+                                .zip(ob[u..u + len].iter_mut())
+                                .zip(s1.iter().zip(s2))
+                                .for_each(|((a, b), (&x, &y))| {
+                                    *a += ka * x;
+                                    *b += kb * y;
+                                });
+                        } else {
+                            oa[u..u + len]
+                                .iter_mut()
+                                .zip(s1.iter().zip(s2))
+                                .for_each(|(o, (&x, &y))| *o += ka * x + kb * y);
+                        }
                     }
                 }
-                (false, 1) => oa[u..u + len]
-                    .iter_mut()
-                    .zip(ob[u..u + len].iter_mut())
-                    .zip(s1.iter().zip(s2))
-                    .for_each(|((a, b), (&x, &y))| {
-                        *a += ka * x;
-                        *b += kb * y;
-                    }),
-                (false, _) => {
-                    for (i, (&x, &y)) in s1.iter().zip(s2).enumerate() {
-                        oa[u + i * sw] += ka * x;
-                        ob[u + i * sw] += kb * y;
+                lanes_dot(s1, xr)
+            } else {
+                let mut dot = 0f32;
+                for (i, &x) in s1.iter().enumerate() {
+                    let ui = u + i * sw;
+                    oa[ui] += ka * x;
+                    if let Some((sg, wb)) = sg {
+                        let y = wb[k] * sg[v + i];
+                        if two {
+                            ob[ui] += y;
+                        } else {
+                            oa[ui] += y;
+                        }
                     }
+                    dot += x * xs[ui];
                 }
-            }
+                dot
+            };
+            gw[k] += f64::from(dot);
         });
-        (oa, ob)
+        (oa, ob, gw)
     }
 
     /// The adjoint of [`Geom::dw_fwd`] in its weight, summed in f64.
