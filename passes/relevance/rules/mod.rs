@@ -103,6 +103,28 @@ impl<'a> Ctx<'a> {
             .and_then(|a| a.as_ints())
             .map(|v| v.to_vec())
     }
+    /// A per-spatial-axis attribute (strides, dilations): at least 1 each, `d` ones when absent.
+    pub fn spatial_ints(&self, name: &str, d: usize) -> Vec<usize> {
+        self.attr_ints(name)
+            .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
+            .unwrap_or_else(|| vec![1; d])
+    }
+    /// For a layer whose input 0 is data and input 1 a weight: `Some` empty relevance when
+    /// no relevance flows into the data, `Some` error when the weight is computed from it.
+    pub fn weight_layer_guard(&self) -> Option<RResult<Backward>> {
+        if !self.carries(0) {
+            return Some(Ok(Backward {
+                inputs: vec![None; self.node.inputs.len()],
+                weight_rel: 0.0,
+            }));
+        }
+        self.carries(1).then(|| {
+            Err(format!(
+                "{} with a weight computed from the input is not supported",
+                self.node.op_type
+            ))
+        })
+    }
     pub fn attr_float(&self, name: &str, default: f32) -> f32 {
         self.node
             .attr(name)

@@ -72,14 +72,8 @@ pub fn pool(c: &Ctx, r: T) -> RResult<Backward> {
         .iter()
         .map(|&v| v.max(1) as usize)
         .collect();
-    let st: Vec<usize> = c
-        .attr_ints("strides")
-        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-        .unwrap_or_else(|| vec![1; d]);
-    let dl: Vec<usize> = c
-        .attr_ints("dilations")
-        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-        .unwrap_or_else(|| vec![1; d]);
+    let st = c.spatial_ints("strides", d);
+    let dl = c.spatial_ints("dilations", d);
     if k.len() != d || st.len() != d || dl.len() != d {
         return Err("pool attributes do not match the spatial rank".into());
     }

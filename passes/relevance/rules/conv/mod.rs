@@ -599,14 +599,8 @@ fn geometry(c: &Ctx, u: &[usize], v: &[usize], w: &[usize]) -> RResult<Geom> {
     }
     let d = rank - 2;
     let k: Vec<usize> = w[2..].to_vec();
-    let st: Vec<usize> = c
-        .attr_ints("strides")
-        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-        .unwrap_or_else(|| vec![1; d]);
-    let dl: Vec<usize> = c
-        .attr_ints("dilations")
-        .map(|v| v.iter().map(|&x| x.max(1) as usize).collect())
-        .unwrap_or_else(|| vec![1; d]);
+    let st = c.spatial_ints("strides", d);
+    let dl = c.spatial_ints("dilations", d);
     if st.len() != d || dl.len() != d {
         return Err("strides/dilations do not match the spatial rank".into());
     }
@@ -710,16 +704,10 @@ pub fn fold_into_conv(w: &T, b: Option<&T>, k: &T, shift: &T) -> RResult<(T, T)>
 
 /// Conv (with a BatchNormalization after it folded in when asked).
 pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
+    if let Some(done) = c.weight_layer_guard() {
+        return done;
+    }
     let n_in = c.node.inputs.len();
-    if !c.carries(0) {
-        return Ok(Backward {
-            inputs: vec![None; n_in],
-            weight_rel: 0.0,
-        });
-    }
-    if c.carries(1) {
-        return Err("Conv with a weight computed from the input is not supported".into());
-    }
     let x_shape = c.in_shape(0)?;
     let mut w = c.input_cow(1)?;
     let mut b = if c.has_input(2) {
@@ -788,16 +776,10 @@ pub fn conv(c: &Ctx, r: T) -> RResult<Backward> {
 
 /// ConvTranspose.
 pub fn conv_transpose(c: &Ctx, r: T) -> RResult<Backward> {
+    if let Some(done) = c.weight_layer_guard() {
+        return done;
+    }
     let n_in = c.node.inputs.len();
-    if !c.carries(0) {
-        return Ok(Backward {
-            inputs: vec![None; n_in],
-            weight_rel: 0.0,
-        });
-    }
-    if c.carries(1) {
-        return Err("ConvTranspose with a weight computed from the input is not supported".into());
-    }
     let x = c.input(0)?;
     let w = c.input_cow(1)?;
     let y_shape = c.out_shape(0)?;
