@@ -18,6 +18,17 @@ pub fn stab(z: f64, eps: f64) -> f64 {
     }
 }
 
+/// r / stab(z, eps) for one element; a zero denominator gives 0.
+#[inline]
+pub fn stab_div(r: f64, z: f64, eps: f64) -> f64 {
+    let d = stab(z, eps);
+    if d == 0.0 {
+        0.0
+    } else {
+        r / d
+    }
+}
+
 /// Σ f(v) over all elements. A contiguous tensor is summed in 8 independent lanes, which
 /// vectorizes (a sequential float sum cannot be reordered by the compiler, so it runs at
 /// one add per FP-latency); the result differs from a sequential sum by rounding only and
@@ -29,17 +40,33 @@ pub fn sum_map(a: &T, f: impl Fn(f64) -> f64) -> f64 {
     }
 }
 
-/// Σ f(v) over a slice in 8 lanes (see [`sum_map`]).
-pub fn lanes_sum(xs: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+/// Σ f(v) over a slice of f64 or f32 values (widened to f64) in 8 lanes (see [`sum_map`]).
+pub fn lanes_sum<V: Copy + Into<f64>>(xs: &[V], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = xs.chunks_exact(8);
     let rest = chunks.remainder();
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v);
+            *a += f(v.into());
         }
     }
-    acc.iter().sum::<f64>() + rest.iter().map(|&v| f(v)).sum::<f64>()
+    acc.iter().sum::<f64>() + rest.iter().map(|&v| f(v.into())).sum::<f64>()
+}
+
+/// Σ f(aᵢ, bᵢ) over two slices of one length in 8 lanes of their own type, so the loop
+/// vectorizes (dot products, Σ|aᵢ·bᵢ|).
+#[inline]
+pub fn lanes_zip_sum<F: ndarray::LinalgScalar>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
+    let mut acc = [F::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((s, &p), &q) in acc.iter_mut().zip(x).zip(y) {
+            *s = *s + f(p, q);
+        }
+    }
+    let tail = ra.iter().zip(rb).fold(F::zero(), |s, (&p, &q)| s + f(p, q));
+    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 /// (Σ|v|, Σv) in one pass, each in 8 lanes (see [`sum_map`]).
@@ -62,27 +89,20 @@ pub fn abs_and_plain_sum(a: &T) -> (f64, f64) {
     )
 }
 
-/// Σ f(v) over f32 values, widened and summed in 8 f64 lanes (see [`sum_map`]).
-pub fn lanes_sum_f32(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(f64::from(v));
-        }
-    }
-    acc.iter().sum::<f64>() + rest.iter().map(|&v| f(f64::from(v))).sum::<f64>()
-}
-
 /// Population standard deviation of all elements (0 for an empty tensor).
 pub fn std_dev(a: &T) -> f64 {
-    let n = a.len();
-    if n == 0 {
+    let a = a.as_standard_layout();
+    a.as_slice().map_or(0.0, std_dev_of)
+}
+
+/// Population standard deviation of f64 or f32 values, summed in f64 (0 when empty).
+pub fn std_dev_of<V: Copy + Into<f64>>(xs: &[V]) -> f64 {
+    if xs.is_empty() {
         return 0.0;
     }
-    let mean = sum_map(a, |v| v) / n as f64;
-    (sum_map(a, |v| (v - mean) * (v - mean)) / n as f64).sqrt()
+    let n = xs.len() as f64;
+    let mean = lanes_sum(xs, |v| v) / n;
+    (lanes_sum(xs, |v| (v - mean) * (v - mean)) / n).sqrt()
 }
 
 /// The stabilizer of a layer with pre-activations `z`: `abs + rel · std(z)`.
@@ -94,16 +114,24 @@ pub fn layer_eps(z: &T, abs: f64, rel: f64) -> f64 {
     }
 }
 
+/// [`layer_eps`] of pre-activations given as a slice (f64, or f32 as recorded).
+pub fn layer_eps_of<V: Copy + Into<f64>>(z: &[V], abs: f64, rel: f64) -> f64 {
+    if rel > 0.0 {
+        abs + rel * std_dev_of(z)
+    } else {
+        abs
+    }
+}
+
 /// r / stab(z, eps), elementwise with broadcasting; a zero denominator gives 0.
 pub fn div_stab(r: &T, z: &T, eps: f64) -> TResult<T> {
     let shape = broadcast_shape(&[r.shape(), z.shape()])?;
     let r = broadcast_to(r, &shape)?;
     let z = broadcast_to(z, &shape)?;
     let mut out = r;
-    ndarray::Zip::from(&mut out).and(&z).for_each(|o, &zv| {
-        let d = stab(zv, eps);
-        *o = if d == 0.0 { 0.0 } else { *o / d };
-    });
+    ndarray::Zip::from(&mut out)
+        .and(&z)
+        .for_each(|o, &zv| *o = stab_div(*o, zv, eps));
     Ok(out)
 }
 

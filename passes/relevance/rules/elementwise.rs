@@ -5,7 +5,7 @@ use super::{Backward, Ctx, RResult};
 use crate::passes::relevance::config::{Rule, SoftmaxRule};
 use crate::passes::relevance::graph_info::{is_centring, is_self_gate};
 use crate::passes::relevance::tensor::{
-    broadcast_shape, broadcast_to, div_stab, lanes_sum, reshape, stab, T,
+    broadcast_shape, broadcast_to, div_stab, layer_eps_of, reshape, stab_div, T,
 };
 use ndarray::{Axis, IxDyn};
 use std::borrow::Cow;
@@ -51,10 +51,9 @@ pub fn sum_like(c: &Ctx, r: T) -> RResult<Backward> {
         }
         let eps = c.eps_for(&z);
         let mut s = r;
-        ndarray::Zip::from(&mut s).and(&z).for_each(|o, &zv| {
-            let d = crate::passes::relevance::tensor::stab(zv, eps);
-            *o = if d == 0.0 { 0.0 } else { *o / d };
-        });
+        ndarray::Zip::from(&mut s)
+            .and(&z)
+            .for_each(|o, &zv| *o = stab_div(*o, zv, eps));
         for (i, v) in vals.iter().enumerate() {
             if c.carries(i) {
                 out.inputs[i] = Some(match v.iter().next() {
@@ -130,13 +129,7 @@ fn sum_like_f32(c: &Ctx, r: &T) -> RResult<Option<Backward>> {
             .zip(v.iter())
             .for_each(|(z, &x)| *z += f64::from(x));
     }
-    let eps = if c.cfg.eps_rel > 0.0 {
-        let n = len as f64;
-        let mean = lanes_sum(&z, |v| v) / n;
-        c.cfg.eps + c.cfg.eps_rel * (lanes_sum(&z, |v| (v - mean) * (v - mean)) / n).sqrt()
-    } else {
-        c.cfg.eps
-    };
+    let eps = layer_eps_of(&z, c.cfg.eps, c.cfg.eps_rel);
     let mut out = Backward {
         inputs: vec![None; n_in],
         weight_rel: 0.0,
@@ -149,36 +142,21 @@ fn sum_like_f32(c: &Ctx, r: &T) -> RResult<Option<Backward>> {
                 .iter()
                 .zip(&z)
                 .zip(rs)
-                .map(|((&x, &zv), &rv)| {
-                    let d = stab(zv, eps);
-                    if d == 0.0 {
-                        0.0
-                    } else {
-                        f64::from(x) * rv / d
-                    }
-                })
+                .map(|((&x, &zv), &rv)| f64::from(x) * stab_div(rv, zv, eps))
                 .collect(),
             Summand::Scalar(k) => z
                 .iter()
                 .zip(rs)
-                .map(|(&zv, &rv)| {
-                    let d = stab(zv, eps);
-                    if d == 0.0 {
-                        0.0
-                    } else {
-                        k * rv / d
-                    }
-                })
+                .map(|(&zv, &rv)| k * stab_div(rv, zv, eps))
                 .collect(),
         };
         out.inputs[i] = Some(T::from_shape_vec(r.raw_dim(), ri).map_err(|e| e.to_string())?);
         return Ok(Some(out));
     }
     // z becomes s = R / stab(z).
-    z.iter_mut().zip(rs).for_each(|(zv, &rv)| {
-        let d = stab(*zv, eps);
-        *zv = if d == 0.0 { 0.0 } else { rv / d };
-    });
+    z.iter_mut()
+        .zip(rs)
+        .for_each(|(zv, &rv)| *zv = stab_div(rv, *zv, eps));
     for i in carrying {
         let o = &ops[i];
         let ri: Vec<f64> = match o {

@@ -4,8 +4,8 @@
 use super::{Backward, Ctx, RResult};
 use crate::passes::relevance::config::Rule;
 use crate::passes::relevance::tensor::{
-    abs_sum, broadcast_to, div_stab, layer_eps, matmul as mm, neg, pos, reshape, stab as stabilize,
-    t_last2, unbroadcast, T,
+    abs_sum, broadcast_to, div_stab, lanes_zip_sum, layer_eps, matmul as mm, neg, pos, reshape,
+    stab_div, t_last2, unbroadcast, T,
 };
 
 /// A map z = L(x; W), linear in x and in W separately, with its adjoints.
@@ -125,6 +125,21 @@ impl Stab {
     }
 }
 
+/// The γ-rule's denominator at one output: z⁺ = (1 + γ/2)(z − b) + (γ/2)q + b + γb⁺ when
+/// z ≥ 0, else z⁻ = (1 + γ/2)(z − b) − (γ/2)q + b + γb⁻, from the plain z (bias included),
+/// the bias b and q = |x|·|W| there. Returns it and whether z ≥ 0 (z⁺ was taken).
+#[inline]
+pub fn gamma_denominator(z: f64, b: f64, q: f64, gamma: f64) -> (f64, bool) {
+    let half = 0.5 * gamma;
+    let up = z >= 0.0;
+    let side = if up {
+        q * half + b + gamma * b.max(0.0)
+    } else {
+        b + gamma * b.min(0.0) - q * half
+    };
+    ((z - b) * (1.0 + half) + side, up)
+}
+
 /// Relevance of the input `x` of a linear layer z = L(x; W) + b whose output relevance
 /// is `r`, under `rule`; also returns Σ|R_W|. `z_known`: z = L(x; W) + b as recorded by
 /// the forward run (saves recomputing it).
@@ -208,17 +223,8 @@ pub fn linear_rule(
             let mut s_all = vec![0.0; zs.len()];
             let mut sigma = vec![0.0; zs.len()];
             for i in 0..zs.len() {
-                let bi = bs.map_or(0.0, |b| b[i]);
-                let xw = zs[i] - bi;
-                let up = zs[i] >= 0.0;
-                let d = if up {
-                    xw * (1.0 + half) + qs[i] * half + bi + g * bi.max(0.0)
-                } else {
-                    xw * (1.0 + half) - qs[i] * half + bi + g * bi.min(0.0)
-                };
-                // As in div_stab: a zero denominator gives 0.
-                let d = stabilize(d, eps);
-                let v = if d == 0.0 { 0.0 } else { rs[i] / d };
+                let (d, up) = gamma_denominator(zs[i], bs.map_or(0.0, |b| b[i]), qs[i], g);
+                let v = stab_div(rs[i], d, eps);
                 s_all[i] = v;
                 sigma[i] = if up { v } else { -v };
             }
@@ -366,7 +372,7 @@ pub fn abs_dot_f32(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f64 {
         .into_iter()
         .zip(b.rows())
         .map(|(ra, rb)| match (ra.as_slice(), rb.as_slice()) {
-            (Some(ra), Some(rb)) => f64::from(lanes_abs_dot(ra, rb)),
+            (Some(ra), Some(rb)) => f64::from(lanes_zip_sum(ra, rb, |p, q| (p * q).abs())),
             _ => ra
                 .iter()
                 .zip(rb.iter())
@@ -374,20 +380,6 @@ pub fn abs_dot_f32(a: &ndarray::Array2<f32>, b: &ndarray::Array2<f32>) -> f64 {
                 .sum(),
         })
         .sum()
-}
-
-/// Σ|aᵢ·bᵢ| in 8 f32 lanes, so the loop vectorizes.
-fn lanes_abs_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += (x[i] * y[i]).abs();
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(&x, &y)| (x * y).abs()).sum();
-    acc.iter().sum::<f32>() + tail
 }
 
 impl LinearMap for MatMulMap {

@@ -6,9 +6,9 @@
 
 use super::Geom;
 use crate::passes::relevance::config::Rule;
-use crate::passes::relevance::rules::linear::{abs_dot_f32, Stab};
+use crate::passes::relevance::rules::linear::{abs_dot_f32, gamma_denominator, Stab};
 use crate::passes::relevance::rules::RResult;
-use crate::passes::relevance::tensor::{lanes_sum_f32, stab as stabilize, T};
+use crate::passes::relevance::tensor::{layer_eps_of, stab_div, T};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::borrow::Cow;
@@ -63,11 +63,7 @@ pub(super) fn rule_f32(
         // R broadcast from a smaller shape, say: the general path handles it.
         return Ok(None);
     }
-    let eps = if stab.rel > 0.0 {
-        stab.abs + stab.rel * std_dev_f32(z)
-    } else {
-        stab.abs
-    };
+    let eps = layer_eps_of(z, stab.abs, stab.rel);
     let p: Box<dyn F32Products + '_> = if g.depthwise() {
         Box::new(DepthwiseProducts::new(g, x, w)?)
     } else {
@@ -81,24 +77,19 @@ pub(super) fn rule_f32(
     match rule {
         Rule::Gamma(gm) => {
             // The γ-rule as in `linear_rule`: s = s⁺ + s⁻ and σ = s⁺ − s⁻ from the sign of
-            // z, with z± = (1 + γ/2)(z − b) ± (γ/2)|x|·|W| + b + γb±.
+            // z, over the denominators z± of `gamma_denominator`.
             let q = p.fwd_abs()?;
             let half = 0.5 * gm;
             let mut ss = vec![0f32; zlen];
             let mut sg = vec![0f32; zlen];
             for (bi, range) in blocks {
-                let (bp, bn) = (bi + gm * bi.max(0.0), bi + gm * bi.min(0.0));
                 // Slices of one block, zipped: no bounds checks, so the loop vectorizes.
                 let (zb, qb, rb) = (&z[range.clone()], &q[range.clone()], &rs[range.clone()]);
                 let (sb, gb) = (&mut ss[range.clone()], &mut sg[range]);
                 let outs = sb.iter_mut().zip(gb.iter_mut());
                 for (((&zi, &qi), &ri), (so, go)) in zb.iter().zip(qb).zip(rb).zip(outs) {
-                    let zi = f64::from(zi);
-                    let hq = f64::from(qi) * half;
-                    let up = zi >= 0.0;
-                    let d = (zi - bi) * (1.0 + half) + if up { hq + bp } else { bn - hq };
-                    let d = stabilize(d, eps);
-                    let v = if d == 0.0 { 0.0 } else { ri / d };
+                    let (d, up) = gamma_denominator(f64::from(zi), bi, f64::from(qi), gm);
+                    let v = stab_div(ri, d, eps);
                     *so = v as f32;
                     *go = if up { v as f32 } else { -(v as f32) };
                 }
@@ -109,28 +100,11 @@ pub(super) fn rule_f32(
             let ss: Vec<f32> = z
                 .iter()
                 .zip(rs)
-                .map(|(&zi, &ri)| {
-                    let d = stabilize(f64::from(zi), eps);
-                    if d == 0.0 {
-                        0.0
-                    } else {
-                        (ri / d) as f32
-                    }
-                })
+                .map(|(&zi, &ri)| stab_div(ri, f64::from(zi), eps) as f32)
                 .collect();
             p.backward(&ss, None, 0.0).map(Some)
         }
     }
-}
-
-/// Population standard deviation of f32 values, summed in f64.
-fn std_dev_f32(z: &[f32]) -> f64 {
-    if z.is_empty() {
-        return 0.0;
-    }
-    let n = z.len() as f64;
-    let mean = lanes_sum_f32(z, |v| v) / n;
-    (lanes_sum_f32(z, |v| (v - mean) * (v - mean)) / n).sqrt()
 }
 
 /// a·x (+ b·|x|) from f32 slices, in f64.

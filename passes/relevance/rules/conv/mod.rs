@@ -6,7 +6,7 @@ mod fast;
 use super::linear::{linear_rule, LinearMap};
 use super::{Backward, Ctx, RResult};
 use crate::ir::Node;
-use crate::passes::relevance::tensor::{reshape, T};
+use crate::passes::relevance::tensor::{lanes_zip_sum, reshape, T};
 use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
 use std::borrow::Cow;
 use std::ops::AddAssign;
@@ -33,20 +33,6 @@ pub struct Geom {
     pub groups: usize,
     /// Run the products (not depthwise ones) in f32 through matrixmultiply's sgemm.
     pub fast: bool,
-}
-
-/// Σ aᵢ·bᵢ in 8 independent lanes, so the loop vectorizes (see `tensor::sum_map`).
-fn lanes_dot<F: LinalgScalar>(a: &[F], b: &[F]) -> F {
-    let mut acc = [F::zero(); 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] = acc[i] + x[i] * y[i];
-        }
-    }
-    let tail = ra.iter().zip(rb).fold(F::zero(), |s, (&x, &y)| s + x * y);
-    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 /// `a` (standard layout) as f32.
@@ -324,7 +310,7 @@ impl Geom {
                         }
                     }
                 }
-                lanes_dot(s1, xr)
+                lanes_zip_sum(s1, xr, |p, q| p * q)
             } else {
                 let mut dot = 0f32;
                 for (i, &x) in s1.iter().enumerate() {
@@ -354,7 +340,7 @@ impl Geom {
         self.depthwise_rows(|u, v, k, len| {
             let src = &ss[v..v + len];
             let dot = if sw == 1 {
-                lanes_dot(src, &xs[u..u + len])
+                lanes_zip_sum(src, &xs[u..u + len], |p, q| p * q)
             } else {
                 src.iter()
                     .enumerate()
