@@ -1,7 +1,7 @@
 //! Heap tuning for the command line: keep freed memory for reuse.
 //!
-//! The passes allocate and free many tensors of a few MB each (relevance sweeps, the
-//! activations copied out of onnxruntime). glibc hands such blocks back to the kernel on
+//! The passes allocate and free many tensors of a few MB each (relevance sweeps,
+//! calibration runs). glibc hands such blocks back to the kernel on
 //! free (mmap above its threshold, heap trimming), so the next allocation of the same size
 //! page-faults fresh zeroed pages again: a quarter of an explanation's time went to the
 //! kernel. Raising both thresholds makes freed blocks reusable; the process keeps its peak

@@ -45,10 +45,7 @@ impl Recorded {
     fn type_string(&self) -> String {
         match self {
             Recorded::Host(t) => t.type_string(),
-            Recorded::Ort(t) => {
-                let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
-                format!("{}[{}]", t.dtype(), dims.join(","))
-            }
+            Recorded::Ort(t) => crate::data::host_tensor::type_string(t.dtype(), t.shape()),
         }
     }
 }
@@ -68,7 +65,7 @@ pub struct CollectTimes {
     pub prepare_s: f64,
     /// Creating the onnxruntime session.
     pub session_s: f64,
-    /// The onnxruntime run, including copying the outputs out.
+    /// The onnxruntime run (its f32 outputs stay in onnxruntime's buffers).
     pub run_s: f64,
     /// Tensors exposed as outputs.
     pub exposed: usize,

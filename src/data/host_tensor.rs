@@ -88,8 +88,7 @@ impl HostTensor {
 
     /// The type and shape as in error messages: `float[1,3,224,224]`, `int64[]` for a scalar.
     pub fn type_string(&self) -> String {
-        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
-        format!("{}[{}]", self.dtype, dims.join(","))
+        type_string(self.dtype, &self.shape)
     }
 
     /// Checks that the stored data matches the type and shape (byte length or string count).
@@ -126,4 +125,10 @@ impl HostTensor {
         }
         Ok(())
     }
+}
+
+/// A tensor's type and shape as in error messages: `float[1,3,224,224]`.
+pub fn type_string(dtype: DataType, shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("{}[{}]", dtype, dims.join(","))
 }

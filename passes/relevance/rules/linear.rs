@@ -17,7 +17,8 @@ pub trait LinearMap {
     /// The gradient with respect to W of ⟨s, L(x; W)⟩.
     fn adj_w(&self, x: &T, s: &T) -> RResult<T>;
     /// The products of the ε- and γ-rules at this x and W, when the map can share work
-    /// between them (a convolution's im2col and f32 copies); `None`: [`PlainProducts`].
+    /// between them (a large MatMul's f32 copies of x, W and |W|); `None`:
+    /// [`PlainProducts`]. Large convolutions have a rule of their own (`conv::fast`).
     fn shared_products<'a>(
         &'a self,
         _x: &'a T,

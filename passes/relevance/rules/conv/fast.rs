@@ -4,7 +4,7 @@
 //! per layer, and the per-element bookkeeping of the rules is fused into single passes.
 //! Relevance enters and leaves in f64, as everywhere in the sweep.
 
-use super::Geom;
+use super::{to_f32, Geom};
 use crate::passes::relevance::config::Rule;
 use crate::passes::relevance::rules::linear::{abs_dot_f32, gamma_denominator, Stab};
 use crate::passes::relevance::rules::RResult;
@@ -290,13 +290,11 @@ struct DepthwiseProducts<'a> {
 impl<'a> DepthwiseProducts<'a> {
     fn new(g: &'a Geom, xs: Cow<'a, [f32]>, w: &T) -> RResult<DepthwiseProducts<'a>> {
         g.check()?;
-        let w = w.as_standard_layout();
-        let w: Vec<f32> = w
-            .as_slice()
-            .ok_or("weight is not contiguous")?
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        let w = to_f32(
+            w.as_standard_layout()
+                .as_slice()
+                .ok_or("weight is not contiguous")?,
+        );
         let w_abs = w.iter().map(|v| v.abs()).collect();
         let x_nonneg = xs.iter().all(|&v| v >= 0.0);
         Ok(DepthwiseProducts {
