@@ -4,10 +4,12 @@
 usage: PYTHONPATH=.deps/py python3 scripts/ort_quantize.py MODEL.onnx CALIB_DIR OUT.onnx
 
 Runs onnxruntime.quantization.quantize_static with QDQ format, per-channel int8 weights,
-uint8 activations and MinMax calibration on the .npy files of CALIB_DIR (single-input models:
-one file per sample, in name order). A model below opset 13 is first upgraded to opset 13 with
-onnx.version_converter (per-channel QDQ needs opset 13, and quantize_static writes an invalid
-graph on the opset-11 PP-OCR cls model otherwise); the script says so on stderr.
+uint8 activations and MinMax calibration on the samples of CALIB_DIR, in the optimizer's
+input-folder format (single-input models: one .npy file per sample; several inputs: one
+subfolder per sample with one INPUT.npy per input), in name order. A model below opset 13
+is first upgraded to opset 13 with onnx.version_converter (per-channel QDQ needs opset 13,
+and quantize_static writes an invalid graph on the opset-11 PP-OCR cls model otherwise); the
+script says so on stderr.
 Constant nodes holding tensors are first turned into initializers (a lossless rewrite): the
 PP-OCR models keep every weight in Constant nodes, and quantize_static only quantizes
 initializers, so without this it would leave all weights in fp32.
@@ -42,10 +44,25 @@ def constants_to_initializers(model):
     return moved
 
 
-def main():
-    if len(sys.argv) != 4:
-        fail(2, "usage: ort_quantize.py MODEL.onnx CALIB_DIR OUT.onnx")
-    model_path, calib_dir, out_path = sys.argv[1:4]
+def read_samples(calib_dir, inputs, np):
+    """The samples of CALIB_DIR as feeds {input: array}, in name order."""
+    feeds = []
+    for name in sorted(os.listdir(calib_dir)):
+        p = os.path.join(calib_dir, name)
+        if os.path.isdir(p):
+            feeds.append({i: np.load(os.path.join(p, i.replace("/", "_").replace(":", "_") + ".npy"))
+                          for i in inputs})
+        elif name.endswith(".npy"):
+            if len(inputs) != 1:
+                fail(2, f"{p}: one .npy file per sample, but the model has {len(inputs)} inputs")
+            feeds.append({inputs[0]: np.load(p)})
+    if not feeds:
+        fail(2, f"{calib_dir}: no calibration samples")
+    return feeds
+
+
+def quantize(model_path, calib_dir, out_path):
+    """quantize_static as the module doc says; returns the number of calibration samples."""
     try:
         import numpy as np
         import onnx
@@ -59,25 +76,19 @@ def main():
         fail(2, f"{model_path}: no such model")
     if not os.path.isdir(calib_dir):
         fail(2, f"{calib_dir}: no such calibration folder")
-    files = sorted(f for f in os.listdir(calib_dir) if f.endswith(".npy"))
-    if not files:
-        fail(2, f"{calib_dir}: no .npy calibration files")
 
     model = onnx.load(model_path)
-    inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    if len(inputs) != 1:
-        fail(2, f"{model_path}: expected one runtime input, found {len(inputs)}")
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i.name for i in model.graph.input if i.name not in inits]
+    feeds = read_samples(calib_dir, inputs, np)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter(files)
+            self.it = iter(feeds)
 
         def get_next(self):
-            name = next(self.it, None)
-            if name is None:
-                return None
-            return {inputs[0]: np.load(os.path.join(calib_dir, name)).astype(np.float32)}
+            return next(self.it, None)
 
     with tempfile.TemporaryDirectory() as tmp:
         moved = constants_to_initializers(model)
@@ -100,7 +111,15 @@ def main():
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-    print(f"ort_quantize: wrote {out_path} ({len(files)} calibration samples)", file=sys.stderr)
+    return len(feeds)
+
+
+def main():
+    if len(sys.argv) != 4:
+        fail(2, "usage: ort_quantize.py MODEL.onnx CALIB_DIR OUT.onnx")
+    model_path, calib_dir, out_path = sys.argv[1:4]
+    n = quantize(model_path, calib_dir, out_path)
+    print(f"ort_quantize: wrote {out_path} ({n} calibration samples)", file=sys.stderr)
 
 
 if __name__ == "__main__":

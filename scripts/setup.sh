@@ -7,6 +7,7 @@
 #   - the PP-OCRv4 det/rec/cls models from rapidocr-onnxruntime==1.4.4, into .deps/models/
 #   - Python onnx==1.23.2 and onnxruntime==1.31.1 (the benchmark's baseline, quantize_static), into .deps/py/
 #   - the PNG photographs of the scikit-image==0.26.0 wheel (real inputs for calibration/evaluation), into .deps/images/
+#   - the model-family zoo and its inputs (scripts/zoo.sh), into .deps/zoo/
 # Nothing fetched here is committed (.deps/ is in .gitignore).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,3 +133,7 @@ with zipfile.ZipFile(wheel) as z:
 PY
   touch "$img_dir/.complete"
 fi
+
+# The model-family zoo (trained transformer, detection, recurrent, audio and control-flow models
+# with real inputs; docs/zoo.md): fetched and prepared by its own idempotent script.
+bash "$root/scripts/zoo.sh"
