@@ -17,4 +17,4 @@ echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
 echo "optimizer: target/$dir/optimize ($(git rev-parse --short HEAD 2>/dev/null || echo '?')); onnxruntime 1.31.1 (CPU, 1 thread, all graph optimizations) for every task metric"
 # onnxruntime's warnings (ddddocr's wrong declared output shape, unused initializers) are noise here.
 PYTHONPATH="$root/.deps/py-zoo:$root/.deps/py" python3 scripts/zoo_bench.py --bin "target/$dir/optimize" "$@" \
-  2> >(grep -v 'W:onnxruntime' >&2)
+  2> >(grep --line-buffered -v 'W:onnxruntime' >&2)

@@ -2,7 +2,7 @@
 """The zoo benchmark (issue 15): one table over every zoo model, in one run.
 
 usage: PYTHONPATH=.deps/py-zoo:.deps/py python3 scripts/zoo_bench.py --bin OPTIMIZE
-           [--keys k1,k2] [--out DIR]
+           [--keys k1,k2] [--out DIR] [--no-gate-off]
 
 Per zoo key (scripts/zoo/registry.py):
   - fp32: the task metric against ground truth where the evaluation set has labels;
@@ -14,7 +14,7 @@ Per zoo key (scripts/zoo/registry.py):
     probe budget.
 Every "ours" cell is whatever the optimizer did: the size and task metric of the model it wrote,
 or its exit code. An exit 3 (fidelity gate) cell also shows, marked †, the metric of the same
-run with the gate off (--min-fidelity=-1). Sizes are weight bytes (initializers and Constant
+run with the gate off (--min-fidelity=-1; --no-gate-off skips these reruns). Sizes are weight bytes (initializers and Constant
 tensors, subgraphs included) over fp32's; metrics are defined in docs/zoo.md. Everything is
 also written to OUT/results.json.
 """
@@ -61,14 +61,14 @@ def scored(entry, res):
     return res
 
 
-def ours_run(binary, entry, out, tag, budget):
+def ours_run(binary, entry, out, tag, budget, gate_off=True):
     res = scored(entry, ours.run(binary, entry, out, tag, budget))
-    if res["rc"] == 3:
+    if res["rc"] == 3 and gate_off:
         res["gate_off"] = scored(entry, ours.run(binary, entry, out, tag + "_nogate", budget, gate=False))
     return res
 
 
-def bench_one(binary, entry, out):
+def bench_one(binary, entry, out, gate_off=True):
     t = time.time()
     row = {"key": entry.key, "model": entry.model, "family": entry.family, "baseline_kind": entry.baseline}
     fp32 = evaluate(entry, entry.model, entry.model)
@@ -77,12 +77,12 @@ def bench_one(binary, entry, out):
     row["onnxruntime"] = scored(entry, baselines.run(entry, entry.baseline, out))
     probe, smallest = ours.smallest_feasible(binary, entry, out)
     row["ours"] = {"probe": probe, "smallest_feasible": smallest}
-    row["ours"]["0.30"] = ours_run(binary, entry, out, "030", 0.30)
+    row["ours"]["0.30"] = ours_run(binary, entry, out, "030", 0.30, gate_off)
     f = row["onnxruntime"].get("fraction")
     if f and f < 1.0:
-        row["ours"]["ort_size"] = ours_run(binary, entry, out, "ortsize", f)
+        row["ours"]["ort_size"] = ours_run(binary, entry, out, "ortsize", f, gate_off)
     if smallest is not None and smallest < 1.0:
-        row["ours"]["smallest"] = ours_run(binary, entry, out, "smallest", smallest)
+        row["ours"]["smallest"] = ours_run(binary, entry, out, "smallest", smallest, gate_off)
     row["seconds"] = round(time.time() - t, 1)
     return row
 
@@ -137,6 +137,7 @@ def main():
     ap.add_argument("--bin", required=True)
     ap.add_argument("--keys", default=",".join(e.key for e in ENTRIES))
     ap.add_argument("--out", default="/tmp/zoo_bench")
+    ap.add_argument("--no-gate-off", action="store_true", help="skip the reruns of exit-3 cells")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rows = []
@@ -144,7 +145,7 @@ def main():
         if key not in BY_KEY:
             common.fail(f"unknown key '{key}'")
         print(f"zoo_bench: {key} ...", file=sys.stderr, flush=True)
-        rows.append(bench_one(os.path.abspath(a.bin), BY_KEY[key], a.out))
+        rows.append(bench_one(os.path.abspath(a.bin), BY_KEY[key], a.out, not a.no_gate_off))
         with open(os.path.join(a.out, "results.json"), "w") as f:
             json.dump(rows, f, indent=1)
     print(table(rows))
