@@ -15,17 +15,23 @@ IMAGES = ".deps/images"
 
 def split_photographs():
     """(calib, eval) lists of (path, part): text.png to calibration, page.png's top half to
-    calibration and bottom half to evaluation, the others alternately, in name order."""
+    calibration and bottom half to evaluation, the others alternately, in name order. A
+    photograph whose pixels repeat an earlier one's (chessboard_RGB is chessboard_GRAY in
+    colour) is skipped, so the two sets never hold the same image."""
+    import hashlib
+
     d = common.path(IMAGES)
     files = sorted(f for f in os.listdir(d) if f.lower().endswith(".png"))
     if not files:
         common.fail(f"{d}: no photographs (run scripts/setup.sh)")
-    calib, ev, k = [], [], 0
+    calib, ev, k, seen = [], [], 0, set()
     for f in files:
         p = os.path.join(d, f)
         img = Image.open(p)
-        if min(img.size) < 64:
+        digest = hashlib.sha256(np.asarray(img.convert("RGB")).tobytes()).hexdigest()
+        if min(img.size) < 64 or digest in seen:
             continue
+        seen.add(digest)
         if f == "text.png":
             calib.append((p, "whole"))
         elif f == "page.png":
@@ -106,7 +112,8 @@ def yolov8n(out, n_calib=16, n_eval=64):
     r = common.rng("yolov8n")
     calib, ev = split_photographs()
     for part, photos, n in (("calib", calib, n_calib), ("eval", ev, n_eval)):
-        imgs = [load(p, q) for p, q in photos[: n // 4]] + [mosaic(photos, r) for _ in range(n - n // 4)]
+        whole = [load(p, q) for p, q in photos[: n // 4]]
+        imgs = whole + [mosaic(photos, r) for _ in range(n - len(whole))]
         common.write_samples(os.path.join(out, part), [yolo_tensor(i) for i in imgs])
 
 
