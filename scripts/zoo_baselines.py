@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from zoo import baselines  # noqa: E402
 from zoo.evaluate import evaluate  # noqa: E402
-from zoo.registry import BY_KEY, ENTRIES  # noqa: E402
+from zoo.registry import ENTRIES, entry  # noqa: E402
 from zoo_bench import short  # noqa: E402
 
 
@@ -30,7 +30,7 @@ def main():
     rows = []
     print("| model | fp32 | quantize_static | quantize_dynamic |\n|---|---|---|---|")
     for key in a.keys.split(","):
-        e = BY_KEY[key]
+        e = entry(key)
         fp32 = evaluate(e, e.model, e.model)["task"]
         row = {"key": key, "advice": e.baseline,
                "fp32_accuracy": fp32.get("fp32_accuracy")}

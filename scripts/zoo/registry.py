@@ -60,6 +60,9 @@ BY_KEY = {e.key: e for e in ENTRIES}
 
 
 def entry(key):
+    """The entry of `key`; an unknown key is bad input (exit 2)."""
     if key not in BY_KEY:
-        raise SystemExit(f"zoo: unknown key '{key}' (known: {', '.join(BY_KEY)})")
+        from .common import fail
+
+        fail(f"unknown key '{key}' (known: {', '.join(BY_KEY)})")
     return BY_KEY[key]
