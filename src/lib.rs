@@ -1,5 +1,6 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
 
+pub mod bounded_read;
 pub mod cli;
 pub mod config;
 pub mod data;

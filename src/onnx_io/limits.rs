@@ -461,24 +461,6 @@ fn check_operand_types(model: &Model, path: &Path) -> Result<()> {
 /// Nesting depth of protobuf messages the parser accepts (rust-protobuf's default).
 pub const PROTOBUF_RECURSION_LIMIT: u32 = 100;
 
-/// Refuses a model file larger than the memory limit before reading it.
-pub fn check_file_size(path: &Path) -> Result<()> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        let limit = max_memory();
-        if meta.is_file() && meta.len() > limit {
-            return Err(Error::input(
-                path,
-                format!(
-                    "the file is {}, over the memory limit of {} (raise it with --max-memory)",
-                    fmt_bytes(meta.len()),
-                    fmt_bytes(limit)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The error for a file protobuf cannot parse; messages nested past the parser's recursion
 /// limit (deeply nested subgraphs or types) get a specific explanation.
 pub fn parse_error(path: &Path, e: protobuf::Error) -> Error {
