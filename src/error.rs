@@ -61,3 +61,12 @@ pub fn one_line(s: &str) -> String {
         })
         .collect()
 }
+
+/// The reason of an I/O error without any path a wrapper added (tempfile appends the
+/// temporary path, which must not leak into a message about the user's path).
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
+}

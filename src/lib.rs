@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod ir;
 pub mod onnx_io;
+pub mod output_policy;
 pub mod pass_manager;
 #[path = "../passes/mod.rs"]
 pub mod passes;
