@@ -109,7 +109,8 @@ pub fn read_regular_limited(path: &Path, what: &str, limit: u64) -> Result<Vec<u
 /// Reads a text file (config, target) of at most `limit` bytes as UTF-8.
 pub fn read_text(path: &Path, what: &str, limit: u64) -> Result<String> {
     let bytes = read_regular_limited(path, what, limit)?;
-    String::from_utf8(bytes).map_err(|_| Error::input(path, format!("the {what} is not UTF-8 text")))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::input(path, format!("the {what} is not UTF-8 text")))
 }
 
 /// Largest config or target file read (a TOML file of settings is a few hundred bytes).
@@ -123,15 +124,22 @@ mod tests {
     fn devices_fifos_and_folders_are_refused_without_blocking() {
         let d = tempfile::tempdir().unwrap();
         let fifo = d.path().join("f.npy");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let e = read_regular(&fifo, "data file").unwrap_err().to_string();
         assert!(e.contains("FIFO"), "{e}");
-        let e = read_regular(Path::new("/dev/zero"), "model").unwrap_err().to_string();
+        let e = read_regular(Path::new("/dev/zero"), "model")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a device"), "{e}");
         let e = read_regular(d.path(), "model").unwrap_err().to_string();
         assert!(e.contains("folder"), "{e}");
-        let e = read_regular(&d.path().join("none"), "model").unwrap_err().to_string();
+        let e = read_regular(&d.path().join("none"), "model")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no such file"), "{e}");
     }
 
@@ -141,7 +149,9 @@ mod tests {
         let p = d.path().join("big");
         std::fs::write(&p, vec![7u8; 100]).unwrap();
         assert_eq!(read_regular_limited(&p, "file", 100).unwrap().len(), 100);
-        let e = read_regular_limited(&p, "file", 99).unwrap_err().to_string();
+        let e = read_regular_limited(&p, "file", 99)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("over the memory limit"), "{e}");
     }
 }

@@ -158,7 +158,10 @@ impl Outputs {
         if let Some(d) = self.dests.iter().find(|d| d.id.same(&id)) {
             return Err(refuse(
                 &d.path,
-                format!("cannot write {}: it is {what}; refusing to overwrite it", d.flag),
+                format!(
+                    "cannot write {}: it is {what}; refusing to overwrite it",
+                    d.flag
+                ),
             ));
         }
         self.protected.push((what.to_string(), id));
@@ -206,7 +209,9 @@ impl Outputs {
         let id = Identity::of(path);
         if let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&id)) {
             let msg = if what == "the input model" {
-                format!("cannot write {flag}: it is the input model; refusing to overwrite the input")
+                format!(
+                    "cannot write {flag}: it is the input model; refusing to overwrite the input"
+                )
             } else {
                 format!("cannot write {flag}: it is {what}; refusing to overwrite it")
             };
@@ -291,7 +296,12 @@ impl Outputs {
         let dir = tempfile::Builder::new()
             .prefix(".optimize-")
             .tempdir()
-            .map_err(|e| Error::Usage(format!("cannot create a temporary folder: {}", crate::error::io_reason(&e))))?;
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot create a temporary folder: {}",
+                    crate::error::io_reason(&e)
+                ))
+            })?;
         let signals = crate::interrupt::register(dir.path());
         let staged = dir.path().join(name);
         self.stages.push(Stage {
@@ -336,10 +346,17 @@ impl Outputs {
             .collect();
         for d in &chosen {
             check_existing(&d.flag, &d.path, d.kind)?;
-            if let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&Identity::of(&d.path))) {
+            if let Some((what, _)) = self
+                .protected
+                .iter()
+                .find(|(_, p)| p.same(&Identity::of(&d.path)))
+            {
                 return Err(refuse(
                     &d.path,
-                    format!("cannot write {}: it is {what}; refusing to overwrite it", d.flag),
+                    format!(
+                        "cannot write {}: it is {what}; refusing to overwrite it",
+                        d.flag
+                    ),
                 ));
             }
         }
@@ -389,7 +406,10 @@ impl Outputs {
             if let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&id)) {
                 return Err(refuse(
                     &to,
-                    format!("cannot write {}: it is {what}; refusing to overwrite it", d.flag),
+                    format!(
+                        "cannot write {}: it is {what}; refusing to overwrite it",
+                        d.flag
+                    ),
                 ));
             }
             move_file(&d.flag, &d.staged.join(n), &to, mask)?;
@@ -498,7 +518,10 @@ mod tests {
     fn non_regular_destinations_are_refused() {
         let (d, input) = setup();
         let fifo = d.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(made.success());
         let mut o = Outputs::new(&input);
         let e = o.add_file("-o", &fifo).unwrap_err().to_string();

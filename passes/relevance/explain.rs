@@ -5,16 +5,16 @@ use super::activations::Collector;
 use super::config::{Rule, RuleConfig};
 use super::heatmap::{is_image, write_heatmap};
 use super::scores::{summarize, RelevanceSummary};
+use super::sweep::SampleRelevance;
 use super::sweep::{explain_with, Target};
 use crate::data::inputs::sanitize_file_name;
 use crate::data::{load_input_dir, require_finite, write_npy, HostTensor, RandomSamples};
 use crate::error::{Error, Result};
+use crate::output_policy::Outputs;
 use crate::pipeline::load_and_infer;
 use crate::report::{ModelSummary, Report};
 use crate::shape::Bindings;
 use crate::validate::input_specs;
-use crate::output_policy::Outputs;
-use super::sweep::SampleRelevance;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 

@@ -322,7 +322,11 @@ pub fn require_finite(dir: &Path, samples: &[Sample], purpose: &str) -> Result<(
             let Some(v) = t.to_f64() else { continue };
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
                 let file = dir.join(&s.id);
-                let at = if file.exists() { file } else { dir.to_path_buf() };
+                let at = if file.exists() {
+                    file
+                } else {
+                    dir.to_path_buf()
+                };
                 return Err(Error::input(
                     at,
                     format!(
@@ -562,7 +566,12 @@ impl RandomSamples {
             .specs
             .iter()
             .zip(&self.shapes)
-            .map(|(spec, dims)| (spec.name.clone(), random_tensor(&mut rng, spec, dims.clone())))
+            .map(|(spec, dims)| {
+                (
+                    spec.name.clone(),
+                    random_tensor(&mut rng, spec, dims.clone()),
+                )
+            })
             .collect();
         Sample {
             id: format!("random_{i}"),

@@ -101,8 +101,8 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<Option<Pa
         .unwrap_or(Path::new("."));
     let path = confined_path(dir, &r.location).map_err(err)?;
     // Regular files only: a device or FIFO named as external data is refused, not read.
-    let (mut f, meta) = crate::bounded_read::open_regular(&path, "external data file")
-        .map_err(|e| match e {
+    let (mut f, meta) =
+        crate::bounded_read::open_regular(&path, "external data file").map_err(|e| match e {
             Error::Input { msg, .. } => err(format!("external data '{}': {msg}", r.location)),
             other => other,
         })?;
