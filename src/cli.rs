@@ -42,13 +42,13 @@ pub struct RunArgs {
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<String>,
     /// Largest allowed |a − b| / max(1, |a|) between original and optimized outputs [default: 1e-4].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tolerance: Option<f64>,
     /// Seed for random validation inputs [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Number of random validation samples when --inputs is not given [default: 2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub samples: Option<usize>,
     /// Skip validation on onnxruntime.
     #[arg(long)]
@@ -67,13 +67,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub check: bool,
     /// Smallest acceptable fidelity: the cosine similarity of every output to the original's.
-    #[arg(long, value_name = "COSINE")]
+    #[arg(long, value_name = "COSINE", allow_negative_numbers = true)]
     pub min_fidelity: Option<f64>,
     /// Read settings from this file instead of `optimize.toml` beside the model.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Ignore any `optimize.toml` beside the model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
@@ -87,13 +87,13 @@ pub struct RunArgs {
     pub calib_method: Option<String>,
     /// Weight bytes after mixed precision, as a fraction of the fp32 weight bytes
     /// (initializers and Constant tensors) [default: 0.3].
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub size_budget: Option<f64>,
     /// Budget as mean bits per quantizable weight instead of --size-budget, e.g. 6.
-    #[arg(long, value_name = "BITS")]
+    #[arg(long, value_name = "BITS", allow_negative_numbers = true)]
     pub avg_bits: Option<f64>,
     /// Seconds for the mixed-precision ILP; its incumbent is used when it runs out [default: 20].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub precision_time_limit: Option<f64>,
     /// Keep every operator's precision (no mixed-precision pass; lossless output).
     #[arg(long)]
@@ -111,7 +111,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE")]
     pub schedule_mode: Option<String>,
     /// Seconds for the scheduling ILP solves together [default: 60].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub schedule_time_limit: Option<f64>,
     /// Keep weights in the scratchpad too (overrides the target file).
     #[arg(long)]
@@ -145,11 +145,7 @@ pub enum Command {
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return print_clap_error(&e),
     };
     crate::heap::keep_freed_memory();
     crate::onnx_io::limits::set_max_memory(cli.max_memory);
@@ -173,6 +169,44 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
+/// Prints a command-line parsing error as one line (help and version as clap renders
+/// them) and returns the exit code: 0 for help and version, 2 for a usage error.
+fn print_clap_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    eprintln!("{}", clap_one_line(&e.to_string()));
+    2
+}
+
+/// clap's rendered error (message, tips, usage, a pointer to --help on several lines) as
+/// one line: the message, its tips, and which `--help` to read.
+pub fn clap_one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let mut out = if first.starts_with("error:") {
+        first.to_string()
+    } else {
+        format!("error: {first}")
+    };
+    let mut command = "optimize".to_string();
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip:") {
+            out.push_str(&format!(" (tip: {})", tip.trim()));
+        } else if let Some(usage) = l.strip_prefix("Usage:") {
+            command = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    out.push_str(&format!("; see '{command} --help'"));
+    crate::error::one_line(&out)
+}
+
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Inspect {
@@ -189,6 +223,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             let model = cli.run.model.clone().ok_or_else(|| {
                 Error::Usage("no model given; usage: optimize MODEL -o OUT".into())
             })?;
+            crate::value_checks::check_run_flags(&cli.run)?;
             let a = crate::config::merge_config_file(cli.run, &model)?;
             crate::progress::set_quiet(a.quiet);
             let output = match (a.output, a.check) {
@@ -218,18 +253,12 @@ fn dispatch(cli: Cli) -> Result<()> {
                     cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
                 }
                 if let Some(t) = a.precision_time_limit {
-                    if t.is_nan() || t <= 0.0 {
-                        return Err(Error::Usage(format!(
-                            "--precision-time-limit {t}: expected seconds > 0"
-                        )));
-                    }
                     cfg.time_limit_s = t;
                 }
                 if let Some(dir) = &a.calib {
-                    if !dir.is_dir() {
-                        return Err(Error::input(dir, "calibration folder does not exist"));
-                    }
+                    crate::data::inputs::check_folder(dir, "calibration folder")?;
                 }
+                cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
                 cfg.explicit = a.calib.is_some()
                     || a.size_budget.is_some()
                     || a.avg_bits.is_some()

@@ -22,5 +22,6 @@ pub mod runtime;
 pub mod shape;
 pub mod summary;
 pub mod validate;
+pub mod value_checks;
 
 pub use pipeline::{run_pipeline, PipelineOptions, PipelineOutcome};

@@ -189,11 +189,25 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
                 .ok_or_else(bad)
         };
         match k.as_str() {
-            "size-budget" => cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget),
-            "avg-bits" => cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget),
+            "size-budget" => {
+                cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
+            "avg-bits" => {
+                cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
             "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
             "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
-            "time-limit" => cfg.time_limit_s = num()?,
+            "time-limit" => {
+                let t = num()?;
+                crate::value_checks::time_limit(t)
+                    .map_err(|why| {
+                        use crate::value_checks::Shown;
+                        crate::value_checks::flag_error("time-limit", t.shown(), why)
+                    })?;
+                cfg.time_limit_s = t;
+            }
             other => {
                 return Err(Error::Usage(format!(
                     "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-method, time-limit)"
@@ -204,20 +218,21 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
     Ok(())
 }
 
-/// `--size-budget F` (0 < F ≤ 1) or `--avg-bits B` (1 ≤ B ≤ 32); at most one of them.
+/// `--size-budget F` or `--avg-bits B` (ranges in [`crate::value_checks`]); at most one.
 pub fn parse_budget(size: Option<f64>, bits: Option<f64>) -> Result<Option<Budget>> {
+    use crate::value_checks::{avg_bits, flag_error, size_budget, Shown};
     match (size, bits) {
         (Some(_), Some(_)) => Err(Error::Usage(
             "give either --size-budget or --avg-bits, not both".into(),
         )),
-        (Some(f), None) if f > 0.0 && f <= 1.0 => Ok(Some(Budget::SizeFraction(f))),
-        (Some(f), None) => Err(Error::Usage(format!(
-            "--size-budget {f}: expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3"
-        ))),
-        (None, Some(b)) if (1.0..=32.0).contains(&b) => Ok(Some(Budget::AvgBits(b))),
-        (None, Some(b)) => Err(Error::Usage(format!(
-            "--avg-bits {b}: expected bits per weight between 1 and 32, e.g. 6"
-        ))),
+        (Some(f), None) => {
+            size_budget(f).map_err(|why| flag_error("--size-budget", f.shown(), why))?;
+            Ok(Some(Budget::SizeFraction(f)))
+        }
+        (None, Some(b)) => {
+            avg_bits(b).map_err(|why| flag_error("--avg-bits", b.shown(), why))?;
+            Ok(Some(Budget::AvgBits(b)))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -393,10 +408,10 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         if !v.done {
             // `--runtime auto` found no runtime able to run the models: reported as not
             // done (never as passed); the output is written as with --no-validate.
-            eprintln!(
-                "warning: validation not done: {}",
+            crate::progress::warn(&format!(
+                "validation not done: {}",
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
-            );
+            ));
         } else if !v.passed && lossy {
             let hint = if validation_dir.is_some() {
                 "raise --size-budget, or lower --min-fidelity"

@@ -26,6 +26,13 @@ fn target() -> ProgressDrawTarget {
     }
 }
 
+/// Prints `warning: msg` on stderr unless the run is `--quiet` ("nothing but errors").
+pub fn warn(msg: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("warning: {}", crate::error::one_line(msg));
+    }
+}
+
 /// A bar over `total` steps of a named stage, e.g. `validation  [####    ] 3/8 samples`.
 pub fn bar(stage: &str, total: u64, unit: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(Some(total), target());

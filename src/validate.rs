@@ -12,8 +12,8 @@ use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Model, ValueType};
 use crate::runtime::select::{execute, NamedOutputs, RuntimeChoice, SampleSource};
-use std::borrow::Cow;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -202,17 +202,24 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Checks that `dir` (named `what` in messages, e.g. "calibration folder") is a folder.
+pub fn check_folder(dir: &Path, what: &str) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => Err(Error::input(
+            dir,
+            format!(
+                "is {}, not a folder; the {what} must be a folder of .npy/.pb files",
+                crate::bounded_read::kind_of(&m)
+            ),
+        )),
+        Err(_) => Err(Error::input(dir, format!("{what} does not exist"))),
+    }
+}
+
 /// Lists a folder's entries that matter, in natural name order.
 fn scan(dir: &Path) -> Result<Vec<Entry>> {
-    if !dir.exists() {
-        return Err(Error::input(dir, "input folder does not exist"));
-    }
-    if !dir.is_dir() {
-        return Err(Error::input(
-            dir,
-            "not a folder; expected a folder of .npy/.pb files",
-        ));
-    }
+    check_folder(dir, "input folder")?;
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::input(dir, format!("cannot list folder: {e}")))?;
     let mut paths = Vec::new();

@@ -61,6 +61,12 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
             ),
         ));
     }
+    if proto.opset_import.is_empty() {
+        return Err(Error::input(
+            path,
+            "not a valid ONNX model: it imports no operator set (opset_import is empty; a truncated file?)",
+        ));
+    }
     let mut external_data_files = Vec::new();
     let graph = graph_from_proto(graph, path, &mut external_data_files)?;
     Ok(Model {

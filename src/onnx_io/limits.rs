@@ -465,7 +465,13 @@ pub const PROTOBUF_RECURSION_LIMIT: u32 = 100;
 /// limit (deeply nested subgraphs or types) get a specific explanation.
 pub fn parse_error(path: &Path, e: protobuf::Error) -> Error {
     let text = e.to_string();
-    if text.contains("recursion limit") {
+    if text.contains("New limit must not be greater") || text.contains("Truncated message") {
+        // A length prefix that claims more bytes than remain: the file was cut short.
+        Error::input(
+            path,
+            "not a valid ONNX model: the file is truncated (a message claims more bytes than the file holds)",
+        )
+    } else if text.contains("recursion limit") {
         Error::input(
             path,
             format!(
