@@ -143,9 +143,16 @@ pub enum Command {
 
 /// Runs the CLI on `args` and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(c) => c,
-        Err(e) => return print_clap_error(&e),
+        Err((0, text)) => {
+            println!("{text}");
+            return 0;
+        }
+        Err((code, text)) => {
+            eprintln!("{text}");
+            return code;
+        }
     };
     crate::heap::keep_freed_memory();
     crate::onnx_io::limits::set_max_memory(cli.max_memory);
@@ -161,7 +168,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(Error::Internal(msg))
     });
     match result {
-        Ok(()) => 0,
+        Ok(()) => {
+            for w in crate::progress::take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            0
+        }
         Err(e) => {
             eprintln!("error: {}", crate::error::one_line(&e.to_string()));
             e.exit_code()
@@ -169,16 +181,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-/// Prints a command-line parsing error as one line (help and version as clap renders
-/// them) and returns the exit code: 0 for help and version, 2 for a usage error.
-fn print_clap_error(e: &clap::Error) -> i32 {
+/// Parses a command line. A parsing error comes back as its exit code and its text: one
+/// line for a usage error (exit 2); help and version as clap renders them (exit 0).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cli, (i32, String)> {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
-        return 0;
-    }
-    eprintln!("{}", clap_one_line(&e.to_string()));
-    2
+    Cli::try_parse_from(args).map_err(|e| {
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            (0, e.to_string().trim_end().to_string())
+        } else {
+            (2, clap_one_line(&e.to_string()))
+        }
+    })
 }
 
 /// clap's rendered error (message, tips, usage, a pointer to --help on several lines) as
@@ -220,84 +233,100 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Explain(args)) => crate::passes::relevance::explain::run_cli(*args),
         None => {
-            let model = cli.run.model.clone().ok_or_else(|| {
-                Error::Usage("no model given; usage: optimize MODEL -o OUT".into())
-            })?;
-            crate::value_checks::check_run_flags(&cli.run)?;
-            let a = crate::config::merge_config_file(cli.run, &model)?;
-            crate::progress::set_quiet(a.quiet);
-            let output = match (a.output, a.check) {
-                (Some(o), _) => o,
-                // --check writes nothing; the output path only names the staged file.
-                (None, true) => std::env::temp_dir().join("optimize-check.onnx"),
-                (None, false) => {
-                    return Err(Error::Usage(
-                        "no output given; usage: optimize MODEL -o OUT".into(),
-                    ))
-                }
-            };
-            let defaults = PipelineOptions::new(&model, &output);
-            let precision = if a.no_precision {
-                if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
-                    return Err(Error::Usage(
-                        "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits".into(),
-                    ));
-                }
-                None
-            } else {
-                let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
-                if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
-                    cfg.budget = b;
-                }
-                if let Some(m) = &a.calib_method {
-                    cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
-                }
-                if let Some(t) = a.precision_time_limit {
-                    cfg.time_limit_s = t;
-                }
-                if let Some(dir) = &a.calib {
-                    crate::data::inputs::check_folder(dir, "calibration folder")?;
-                }
-                cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
-                cfg.explicit = a.calib.is_some()
-                    || a.size_budget.is_some()
-                    || a.avg_bits.is_some()
-                    || a.calib_method.is_some()
-                    || a.precision_time_limit.is_some();
-                cfg.calib_dir = a.calib.clone();
-                cfg.seed = a.seed.unwrap_or(defaults.seed);
-                Some(cfg)
-            };
-            let opts = PipelineOptions {
-                report: a.report,
-                inputs: a.inputs,
-                bindings: parse_input_shapes(&a.input_shape)?,
-                tolerance: a.tolerance.unwrap_or(defaults.tolerance),
-                seed: a.seed.unwrap_or(defaults.seed),
-                samples: a.samples.unwrap_or(defaults.samples),
-                validate: !a.no_validate,
-                runtime: a.runtime,
-                adapter: a.adapter,
-                html: a.html,
-                check: a.check,
-                min_fidelity: a.min_fidelity,
-                passes: a.passes,
-                precision,
-                schedule: crate::passes::schedule::ScheduleConfig::from_flags(
-                    a.scratchpad.as_deref(),
-                    a.target.as_deref(),
-                    a.schedule_mode.as_deref(),
-                    a.schedule_time_limit,
-                    a.weights_in_scratchpad,
-                    a.plan,
-                )?,
-                ..defaults
-            };
+            let (opts, quiet) = run_options(cli.run)?;
             let outcome = run_pipeline(&opts)?;
-            if !a.quiet {
+            if !quiet {
                 print!("{}", outcome.summary);
             }
             outcome.into_result()
         }
     }
+}
+
+/// The checked options of `optimize MODEL …` (flags checked, the config file merged and
+/// checked, every value parsed) and whether the run is `--quiet`; nothing is read but the
+/// config and target files. The fuzz target `cli_args` drives this.
+pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
+    let model = run
+        .model
+        .clone()
+        .ok_or_else(|| Error::Usage("no model given; usage: optimize MODEL -o OUT".into()))?;
+    crate::value_checks::check_run_flags(&run)?;
+    let a = crate::config::merge_config_file(run, &model)?;
+    crate::progress::set_quiet(a.quiet);
+    let output = match (a.output.clone(), a.check) {
+        (Some(o), _) => o,
+        // --check writes nothing; the output path only names the staged file.
+        (None, true) => PathBuf::from("optimize-check.onnx"),
+        (None, false) => {
+            return Err(Error::Usage(
+                "no output given; usage: optimize MODEL -o OUT".into(),
+            ))
+        }
+    };
+    let defaults = PipelineOptions::new(&model, &output);
+    let precision = precision_config(&a, defaults.seed)?;
+    let opts = PipelineOptions {
+        report: a.report,
+        inputs: a.inputs,
+        bindings: parse_input_shapes(&a.input_shape)?,
+        tolerance: a.tolerance.unwrap_or(defaults.tolerance),
+        seed: a.seed.unwrap_or(defaults.seed),
+        samples: a.samples.unwrap_or(defaults.samples),
+        validate: !a.no_validate,
+        runtime: a.runtime,
+        adapter: a.adapter,
+        html: a.html,
+        check: a.check,
+        min_fidelity: a.min_fidelity,
+        passes: a.passes,
+        precision,
+        schedule: crate::passes::schedule::ScheduleConfig::from_flags(
+            a.scratchpad.as_deref(),
+            a.target.as_deref(),
+            a.schedule_mode.as_deref(),
+            a.schedule_time_limit,
+            a.weights_in_scratchpad,
+            a.plan,
+        )?,
+        ..defaults
+    };
+    Ok((opts, a.quiet))
+}
+
+/// The mixed-precision settings of a run (`None` with `--no-precision`).
+fn precision_config(
+    a: &RunArgs,
+    default_seed: u64,
+) -> Result<Option<crate::passes::precision::pass::PrecisionConfig>> {
+    if a.no_precision {
+        if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
+            return Err(Error::Usage(
+                "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
+    if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
+        cfg.budget = b;
+    }
+    if let Some(m) = &a.calib_method {
+        cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
+    }
+    if let Some(t) = a.precision_time_limit {
+        cfg.time_limit_s = t;
+    }
+    if let Some(dir) = &a.calib {
+        crate::data::inputs::check_folder(dir, "calibration folder")?;
+    }
+    cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
+    cfg.explicit = a.calib.is_some()
+        || cfg.budget_explicit
+        || a.calib_method.is_some()
+        || a.precision_time_limit.is_some();
+    cfg.calib_dir = a.calib.clone();
+    cfg.seed = a.seed.unwrap_or(default_seed);
+    Ok(Some(cfg))
 }

@@ -442,6 +442,23 @@ pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
     })
 }
 
+/// Fails with the infeasible-budget error when no assignment meeting the ties can meet the
+/// budget (decided from the byte counts alone: the costs do not matter). A solver that
+/// cannot decide lets the problem through; [`solve`] then decides.
+pub fn check_feasible(p: &AllocProblem, time_limit_s: f64) -> Result<()> {
+    let (_, limit) = p.budget_rhs();
+    let reachable = match (min_budget(p, time_limit_s), p.budget) {
+        (Some((_, bytes)), Budget::SizeFraction(_)) => bytes as f64 <= limit * (1.0 + 1e-9),
+        (Some((bits, _)), Budget::AvgBits(b)) => bits <= b * (1.0 + 1e-9),
+        (None, _) => true,
+    };
+    if reachable {
+        Ok(())
+    } else {
+        Err(infeasible_error(p, time_limit_s))
+    }
+}
+
 /// The infeasible-budget error, stating the smallest feasible budget.
 pub fn infeasible_error(p: &AllocProblem, time_limit_s: f64) -> Error {
     let asked = match p.budget {

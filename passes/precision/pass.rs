@@ -11,8 +11,8 @@ use super::candidates::{
 };
 use super::check::{check_assignment, check_rewritten_size, CheckReport};
 use super::ilp::{
-    common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem, AllocOption,
-    AllocProblem, AllocSolution, SolveStatus,
+    check_feasible, common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem,
+    AllocOption, AllocProblem, AllocSolution, SolveStatus,
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
@@ -623,6 +623,19 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             weight_bytes_before + inner,
             total_weight_bytes(model) + inner,
         )?;
+    }
+    if !cands.is_empty() {
+        // Fail fast: whether the budget can be met at all follows from the byte counts
+        // alone, so an infeasible one is refused before calibration and error measurement.
+        let sizes_only = build_problem(
+            model,
+            &cands,
+            &ErrorTable::default(),
+            cfg.objective,
+            cfg.budget,
+            weight_bytes_before,
+        );
+        check_feasible(&sizes_only, cfg.time_limit_s)?;
     }
     let budget_json = |bytes: Value| json!({"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": bytes});
     if cands.is_empty() {

@@ -213,7 +213,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub inputs: Option<PathBuf>,
     /// Flat index of the output element to explain (default: the argmax).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub target: Option<usize>,
     /// The output to explain (default: the first float output).
     #[arg(long = "target-output")]
@@ -247,24 +247,42 @@ pub struct ExplainArgs {
     #[arg(long = "first-conv-rule")]
     pub first_conv_rule: Option<String>,
     /// Absolute stabilizer ε; replaces the preset's relative one.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
     /// Relative stabilizer: ε = E·std(z) per layer (added to --epsilon).
-    #[arg(long = "relative-epsilon", value_name = "E")]
+    #[arg(
+        long = "relative-epsilon",
+        value_name = "E",
+        allow_negative_numbers = true
+    )]
     pub relative_epsilon: Option<f64>,
     /// Fail on an operator without a rule instead of splitting relevance evenly.
     #[arg(long)]
     pub strict: bool,
     /// Seed for random inputs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Number of random samples when --inputs is not given (1 to 10000).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub samples: usize,
 }
 
 /// Runs `optimize explain` and prints its table.
 pub fn run_cli(a: ExplainArgs) -> Result<()> {
+    let outcome = run_explain(&options(a)?)?;
+    print!("{}", outcome.text);
+    Ok(())
+}
+
+/// The checked options of `optimize explain` (nothing is read). The fuzz target
+/// `cli_args` drives this.
+pub fn options(a: ExplainArgs) -> Result<ExplainOptions> {
+    if a.inputs.is_none() && !(1..=MAX_EXPLAIN_SAMPLES).contains(&a.samples) {
+        return Err(Error::Usage(format!(
+            "--samples {}: expected 1 to {MAX_EXPLAIN_SAMPLES}",
+            a.samples
+        )));
+    }
     let first_conv = match a.first_conv_rule.as_deref() {
         Some(r) => {
             Some(Rule::parse(r).map_err(|e| Error::Usage(format!("--first-conv-rule: {e}")))?)
@@ -302,7 +320,5 @@ pub fn run_cli(a: ExplainArgs) -> Result<()> {
         seed: a.seed,
         samples: a.samples,
     };
-    let outcome = run_explain(&opts)?;
-    print!("{}", outcome.text);
-    Ok(())
+    Ok(opts)
 }

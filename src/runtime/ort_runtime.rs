@@ -69,9 +69,15 @@ impl OrtRuntime {
                 let builder = ort::init_from(&library).map_err(|e| {
                     format!("cannot load onnxruntime from {}: {e}", library.display())
                 })?;
-                let env = builder.with_name("optimize").build().map_err(|e| {
-                    format!("cannot start onnxruntime from {}: {e}", library.display())
-                })?;
+                // No telemetry: a build step sends nothing anywhere, and onnxruntime's
+                // telemetry also leaves a session file (`$TMPDIR/.ses`) behind.
+                let env = builder
+                    .with_name("optimize")
+                    .with_telemetry(false)
+                    .build()
+                    .map_err(|e| {
+                        format!("cannot start onnxruntime from {}: {e}", library.display())
+                    })?;
                 Ok(OrtRuntime { env, library })
             })
             .as_ref()
