@@ -705,6 +705,7 @@ fn rows() -> Vec<Row> {
         row("target_file_and_plan", &[], &["@m.onnx", "-o", "@o.onnx", "--target", "@target.toml", "--plan", "@p.json", NP], 0).out(&["o.onnx", "p.json"]),
         row("external_data_written_beside", &[], &["@ext/ext.onnx", "-o", "@o.onnx", NP], 0).out(&["o.onnx", "o.onnx.data"]),
         row("check_writes_nothing", &[], &["@m.onnx", "--check", "--report", "@r.json", "-q"], 0),
+        row("check_fails_below_min_fidelity", &[], &["@m.onnx", "--check", "--avg-bits", "4", "--min-fidelity", "1", "--calib", "@cal", "--report", "@r.json"], 3).err("below 1"),
         row("validation_failure_writes_report_only", &[], &["@m.onnx", "-o", "@o.onnx", "--avg-bits", "4", "--min-fidelity", "1", "--calib", "@cal", "--report", "@r.json"], 3)
             .out(&["r.json"]).err("fidelity"),
         row("inspect_model", &[], &["inspect", "@m.onnx"], 0),

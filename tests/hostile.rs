@@ -813,5 +813,6 @@ fn cli_argument_programs_never_panic() {
         let r = std::panic::catch_unwind(|| fuzzing::cli_args(&data));
         assert!(r.is_ok(), "argument program {i} ({data:02x?}) panicked");
     }
+    fuzzing::cli_env_cleanup();
     println!("3000 argument programs: no panic");
 }

@@ -220,6 +220,13 @@ impl Walk<'_> {
                 )));
             }
         }
+        let holds_any = found.iter().any(|&(_, len)| len > 0);
+        if n > 0 && !holds_any {
+            return Err(self.err(format!(
+                "{what} declares {dt}{:?} ({n} elements) but holds no data",
+                t.dims
+            )));
+        }
         if !t.raw_data.is_empty() && t.raw_data.len() as u64 != bytes {
             return Err(self.err(format!(
                 "{what} declares {dt}{:?} ({bytes} bytes) but its raw_data holds {} bytes",

@@ -53,6 +53,7 @@ pub fn import_roundtrip(data: &[u8]) -> Option<Model> {
         external_data: Some(false),
         ..Default::default()
     };
+    check_tensor_lengths(&model);
     let bytes = to_bytes(&model, &opts).expect("export of an imported model");
     let again = model_from_bytes(&bytes, fuzz_path())
         .unwrap_or_else(|e| panic!("re-import of an exported model failed: {e}"));
@@ -73,6 +74,60 @@ pub fn import_roundtrip(data: &[u8]) -> Option<Model> {
         "a round trip changed the model"
     );
     Some(model)
+}
+
+/// Every initializer of an accepted model holds exactly the values its dims declare, in
+/// `raw_data` or in its type's field (`float_data`, `int32_data`, ...): the import's limit
+/// checks guarantee it, and every reader of tensor data relies on it.
+fn check_tensor_lengths(model: &Model) {
+    use optimize::ir::DataType;
+    for (name, t) in &model.graph.initializers {
+        let Some(dt) = DataType::from_onnx(t.data_type) else {
+            panic!(
+                "initializer '{name}' of unknown type {} was accepted",
+                t.data_type
+            );
+        };
+        let n = optimize::ir::tensor::element_count(&t.dims);
+        if dt == DataType::String {
+            assert_eq!(
+                t.string_data.len() as u64,
+                n,
+                "initializer '{name}': string_data"
+            );
+            continue;
+        }
+        if !t.raw_data.is_empty() || n == 0 {
+            let want = limits::checked_bytes(dt, n).expect("size fits");
+            assert!(
+                t.raw_data.is_empty() || t.raw_data.len() as u64 == want,
+                "initializer '{name}': raw_data holds {} bytes, {dt}{:?} needs {want}",
+                t.raw_data.len(),
+                t.dims
+            );
+            continue;
+        }
+        let typed = [
+            t.float_data.len(),
+            t.int32_data.len(),
+            t.int64_data.len(),
+            t.double_data.len(),
+            t.uint64_data.len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0) as u64;
+        let want = match dt {
+            DataType::Complex64 | DataType::Complex128 => n * 2,
+            DataType::Uint4 | DataType::Int4 | DataType::Float4E2M1 => n.div_ceil(2),
+            _ => n,
+        };
+        assert_eq!(
+            typed, want,
+            "initializer '{name}': {dt}{:?} typed data",
+            t.dims
+        );
+    }
 }
 
 /// Binds every non-static dimension of every runtime input to `v`.
@@ -572,6 +627,12 @@ const CONFIG_VALUES: &[&str] = &[
 /// A folder with the files the harness points paths at: a FIFO, a folder, a regular file.
 struct CliEnv {
     dir: PathBuf,
+}
+
+/// Removes the harness's folder (the stable test calls it when done; a fuzzing process
+/// leaves its own, one per process).
+pub fn cli_env_cleanup() {
+    let _ = std::fs::remove_dir_all(&cli_env().dir);
 }
 
 fn cli_env() -> &'static CliEnv {
