@@ -190,7 +190,7 @@ fn check_values(cfg: &ConfigFile, path: &Path) -> Result<()> {
 /// Range checks of a `[[pass]]` entry's numeric options.
 fn check_pass_values(spec: &PassSpec, path: &Path) -> Result<()> {
     use crate::value_checks as v;
-    let checks: &[(&str, fn(f64) -> std::result::Result<(), String>)] = match spec.name.as_str() {
+    let checks: &[(&str, v::Check)] = match spec.name.as_str() {
         "precision" => &[
             ("size-budget", v::size_budget),
             ("avg-bits", v::avg_bits),

@@ -281,7 +281,7 @@ impl Outputs {
         self.stages.push(Stage {
             folder: fid,
             dir,
-            signals: signals,
+            signals,
         });
         Ok(self.stages.len() - 1)
     }

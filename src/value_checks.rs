@@ -14,6 +14,9 @@ use crate::passes::precision::Precision;
 use std::fmt::Display;
 use std::path::Path;
 
+/// A range check: `Err(why)` when the value is out of range.
+pub type Check = fn(f64) -> Result<(), String>;
+
 /// Longest time limit accepted for a solver, in seconds (about 11.6 days).
 pub const MAX_TIME_LIMIT_S: f64 = 1e6;
 /// Most random validation samples (they are made and run one at a time).

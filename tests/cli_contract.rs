@@ -276,6 +276,20 @@ fn weight_bytes() -> Vec<u8> {
 
 // ------------------------------------------------------------------ .npy
 
+/// A version 1.0 `.npy` file: header padded to a multiple of 64 bytes, then the data.
+fn npy_file(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
 fn npy(shape: &[usize], v: &[f32]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_s = if dims.len() == 1 {
@@ -283,29 +297,12 @@ fn npy(shape: &[usize], v: &[f32]) -> Vec<u8> {
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    out
+    let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    npy_file("<f4", &shape_s, &data)
 }
 
 fn npy_bool_scalar(b: bool) -> Vec<u8> {
-    let mut header = "{'descr': '|b1', 'fortran_order': False, 'shape': (), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.push(b as u8);
-    out
+    npy_file("|b1", "()", &[b as u8])
 }
 
 // ------------------------------------------------------------------ fixtures
