@@ -590,6 +590,107 @@ fn no_candidate_budget(budget: Budget, before: u64, after: u64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before any calibration, an explicit budget a model without candidates cannot
+/// meet, and any budget no assignment can meet (decided from byte counts alone).
+fn check_budget_up_front(
+    model: &Model,
+    cands: &[OpCandidate],
+    cfg: &PrecisionConfig,
+    weight_bytes_before: u64,
+) -> Result<()> {
+    if cands.is_empty() {
+        if cfg.budget_explicit {
+            // Weights inside subgraphs stay as they are: they count against the budget.
+            let inner = super::candidates::subgraph_weight_bytes(model);
+            no_candidate_budget(
+                cfg.budget,
+                weight_bytes_before + inner,
+                total_weight_bytes(model) + inner,
+            )?;
+        }
+        return Ok(());
+    }
+    let sizes_only = build_problem(
+        model,
+        cands,
+        &ErrorTable::default(),
+        cfg.objective,
+        cfg.budget,
+        weight_bytes_before,
+    );
+    check_feasible(&sizes_only, cfg.time_limit_s)
+}
+
+/// The outcome for a model without candidate operators: nothing changes.
+fn unchanged(
+    model: &Model,
+    cfg: &PrecisionConfig,
+    weight_bytes_before: u64,
+    folded: usize,
+    simplified: &impl serde::Serialize,
+) -> PrecisionOutcome {
+    let after = total_weight_bytes(model);
+    let section = json!({
+        "budget": {"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": Value::Null},
+        "weight_bytes_before": weight_bytes_before,
+        "weight_bytes_after": after,
+        "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
+        "nodes": [],
+        "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
+        "folded_batchnorms": folded,
+        "simplified": simplified,
+    });
+    PrecisionOutcome {
+        assignment: Assignment::new(),
+        rewrite: None,
+        errors: ErrorTable::default(),
+        solver: None,
+        checker: CheckReport {
+            passed: true,
+            problems: Vec::new(),
+        },
+        weight_bytes_before,
+        weight_bytes_after: after,
+        section,
+    }
+}
+
+/// Loads the calibration samples and calibrates the tensors int8 would quantize.
+fn calibrate_candidates(
+    model: &Model,
+    cands: &[OpCandidate],
+    cfg: &PrecisionConfig,
+) -> Result<(Vec<crate::data::Sample>, Calibration)> {
+    if cfg.strict && cfg.calib_dir.is_none() {
+        return Err(Error::Usage(
+            "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
+                .into(),
+        ));
+    }
+    let (samples, warning) =
+        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
+    if let Some(w) = &warning {
+        crate::progress::warn(w);
+    }
+    let mut tensors: BTreeSet<String> = BTreeSet::new();
+    for c in cands {
+        if c.bytes_at(Precision::Int8).is_some() {
+            tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
+        }
+    }
+    let tensors: Vec<String> = tensors
+        .into_iter()
+        .filter(|t| is_float_tensor(model, t))
+        .collect();
+    let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
+    calib.source = match &cfg.calib_dir {
+        Some(d) => d.display().to_string(),
+        None => format!("seeded random (seed {})", cfg.seed),
+    };
+    calib.warning = warning;
+    Ok((samples, calib))
+}
+
 /// Runs the whole flow on `model` (rewritten in place). Usable without the pass manager.
 pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<PrecisionOutcome> {
     let bad = match cfg.budget {
@@ -615,83 +716,17 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         })?;
     }
     let mut cands = candidates(model);
-    if cands.is_empty() && cfg.budget_explicit {
-        // Weights inside subgraphs stay as they are: they count against an explicit budget.
-        let inner = super::candidates::subgraph_weight_bytes(model);
-        no_candidate_budget(
-            cfg.budget,
-            weight_bytes_before + inner,
-            total_weight_bytes(model) + inner,
-        )?;
-    }
-    if !cands.is_empty() {
-        // Fail fast: whether the budget can be met at all follows from the byte counts
-        // alone, so an infeasible one is refused before calibration and error measurement.
-        let sizes_only = build_problem(
-            model,
-            &cands,
-            &ErrorTable::default(),
-            cfg.objective,
-            cfg.budget,
-            weight_bytes_before,
-        );
-        check_feasible(&sizes_only, cfg.time_limit_s)?;
-    }
-    let budget_json = |bytes: Value| json!({"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": bytes});
+    check_budget_up_front(model, &cands, cfg, weight_bytes_before)?;
     if cands.is_empty() {
-        let after = total_weight_bytes(model);
-        let section = json!({
-            "budget": budget_json(Value::Null),
-            "weight_bytes_before": weight_bytes_before,
-            "weight_bytes_after": after,
-            "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
-            "nodes": [],
-            "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
-            "folded_batchnorms": folded,
-            "simplified": simplified,
-        });
-        return Ok(PrecisionOutcome {
-            assignment: Assignment::new(),
-            rewrite: None,
-            errors: ErrorTable::default(),
-            solver: None,
-            checker: CheckReport {
-                passed: true,
-                problems: Vec::new(),
-            },
+        return Ok(unchanged(
+            model,
+            cfg,
             weight_bytes_before,
-            weight_bytes_after: after,
-            section,
-        });
-    }
-    // Calibration.
-    if cfg.strict && cfg.calib_dir.is_none() {
-        return Err(Error::Usage(
-            "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
-                .into(),
+            folded,
+            &simplified,
         ));
     }
-    let (samples, warning) =
-        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
-    if let Some(w) = &warning {
-        crate::progress::warn(w);
-    }
-    let mut tensors: BTreeSet<String> = BTreeSet::new();
-    for c in &cands {
-        if c.bytes_at(Precision::Int8).is_some() {
-            tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
-        }
-    }
-    let tensors: Vec<String> = tensors
-        .into_iter()
-        .filter(|t| is_float_tensor(model, t))
-        .collect();
-    let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
-    calib.source = match &cfg.calib_dir {
-        Some(d) => d.display().to_string(),
-        None => format!("seeded random (seed {})", cfg.seed),
-    };
-    calib.warning = warning;
+    let (samples, calib) = calibrate_candidates(model, &cands, cfg)?;
     let unranged = drop_unranged_int8(model, &mut cands, &calib.ranges);
     // Relevance and errors.
     let (rel, rel_problem) = relevance_weights(model, &cands, &samples, cfg.relevance_samples);
