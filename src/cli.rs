@@ -19,9 +19,10 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Largest size any tensor (or all constants together) may declare, e.g. 8G, 512M;
-    /// larger models are refused before anything is allocated.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "8G", value_parser = crate::onnx_io::limits::parse_size)]
+    /// Largest size any tensor (or all constants together) may declare, and any file read
+    /// may have, e.g. 8G, 512M (at most this machine's memory); larger models are refused
+    /// before anything is allocated.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8G", value_parser = crate::onnx_io::limits::parse_max_memory)]
     pub max_memory: u64,
 }
 

@@ -654,6 +654,7 @@ fn rows() -> Vec<Row> {
         row("min_fidelity_nan", &[10], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "nan"], 2).err("--min-fidelity NaN"),
         row("min_fidelity_minus_2", &[10], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "-2"], 2).err("--min-fidelity -2"),
         row("time_limit_huge", &[10], &["@m.onnx", "-o", "@o.onnx", "--precision-time-limit", "1e300"], 2).err("--precision-time-limit 1e300"),
+        row("max_memory_beyond_the_machine", &[10], &["@m.onnx", "-o", "@o.onnx", "--max-memory", "1000T"], 2).err("beyond this machine's memory"),
         row("scratchpad_over_1tib", &[10], &["@m.onnx", "-o", "@o.onnx", "--scratchpad", "2048GiB", NP], 2).err("--scratchpad"),
         // 11: no vacuous pass.
         row("samples_0", &[11], &["@m.onnx", "-o", "@o.onnx", "--samples", "0", NP], 2).err("--samples 0"),

@@ -89,6 +89,35 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// This machine's memory: RAM plus swap, from `/proc/meminfo` (`None` when unreadable).
+pub fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some(kib("MemTotal:")?.saturating_add(kib("SwapTotal:").unwrap_or(0)).saturating_mul(1024))
+}
+
+/// Parses `--max-memory`: a size ([`parse_size`]) no larger than this machine's memory (or
+/// the default, on a smaller machine): a limit beyond what the machine holds protects
+/// nothing, since a model that size could not be loaded anyway.
+pub fn parse_max_memory(s: &str) -> std::result::Result<u64, String> {
+    let bytes = parse_size(s)?;
+    if let Some(machine) = machine_memory() {
+        let cap = machine.max(DEFAULT_MAX_MEMORY);
+        if bytes > cap {
+            return Err(format!(
+                "'{s}' is beyond this machine's memory ({}); the limit must be at most that",
+                fmt_bytes(cap)
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
 /// Element count of `dims`: an error for a negative dimension or an overflowing product.
 pub fn checked_elements(dims: &[i64]) -> std::result::Result<u64, String> {
     if dims.len() > MAX_RANK {
