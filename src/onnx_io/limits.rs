@@ -98,7 +98,11 @@ pub fn machine_memory() -> Option<u64> {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
     };
-    Some(kib("MemTotal:")?.saturating_add(kib("SwapTotal:").unwrap_or(0)).saturating_mul(1024))
+    Some(
+        kib("MemTotal:")?
+            .saturating_add(kib("SwapTotal:").unwrap_or(0))
+            .saturating_mul(1024),
+    )
 }
 
 /// Parses `--max-memory`: a size ([`parse_size`]) no larger than this machine's memory (or
