@@ -168,6 +168,20 @@ impl Outputs {
         Ok(())
     }
 
+    /// Refuses `path` when it is a protected file (the input, its external data).
+    fn check_not_protected(&self, flag: &str, path: &Path) -> Result<()> {
+        let id = Identity::of(path);
+        let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&id)) else {
+            return Ok(());
+        };
+        let msg = if what == "the input model" {
+            format!("cannot write {flag}: it is the input model; refusing to overwrite the input")
+        } else {
+            format!("cannot write {flag}: it is {what}; refusing to overwrite it")
+        };
+        Err(refuse(path, msg))
+    }
+
     /// Adds a file destination named by `flag`; returns the path writers write it to.
     pub fn add_file(&mut self, flag: &str, path: &Path) -> Result<PathBuf> {
         self.add(flag, path, Kind::File)
@@ -206,17 +220,8 @@ impl Outputs {
             }
         }
         check_existing(flag, path, kind)?;
+        self.check_not_protected(flag, path)?;
         let id = Identity::of(path);
-        if let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&id)) {
-            let msg = if what == "the input model" {
-                format!(
-                    "cannot write {flag}: it is the input model; refusing to overwrite the input"
-                )
-            } else {
-                format!("cannot write {flag}: it is {what}; refusing to overwrite it")
-            };
-            return Err(refuse(path, msg));
-        }
         if let Some(other) = self.dests.iter().find(|d| d.id.same(&id)) {
             return Err(refuse(
                 path,
@@ -346,19 +351,7 @@ impl Outputs {
             .collect();
         for d in &chosen {
             check_existing(&d.flag, &d.path, d.kind)?;
-            if let Some((what, _)) = self
-                .protected
-                .iter()
-                .find(|(_, p)| p.same(&Identity::of(&d.path)))
-            {
-                return Err(refuse(
-                    &d.path,
-                    format!(
-                        "cannot write {}: it is {what}; refusing to overwrite it",
-                        d.flag
-                    ),
-                ));
-            }
+            self.check_not_protected(&d.flag, &d.path)?;
         }
         let Some(first) = self.stages.first() else {
             return Ok(Vec::new());
@@ -398,20 +391,15 @@ impl Outputs {
             std::fs::rename(&d.staged, &d.path).map_err(werr)?;
             return Ok(names.iter().map(|n| d.path.join(n)).collect());
         }
-        let mut written = Vec::new();
+        // Every file is checked before the first one moves.
         for n in &names {
             let to = d.path.join(n);
             check_existing(&d.flag, &to, Kind::File)?;
-            let id = Identity::of(&to);
-            if let Some((what, _)) = self.protected.iter().find(|(_, p)| p.same(&id)) {
-                return Err(refuse(
-                    &to,
-                    format!(
-                        "cannot write {}: it is {what}; refusing to overwrite it",
-                        d.flag
-                    ),
-                ));
-            }
+            self.check_not_protected(&d.flag, &to)?;
+        }
+        let mut written = Vec::new();
+        for n in &names {
+            let to = d.path.join(n);
             move_file(&d.flag, &d.staged.join(n), &to, mask)?;
             written.push(to);
         }
