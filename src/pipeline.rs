@@ -298,14 +298,23 @@ fn plan_outputs(opts: &PipelineOptions) -> Result<Outputs> {
     Ok(outs)
 }
 
+/// Adds `OUT.data` (the external data beside `-o`) as a destination, once.
+fn add_data_output(opts: &PipelineOptions, outs: &mut Outputs) -> Result<()> {
+    if opts.check || outs.staged(OUT_DATA).is_some() {
+        return Ok(());
+    }
+    let mut data = opts.output.clone().into_os_string();
+    data.push(".data");
+    outs.add_file(OUT_DATA, Path::new(&data))?;
+    Ok(())
+}
+
 /// Writes the model into its staging folder (and its external data beside it, a
 /// destination of its own); returns the staged model file.
 fn stage_model(model: &Model, opts: &PipelineOptions, outs: &mut Outputs) -> Result<PathBuf> {
     let export = ExportOptions::default();
-    if writes_external_data(model, &export) && !opts.check {
-        let mut data = opts.output.clone().into_os_string();
-        data.push(".data");
-        outs.add_file(OUT_DATA, Path::new(&data))?;
+    if writes_external_data(model, &export) {
+        add_data_output(opts, outs)?;
     }
     let staged = outs
         .staged(OUT_MODEL)
@@ -369,6 +378,11 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let mut model = load_and_infer(&opts.model, &opts.bindings)?;
     for f in &model.external_data_files {
         outs.protect("the input model's external data", f)?;
+    }
+    // The passes never enlarge the weights: a model that writes external data now is
+    // checked for it before any work (a `.data` that would replace the input's, say).
+    if writes_external_data(&model, &ExportOptions::default()) {
+        add_data_output(opts, &mut outs)?;
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
     run_passes(&mut model, opts, &mut report)?;
