@@ -638,6 +638,19 @@ pub fn cli_env_cleanup() {
 fn cli_env() -> &'static CliEnv {
     static ENV: OnceLock<CliEnv> = OnceLock::new();
     ENV.get_or_init(|| {
+        // libFuzzer's fork mode runs many short-lived processes: remove the folders of
+        // those that are gone.
+        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name.strip_prefix("optimize-fuzz-cli-") else {
+                    continue;
+                };
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let dir = std::env::temp_dir().join(format!("optimize-fuzz-cli-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("folder")).expect("fuzz folder");
