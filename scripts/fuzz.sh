@@ -4,6 +4,7 @@
 # run goes on), and prints executions, coverage (edges), features and corpus size per target.
 #
 #   scripts/fuzz.sh [SECONDS]        TARGETS="mutate" scripts/fuzz.sh 60
+#   BUILD=0 scripts/fuzz.sh          (run the last build as it is, without rebuilding)
 #
 # Needs a nightly toolchain and cargo-fuzz (installed here when missing). The corpora are
 # seeded from the test models (.deps/onnx-data, .deps/models, fetched by scripts/setup.sh)
@@ -23,8 +24,10 @@ cd "$root/fuzz"
 # No sanitizer (safe Rust; faster builds and runs), debug assertions on so that integer
 # overflow panics are found too.
 flags=(-a -s none)
-say "building (nightly, own target dir fuzz/target)"
-cargo +nightly fuzz build "${flags[@]}" >&2
+if [ "${BUILD:-1}" != 0 ]; then
+  say "building (nightly, own target dir fuzz/target)"
+  cargo +nightly fuzz build "${flags[@]}" >&2
+fi
 
 seed() { # seed FILE DIR: copy under a content name
   local h

@@ -33,6 +33,23 @@ impl Error {
         }
     }
 
+    /// The same error with every mention of `from` (a staging path) replaced by `to` (the
+    /// destination the user named): a message never shows a temporary path.
+    pub fn replacing_path(self, from: &Path, to: &Path) -> Error {
+        let (from, to) = (from.display().to_string(), to.display().to_string());
+        let r = |s: String| s.replace(&from, &to);
+        match self {
+            Error::Input { path, msg } => Error::Input {
+                path: r(path),
+                msg: r(msg),
+            },
+            Error::Usage(m) => Error::Usage(r(m)),
+            Error::Validation(m) => Error::Validation(r(m)),
+            Error::Runtime(m) => Error::Runtime(r(m)),
+            Error::Internal(m) => Error::Internal(r(m)),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Usage(_) => 2,

@@ -332,6 +332,19 @@ impl Outputs {
             .map(|d| d.staged.as_path())
     }
 
+    /// `e` with every staged path replaced by the destination the user named (a writer's
+    /// error names the file it wrote, which is a staged one): messages never show a
+    /// staging path.
+    pub fn name_destinations(&self, mut e: Error) -> Error {
+        for d in &self.dests {
+            e = e.replacing_path(&d.staged, &d.path);
+        }
+        for s in &self.stages {
+            e = e.replacing_path(s.dir.path(), Path::new("<staging folder>"));
+        }
+        e
+    }
+
     /// The destination path `flag` names, as the user gave it.
     pub fn destination(&self, flag: &str) -> Option<&Path> {
         self.dests

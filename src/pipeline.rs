@@ -320,10 +320,7 @@ fn stage_model(model: &Model, opts: &PipelineOptions, outs: &mut Outputs) -> Res
         .staged(OUT_MODEL)
         .ok_or_else(|| Error::Internal("the model has no staged path".into()))?
         .to_path_buf();
-    save_model(model, &staged, &export).map_err(|e| match e {
-        Error::Input { msg, .. } => Error::input(&opts.output, msg),
-        other => other,
-    })?;
+    save_model(model, &staged, &export)?;
     Ok(staged)
 }
 
@@ -375,6 +372,11 @@ fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) ->
 /// Runs the whole default pipeline.
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let mut outs = plan_outputs(opts)?;
+    run_planned(opts, &mut outs).map_err(|e| outs.name_destinations(e))
+}
+
+/// [`run_pipeline`] once its outputs are planned.
+fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOutcome> {
     let mut model = load_and_infer(&opts.model, &opts.bindings)?;
     for f in &model.external_data_files {
         outs.protect("the input model's external data", f)?;
@@ -382,7 +384,7 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     // The passes never enlarge the weights: a model that writes external data now is
     // checked for it before any work (a `.data` that would replace the input's, say).
     if writes_external_data(&model, &ExportOptions::default()) {
-        add_data_output(opts, &mut outs)?;
+        add_data_output(opts, outs)?;
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
     run_passes(&mut model, opts, &mut report)?;
@@ -393,7 +395,7 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         .any(|p| p.name == "precision" && p.changed);
 
     // The model is validated as staged, and moved into place only when everything passed.
-    let staged = stage_model(&model, opts, &mut outs)?;
+    let staged = stage_model(&model, opts, outs)?;
     // Without --inputs, a quantized model is validated on its calibration inputs when it
     // had real ones: seeded random inputs say little about fidelity (a detector's map on
     // noise is near zero everywhere, so its cosine is noise too).
@@ -418,7 +420,14 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
                     .unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
             }),
         };
-        let v = validate(&opts.model, &staged, &model, &vopts)?;
+        let mut v = validate(&opts.model, &staged, &model, &vopts)?;
+        // Why `auto` left onnxruntime may name the staged file: name the destination.
+        v.fallback_reason = v.fallback_reason.map(|s| {
+            s.replace(
+                &staged.display().to_string(),
+                &opts.output.display().to_string(),
+            )
+        });
         if !v.done {
             // `--runtime auto` found no runtime able to run the models: reported as not
             // done (never as passed); the output is written as with --no-validate.
@@ -456,7 +465,7 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
             written.path = opts.output.display().to_string();
             report.output = Some(written);
         }
-        stage_side_outputs(&report, &outs)?;
+        stage_side_outputs(&report, outs)?;
         // A validation failure writes the report and HTML (they say why), not the model.
         let ok = failure.is_none();
         outs.commit(|flag| ok || flag == OUT_REPORT || flag == OUT_HTML)?;

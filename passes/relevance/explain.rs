@@ -122,6 +122,11 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
         )));
     }
     let mut outs = plan_outputs(opts)?;
+    explain_planned(opts, &mut outs).map_err(|e| outs.name_destinations(e))
+}
+
+/// [`run_explain`] once its outputs are planned.
+fn explain_planned(opts: &ExplainOptions, outs: &mut Outputs) -> Result<ExplainOutcome> {
     let model = load_and_infer(&opts.model, &opts.bindings)?;
     for f in &model.external_data_files {
         outs.protect("the input model's external data", f)?;

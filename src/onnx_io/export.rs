@@ -142,7 +142,13 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
         .file_name()
         .and_then(|f| f.to_str())
         .ok_or_else(|| Error::input(path, "output path has no usable file name"))?;
-    let werr = |e: std::io::Error| Error::input(path, format!("cannot write output: {e}"));
+    // The reason only: tempfile's errors carry the temporary file's path.
+    let werr = |e: std::io::Error| {
+        Error::input(
+            path,
+            format!("cannot write output: {}", crate::error::io_reason(&e)),
+        )
+    };
     let mut data_tmp = None;
     if external {
         let location = format!("{file_name}.data");
