@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets of fuzz/ (import_roundtrip, shape_infer, mutate) for SECONDS
-# each (default 600), all at once (libFuzzer fork mode: a crash is recorded and the run
-# goes on), and prints executions, coverage (edges) and features per target.
+# Runs the cargo-fuzz targets of fuzz/ (import_roundtrip, shape_infer, mutate, cli_args) for
+# SECONDS each (default 600), all at once (libFuzzer fork mode: a crash is recorded and the
+# run goes on), and prints executions, coverage (edges), features and corpus size per target.
 #
 #   scripts/fuzz.sh [SECONDS]        TARGETS="mutate" scripts/fuzz.sh 60
+#   BUILD=0 scripts/fuzz.sh          (run the last build as it is, without rebuilding)
 #
 # Needs a nightly toolchain and cargo-fuzz (installed here when missing). The corpora are
 # seeded from the test models (.deps/onnx-data, .deps/models, fetched by scripts/setup.sh)
@@ -12,7 +13,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
-targets=${TARGETS:-"import_roundtrip shape_infer mutate"}
+targets=${TARGETS:-"import_roundtrip shape_infer mutate cli_args"}
 say() { printf 'fuzz: %s\n' "$*" >&2; }
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
@@ -23,8 +24,10 @@ cd "$root/fuzz"
 # No sanitizer (safe Rust; faster builds and runs), debug assertions on so that integer
 # overflow panics are found too.
 flags=(-a -s none)
-say "building (nightly, own target dir fuzz/target)"
-cargo +nightly fuzz build "${flags[@]}" >&2
+if [ "${BUILD:-1}" != 0 ]; then
+  say "building (nightly, own target dir fuzz/target)"
+  cargo +nightly fuzz build "${flags[@]}" >&2
+fi
 
 seed() { # seed FILE DIR: copy under a content name
   local h
@@ -61,7 +64,7 @@ for t in $targets; do
   i=$((i + 1))
 done
 
-printf '%-18s %12s %10s %10s %8s %8s\n' target executions exec/s coverage features crashes
+printf '%-18s %12s %10s %10s %8s %8s %8s\n' target executions exec/s coverage features corpus crashes
 for t in $targets; do
   log="artifacts/$t.log"
   # Fork mode (crashes do not stop the run) prints "#EXECS: cov: N ft: N ... exec/s N".
@@ -75,7 +78,8 @@ for t in $targets; do
     cp "$f" "$root/tests/regressions/$t/"
     crashes=$((crashes + 1))
   done
-  printf '%-18s %12s %10s %10s %8s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$crashes"
+  corpus=$(ls "corpus/$t" | wc -l)
+  printf '%-18s %12s %10s %10s %8s %8s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$corpus" "$crashes"
   [ "$crashes" -eq 0 ] || status=1
 done
 [ $status -eq 0 ] || say "crashes were copied to tests/regressions/: fix them, then cargo test --test hostile"

@@ -19,9 +19,10 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Largest size any tensor (or all constants together) may declare, e.g. 8G, 512M;
-    /// larger models are refused before anything is allocated.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "8G", value_parser = crate::onnx_io::limits::parse_size)]
+    /// Largest size any tensor (or all constants together) may declare, and any file read
+    /// may have, e.g. 8G, 512M (at most this machine's memory); larger models are refused
+    /// before anything is allocated.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "8G", value_parser = crate::onnx_io::limits::parse_max_memory)]
     pub max_memory: u64,
 }
 
@@ -42,13 +43,13 @@ pub struct RunArgs {
     #[arg(long = "input-shape", value_name = "NAME=DIMS")]
     pub input_shape: Vec<String>,
     /// Largest allowed |a − b| / max(1, |a|) between original and optimized outputs [default: 1e-4].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tolerance: Option<f64>,
     /// Seed for random validation inputs [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Number of random validation samples when --inputs is not given [default: 2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub samples: Option<usize>,
     /// Skip validation on onnxruntime.
     #[arg(long)]
@@ -67,13 +68,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub check: bool,
     /// Smallest acceptable fidelity: the cosine similarity of every output to the original's.
-    #[arg(long, value_name = "COSINE")]
+    #[arg(long, value_name = "COSINE", allow_negative_numbers = true)]
     pub min_fidelity: Option<f64>,
     /// Read settings from this file instead of `optimize.toml` beside the model.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Ignore any `optimize.toml` beside the model.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub no_config: bool,
     /// Print nothing but errors.
     #[arg(short, long)]
@@ -87,13 +88,13 @@ pub struct RunArgs {
     pub calib_method: Option<String>,
     /// Weight bytes after mixed precision, as a fraction of the fp32 weight bytes
     /// (initializers and Constant tensors) [default: 0.3].
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
     pub size_budget: Option<f64>,
     /// Budget as mean bits per quantizable weight instead of --size-budget, e.g. 6.
-    #[arg(long, value_name = "BITS")]
+    #[arg(long, value_name = "BITS", allow_negative_numbers = true)]
     pub avg_bits: Option<f64>,
     /// Seconds for the mixed-precision ILP; its incumbent is used when it runs out [default: 20].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub precision_time_limit: Option<f64>,
     /// Keep every operator's precision (no mixed-precision pass; lossless output).
     #[arg(long)]
@@ -111,7 +112,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE")]
     pub schedule_mode: Option<String>,
     /// Seconds for the scheduling ILP solves together [default: 60].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub schedule_time_limit: Option<f64>,
     /// Keep weights in the scratchpad too (overrides the target file).
     #[arg(long)]
@@ -143,11 +144,14 @@ pub enum Command {
 
 /// Runs the CLI on `args` and returns the process exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+        Err((0, text)) => {
+            println!("{text}");
+            return 0;
+        }
+        Err((code, text)) => {
+            eprintln!("{text}");
             return code;
         }
     };
@@ -165,12 +169,56 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(Error::Internal(msg))
     });
     match result {
-        Ok(()) => 0,
+        Ok(()) => {
+            for w in crate::progress::take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            0
+        }
         Err(e) => {
             eprintln!("error: {}", crate::error::one_line(&e.to_string()));
             e.exit_code()
         }
     }
+}
+
+/// Parses a command line. A parsing error comes back as its exit code and its text: one
+/// line for a usage error (exit 2); help and version as clap renders them (exit 0).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Cli, (i32, String)> {
+    use clap::error::ErrorKind;
+    Cli::try_parse_from(args).map_err(|e| {
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            (0, e.to_string().trim_end().to_string())
+        } else {
+            (2, clap_one_line(&e.to_string()))
+        }
+    })
+}
+
+/// clap's rendered error (message, tips, usage, a pointer to --help on several lines) as
+/// one line: the message, its tips, and which `--help` to read.
+pub fn clap_one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let mut out = if first.starts_with("error:") {
+        first.to_string()
+    } else {
+        format!("error: {first}")
+    };
+    let mut command = "optimize".to_string();
+    for l in lines {
+        if let Some(tip) = l.strip_prefix("tip:") {
+            out.push_str(&format!(" (tip: {})", tip.trim()));
+        } else if let Some(usage) = l.strip_prefix("Usage:") {
+            command = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    out.push_str(&format!("; see '{command} --help'"));
+    crate::error::one_line(&out)
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
@@ -186,89 +234,100 @@ fn dispatch(cli: Cli) -> Result<()> {
         }
         Some(Command::Explain(args)) => crate::passes::relevance::explain::run_cli(*args),
         None => {
-            let model = cli.run.model.clone().ok_or_else(|| {
-                Error::Usage("no model given; usage: optimize MODEL -o OUT".into())
-            })?;
-            let a = crate::config::merge_config_file(cli.run, &model)?;
-            crate::progress::set_quiet(a.quiet);
-            let output = match (a.output, a.check) {
-                (Some(o), _) => o,
-                // --check writes nothing; the output path only names the staged file.
-                (None, true) => std::env::temp_dir().join("optimize-check.onnx"),
-                (None, false) => {
-                    return Err(Error::Usage(
-                        "no output given; usage: optimize MODEL -o OUT".into(),
-                    ))
-                }
-            };
-            let defaults = PipelineOptions::new(&model, &output);
-            let precision = if a.no_precision {
-                if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
-                    return Err(Error::Usage(
-                        "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits".into(),
-                    ));
-                }
-                None
-            } else {
-                let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
-                if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
-                    cfg.budget = b;
-                }
-                if let Some(m) = &a.calib_method {
-                    cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
-                }
-                if let Some(t) = a.precision_time_limit {
-                    if t.is_nan() || t <= 0.0 {
-                        return Err(Error::Usage(format!(
-                            "--precision-time-limit {t}: expected seconds > 0"
-                        )));
-                    }
-                    cfg.time_limit_s = t;
-                }
-                if let Some(dir) = &a.calib {
-                    if !dir.is_dir() {
-                        return Err(Error::input(dir, "calibration folder does not exist"));
-                    }
-                }
-                cfg.explicit = a.calib.is_some()
-                    || a.size_budget.is_some()
-                    || a.avg_bits.is_some()
-                    || a.calib_method.is_some()
-                    || a.precision_time_limit.is_some();
-                cfg.calib_dir = a.calib.clone();
-                cfg.seed = a.seed.unwrap_or(defaults.seed);
-                Some(cfg)
-            };
-            let opts = PipelineOptions {
-                report: a.report,
-                inputs: a.inputs,
-                bindings: parse_input_shapes(&a.input_shape)?,
-                tolerance: a.tolerance.unwrap_or(defaults.tolerance),
-                seed: a.seed.unwrap_or(defaults.seed),
-                samples: a.samples.unwrap_or(defaults.samples),
-                validate: !a.no_validate,
-                runtime: a.runtime,
-                adapter: a.adapter,
-                html: a.html,
-                check: a.check,
-                min_fidelity: a.min_fidelity,
-                passes: a.passes,
-                precision,
-                schedule: crate::passes::schedule::ScheduleConfig::from_flags(
-                    a.scratchpad.as_deref(),
-                    a.target.as_deref(),
-                    a.schedule_mode.as_deref(),
-                    a.schedule_time_limit,
-                    a.weights_in_scratchpad,
-                    a.plan,
-                )?,
-                ..defaults
-            };
+            let (opts, quiet) = run_options(cli.run)?;
             let outcome = run_pipeline(&opts)?;
-            if !a.quiet {
+            if !quiet {
                 print!("{}", outcome.summary);
             }
             outcome.into_result()
         }
     }
+}
+
+/// The checked options of `optimize MODEL …` (flags checked, the config file merged and
+/// checked, every value parsed) and whether the run is `--quiet`; nothing is read but the
+/// config and target files. The fuzz target `cli_args` drives this.
+pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
+    let model = run
+        .model
+        .clone()
+        .ok_or_else(|| Error::Usage("no model given; usage: optimize MODEL -o OUT".into()))?;
+    crate::value_checks::check_run_flags(&run)?;
+    let a = crate::config::merge_config_file(run, &model)?;
+    crate::progress::set_quiet(a.quiet);
+    let output = match (a.output.clone(), a.check) {
+        (Some(o), _) => o,
+        // --check writes nothing; the output path only names the staged file.
+        (None, true) => PathBuf::from("optimize-check.onnx"),
+        (None, false) => {
+            return Err(Error::Usage(
+                "no output given; usage: optimize MODEL -o OUT".into(),
+            ))
+        }
+    };
+    let defaults = PipelineOptions::new(&model, &output);
+    let precision = precision_config(&a, defaults.seed)?;
+    let opts = PipelineOptions {
+        report: a.report,
+        inputs: a.inputs,
+        bindings: parse_input_shapes(&a.input_shape)?,
+        tolerance: a.tolerance.unwrap_or(defaults.tolerance),
+        seed: a.seed.unwrap_or(defaults.seed),
+        samples: a.samples.unwrap_or(defaults.samples),
+        validate: !a.no_validate,
+        runtime: a.runtime,
+        adapter: a.adapter,
+        html: a.html,
+        check: a.check,
+        min_fidelity: a.min_fidelity,
+        passes: a.passes,
+        precision,
+        schedule: crate::passes::schedule::ScheduleConfig::from_flags(
+            a.scratchpad.as_deref(),
+            a.target.as_deref(),
+            a.schedule_mode.as_deref(),
+            a.schedule_time_limit,
+            a.weights_in_scratchpad,
+            a.plan,
+        )?,
+        ..defaults
+    };
+    Ok((opts, a.quiet))
+}
+
+/// The mixed-precision settings of a run (`None` with `--no-precision`).
+fn precision_config(
+    a: &RunArgs,
+    default_seed: u64,
+) -> Result<Option<crate::passes::precision::pass::PrecisionConfig>> {
+    if a.no_precision {
+        if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
+            return Err(Error::Usage(
+                "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
+    if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
+        cfg.budget = b;
+    }
+    if let Some(m) = &a.calib_method {
+        cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
+    }
+    if let Some(t) = a.precision_time_limit {
+        cfg.time_limit_s = t;
+    }
+    if let Some(dir) = &a.calib {
+        crate::data::inputs::check_folder(dir, "calibration folder")?;
+    }
+    cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
+    cfg.explicit = a.calib.is_some()
+        || cfg.budget_explicit
+        || a.calib_method.is_some()
+        || a.precision_time_limit.is_some();
+    cfg.calib_dir = a.calib.clone();
+    cfg.seed = a.seed.unwrap_or(default_seed);
+    Ok(Some(cfg))
 }

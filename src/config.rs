@@ -118,31 +118,107 @@ impl ScheduleKeys {
     }
 }
 
+/// A TOML error as one line naming the key it is about and its line: serde's messages
+/// name the key only for unknown ones, so the key is read from the line the error's span
+/// points into.
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let msg = e.message().trim().replace("field", "key");
+    let msg = msg
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .trim()
+        .to_string();
+    let Some(span) = e.span() else {
+        return Error::input(path, msg);
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    match key {
+        Some(k) if !msg.contains(&format!("`{k}`")) => {
+            Error::input(path, format!("key '{k}' (line {line_no}): {msg}"))
+        }
+        _ => Error::input(path, format!("line {line_no}: {msg}")),
+    }
+}
+
 fn read_config(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
-    toml::from_str(&text).map_err(|e| {
-        let msg = e.to_string();
-        Error::input(
+    let text =
+        crate::bounded_read::read_text(path, "config file", crate::bounded_read::MAX_TEXT_FILE)?;
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+    check_values(&cfg, path)?;
+    Ok(cfg)
+}
+
+/// Range checks of the file's numeric values, naming the file and the key.
+fn check_values(cfg: &ConfigFile, path: &Path) -> Result<()> {
+    use crate::value_checks as v;
+    v::key(path, "tolerance", cfg.tolerance, v::tolerance)?;
+    v::key(path, "min-fidelity", cfg.min_fidelity, v::min_fidelity)?;
+    v::key(path, "samples", cfg.samples, v::samples)?;
+    v::key(path, "size-budget", cfg.size_budget, v::size_budget)?;
+    v::key(path, "avg-bits", cfg.avg_bits, v::avg_bits)?;
+    v::key(
+        path,
+        "schedule-time-limit",
+        cfg.schedule_time_limit,
+        v::time_limit,
+    )?;
+    if cfg.size_budget.is_some() && cfg.avg_bits.is_some() {
+        return Err(Error::input(
             path,
-            msg.lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .trim()
-                .to_string(),
-        )
-    })
+            "give either key 'size-budget' or key 'avg-bits', not both",
+        ));
+    }
+    if let Some(SizeValue::Text(s)) = &cfg.scratchpad {
+        v::scratchpad(s).map_err(|why| v::key_error(path, "scratchpad", s, why))?;
+    }
+    if let Some(SizeValue::Bytes(b)) = &cfg.scratchpad {
+        v::scratchpad(&b.to_string()).map_err(|why| v::key_error(path, "scratchpad", b, why))?;
+    }
+    for spec in cfg.passes.iter().flatten() {
+        check_pass_values(spec, path)?;
+    }
+    Ok(())
+}
+
+/// Range checks of a `[[pass]]` entry's numeric options.
+fn check_pass_values(spec: &PassSpec, path: &Path) -> Result<()> {
+    use crate::value_checks as v;
+    let checks: &[(&str, v::Check)] = match spec.name.as_str() {
+        "precision" => &[
+            ("size-budget", v::size_budget),
+            ("avg-bits", v::avg_bits),
+            ("time-limit", v::time_limit),
+        ],
+        "schedule" => &[("schedule-time-limit", v::time_limit)],
+        _ => &[],
+    };
+    for (k, check) in checks {
+        let Some(val) = spec.options.get(*k) else {
+            continue;
+        };
+        let key = format!("[[pass]] {}: {k}", spec.name);
+        let x = val
+            .as_float()
+            .or(val.as_integer().map(|i| i as f64))
+            .ok_or_else(|| {
+                v::key_error(path, &key, format!("{val:?}"), "expected a number".into())
+            })?;
+        check(x).map_err(|why| v::key_error(path, &key, v::Shown::shown(x), why))?;
+    }
+    Ok(())
 }
 
 /// Fills the settings the command line left unset from the config file, if there is one.
 pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     let path = match (&a.config, a.no_config) {
-        (Some(p), _) => {
-            if !p.is_file() {
-                return Err(Error::input(p, "no such config file"));
-            }
-            p.clone()
-        }
+        (Some(p), _) => p.clone(),
         (None, true) => return Ok(a),
         (None, false) => {
             let beside = model

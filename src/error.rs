@@ -33,6 +33,23 @@ impl Error {
         }
     }
 
+    /// The same error with every mention of `from` (a staging path) replaced by `to` (the
+    /// destination the user named): a message never shows a temporary path.
+    pub fn replacing_path(self, from: &Path, to: &Path) -> Error {
+        let (from, to) = (from.display().to_string(), to.display().to_string());
+        let r = |s: String| s.replace(&from, &to);
+        match self {
+            Error::Input { path, msg } => Error::Input {
+                path: r(path),
+                msg: r(msg),
+            },
+            Error::Usage(m) => Error::Usage(r(m)),
+            Error::Validation(m) => Error::Validation(r(m)),
+            Error::Runtime(m) => Error::Runtime(r(m)),
+            Error::Internal(m) => Error::Internal(r(m)),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input { .. } | Error::Usage(_) => 2,
@@ -60,4 +77,13 @@ pub fn one_line(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The reason of an I/O error without any path a wrapper added (tempfile appends the
+/// temporary path, which must not leak into a message about the user's path).
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code).to_string(),
+        None => e.kind().to_string(),
+    }
 }

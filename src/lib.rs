@@ -1,5 +1,6 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
 
+pub mod bounded_read;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -10,6 +11,7 @@ pub mod inspect;
 pub mod interrupt;
 pub mod ir;
 pub mod onnx_io;
+pub mod output_policy;
 pub mod pass_manager;
 #[path = "../passes/mod.rs"]
 pub mod passes;
@@ -20,5 +22,6 @@ pub mod runtime;
 pub mod shape;
 pub mod summary;
 pub mod validate;
+pub mod value_checks;
 
 pub use pipeline::{run_pipeline, PipelineOptions, PipelineOutcome};

@@ -4,7 +4,9 @@
 use crate::config::PassSpec;
 use crate::error::{Error, Result};
 use crate::ir::Model;
+use crate::onnx_io::export::writes_external_data;
 use crate::onnx_io::{load_model, save_model, ExportOptions};
+use crate::output_policy::Outputs;
 use crate::pass_manager::PassManager;
 use crate::passes::cleanup::Cleanup;
 use crate::passes::precision::calibrate::CalibMethod;
@@ -172,7 +174,6 @@ fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> SchedulePass {
     SchedulePass {
         target: cfg.target.clone(),
         options: cfg.options.clone(),
-        plan_path: cfg.plan.clone(),
         slot: slot.clone(),
     }
 }
@@ -188,11 +189,25 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
                 .ok_or_else(bad)
         };
         match k.as_str() {
-            "size-budget" => cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget),
-            "avg-bits" => cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget),
+            "size-budget" => {
+                cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
+            "avg-bits" => {
+                cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
             "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
             "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
-            "time-limit" => cfg.time_limit_s = num()?,
+            "time-limit" => {
+                let t = num()?;
+                crate::value_checks::time_limit(t)
+                    .map_err(|why| {
+                        use crate::value_checks::Shown;
+                        crate::value_checks::flag_error("time-limit", t.shown(), why)
+                    })?;
+                cfg.time_limit_s = t;
+            }
             other => {
                 return Err(Error::Usage(format!(
                     "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-method, time-limit)"
@@ -203,20 +218,21 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
     Ok(())
 }
 
-/// `--size-budget F` (0 < F ≤ 1) or `--avg-bits B` (1 ≤ B ≤ 32); at most one of them.
+/// `--size-budget F` or `--avg-bits B` (ranges in [`crate::value_checks`]); at most one.
 pub fn parse_budget(size: Option<f64>, bits: Option<f64>) -> Result<Option<Budget>> {
+    use crate::value_checks::{avg_bits, flag_error, size_budget, Shown};
     match (size, bits) {
         (Some(_), Some(_)) => Err(Error::Usage(
             "give either --size-budget or --avg-bits, not both".into(),
         )),
-        (Some(f), None) if f > 0.0 && f <= 1.0 => Ok(Some(Budget::SizeFraction(f))),
-        (Some(f), None) => Err(Error::Usage(format!(
-            "--size-budget {f}: expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3"
-        ))),
-        (None, Some(b)) if (1.0..=32.0).contains(&b) => Ok(Some(Budget::AvgBits(b))),
-        (None, Some(b)) => Err(Error::Usage(format!(
-            "--avg-bits {b}: expected bits per weight between 1 and 32, e.g. 6"
-        ))),
+        (Some(f), None) => {
+            size_budget(f).map_err(|why| flag_error("--size-budget", f.shown(), why))?;
+            Ok(Some(Budget::SizeFraction(f)))
+        }
+        (None, Some(b)) => {
+            avg_bits(b).map_err(|why| flag_error("--avg-bits", b.shown(), why))?;
+            Ok(Some(Budget::AvgBits(b)))
+        }
         (None, None) => Ok(None),
     }
 }
@@ -245,31 +261,6 @@ pub fn parse_calib_method(s: &str) -> Result<CalibMethod> {
     }
 }
 
-fn check_output_path(model: &Path, output: &Path) -> Result<PathBuf> {
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Err(Error::input(
-            output,
-            "cannot write output: its folder does not exist",
-        ));
-    }
-    if output.is_dir() {
-        return Err(Error::input(output, "cannot write output: it is a folder"));
-    }
-    if let (Ok(a), Ok(b)) = (model.canonicalize(), output.canonicalize()) {
-        if a == b {
-            return Err(Error::input(
-                output,
-                "is the input model; refusing to overwrite the input",
-            ));
-        }
-    }
-    Ok(dir.to_path_buf())
-}
-
 /// Loads a model and runs shape inference with the given bindings.
 pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
     let mut model = load_model(path)?;
@@ -278,10 +269,80 @@ pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
     Ok(model)
 }
 
-/// Runs the whole default pipeline.
-pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
-    let out_dir = check_output_path(&opts.model, &opts.output)?;
-    let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+/// Flags of the files a run writes, as [`Outputs`] names them.
+const OUT_MODEL: &str = "-o";
+const OUT_DATA: &str = "-o's external data";
+const OUT_REPORT: &str = "--report";
+const OUT_HTML: &str = "--html";
+const OUT_PLAN: &str = "--plan";
+
+/// Checks every destination of the run before any work (see [`crate::output_policy`]).
+/// With `--check` nothing is written: the model is staged in a private scratch folder.
+fn plan_outputs(opts: &PipelineOptions) -> Result<Outputs> {
+    let mut outs = Outputs::new(&opts.model);
+    if opts.check {
+        outs.add_scratch(OUT_MODEL, &opts.output)?;
+        return Ok(outs);
+    }
+    outs.add_file(OUT_MODEL, &opts.output)?;
+    let plan = opts.schedule.as_ref().and_then(|s| s.plan.as_ref());
+    for (flag, path) in [
+        (OUT_REPORT, opts.report.as_ref()),
+        (OUT_HTML, opts.html.as_ref()),
+        (OUT_PLAN, plan),
+    ] {
+        if let Some(p) = path {
+            outs.add_file(flag, p)?;
+        }
+    }
+    Ok(outs)
+}
+
+/// Adds `OUT.data` (the external data beside `-o`) as a destination, once.
+fn add_data_output(opts: &PipelineOptions, outs: &mut Outputs) -> Result<()> {
+    if opts.check || outs.staged(OUT_DATA).is_some() {
+        return Ok(());
+    }
+    let mut data = opts.output.clone().into_os_string();
+    data.push(".data");
+    outs.add_file(OUT_DATA, Path::new(&data))?;
+    Ok(())
+}
+
+/// Writes the model into its staging folder (and its external data beside it, a
+/// destination of its own); returns the staged model file.
+fn stage_model(model: &Model, opts: &PipelineOptions, outs: &mut Outputs) -> Result<PathBuf> {
+    let export = ExportOptions::default();
+    if writes_external_data(model, &export) {
+        add_data_output(opts, outs)?;
+    }
+    let staged = outs
+        .staged(OUT_MODEL)
+        .ok_or_else(|| Error::Internal("the model has no staged path".into()))?
+        .to_path_buf();
+    save_model(model, &staged, &export)?;
+    Ok(staged)
+}
+
+/// Writes the report, HTML and plan into their staging folders.
+fn stage_side_outputs(report: &Report, outs: &Outputs) -> Result<()> {
+    if let Some(p) = outs.staged(OUT_HTML) {
+        crate::html::write_html(report, p)?;
+    }
+    if let Some(p) = outs.staged(OUT_REPORT) {
+        report.write(p)?;
+    }
+    let plan = report.sections.get("schedule").and_then(|s| s.get("plan"));
+    if let (Some(p), Some(plan)) = (outs.staged(OUT_PLAN), plan) {
+        let text = serde_json::to_string_pretty(plan)
+            .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
+        crate::report::write_atomic(p, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Runs the passes the options ask for; fills the report's pass records and sections.
+fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) -> Result<()> {
     let precision_slot = PrecisionSlot::default();
     let schedule_slot = ScheduleSlot::default();
     let mut passes = match &opts.passes {
@@ -298,35 +359,43 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
         passes.add(schedule_pass(cfg, &schedule_slot));
     }
-    let mut report = Report::new(ModelSummary::of(&model, &opts.model));
-    report.passes = passes.run(&mut model)?;
+    report.passes = passes.run(model)?;
     if let Some(section) = precision_slot.lock().ok().and_then(|mut s| s.take()) {
         report.sections.insert("precision".into(), section);
     }
+    if let Some(section) = schedule_slot.lock().ok().and_then(|mut s| s.take()) {
+        report.sections.insert("schedule".into(), section);
+    }
+    Ok(())
+}
+
+/// Runs the whole default pipeline.
+pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
+    let mut outs = plan_outputs(opts)?;
+    run_planned(opts, &mut outs).map_err(|e| outs.name_destinations(e))
+}
+
+/// [`run_pipeline`] once its outputs are planned.
+fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOutcome> {
+    let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+    for f in &model.external_data_files {
+        outs.protect("the input model's external data", f)?;
+    }
+    // The passes never enlarge the weights: a model that writes external data now is
+    // checked for it before any work (a `.data` that would replace the input's, say).
+    if writes_external_data(&model, &ExportOptions::default()) {
+        add_data_output(opts, outs)?;
+    }
+    let mut report = Report::new(ModelSummary::of(&model, &opts.model));
+    run_passes(&mut model, opts, &mut report)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
     let lossy = report
         .passes
         .iter()
         .any(|p| p.name == "precision" && p.changed);
-    if let Some(section) = schedule_slot.lock().ok().and_then(|mut s| s.take()) {
-        report.sections.insert("schedule".into(), section);
-    }
 
-    // Stage the output in a private folder beside the destination, validate the staged
-    // file, and only then move it (and its external data, if any) into place.
-    let file_name = opts
-        .output
-        .file_name()
-        .ok_or_else(|| Error::input(&opts.output, "output path has no file name"))?;
-    let werr = |e: std::io::Error| Error::input(&opts.output, format!("cannot write output: {e}"));
-    let stage = tempfile::Builder::new()
-        .prefix(".optimize-")
-        .tempdir_in(&out_dir)
-        .map_err(werr)?;
-    let staging = crate::interrupt::register(stage.path());
-    let staged = stage.path().join(file_name);
-    save_model(&model, &staged, &ExportOptions::default())?;
-
+    // The model is validated as staged, and moved into place only when everything passed.
+    let staged = stage_model(&model, opts, outs)?;
     // Without --inputs, a quantized model is validated on its calibration inputs when it
     // had real ones: seeded random inputs say little about fidelity (a detector's map on
     // noise is near zero everywhere, so its cosine is noise too).
@@ -351,14 +420,21 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
                     .unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
             }),
         };
-        let v = validate(&opts.model, &staged, &model, &vopts)?;
+        let mut v = validate(&opts.model, &staged, &model, &vopts)?;
+        // Why `auto` left onnxruntime may name the staged file: name the destination.
+        v.fallback_reason = v.fallback_reason.map(|s| {
+            s.replace(
+                &staged.display().to_string(),
+                &opts.output.display().to_string(),
+            )
+        });
         if !v.done {
             // `--runtime auto` found no runtime able to run the models: reported as not
             // done (never as passed); the output is written as with --no-validate.
-            eprintln!(
-                "warning: validation not done: {}",
+            crate::progress::warn(&format!(
+                "validation not done: {}",
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
-            );
+            ));
         } else if !v.passed && lossy {
             let hint = if validation_dir.is_some() {
                 "raise --size-budget, or lower --min-fidelity"
@@ -383,21 +459,16 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
         }
         report.validation = Some(v);
     }
-    if failure.is_none() && !opts.check {
-        staging.commit(|| -> Result<()> {
-            for entry in std::fs::read_dir(stage.path()).map_err(werr)? {
-                let entry = entry.map_err(werr)?;
-                std::fs::rename(entry.path(), out_dir.join(entry.file_name())).map_err(werr)?;
-            }
-            Ok(())
-        })?;
-        report.output = Some(ModelSummary::of(&model, &opts.output));
-    }
-    if let (Some(path), false) = (&opts.html, opts.check) {
-        crate::html::write_html(&report, path)?;
-    }
-    if let (Some(path), false) = (&opts.report, opts.check) {
-        report.write(path)?;
+    if !opts.check {
+        if failure.is_none() {
+            let mut written = ModelSummary::of(&model, &staged);
+            written.path = opts.output.display().to_string();
+            report.output = Some(written);
+        }
+        stage_side_outputs(&report, outs)?;
+        // A validation failure writes the report and HTML (they say why), not the model.
+        let ok = failure.is_none();
+        outs.commit(|flag| ok || flag == OUT_REPORT || flag == OUT_HTML)?;
     }
     let summary = render_summary(&report, &opts.output);
     Ok(PipelineOutcome {

@@ -5,6 +5,7 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -23,6 +24,27 @@ fn target() -> ProgressDrawTarget {
         ProgressDrawTarget::stderr_with_hz(10)
     } else {
         ProgressDrawTarget::hidden()
+    }
+}
+
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records a warning. The command line prints the warnings when the command succeeds
+/// (`warning: …` lines on stderr, none with `--quiet`), so that a failure stays one line:
+/// the error.
+pub fn warn(msg: &str) {
+    let mut w = WARNINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    w.push(crate::error::one_line(msg));
+}
+
+/// The warnings recorded so far (emptied), to print unless the run is `--quiet`.
+pub fn take_warnings() -> Vec<String> {
+    let mut w = WARNINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    let out = std::mem::take(&mut *w);
+    if QUIET.load(Ordering::Relaxed) {
+        Vec::new()
+    } else {
+        out
     }
 }
 

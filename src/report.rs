@@ -94,7 +94,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let werr = |e: std::io::Error| Error::input(path, format!("cannot write: {e}"));
+    // The reason only: tempfile's errors carry the temporary file's path.
+    let werr = |e: std::io::Error| {
+        Error::input(
+            path,
+            format!("cannot write: {}", crate::error::io_reason(&e)),
+        )
+    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".optimize-")
         .tempfile_in(dir)

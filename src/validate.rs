@@ -7,12 +7,13 @@
 //! changed the numbers on purpose (mixed precision), the criterion is fidelity instead:
 //! every output's cosine similarity to the original's is at least the given minimum.
 
-use crate::data::inputs::{apply_input_shapes, load_input_dir, random_inputs, InputSpec, Sample};
+use crate::data::inputs::{apply_input_shapes, load_input_dir, InputSpec, RandomSamples, Sample};
 use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
 use crate::ir::{Dim, Model, ValueType};
-use crate::runtime::select::{execute, RuntimeChoice};
+use crate::runtime::select::{execute, NamedOutputs, RuntimeChoice, SampleSource};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -125,18 +126,103 @@ pub fn input_specs(model: &Model, bindings: &HashMap<String, Vec<i64>>) -> Resul
     apply_input_shapes(&specs, bindings)
 }
 
-/// Loads the samples validation will feed: from the folder, or seeded random ones.
+/// The samples validation feeds: a folder's (loaded, checked) or seeded random ones (made
+/// one at a time).
+pub enum ValidationSamples {
+    Loaded(Vec<Sample>),
+    Random(RandomSamples, usize),
+}
+
+impl SampleSource for ValidationSamples {
+    fn len(&self) -> usize {
+        match self {
+            ValidationSamples::Loaded(v) => v.len(),
+            ValidationSamples::Random(_, n) => *n,
+        }
+    }
+
+    fn get(&self, i: usize) -> Cow<'_, [(String, HostTensor)]> {
+        match self {
+            ValidationSamples::Loaded(v) => Cow::Borrowed(&v[i].values),
+            ValidationSamples::Random(g, _) => Cow::Owned(g.sample(i).values),
+        }
+    }
+}
+
+/// The samples validation will feed, and where they come from.
 pub fn validation_samples(
     model: &Model,
     opts: &ValidationOptions,
-) -> Result<(Vec<Sample>, String)> {
+) -> Result<(ValidationSamples, String)> {
     let specs = input_specs(model, &opts.bindings)?;
     match &opts.inputs_dir {
-        Some(dir) => Ok((load_input_dir(dir, &specs)?, dir.display().to_string())),
-        None => Ok((
-            random_inputs(&specs, opts.seed, opts.samples)?,
-            format!("seeded random (seed {})", opts.seed),
+        Some(dir) => Ok((
+            ValidationSamples::Loaded(load_input_dir(dir, &specs)?),
+            dir.display().to_string(),
         )),
+        None => {
+            if opts.samples == 0 {
+                return Err(Error::Usage(
+                    "--samples 0: validation needs at least one sample (or pass --no-validate)"
+                        .into(),
+                ));
+            }
+            Ok((
+                ValidationSamples::Random(RandomSamples::new(&specs, opts.seed)?, opts.samples),
+                format!("seeded random (seed {})", opts.seed),
+            ))
+        }
+    }
+}
+
+/// Agreement of every output, folded over the samples as they run.
+#[derive(Default)]
+struct Agreement {
+    /// Per output: its metrics and its largest tolerance error.
+    per_output: Vec<(String, Metrics, f64)>,
+    /// Output elements compared over all samples.
+    compared: u64,
+    /// The first output the optimized model lacks or that cannot be compared.
+    error: Option<Error>,
+    progress: Option<indicatif::ProgressBar>,
+}
+
+impl Agreement {
+    fn add(&mut self, ra: &NamedOutputs, rb: &NamedOutputs) {
+        if let Some(p) = &self.progress {
+            p.inc(1);
+        }
+        if self.error.is_some() {
+            return;
+        }
+        for (name, ta) in ra {
+            let Some(tb) = rb.iter().find(|(n, _)| n == name).map(|(_, t)| t) else {
+                self.error = Some(Error::Validation(format!(
+                    "the optimized model has no output '{name}'"
+                )));
+                return;
+            };
+            let m = match compare(ta, tb) {
+                Ok(m) => m,
+                Err(Error::Validation(msg)) => {
+                    self.error = Some(Error::Validation(format!("output '{name}': {msg}")));
+                    return;
+                }
+                Err(other) => {
+                    self.error = Some(other);
+                    return;
+                }
+            };
+            self.compared += ta.element_count() as u64;
+            let tol = tolerance_error(ta, tb);
+            match self.per_output.iter_mut().find(|(n, _, _)| n == name) {
+                Some((_, acc, t)) => {
+                    *acc = acc.merge(m);
+                    *t = t.max(tol);
+                }
+                None => self.per_output.push((name.clone(), m, tol)),
+            }
+        }
     }
 }
 
@@ -172,7 +258,9 @@ fn criterion(opts: &ValidationOptions) -> &'static str {
     }
 }
 
-/// Runs both models on the same samples and compares their outputs.
+/// Runs both models on the same samples and compares their outputs. A run in which no
+/// output element was compared (every output empty, e.g. a batch of 0) is an input error,
+/// never a vacuous pass.
 pub fn validate(
     original: &Path,
     candidate: &Path,
@@ -183,16 +271,23 @@ pub fn validate(
         Error::Usage(msg) => Error::input(original, msg),
         other => other,
     })?;
-    let values: Vec<Vec<(String, HostTensor)>> = samples.iter().map(|s| s.values.clone()).collect();
+    let progress = crate::progress::bar("validation", samples.len() as u64, "samples");
+    let init = || Agreement {
+        progress: Some(progress.clone()),
+        ..Default::default()
+    };
     let exec = execute(
         opts.runtime,
         original,
         candidate,
         &opts.bindings,
         opts.adapter.as_deref(),
-        &values,
+        &samples,
+        &init,
+        &|acc: &mut Agreement, a, b| acc.add(a, b),
     )?;
-    let results = match exec.outputs {
+    progress.finish_and_clear();
+    let agreement = match exec.outputs {
         Ok(r) => r,
         Err(why) => {
             return Ok(ValidationReport {
@@ -217,32 +312,19 @@ pub fn validate(
             })
         }
     };
-    let mut per_output: Vec<(String, Metrics, f64)> = Vec::new();
-    let progress = crate::progress::bar("validation", samples.len() as u64, "samples");
-    for (ra, rb) in &results {
-        progress.inc(1);
-        for (name, ta) in ra.iter() {
-            let tb = rb
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t)
-                .ok_or_else(|| {
-                    Error::Validation(format!("the optimized model has no output '{name}'"))
-                })?;
-            let m = compare(ta, tb).map_err(|e| match e {
-                Error::Validation(msg) => Error::Validation(format!("output '{name}': {msg}")),
-                other => other,
-            })?;
-            let tol = tolerance_error(ta, tb);
-            match per_output.iter_mut().find(|(n, _, _)| n == name) {
-                Some((_, acc, t)) => {
-                    *acc = acc.merge(m);
-                    *t = t.max(tol);
-                }
-                None => per_output.push((name.clone(), m, tol)),
-            }
-        }
+    if let Some(e) = agreement.error {
+        return Err(e);
     }
+    if agreement.compared == 0 {
+        return Err(Error::input(
+            original,
+            format!(
+                "validation compared nothing: every output of the {} sample(s) from {inputs_used} is empty (a dimension of 0?); bind non-zero dims with --input-shape, give other --inputs, or pass --no-validate",
+                samples.len()
+            ),
+        ));
+    }
+    let per_output = agreement.per_output;
     let outputs: Vec<OutputAgreement> = per_output
         .iter()
         .map(|(name, m, _)| OutputAgreement {
@@ -253,7 +335,6 @@ pub fn validate(
             bit_identical: m.bit_identical,
         })
         .collect();
-    progress.finish_and_clear();
     let tolerance_err = per_output.iter().map(|(_, _, t)| *t).fold(0.0, f64::max);
     let cosine = outputs.iter().map(|o| o.cosine).fold(1.0, f64::min);
     let passed = match opts.lossy_min_fidelity {

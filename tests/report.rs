@@ -323,7 +323,9 @@ fn check_mode_writes_nothing_and_fails_below_min_fidelity() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert_eq!(before, after, "--check wrote files");
-    // Cosine can never exceed 1, so this fidelity bar cannot be met.
+    // A fidelity bar above 1 (cosine never exceeds 1) is refused before any work: one
+    // line naming the flag, exit 2, nothing written. (--check failing a bar it can reach
+    // exits 3: a row of tests/cli_contract.rs.)
     let o = run_in(
         dir.path(),
         &[
@@ -335,12 +337,14 @@ fn check_mode_writes_nothing_and_fails_below_min_fidelity() {
             "data",
         ],
     );
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("below --min-fidelity"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--min-fidelity 1.5"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    let again: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(before, again, "a refused run wrote files");
 }
 
 #[test]

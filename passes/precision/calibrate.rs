@@ -111,15 +111,12 @@ pub fn calibrate(
             values.insert(n.as_str(), t);
         }
         for name in &wanted {
-            let t = values.get(name).ok_or_else(|| {
-                Error::Internal(format!("calibration: tensor '{name}' was not produced"))
-            })?;
-            let mut v = t.as_f32().ok_or_else(|| {
-                Error::Internal(format!(
-                    "calibration: tensor '{name}' is {}, not float",
-                    t.type_string()
-                ))
-            })?;
+            // A tensor the run did not produce, or not as floats, or empty (a dimension of
+            // 0) is not observed: it gets no range, and the operators that would quantize
+            // it keep a precision that needs none (see `drop_unranged_int8`).
+            let Some(mut v) = values.get(name).and_then(|t| t.as_f32()) else {
+                continue;
+            };
             if v.is_empty() {
                 continue;
             }
@@ -176,6 +173,33 @@ pub fn calibrate(
     })
 }
 
+/// Takes int8 (the one precision that quantizes activations) out of the options of every
+/// candidate with a tensor calibration did not observe (not produced, empty, or never
+/// finite): such operators keep a precision that needs no range (fp32, fp16, weight-only
+/// int4). Returns the operators concerned, by key (first output).
+pub fn drop_unranged_int8(
+    model: &Model,
+    cands: &mut [super::candidates::OpCandidate],
+    ranges: &Ranges,
+) -> Vec<String> {
+    let mut dropped = Vec::new();
+    for c in cands.iter_mut() {
+        let needs: Vec<&String> = c
+            .activation_inputs
+            .iter()
+            .chain(&c.outputs)
+            .filter(|t| is_float_tensor(model, t))
+            .collect();
+        let unranged = needs.iter().any(|t| !ranges.contains_key(t.as_str()))
+            || needs.len() < c.activation_inputs.len() + c.outputs.len();
+        if unranged && c.bytes_at(super::Precision::Int8).is_some() {
+            c.options.retain(|(p, _)| !p.quantizes_activations());
+            dropped.push(c.key.clone());
+        }
+    }
+    dropped
+}
+
 /// The float tensors of `model` that can be calibrated (graph inputs and node outputs
 /// whose element type is float), for callers that want to filter a candidate list.
 pub fn is_float_tensor(model: &Model, name: &str) -> bool {
@@ -218,10 +242,9 @@ pub fn load_calibration_samples(
     let specs = crate::validate::input_specs(model, &current_bindings(model))?;
     match dir {
         Some(d) => {
-            if !d.is_dir() {
-                return Err(Error::input(d, "the calibration folder does not exist"));
-            }
+            crate::data::inputs::check_folder(d, "calibration folder")?;
             let mut samples = load_input_dir(d, &specs)?;
+            crate::data::require_finite(d, &samples, "calibration")?;
             if samples.is_empty() {
                 return Err(Error::input(d, "the calibration folder holds no samples"));
             }

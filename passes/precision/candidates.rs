@@ -194,3 +194,39 @@ pub fn shared_weight_groups(cands: &[OpCandidate]) -> Vec<Vec<NodeKey>> {
 pub fn total_weight_bytes(model: &Model) -> u64 {
     model.graph.parameter_stats().1
 }
+
+/// Bytes of the constant tensors inside subgraphs (If/Loop/Scan bodies, at any depth):
+/// initializers and Constant values. The allocation never changes them.
+pub fn subgraph_weight_bytes(model: &Model) -> u64 {
+    fn graph_bytes(g: &onnx_protobuf::GraphProto) -> u64 {
+        let inits: u64 = g
+            .initializer
+            .iter()
+            .map(crate::ir::tensor::storage_bytes)
+            .sum();
+        inits
+            + g.node
+                .iter()
+                .map(|n| attrs_bytes(&n.attribute, n.op_type == "Constant"))
+                .sum::<u64>()
+    }
+    fn attrs_bytes(attrs: &[onnx_protobuf::AttributeProto], constant: bool) -> u64 {
+        attrs
+            .iter()
+            .map(|a| {
+                let value = match (&a.t.as_ref(), constant) {
+                    (Some(t), true) => crate::ir::tensor::storage_bytes(t),
+                    _ => 0,
+                };
+                value
+                    + a.g.as_ref().map_or(0, graph_bytes)
+                    + a.graphs.iter().map(graph_bytes).sum::<u64>()
+            })
+            .sum()
+    }
+    model
+        .graph
+        .nodes()
+        .map(|(_, n)| attrs_bytes(&n.attributes, false))
+        .sum()
+}

@@ -118,6 +118,17 @@ impl AllocProblem {
         }
     }
 
+    /// The fp32 size the budget is a fraction of: all fp32 weight bytes (size budget) or
+    /// 32 bits per candidate weight element (bit budget).
+    fn budget_reference(&self) -> f64 {
+        match self.budget {
+            Budget::SizeFraction(_) => self.total_weight_bytes as f64,
+            Budget::AvgBits(_) => {
+                32.0 * self.items.iter().map(|it| it.elements as f64).sum::<f64>()
+            }
+        }
+    }
+
     /// Objective of a choice: option costs plus λ per edge whose ends differ in int8-ness.
     pub fn objective(&self, choice: &[usize]) -> f64 {
         let mut obj: f64 = self
@@ -337,10 +348,14 @@ fn build(p: &AllocProblem, with_budget: bool) -> Built {
         let s: Expression = xi.iter().copied().sum();
         cons.push(constraint!(s == 1.0));
     }
-    // The budget row is divided by its limit (coefficients of millions of bits or bytes
-    // otherwise meet CBC's absolute tolerances); `budget_expr` is the used fraction.
+    // The budget row is divided by the fp32 reference (coefficients of millions of bits or
+    // bytes otherwise meet CBC's absolute tolerances): every coefficient is then a fraction
+    // of at most about 1 whatever the budget, so no budget, however small, can push a
+    // coefficient past the solver's range (CLP asserts |c| < 1e25 on the objective, which
+    // `min_budget` builds from this row). `budget_expr` is the used fraction of fp32.
     let (base, limit) = p.budget_rhs();
-    let norm = if limit > 0.0 { limit } else { 1.0 };
+    let reference = p.budget_reference();
+    let norm = if reference > 0.0 { reference } else { 1.0 };
     let mut budget_expr = Expression::from(base / norm);
     for (i, xi) in x.iter().enumerate() {
         for (o, &v) in xi.iter().enumerate() {
@@ -427,6 +442,23 @@ pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
     })
 }
 
+/// Fails with the infeasible-budget error when no assignment meeting the ties can meet the
+/// budget (decided from the byte counts alone: the costs do not matter). A solver that
+/// cannot decide lets the problem through; [`solve`] then decides.
+pub fn check_feasible(p: &AllocProblem, time_limit_s: f64) -> Result<()> {
+    let (_, limit) = p.budget_rhs();
+    let reachable = match (min_budget(p, time_limit_s), p.budget) {
+        (Some((_, bytes)), Budget::SizeFraction(_)) => bytes as f64 <= limit * (1.0 + 1e-9),
+        (Some((bits, _)), Budget::AvgBits(b)) => bits <= b * (1.0 + 1e-9),
+        (None, _) => true,
+    };
+    if reachable {
+        Ok(())
+    } else {
+        Err(infeasible_error(p, time_limit_s))
+    }
+}
+
 /// The infeasible-budget error, stating the smallest feasible budget.
 pub fn infeasible_error(p: &AllocProblem, time_limit_s: f64) -> Error {
     let asked = match p.budget {
@@ -478,21 +510,25 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
     let b = build(p, true);
     // Errors can be ~1e-6; CBC's tolerances are absolute, so the objective is scaled to a
     // largest coefficient of 1000 (the optimum does not change; reports use real units).
+    // A non-finite cost (an error measured as NaN or ∞) becomes the largest coefficient
+    // times 1000: the solver's range is never left, and such an option is the last resort.
     let max_coef = p
         .items
         .iter()
         .flat_map(|it| it.options.iter().map(|o| o.cost))
         .chain(std::iter::once(p.lambda))
+        .filter(|c| c.is_finite())
         .fold(0.0f64, f64::max);
     let scale = if max_coef > 0.0 && max_coef.is_finite() {
         1000.0 / max_coef
     } else {
         1.0
     };
-    let mut objective = b.edge_cost.clone() * (p.lambda * scale);
+    let coef = |c: f64| if c.is_finite() { c * scale } else { 1e6 };
+    let mut objective = b.edge_cost.clone() * coef(p.lambda);
     for (i, xi) in b.x.iter().enumerate() {
         for (o, &v) in xi.iter().enumerate() {
-            objective += (p.items[i].options[o].cost * scale) * v;
+            objective += coef(p.items[i].options[o].cost) * v;
         }
     }
     let mut m = b.vars.minimise(objective).using(coin_cbc);

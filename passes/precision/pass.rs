@@ -3,16 +3,16 @@
 //! rewrite → size re-check on the rewritten model → report section.
 
 use super::calibrate::{
-    calibrate, current_bindings, is_float_tensor, load_calibration_samples, CalibMethod,
-    Calibration,
+    calibrate, current_bindings, drop_unranged_int8, is_float_tensor, load_calibration_samples,
+    CalibMethod, Calibration,
 };
 use super::candidates::{
     candidates, constant_tensor, shared_weight_groups, total_weight_bytes, OpCandidate,
 };
 use super::check::{check_assignment, check_rewritten_size, CheckReport};
 use super::ilp::{
-    common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem, AllocOption,
-    AllocProblem, AllocSolution, SolveStatus,
+    check_feasible, common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem,
+    AllocOption, AllocProblem, AllocSolution, SolveStatus,
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
@@ -115,6 +115,10 @@ pub struct PrecisionConfig {
     /// default budget is infeasible, onnxruntime cannot run it, inputs need shapes) keeps
     /// fp32 and the report says why, instead of failing the whole run.
     pub explicit: bool,
+    /// Whether the budget was given (`--size-budget`, `--avg-bits`, or a config file's key):
+    /// then an output that does not meet it, for any reason, is an error naming the
+    /// smallest feasible value. The default budget may be missed with a note.
+    pub budget_explicit: bool,
 }
 
 impl Default for PrecisionConfig {
@@ -138,6 +142,7 @@ impl Default for PrecisionConfig {
             relevance_samples: 2,
             strict: false,
             explicit: false,
+            budget_explicit: false,
         }
     }
 }
@@ -559,6 +564,133 @@ fn num(x: f64) -> Value {
     }
 }
 
+/// An explicit budget on a model without candidate operators (no Conv/MatMul/Gemm with
+/// constant weights outside subgraphs): met only when the unchanged weights (`after` of
+/// `before` bytes, subgraphs included) already meet it; a model without weights meets any.
+fn no_candidate_budget(budget: Budget, before: u64, after: u64) -> Result<()> {
+    const WHY: &str = "the model has no operator with constant weights to quantize (Conv, MatMul or Gemm with constant weights outside subgraphs), so its weights stay as they are";
+    match budget {
+        Budget::SizeFraction(f) => {
+            let frac = after as f64 / before.max(1) as f64;
+            if frac > f {
+                let smallest = (frac * 1e4).ceil() / 1e4;
+                return Err(Error::Usage(format!(
+                    "size budget {f} is infeasible: {WHY}, at {frac:.4} of the fp32 weight bytes; the smallest feasible size budget is {smallest:.4} (pass --size-budget {smallest:.4} or more, or --no-precision)"
+                )));
+            }
+        }
+        _ if before == 0 => {}
+        Budget::AvgBits(b) if b < 32.0 => {
+            return Err(Error::Usage(format!(
+                "average {b} bits per weight is infeasible: {WHY}, at 32 bits; the smallest feasible average is 32 bits per weight (pass --avg-bits 32, or --no-precision)"
+            )));
+        }
+        Budget::AvgBits(_) => {}
+    }
+    Ok(())
+}
+
+/// Refuses, before any calibration, an explicit budget a model without candidates cannot
+/// meet, and any budget no assignment can meet (decided from byte counts alone).
+fn check_budget_up_front(
+    model: &Model,
+    cands: &[OpCandidate],
+    cfg: &PrecisionConfig,
+    weight_bytes_before: u64,
+) -> Result<()> {
+    if cands.is_empty() {
+        if cfg.budget_explicit {
+            // Weights inside subgraphs stay as they are: they count against the budget.
+            let inner = super::candidates::subgraph_weight_bytes(model);
+            no_candidate_budget(
+                cfg.budget,
+                weight_bytes_before + inner,
+                total_weight_bytes(model) + inner,
+            )?;
+        }
+        return Ok(());
+    }
+    let sizes_only = build_problem(
+        model,
+        cands,
+        &ErrorTable::default(),
+        cfg.objective,
+        cfg.budget,
+        weight_bytes_before,
+    );
+    check_feasible(&sizes_only, cfg.time_limit_s)
+}
+
+/// The outcome for a model without candidate operators: nothing changes.
+fn unchanged(
+    model: &Model,
+    cfg: &PrecisionConfig,
+    weight_bytes_before: u64,
+    folded: usize,
+    simplified: &impl serde::Serialize,
+) -> PrecisionOutcome {
+    let after = total_weight_bytes(model);
+    let section = json!({
+        "budget": {"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": Value::Null},
+        "weight_bytes_before": weight_bytes_before,
+        "weight_bytes_after": after,
+        "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
+        "nodes": [],
+        "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
+        "folded_batchnorms": folded,
+        "simplified": simplified,
+    });
+    PrecisionOutcome {
+        assignment: Assignment::new(),
+        rewrite: None,
+        errors: ErrorTable::default(),
+        solver: None,
+        checker: CheckReport {
+            passed: true,
+            problems: Vec::new(),
+        },
+        weight_bytes_before,
+        weight_bytes_after: after,
+        section,
+    }
+}
+
+/// Loads the calibration samples and calibrates the tensors int8 would quantize.
+fn calibrate_candidates(
+    model: &Model,
+    cands: &[OpCandidate],
+    cfg: &PrecisionConfig,
+) -> Result<(Vec<crate::data::Sample>, Calibration)> {
+    if cfg.strict && cfg.calib_dir.is_none() {
+        return Err(Error::Usage(
+            "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
+                .into(),
+        ));
+    }
+    let (samples, warning) =
+        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
+    if let Some(w) = &warning {
+        crate::progress::warn(w);
+    }
+    let mut tensors: BTreeSet<String> = BTreeSet::new();
+    for c in cands {
+        if c.bytes_at(Precision::Int8).is_some() {
+            tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
+        }
+    }
+    let tensors: Vec<String> = tensors
+        .into_iter()
+        .filter(|t| is_float_tensor(model, t))
+        .collect();
+    let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
+    calib.source = match &cfg.calib_dir {
+        Some(d) => d.display().to_string(),
+        None => format!("seeded random (seed {})", cfg.seed),
+    };
+    calib.warning = warning;
+    Ok((samples, calib))
+}
+
 /// Runs the whole flow on `model` (rewritten in place). Usable without the pass manager.
 pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<PrecisionOutcome> {
     let bad = match cfg.budget {
@@ -583,62 +715,19 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             ))
         })?;
     }
-    let cands = candidates(model);
-    let budget_json = |bytes: Value| json!({"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": bytes});
+    let mut cands = candidates(model);
+    check_budget_up_front(model, &cands, cfg, weight_bytes_before)?;
     if cands.is_empty() {
-        let after = total_weight_bytes(model);
-        let section = json!({
-            "budget": budget_json(Value::Null),
-            "weight_bytes_before": weight_bytes_before,
-            "weight_bytes_after": after,
-            "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
-            "nodes": [],
-            "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
-            "folded_batchnorms": folded,
-            "simplified": simplified,
-        });
-        return Ok(PrecisionOutcome {
-            assignment: Assignment::new(),
-            rewrite: None,
-            errors: ErrorTable::default(),
-            solver: None,
-            checker: CheckReport {
-                passed: true,
-                problems: Vec::new(),
-            },
+        return Ok(unchanged(
+            model,
+            cfg,
             weight_bytes_before,
-            weight_bytes_after: after,
-            section,
-        });
-    }
-    // Calibration.
-    if cfg.strict && cfg.calib_dir.is_none() {
-        return Err(Error::Usage(
-            "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
-                .into(),
+            folded,
+            &simplified,
         ));
     }
-    let (samples, warning) =
-        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
-    if let Some(w) = &warning {
-        eprintln!("warning: {w}");
-    }
-    let mut tensors: BTreeSet<String> = BTreeSet::new();
-    for c in &cands {
-        if c.bytes_at(Precision::Int8).is_some() {
-            tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
-        }
-    }
-    let tensors: Vec<String> = tensors
-        .into_iter()
-        .filter(|t| is_float_tensor(model, t))
-        .collect();
-    let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
-    calib.source = match &cfg.calib_dir {
-        Some(d) => d.display().to_string(),
-        None => format!("seeded random (seed {})", cfg.seed),
-    };
-    calib.warning = warning;
+    let (samples, calib) = calibrate_candidates(model, &cands, cfg)?;
+    let unranged = drop_unranged_int8(model, &mut cands, &calib.ranges);
     // Relevance and errors.
     let (rel, rel_problem) = relevance_weights(model, &cands, &samples, cfg.relevance_samples);
     if let (Some(m), true) = (&rel_problem, cfg.strict) {
@@ -677,7 +766,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         progress.set_message(format!("allocating {} operators", cands.len()));
         let allocated = allocate(&problem, cfg);
         progress.finish_and_clear();
-        let (sol, mut checker, uniform_used) = allocated?;
+        let (sol, checker, uniform_used) = allocated?;
         let assignment = problem.assignment(&sol.choice);
         let mut m = model.clone();
         let stats = super::rewrite::apply(&mut m, &assignment, &calib.ranges)?;
@@ -691,12 +780,10 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
                 let predicted = problem.budget_use(&sol.choice).0 as u64;
                 let extra = after.saturating_sub(predicted).max(1);
                 if attempt >= 8 {
-                    checker.passed = false;
-                    checker.problems.extend(post.problems.clone());
-                    return Err(Error::Internal(format!(
-                        "the rewritten model breaks the size budget after {attempt} rounds: {}",
-                        post.problems.join("; ")
-                    )));
+                    // The quantization parameters the rewrite adds keep the output above the
+                    // budget: the budget, with them counted, is infeasible.
+                    problem.fixed_bytes += extra;
+                    return Err(infeasible_error(&problem, cfg.time_limit_s));
                 }
                 overhead += extra;
                 problem.fixed_bytes += extra;
@@ -725,6 +812,8 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         o.insert("rewrite_overhead_bytes".into(), json!(overhead));
         o.insert("allocation_rounds".into(), json!(attempt));
         o.insert("simplified".into(), json!(simplified));
+        // Operators kept out of int8 because calibration saw no range for their tensors.
+        o.insert("int8_without_range".into(), json!(unranged));
     }
     Ok(PrecisionOutcome {
         assignment,

@@ -12,7 +12,7 @@ use crate::ir::tensor::to_f64;
 use crate::ir::DataType;
 use crate::ir::Model;
 use crate::onnx_io::ExportOptions;
-use crate::runtime::intermediates::expose_selected;
+use crate::runtime::intermediates::{expose_selected, expose_untyped};
 use crate::runtime::{OrtRuntime, OrtSession, OrtTensor};
 use ndarray::{ArrayD, IxDyn};
 use std::borrow::Cow;
@@ -158,7 +158,8 @@ impl Collector {
                 }
             }
         }
-        let (exposed, added) = expose_selected(model, |o| expose.contains(o));
+        let (mut exposed, mut added) = expose_selected(model, |o| expose.contains(o));
+        added.extend(expose_untyped(&mut exposed, |o| expose.contains(o)));
         let bytes = crate::onnx_io::export::to_bytes(&exposed, &ExportOptions::default())?;
         let t1 = Instant::now();
         let session =

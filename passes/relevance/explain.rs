@@ -5,15 +5,18 @@ use super::activations::Collector;
 use super::config::{Rule, RuleConfig};
 use super::heatmap::{is_image, write_heatmap};
 use super::scores::{summarize, RelevanceSummary};
+use super::sweep::SampleRelevance;
 use super::sweep::{explain_with, Target};
 use crate::data::inputs::sanitize_file_name;
-use crate::data::{load_input_dir, random_inputs, write_npy, HostTensor};
+use crate::data::{load_input_dir, require_finite, write_npy, HostTensor, RandomSamples};
 use crate::error::{Error, Result};
+use crate::output_policy::Outputs;
 use crate::pipeline::load_and_infer;
 use crate::report::{ModelSummary, Report};
 use crate::shape::Bindings;
 use crate::validate::input_specs;
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 /// What `optimize explain` was asked to do.
 #[derive(Clone, Debug)]
@@ -71,43 +74,102 @@ fn to_f32_tensor(r: &super::tensor::T) -> HostTensor {
     HostTensor::from_f32(r.shape().to_vec(), &v)
 }
 
-/// Runs the explanation over all samples.
-pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
-    let model = load_and_infer(&opts.model, &opts.bindings)?;
-    let specs = input_specs(&model, &opts.bindings)?;
-    let samples = match &opts.inputs {
-        Some(dir) => load_input_dir(dir, &specs)?,
-        None => random_inputs(&specs, opts.seed, opts.samples.max(1))?,
-    };
+/// Most samples one explanation runs (each keeps its per-operator table until the end).
+pub const MAX_EXPLAIN_SAMPLES: usize = 10_000;
+
+/// Flags of the files explain writes, as [`Outputs`] names them.
+const OUT_DIR: &str = "--out";
+const OUT_REPORT: &str = "--report";
+const OUT_HTML: &str = "--html";
+
+/// Checks every destination before any work (see [`crate::output_policy`]).
+fn plan_outputs(opts: &ExplainOptions) -> Result<Outputs> {
+    let mut outs = Outputs::new(&opts.model);
     if let Some(out) = &opts.out {
-        std::fs::create_dir_all(out)
-            .map_err(|e| Error::input(out, format!("cannot create the output folder: {e}")))?;
+        outs.add_folder(OUT_DIR, out)?;
     }
-    let mut results = Vec::new();
-    let mut written = Vec::new();
-    let progress = crate::progress::bar("relevance", samples.len() as u64, "samples");
+    for (flag, path) in [(OUT_REPORT, &opts.report), (OUT_HTML, &opts.html)] {
+        if let Some(p) = path {
+            outs.add_file(flag, p)?;
+        }
+    }
+    Ok(outs)
+}
+
+/// Writes one sample's input relevance (and heatmaps) into the staged `--out` folder.
+fn write_sample_files(staged: &Path, id: &str, r: &SampleRelevance) -> Result<()> {
+    let stem = sanitize_file_name(id.trim_end_matches(".npy").trim_end_matches(".pb"));
+    for (name, rel) in &r.inputs {
+        let base = format!("{stem}.{}", sanitize_file_name(name));
+        write_npy(
+            &staged.join(format!("{base}.relevance.npy")),
+            &to_f32_tensor(rel),
+        )?;
+        if is_image(rel.shape()) {
+            write_heatmap(&staged.join(format!("{base}.heatmap.png")), rel)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the explanation over all samples. Nothing is written unless every sample was
+/// explained: the files are staged and moved into place together at the end.
+pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
+    if opts.inputs.is_none() && !(1..=MAX_EXPLAIN_SAMPLES).contains(&opts.samples) {
+        return Err(Error::Usage(format!(
+            "--samples {}: expected 1 to {MAX_EXPLAIN_SAMPLES}",
+            opts.samples
+        )));
+    }
+    let mut outs = plan_outputs(opts)?;
+    explain_planned(opts, &mut outs).map_err(|e| outs.name_destinations(e))
+}
+
+/// [`run_explain`] once its outputs are planned.
+fn explain_planned(opts: &ExplainOptions, outs: &mut Outputs) -> Result<ExplainOutcome> {
+    let model = load_and_infer(&opts.model, &opts.bindings)?;
+    for f in &model.external_data_files {
+        outs.protect("the input model's external data", f)?;
+    }
+    let specs = input_specs(&model, &opts.bindings).map_err(|e| match e {
+        Error::Usage(m) => Error::input(&opts.model, m),
+        other => other,
+    })?;
+    let loaded = match &opts.inputs {
+        Some(dir) => {
+            let s = load_input_dir(dir, &specs)?;
+            require_finite(dir, &s, "relevance")?;
+            Some(s)
+        }
+        None => None,
+    };
+    let random = match loaded {
+        Some(_) => None,
+        None => Some(RandomSamples::new(&specs, opts.seed)?),
+    };
+    let count = loaded.as_ref().map_or(opts.samples, Vec::len);
+    let mut results = Vec::with_capacity(count);
+    let progress = crate::progress::bar("relevance", count as u64, "samples");
     // One session for all samples.
     let mut collector = Collector::for_config(&model, &opts.cfg)?;
-    for s in &samples {
+    for i in 0..count {
+        let s = match (&loaded, &random) {
+            (Some(l), _) => Cow::Borrowed(&l[i]),
+            (None, Some(g)) => Cow::Owned(g.sample(i)),
+            (None, None) => return Err(Error::Internal("no samples to explain".into())),
+        };
         progress.set_message(s.id.clone());
         let r = collector
             .run(&s.values)
             .and_then(|acts| explain_with(&model, &acts, &opts.target, &opts.cfg, opts.strict));
         progress.inc(1);
-        let r = r?;
-        if let Some(out) = &opts.out {
-            let stem = sanitize_file_name(s.id.trim_end_matches(".npy").trim_end_matches(".pb"));
-            for (name, rel) in &r.inputs {
-                let base = format!("{stem}.{}", sanitize_file_name(name));
-                let p = out.join(format!("{base}.relevance.npy"));
-                write_npy(&p, &to_f32_tensor(rel))?;
-                written.push(p);
-                if is_image(rel.shape()) {
-                    let p = out.join(format!("{base}.heatmap.png"));
-                    write_heatmap(&p, rel)?;
-                    written.push(p);
-                }
-            }
+        let mut r = r?;
+        if let Some(staged) = outs.staged(OUT_DIR) {
+            write_sample_files(staged, &s.id, &r)?;
+        }
+        // Only the sums of the input relevance are summarized: keep those, not the arrays.
+        for (_, rel) in r.inputs.iter_mut() {
+            *rel = super::tensor::T::from_elem(ndarray::IxDyn(&[1]), rel.sum());
         }
         results.push(r);
     }
@@ -117,18 +179,17 @@ pub fn run_explain(opts: &ExplainOptions) -> Result<ExplainOutcome> {
     if opts.report.is_some() || opts.html.is_some() {
         let mut report = Report::new(ModelSummary::of(&model, &opts.model));
         report.sections.insert("relevance".into(), section);
-        if let Some(path) = &opts.report {
-            report.write(path)?;
-            written.push(path.clone());
+        if let Some(p) = outs.staged(OUT_REPORT) {
+            report.write(p)?;
         }
-        if let Some(path) = &opts.html {
-            crate::html::write_html(&report, path)?;
-            written.push(path.clone());
+        if let Some(p) = outs.staged(OUT_HTML) {
+            crate::html::write_html(&report, p)?;
         }
     }
+    let written = outs.commit(|_| true)?;
     let mut text = format!(
         "explained {} sample(s) of {} with preset '{}' (conv {}, linear {}, ε {:e} + {}·std(z))\n",
-        samples.len(),
+        count,
         opts.model.display(),
         opts.cfg.preset,
         opts.cfg.conv,
@@ -157,7 +218,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub inputs: Option<PathBuf>,
     /// Flat index of the output element to explain (default: the argmax).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub target: Option<usize>,
     /// The output to explain (default: the first float output).
     #[arg(long = "target-output")]
@@ -191,24 +252,42 @@ pub struct ExplainArgs {
     #[arg(long = "first-conv-rule")]
     pub first_conv_rule: Option<String>,
     /// Absolute stabilizer ε; replaces the preset's relative one.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
     /// Relative stabilizer: ε = E·std(z) per layer (added to --epsilon).
-    #[arg(long = "relative-epsilon", value_name = "E")]
+    #[arg(
+        long = "relative-epsilon",
+        value_name = "E",
+        allow_negative_numbers = true
+    )]
     pub relative_epsilon: Option<f64>,
     /// Fail on an operator without a rule instead of splitting relevance evenly.
     #[arg(long)]
     pub strict: bool,
     /// Seed for random inputs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
-    /// Number of random samples when --inputs is not given.
-    #[arg(long, default_value_t = 1)]
+    /// Number of random samples when --inputs is not given (1 to 10000).
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub samples: usize,
 }
 
 /// Runs `optimize explain` and prints its table.
 pub fn run_cli(a: ExplainArgs) -> Result<()> {
+    let outcome = run_explain(&options(a)?)?;
+    print!("{}", outcome.text);
+    Ok(())
+}
+
+/// The checked options of `optimize explain` (nothing is read). The fuzz target
+/// `cli_args` drives this.
+pub fn options(a: ExplainArgs) -> Result<ExplainOptions> {
+    if a.inputs.is_none() && !(1..=MAX_EXPLAIN_SAMPLES).contains(&a.samples) {
+        return Err(Error::Usage(format!(
+            "--samples {}: expected 1 to {MAX_EXPLAIN_SAMPLES}",
+            a.samples
+        )));
+    }
     let first_conv = match a.first_conv_rule.as_deref() {
         Some(r) => {
             Some(Rule::parse(r).map_err(|e| Error::Usage(format!("--first-conv-rule: {e}")))?)
@@ -246,7 +325,5 @@ pub fn run_cli(a: ExplainArgs) -> Result<()> {
         seed: a.seed,
         samples: a.samples,
     };
-    let outcome = run_explain(&opts)?;
-    print!("{}", outcome.text);
-    Ok(())
+    Ok(opts)
 }

@@ -65,6 +65,20 @@ impl ScheduleConfig {
                 None => target = Some(target::Target::with_scratchpad(bytes)),
             }
         }
+        if let Some(t) = &target {
+            let max = crate::value_checks::MAX_SCRATCHPAD;
+            if t.scratchpad_bytes > max {
+                let msg = format!(
+                    "scratchpad of {} bytes: expected at most {}",
+                    t.scratchpad_bytes,
+                    crate::onnx_io::limits::fmt_bytes(max)
+                );
+                return Err(match (target_file, scratchpad) {
+                    (Some(f), None) => Error::input(f, msg),
+                    _ => Error::Usage(format!("--scratchpad: {msg}")),
+                });
+            }
+        }
         let Some(mut target) = target else {
             if mode.is_some() || plan.is_some() || time_limit_s.is_some() || weights_in_scratchpad {
                 return Err(Error::Usage(
@@ -83,9 +97,10 @@ impl ScheduleConfig {
                 .map_err(|e: String| Error::Usage(format!("--schedule-mode: {e}")))?;
         }
         if let Some(t) = time_limit_s {
-            if !(t.is_finite() && t >= 1.0) {
+            if !(t.is_finite() && (1.0..=crate::value_checks::MAX_TIME_LIMIT_S).contains(&t)) {
                 return Err(Error::Usage(format!(
-                    "--schedule-time-limit must be at least 1 second, got {t}"
+                    "--schedule-time-limit must be between 1 and {:e} seconds, got {t}",
+                    crate::value_checks::MAX_TIME_LIMIT_S
                 )));
             }
             options.time_limit_s = t;

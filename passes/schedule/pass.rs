@@ -1,6 +1,6 @@
 //! The scheduling pass: extracts the problem, schedules it, puts `graph.order` into the
-//! chosen order (export lists nodes in it), writes the `--plan` file and leaves the report
-//! section in a slot the pipeline reads.
+//! chosen order (export lists nodes in it) and leaves the report section, with the memory
+//! plan the pipeline writes to `--plan`, in a slot the pipeline reads.
 
 use super::plan::plan_json;
 use super::problem::extract;
@@ -9,8 +9,6 @@ use super::target::Target;
 use crate::error::{Error, Result};
 use crate::ir::Model;
 use crate::pass_manager::{Pass, PassChanges};
-use crate::report::write_atomic;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Where the pass leaves its report section.
@@ -19,7 +17,6 @@ pub type ScheduleSlot = Arc<Mutex<Option<serde_json::Value>>>;
 pub struct SchedulePass {
     pub target: Target,
     pub options: ScheduleOptions,
-    pub plan_path: Option<PathBuf>,
     pub slot: ScheduleSlot,
 }
 
@@ -59,11 +56,6 @@ impl Pass for SchedulePass {
             .count();
         model.graph.order = new_order;
         let plan_v = plan_json(&p, plan, &check.segments, self.target.scratchpad_bytes);
-        if let Some(path) = &self.plan_path {
-            let text = serde_json::to_string_pretty(&plan_v)
-                .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
-            write_atomic(path, text.as_bytes())?;
-        }
         let mut section = out.to_json(&p);
         if let Some(obj) = section.as_object_mut() {
             // The HTML report draws the memory timeline from it.

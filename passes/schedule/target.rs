@@ -39,7 +39,12 @@ impl Target {
 
     /// Reads a target file (TOML, see the module docs).
     pub fn from_toml_file(path: &Path) -> Result<Target, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+        let text =
+            crate::bounded_read::read_text(path, "target file", crate::bounded_read::MAX_TEXT_FILE)
+                .map_err(|e| match e {
+                    crate::error::Error::Input { msg, .. } => msg,
+                    other => other.to_string(),
+                })?;
         Target::from_toml_str(&text)
     }
 

@@ -53,7 +53,7 @@ const MAX_PIXELS: usize = 1 << 26;
 
 /// Decodes a PNG of any colour type and bit depth into 8-bit RGB.
 pub fn load_png(path: &Path) -> Result<Image> {
-    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let bytes = crate::bounded_read::read_regular(path, "PNG image")?;
     decode_png(&bytes).map_err(|msg| Error::input(path, msg))
 }
 

@@ -202,17 +202,24 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Checks that `dir` (named `what` in messages, e.g. "calibration folder") is a folder.
+pub fn check_folder(dir: &Path, what: &str) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) => Err(Error::input(
+            dir,
+            format!(
+                "is {}, not a folder; the {what} must be a folder of .npy/.pb files",
+                crate::bounded_read::kind_of(&m)
+            ),
+        )),
+        Err(_) => Err(Error::input(dir, format!("{what} does not exist"))),
+    }
+}
+
 /// Lists a folder's entries that matter, in natural name order.
 fn scan(dir: &Path) -> Result<Vec<Entry>> {
-    if !dir.exists() {
-        return Err(Error::input(dir, "input folder does not exist"));
-    }
-    if !dir.is_dir() {
-        return Err(Error::input(
-            dir,
-            "not a folder; expected a folder of .npy/.pb files",
-        ));
-    }
+    check_folder(dir, "input folder")?;
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::input(dir, format!("cannot list folder: {e}")))?;
     let mut paths = Vec::new();
@@ -308,6 +315,36 @@ pub fn load_input_dir(dir: &Path, specs: &[InputSpec]) -> Result<Vec<Sample>> {
         }
         (true, false) => dirs.iter().map(|d| load_sample_dir(d, specs)).collect(),
     }
+}
+
+/// Refuses samples whose float values include NaN or an infinity (`purpose` says what
+/// needs finite data, e.g. "calibration"). The message names the sample's file (or its
+/// folder, for a sample of several files) under `dir` and the input.
+pub fn require_finite(dir: &Path, samples: &[Sample], purpose: &str) -> Result<()> {
+    for s in samples {
+        for (name, t) in &s.values {
+            if !t.dtype.is_float() {
+                continue;
+            }
+            let Some(v) = t.to_f64() else { continue };
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                let file = dir.join(&s.id);
+                let at = if file.exists() {
+                    file
+                } else {
+                    dir.to_path_buf()
+                };
+                return Err(Error::input(
+                    at,
+                    format!(
+                        "input '{name}' holds {} at element {i}; {purpose} needs finite values",
+                        if v[i].is_nan() { "NaN" } else { "an infinity" }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Which spec a data file (by stem) feeds.
@@ -462,57 +499,80 @@ fn looks_like_mask(name: &str) -> bool {
 ///
 /// Every dimension must be known; strings, complex and 8/4-bit float types are refused.
 pub fn random_inputs(specs: &[InputSpec], seed: u64, count: usize) -> Result<Vec<Sample>> {
-    let mut shapes = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let dims: Option<Vec<usize>> = spec
-            .dims
-            .iter()
-            .map(|d| known(*d).and_then(|v| usize::try_from(v).ok()))
-            .collect();
-        let dims = dims.ok_or_else(|| {
-            let example: Vec<String> = spec.dims.iter().map(|d| known(*d).map_or("N".into(), |v| v.to_string())).collect();
-            Error::Usage(format!(
-                "input '{}' has unknown dimensions ({}); pass --input-shape {}={} to generate random data, \
-                 or give data with --inputs DIR",
-                spec.name,
-                spec.type_string(),
-                spec.name,
-                if example.is_empty() { "1".to_string() } else { example.join("x") }
-            ))
-        })?;
-        let width = match spec.elem {
-            DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16 | DataType::Bool => {
-                HostTensor::element_width(spec.elem)
+    let gen = RandomSamples::new(specs, seed)?;
+    Ok((0..count).map(|i| gen.sample(i)).collect())
+}
+
+/// The samples of [`random_inputs`], made one at a time: sample `i` is the same either way,
+/// and a caller that runs them one by one (validation) holds one sample, not `count`.
+pub struct RandomSamples {
+    specs: Vec<InputSpec>,
+    shapes: Vec<Vec<usize>>,
+    seed: u64,
+}
+
+impl RandomSamples {
+    /// Checks that every input can be generated (known dims, a supported type, a sane size).
+    pub fn new(specs: &[InputSpec], seed: u64) -> Result<RandomSamples> {
+        let mut shapes = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let dims: Option<Vec<usize>> = spec
+                .dims
+                .iter()
+                .map(|d| known(*d).and_then(|v| usize::try_from(v).ok()))
+                .collect();
+            let dims = dims.ok_or_else(|| {
+                let example: Vec<String> = spec.dims.iter().map(|d| known(*d).map_or("N".into(), |v| v.to_string())).collect();
+                Error::Usage(format!(
+                    "input '{}' has unknown dimensions ({}); pass --input-shape {}={} to generate random data, \
+                     or give data with --inputs DIR",
+                    spec.name,
+                    spec.type_string(),
+                    spec.name,
+                    if example.is_empty() { "1".to_string() } else { example.join("x") }
+                ))
+            })?;
+            let width = match spec.elem {
+                DataType::Float | DataType::Double | DataType::Float16 | DataType::Bfloat16 | DataType::Bool => {
+                    HostTensor::element_width(spec.elem)
+                }
+                dt if dt.is_integer() => HostTensor::element_width(dt),
+                _ => None,
             }
-            dt if dt.is_integer() => HostTensor::element_width(dt),
-            _ => None,
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "cannot generate random values for input '{}' of type {}; give data with --inputs DIR",
+                    spec.name, spec.elem
+                ))
+            })?;
+            let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+            if n.and_then(|n| n.checked_mul(width as u64))
+                .is_none_or(|b| b > MAX_RANDOM_BYTES)
+            {
+                return Err(Error::Usage(format!(
+                    "input '{}' of type {} is too large to generate ({} limit)",
+                    spec.name,
+                    spec.type_string(),
+                    "8 GiB"
+                )));
+            }
+            shapes.push(dims);
         }
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "cannot generate random values for input '{}' of type {}; give data with --inputs DIR",
-                spec.name, spec.elem
-            ))
-        })?;
-        let n = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
-        if n.and_then(|n| n.checked_mul(width as u64))
-            .is_none_or(|b| b > MAX_RANDOM_BYTES)
-        {
-            return Err(Error::Usage(format!(
-                "input '{}' of type {} is too large to generate ({} limit)",
-                spec.name,
-                spec.type_string(),
-                "8 GiB"
-            )));
-        }
-        shapes.push(dims);
+        Ok(RandomSamples {
+            specs: specs.to_vec(),
+            shapes,
+            seed,
+        })
     }
-    let mut samples = Vec::with_capacity(count);
-    for i in 0..count {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+
+    /// Sample `i` (ChaCha8 seeded with the seed, on stream `i`).
+    pub fn sample(&self, i: usize) -> Sample {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(i as u64);
-        let values = specs
+        let values = self
+            .specs
             .iter()
-            .zip(&shapes)
+            .zip(&self.shapes)
             .map(|(spec, dims)| {
                 (
                     spec.name.clone(),
@@ -520,12 +580,11 @@ pub fn random_inputs(specs: &[InputSpec], seed: u64, count: usize) -> Result<Vec
                 )
             })
             .collect();
-        samples.push(Sample {
+        Sample {
             id: format!("random_{i}"),
             values,
-        });
+        }
     }
-    Ok(samples)
 }
 
 fn uniform_f32(rng: &mut ChaCha8Rng) -> f32 {

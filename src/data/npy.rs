@@ -18,8 +18,7 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
 /// Reads a `.npy` file into a host tensor.
 pub fn read_npy(path: &Path) -> Result<HostTensor> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read file: {e}")))?;
+    let bytes = crate::bounded_read::read_regular(path, ".npy file")?;
     decode_npy(&bytes).map_err(|m| Error::input(path, format!("not a valid .npy file: {m}")))
 }
 

@@ -9,8 +9,7 @@ use std::path::Path;
 
 /// Reads a serialized `TensorProto` file; returns the tensor's name (often empty) and values.
 pub fn read_tensor_pb(path: &Path) -> Result<(String, HostTensor)> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read file: {e}")))?;
+    let bytes = crate::bounded_read::read_regular(path, ".pb tensor file")?;
     let proto = TensorProto::parse_from_bytes(&bytes)
         .map_err(|e| Error::input(path, format!("not a serialized ONNX TensorProto: {e}")))?;
     let t = host_from_tensor_proto(&proto).map_err(|m| Error::input(path, m))?;

@@ -54,6 +54,9 @@ pub struct Model {
     /// True when some tensor was stored as external data in the source file; export
     /// then writes large tensors to a data file beside the output again.
     pub had_external_data: bool,
+    /// The files external data was read from (as resolved inside the model's folder): no
+    /// output may be written over them.
+    pub external_data_files: Vec<std::path::PathBuf>,
 }
 
 impl Model {

@@ -116,19 +116,24 @@ pub fn to_bytes(m: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
         .map_err(|e| Error::Internal(format!("cannot serialize model: {e}")))
 }
 
-/// Writes `m` to `path` atomically (temporary file beside it, then rename). External data,
-/// when written, goes to `<file name>.data` beside the model, also atomically.
-pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
-    let mut proto = to_proto(m, opts);
+/// Whether [`save_model`] writes `<file name>.data` beside the model: when asked to, or
+/// by default when the input had external data or the tensors reach protobuf's 2 GiB limit.
+pub fn writes_external_data(m: &Model, opts: &ExportOptions) -> bool {
     let inline_bytes: u64 = m
         .graph
         .initializers
         .values()
         .map(|t| t.raw_data.len() as u64)
         .sum();
-    let external = opts
-        .external_data
-        .unwrap_or(m.had_external_data || inline_bytes >= PROTOBUF_LIMIT);
+    opts.external_data
+        .unwrap_or(m.had_external_data || inline_bytes >= PROTOBUF_LIMIT)
+}
+
+/// Writes `m` to `path` atomically (temporary file beside it, then rename). External data,
+/// when written, goes to `<file name>.data` beside the model, also atomically.
+pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
+    let mut proto = to_proto(m, opts);
+    let external = writes_external_data(m, opts);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -137,7 +142,13 @@ pub fn save_model(m: &Model, path: &Path, opts: &ExportOptions) -> Result<()> {
         .file_name()
         .and_then(|f| f.to_str())
         .ok_or_else(|| Error::input(path, "output path has no usable file name"))?;
-    let werr = |e: std::io::Error| Error::input(path, format!("cannot write output: {e}"));
+    // The reason only: tempfile's errors carry the temporary file's path.
+    let werr = |e: std::io::Error| {
+        Error::input(
+            path,
+            format!("cannot write output: {}", crate::error::io_reason(&e)),
+        )
+    };
     let mut data_tmp = None;
     if external {
         let location = format!("{file_name}.data");

@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::ir::tensor::is_external;
 use crate::ir::DataType;
 use onnx_protobuf::{tensor_proto::DataLocation, StringStringEntryProto, TensorProto};
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
@@ -88,10 +87,11 @@ pub fn confined_path(model_dir: &Path, location: &str) -> std::result::Result<Pa
     Ok(real)
 }
 
-/// Loads the external bytes of `t` into `raw_data` and marks it as stored inline.
-pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
+/// Loads the external bytes of `t` into `raw_data` and marks it as stored inline; returns
+/// the file they were read from (`None` when `t` held its data inline).
+pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<Option<PathBuf>> {
     if !is_external(t) {
-        return Ok(());
+        return Ok(None);
     }
     let err = |m: String| Error::input(model_path, format!("initializer '{}': {m}", t.name));
     let r = parse_external_ref(t).map_err(err)?;
@@ -100,12 +100,13 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let path = confined_path(dir, &r.location).map_err(err)?;
-    let mut f = File::open(&path)
-        .map_err(|e| err(format!("cannot open external data '{}': {e}", r.location)))?;
-    let size = f
-        .metadata()
-        .map_err(|e| err(format!("cannot stat '{}': {e}", r.location)))?
-        .len();
+    // Regular files only: a device or FIFO named as external data is refused, not read.
+    let (mut f, meta) =
+        crate::bounded_read::open_regular(&path, "external data file").map_err(|e| match e {
+            Error::Input { msg, .. } => err(format!("external data '{}': {msg}", r.location)),
+            other => other,
+        })?;
+    let size = meta.len();
     if r.offset > size {
         return Err(err(format!(
             "external data offset {} is past the end of '{}' ({size} bytes)",
@@ -146,7 +147,7 @@ pub fn load_external(t: &mut TensorProto, model_path: &Path) -> Result<()> {
     t.raw_data = buf;
     t.external_data.clear();
     t.data_location = DataLocation::DEFAULT.into();
-    Ok(())
+    Ok(Some(path))
 }
 
 /// Moves the raw bytes of every tensor of at least `threshold` bytes into `data_file`

@@ -3,7 +3,6 @@
 use super::external::load_external;
 use super::type_proto::value_type_from_proto;
 use crate::error::{Error, Result};
-use crate::ir::tensor::is_external;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::{GraphProto, Message, ModelProto, ValueInfoProto};
 use std::path::Path;
@@ -14,14 +13,7 @@ pub const MAX_IR_VERSION: i64 = 12;
 
 /// Reads, parses and links a model file. Every failure names the file and the problem.
 pub fn load_model(path: &Path) -> Result<Model> {
-    super::limits::check_file_size(path)?;
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::input(path, "no such file"),
-        std::io::ErrorKind::IsADirectory => {
-            Error::input(path, "is a directory, not an ONNX model file")
-        }
-        _ => Error::input(path, format!("cannot read: {e}")),
-    })?;
+    let bytes = crate::bounded_read::read_regular(path, "ONNX model file")?;
     model_from_bytes(&bytes, path)
 }
 
@@ -69,8 +61,14 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
             ),
         ));
     }
-    let mut had_external_data = false;
-    let graph = graph_from_proto(graph, path, &mut had_external_data)?;
+    if proto.opset_import.is_empty() {
+        return Err(Error::input(
+            path,
+            "not a valid ONNX model: it imports no operator set (opset_import is empty; a truncated file?)",
+        ));
+    }
+    let mut external_data_files = Vec::new();
+    let graph = graph_from_proto(graph, path, &mut external_data_files)?;
     Ok(Model {
         ir_version: proto.ir_version,
         opsets: proto
@@ -87,7 +85,8 @@ pub fn model_from_proto(mut proto: ModelProto, path: &Path) -> Result<Model> {
         functions: proto.functions,
         training_info: proto.training_info,
         graph,
-        had_external_data,
+        had_external_data: !external_data_files.is_empty(),
+        external_data_files,
     })
 }
 
@@ -102,14 +101,20 @@ fn declare(g: &mut Graph, vi: ValueInfoProto) {
     }
 }
 
-fn graph_from_proto(mut gp: GraphProto, path: &Path, had_external: &mut bool) -> Result<Graph> {
+/// Builds the IR graph; the files external data was read from are added to `external`.
+fn graph_from_proto(
+    mut gp: GraphProto,
+    path: &Path,
+    external: &mut Vec<std::path::PathBuf>,
+) -> Result<Graph> {
     let mut g = Graph::default();
     g.name = gp.name;
     g.doc_string = gp.doc_string;
     for mut t in gp.initializer.drain(..) {
-        if is_external(&t) {
-            *had_external = true;
-            load_external(&mut t, path)?;
+        if let Some(f) = load_external(&mut t, path)? {
+            if !external.contains(&f) {
+                external.push(f);
+            }
         }
         if t.name.is_empty() {
             return Err(Error::input(path, "an initializer has no name"));
@@ -163,9 +168,10 @@ fn graph_from_proto(mut gp: GraphProto, path: &Path, had_external: &mut bool) ->
         };
         for a in &mut node.attributes {
             if let Some(t) = a.t.as_mut() {
-                if is_external(t) {
-                    *had_external = true;
-                    load_external(t, path)?;
+                if let Some(f) = load_external(t, path)? {
+                    if !external.contains(&f) {
+                        external.push(f);
+                    }
                 }
             }
         }

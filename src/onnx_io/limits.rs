@@ -89,6 +89,39 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// This machine's memory: RAM plus swap, from `/proc/meminfo` (`None` when unreadable).
+pub fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some(
+        kib("MemTotal:")?
+            .saturating_add(kib("SwapTotal:").unwrap_or(0))
+            .saturating_mul(1024),
+    )
+}
+
+/// Parses `--max-memory`: a size ([`parse_size`]) no larger than this machine's memory (or
+/// the default, on a smaller machine): a limit beyond what the machine holds protects
+/// nothing, since a model that size could not be loaded anyway.
+pub fn parse_max_memory(s: &str) -> std::result::Result<u64, String> {
+    let bytes = parse_size(s)?;
+    if let Some(machine) = machine_memory() {
+        let cap = machine.max(DEFAULT_MAX_MEMORY);
+        if bytes > cap {
+            return Err(format!(
+                "'{s}' is beyond this machine's memory ({}); the limit must be at most that",
+                fmt_bytes(cap)
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
 /// Element count of `dims`: an error for a negative dimension or an overflowing product.
 pub fn checked_elements(dims: &[i64]) -> std::result::Result<u64, String> {
     if dims.len() > MAX_RANK {
@@ -219,6 +252,13 @@ impl Walk<'_> {
                     t.dims
                 )));
             }
+        }
+        let holds_any = found.iter().any(|&(_, len)| len > 0);
+        if n > 0 && !holds_any {
+            return Err(self.err(format!(
+                "{what} declares {dt}{:?} ({n} elements) but holds no data",
+                t.dims
+            )));
         }
         if !t.raw_data.is_empty() && t.raw_data.len() as u64 != bytes {
             return Err(self.err(format!(
@@ -461,29 +501,17 @@ fn check_operand_types(model: &Model, path: &Path) -> Result<()> {
 /// Nesting depth of protobuf messages the parser accepts (rust-protobuf's default).
 pub const PROTOBUF_RECURSION_LIMIT: u32 = 100;
 
-/// Refuses a model file larger than the memory limit before reading it.
-pub fn check_file_size(path: &Path) -> Result<()> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        let limit = max_memory();
-        if meta.is_file() && meta.len() > limit {
-            return Err(Error::input(
-                path,
-                format!(
-                    "the file is {}, over the memory limit of {} (raise it with --max-memory)",
-                    fmt_bytes(meta.len()),
-                    fmt_bytes(limit)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The error for a file protobuf cannot parse; messages nested past the parser's recursion
 /// limit (deeply nested subgraphs or types) get a specific explanation.
 pub fn parse_error(path: &Path, e: protobuf::Error) -> Error {
     let text = e.to_string();
-    if text.contains("recursion limit") {
+    if text.contains("New limit must not be greater") || text.contains("Truncated message") {
+        // A length prefix that claims more bytes than remain: the file was cut short.
+        Error::input(
+            path,
+            "not a valid ONNX model: the file is truncated (a message claims more bytes than the file holds)",
+        )
+    } else if text.contains("recursion limit") {
         Error::input(
             path,
             format!(

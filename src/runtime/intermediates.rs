@@ -47,3 +47,26 @@ pub fn expose_selected(model: &Model, keep: impl Fn(&str) -> bool) -> (Model, Ve
     }
     (m, added)
 }
+
+/// Adds the node outputs for which `keep` is true and whose type shape inference does not
+/// know (outputs of operators it has no rule for, e.g. `com.microsoft` QLinear* ops) as
+/// graph outputs without a type: onnxruntime accepts them and returns their real type and
+/// shape. Returns the names added, in node order.
+pub fn expose_untyped(model: &mut Model, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let g = &mut model.graph;
+    let existing: std::collections::HashSet<String> = g.outputs.iter().cloned().collect();
+    let names: Vec<String> = g
+        .nodes()
+        .flat_map(|(_, n)| n.outputs.clone())
+        .filter(|o| !o.is_empty() && keep(o) && !existing.contains(o))
+        .filter(|o| g.value_type(o).is_none())
+        .collect();
+    for name in &names {
+        let mut vi = ValueInfoProto::new();
+        vi.name = name.clone();
+        g.values.entry(name.clone()).or_default().declared = Some(vi);
+        g.value_info_names.retain(|v| v != name);
+        g.outputs.push(name.clone());
+    }
+    names
+}

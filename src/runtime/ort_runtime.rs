@@ -11,7 +11,7 @@ use crate::ir::DataType;
 use ort::session::{builder::GraphOptimizationLevel, Session};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType as OrtValueType};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// The library version the project installs and tests against.
 pub const ORT_LIBRARY_FILE: &str = "libonnxruntime.so.1.31.1";
@@ -69,9 +69,15 @@ impl OrtRuntime {
                 let builder = ort::init_from(&library).map_err(|e| {
                     format!("cannot load onnxruntime from {}: {e}", library.display())
                 })?;
-                let env = builder.with_name("optimize").build().map_err(|e| {
-                    format!("cannot start onnxruntime from {}: {e}", library.display())
-                })?;
+                // No telemetry: a build step sends nothing anywhere, and onnxruntime's
+                // telemetry also leaves a session file (`$TMPDIR/.ses`) behind.
+                let env = builder
+                    .with_name("optimize")
+                    .with_telemetry(false)
+                    .build()
+                    .map_err(|e| {
+                        format!("cannot start onnxruntime from {}: {e}", library.display())
+                    })?;
                 Ok(OrtRuntime { env, library })
             })
             .as_ref()
@@ -184,7 +190,7 @@ impl OrtSession {
 
     /// Runs the model on named inputs and returns every output, in the session's output order.
     pub fn run(&mut self, inputs: &[(String, HostTensor)]) -> Result<Vec<(String, HostTensor)>> {
-        self.run_with(inputs, |name, v| {
+        self.run_with(inputs, |name, v, _| {
             from_ort(&v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))
         })
     }
@@ -196,15 +202,25 @@ impl OrtSession {
         &mut self,
         inputs: &[(String, HostTensor)],
     ) -> Result<Vec<(String, OrtTensor)>> {
-        self.run_with(inputs, |name, v| {
-            OrtTensor::new(v).map_err(|e| Error::Runtime(format!("output '{name}': {e}")))
+        self.run_with(inputs, |name, v, feed| {
+            OrtTensor::new(v, feed.clone())
+                .map_err(|e| Error::Runtime(format!("output '{name}': {e}")))
         })
     }
 
+    /// Runs the session and hands each output to `take` together with the inputs fed.
+    ///
+    /// Lifetime: onnxruntime returns a graph output that *is* a graph input (a model whose
+    /// output names an input, e.g. a graph without nodes) as a value sharing the input's
+    /// buffer, and that buffer belongs to the input value on our side. The inputs are
+    /// therefore fed by reference and kept alive (`feed`) until every output has been
+    /// taken; outputs kept beyond this call ([`OrtTensor`]) hold a reference to them.
+    /// Feeding them by value (as this did before) freed the buffer when `run` returned,
+    /// and such an output then read freed memory.
     fn run_with<O>(
         &mut self,
         inputs: &[(String, HostTensor)],
-        mut take: impl FnMut(&str, DynValue) -> Result<O>,
+        mut take: impl FnMut(&str, DynValue, &Arc<Feed>) -> Result<O>,
     ) -> Result<Vec<(String, O)>> {
         let mut feed: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
         for (name, t) in inputs {
@@ -213,32 +229,42 @@ impl OrtSession {
                 to_ort(t).map_err(|e| Error::Runtime(format!("input '{name}': {e}")))?,
             ));
         }
+        let feed = Arc::new(Feed(feed));
         let names = self.output_names();
+        let views: Vec<(&str, &DynValue)> = feed.0.iter().map(|(n, v)| (n.as_str(), v)).collect();
         let mut outputs = self
             .session
-            .run(feed)
+            .run(views)
             .map_err(|e| Error::Runtime(format!("onnxruntime run failed: {e}")))?;
         let mut result = Vec::with_capacity(names.len());
         for name in names {
             let v = outputs.remove(&name).ok_or_else(|| {
                 Error::Runtime(format!("onnxruntime did not return output '{name}'"))
             })?;
-            let t = take(&name, v)?;
+            let t = take(&name, v, &feed)?;
             result.push((name, t));
         }
+        drop(outputs);
         Ok(result)
     }
 }
+
+/// The input values of one run, kept alive while any output of that run may share their
+/// buffers (see [`OrtSession::run_with`]).
+pub struct Feed(Vec<(String, DynValue)>);
 
 /// A tensor onnxruntime returned, left in its buffer.
 pub struct OrtTensor {
     value: DynValue,
     dtype: DataType,
     shape: Vec<usize>,
+    /// The run's inputs: `value` may share the buffer of one of them. Declared after
+    /// `value`, so it is dropped after it.
+    _inputs: Arc<Feed>,
 }
 
 impl OrtTensor {
-    fn new(value: DynValue) -> std::result::Result<OrtTensor, String> {
+    fn new(value: DynValue, inputs: Arc<Feed>) -> std::result::Result<OrtTensor, String> {
         let OrtValueType::Tensor { ty, shape, .. } = value.dtype() else {
             return Err(format!("is a {:?}, not a tensor", value.dtype()));
         };
@@ -248,6 +274,7 @@ impl OrtTensor {
             value,
             dtype,
             shape,
+            _inputs: inputs,
         })
     }
 

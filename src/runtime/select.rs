@@ -7,6 +7,7 @@ use super::{OrtRuntime, OrtSession};
 use crate::data::HostTensor;
 use crate::error::{Error, Result};
 use crate::shape::Bindings;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// `--runtime ort|wgpu|auto`.
@@ -68,47 +69,69 @@ pub fn open_wgpu(
     })
 }
 
-/// Runs `samples` through a pair, returning per-sample (original, candidate) outputs.
-pub type PairOutputs = Vec<(Vec<(String, HostTensor)>, Vec<(String, HostTensor)>)>;
+/// One run's named outputs.
+pub type NamedOutputs = Vec<(String, HostTensor)>;
 
-fn run_all(pair: &mut SessionPair, samples: &[Vec<(String, HostTensor)>]) -> Result<PairOutputs> {
-    let mut out = Vec::with_capacity(samples.len());
-    for s in samples {
-        let a = pair.original.run(s)?;
-        let b = pair.candidate.run(s)?;
-        out.push((a, b));
+/// The samples a validation feeds, by index: held in memory (a folder's) or made one at a
+/// time (seeded random ones), so that memory does not grow with their number.
+pub trait SampleSource {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
-    Ok(out)
+    fn get(&self, i: usize) -> Cow<'_, [(String, HostTensor)]>;
+}
+
+/// Runs every sample through a pair, folding each sample's (original, candidate) outputs
+/// into an accumulator as it goes (one sample's outputs are held at a time).
+fn run_all<A>(
+    pair: &mut SessionPair,
+    samples: &dyn SampleSource,
+    init: &dyn Fn() -> A,
+    fold: &dyn Fn(&mut A, &NamedOutputs, &NamedOutputs),
+) -> Result<A> {
+    let mut acc = init();
+    for i in 0..samples.len() {
+        let s = samples.get(i);
+        let a = pair.original.run(&s)?;
+        let b = pair.candidate.run(&s)?;
+        fold(&mut acc, &a, &b);
+    }
+    Ok(acc)
 }
 
 /// What validation ran on.
-pub struct Execution {
+pub struct Execution<A> {
     pub runtime: String,
     /// Why `auto` left onnxruntime, when it did.
     pub fallback_reason: Option<String>,
-    /// The outputs, or why no runtime could produce them (`auto` only).
-    pub outputs: std::result::Result<PairOutputs, String>,
+    /// The folded outputs, or why no runtime could produce them (`auto` only).
+    pub outputs: std::result::Result<A, String>,
 }
 
-/// Runs both models on the chosen runtime. With `Ort` or `Wgpu` a failure is an error;
-/// with `Auto` a failure of onnxruntime falls back to wgpu, and a failure of both is
+/// Runs both models on the chosen runtime, folding the outputs of each sample with `fold`
+/// into `init()`. With `Ort` or `Wgpu` a failure is an error; with `Auto` a failure of
+/// onnxruntime falls back to wgpu (starting a fresh accumulator), and a failure of both is
 /// returned as `outputs: Err(reason)` (validation not done).
-pub fn execute(
+#[allow(clippy::too_many_arguments)]
+pub fn execute<A>(
     choice: RuntimeChoice,
     original: &Path,
     candidate: &Path,
     bindings: &Bindings,
     adapter: Option<&str>,
-    samples: &[Vec<(String, HostTensor)>],
-) -> Result<Execution> {
-    let on_ort = || -> Result<(String, PairOutputs)> {
+    samples: &dyn SampleSource,
+    init: &dyn Fn() -> A,
+    fold: &dyn Fn(&mut A, &NamedOutputs, &NamedOutputs),
+) -> Result<Execution<A>> {
+    let on_ort = || -> Result<(String, A)> {
         let mut p = open_ort(original, candidate)?;
-        let o = run_all(&mut p, samples)?;
+        let o = run_all(&mut p, samples, init, fold)?;
         Ok((p.runtime, o))
     };
-    let on_wgpu = || -> Result<(String, PairOutputs)> {
+    let on_wgpu = || -> Result<(String, A)> {
         let mut p = open_wgpu(original, candidate, bindings, adapter)?;
-        let o = run_all(&mut p, samples)?;
+        let o = run_all(&mut p, samples, init, fold)?;
         Ok((p.runtime, o))
     };
     match choice {

@@ -1,0 +1,217 @@
+//! Range checks for every numeric setting, run before any work: the same check for a flag
+//! (`--tolerance nan` → one line naming the flag, exit 2) and for the key of a config file
+//! (`optimize.toml: key 'tolerance' = nan: …`, naming the file and the key).
+//!
+//! The bounds keep every value meaningful and every downstream computation in range: a
+//! size budget below what the narrowest precision (int4, 4 of 32 bits) can store is
+//! refused at once (no allocation could meet it, and budgets like 1e-30 would otherwise
+//! reach the solver as coefficients beyond CLP's range), time limits stay finite and
+//! below 10^6 s, sample counts are at least 1.
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::passes::precision::Precision;
+use std::fmt::Display;
+use std::path::Path;
+
+/// A range check: `Err(why)` when the value is out of range.
+pub type Check = fn(f64) -> Result<(), String>;
+
+/// Longest time limit accepted for a solver, in seconds (about 11.6 days).
+pub const MAX_TIME_LIMIT_S: f64 = 1e6;
+/// Most random validation samples (they are made and run one at a time).
+pub const MAX_SAMPLES: usize = 1_000_000;
+/// Largest scratchpad accepted: 1 TiB, beyond any on-chip memory.
+pub const MAX_SCRATCHPAD: u64 = 1 << 40;
+
+/// Bits per weight of the narrowest precision the allocation can choose.
+pub fn min_weight_bits() -> u32 {
+    Precision::ALL
+        .iter()
+        .map(|p| p.weight_bits())
+        .min()
+        .unwrap_or(32)
+}
+
+/// `--tolerance`: a finite number ≥ 0.
+pub fn tolerance(v: f64) -> Result<(), String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err("expected a finite number ≥ 0, e.g. 1e-4".into())
+    }
+}
+
+/// `--min-fidelity`: a cosine similarity, in [-1, 1].
+pub fn min_fidelity(v: f64) -> Result<(), String> {
+    if (-1.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err("expected a cosine similarity between -1 and 1, e.g. 0.999".into())
+    }
+}
+
+/// `--samples`: 1 to [`MAX_SAMPLES`].
+pub fn samples(n: usize) -> Result<(), String> {
+    if (1..=MAX_SAMPLES).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected 1 to {MAX_SAMPLES} samples (validation needs at least one; --no-validate skips it)"
+        ))
+    }
+}
+
+/// `--size-budget`: a fraction of the fp32 weight bytes no smaller than the narrowest
+/// precision stores, at most 1.
+pub fn size_budget(f: f64) -> Result<(), String> {
+    let floor = min_weight_bits() as f64 / 32.0;
+    if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+        return Err("expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3".into());
+    }
+    if f < floor {
+        return Err(format!(
+            "below {floor}, what the narrowest precision (int{}) stores per fp32 weight byte; no allocation can meet it",
+            min_weight_bits()
+        ));
+    }
+    Ok(())
+}
+
+/// `--avg-bits`: between the narrowest precision's bits and 32.
+pub fn avg_bits(b: f64) -> Result<(), String> {
+    let lo = min_weight_bits() as f64;
+    if b.is_finite() && (lo..=32.0).contains(&b) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected bits per weight between {lo} (int{lo}) and 32, e.g. 6"
+        ))
+    }
+}
+
+/// A solver time limit in seconds: finite, > 0, at most [`MAX_TIME_LIMIT_S`].
+pub fn time_limit(t: f64) -> Result<(), String> {
+    if t.is_finite() && t > 0.0 && t <= MAX_TIME_LIMIT_S {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected seconds > 0 and at most {MAX_TIME_LIMIT_S:e}"
+        ))
+    }
+}
+
+/// A scratchpad size (bytes, or a number with a unit).
+pub fn scratchpad(s: &str) -> Result<(), String> {
+    let b = crate::passes::schedule::target::parse_size(s)?;
+    if b == 0 || b > MAX_SCRATCHPAD {
+        return Err(format!(
+            "expected a size from 1 byte to {}",
+            crate::onnx_io::limits::fmt_bytes(MAX_SCRATCHPAD)
+        ));
+    }
+    Ok(())
+}
+
+/// A number as a person writes it: `1e-30`, not thirty zeros.
+struct Num(f64);
+
+impl Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let a = self.0.abs();
+        if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// Values a check names in its message.
+pub trait Shown: Copy {
+    fn shown(self) -> String;
+}
+
+impl Shown for f64 {
+    fn shown(self) -> String {
+        Num(self).to_string()
+    }
+}
+
+impl Shown for usize {
+    fn shown(self) -> String {
+        self.to_string()
+    }
+}
+
+/// The error for a bad flag value.
+pub fn flag_error(flag: &str, value: impl Display, why: String) -> Error {
+    Error::Usage(format!("{flag} {value}: {why}"))
+}
+
+/// The error for a bad value of a config file's key.
+pub fn key_error(file: &Path, key: &str, value: impl Display, why: String) -> Error {
+    Error::input(file, format!("key '{key}' = {value}: {why}"))
+}
+
+/// Runs `check` on `v` when set; a failure names the flag.
+fn flag<T: Shown>(name: &str, v: Option<T>, check: impl Fn(T) -> Result<(), String>) -> Result<()> {
+    match v {
+        Some(x) => check(x).map_err(|why| flag_error(name, x.shown(), why)),
+        None => Ok(()),
+    }
+}
+
+/// Runs `check` on `v` when set; a failure names the file and key.
+pub fn key<T: Shown>(
+    file: &Path,
+    name: &str,
+    v: Option<T>,
+    check: impl Fn(T) -> Result<(), String>,
+) -> Result<()> {
+    match v {
+        Some(x) => check(x).map_err(|why| key_error(file, name, x.shown(), why)),
+        None => Ok(()),
+    }
+}
+
+/// Checks every numeric flag of a run (before the config file is merged, so a value from
+/// the file is checked, and named, by [`crate::config`]).
+pub fn check_run_flags(a: &RunArgs) -> Result<()> {
+    flag("--tolerance", a.tolerance, tolerance)?;
+    flag("--min-fidelity", a.min_fidelity, min_fidelity)?;
+    flag("--samples", a.samples, samples)?;
+    flag("--size-budget", a.size_budget, size_budget)?;
+    flag("--avg-bits", a.avg_bits, avg_bits)?;
+    flag("--precision-time-limit", a.precision_time_limit, time_limit)?;
+    flag("--schedule-time-limit", a.schedule_time_limit, time_limit)?;
+    if let Some(s) = &a.scratchpad {
+        scratchpad(s).map_err(|why| flag_error("--scratchpad", s, why))?;
+    }
+    if a.size_budget.is_some() && a.avg_bits.is_some() {
+        return Err(Error::Usage(
+            "give either --size-budget or --avg-bits, not both".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds() {
+        assert!(tolerance(0.0).is_ok() && tolerance(f64::NAN).is_err() && tolerance(-1.0).is_err());
+        assert!(min_fidelity(-1.0).is_ok() && min_fidelity(2.0).is_err());
+        assert!(min_fidelity(-2.0).is_err() && min_fidelity(f64::NAN).is_err());
+        assert!(samples(1).is_ok() && samples(0).is_err());
+        assert!(size_budget(0.125).is_ok() && size_budget(1e-30).is_err());
+        assert!(size_budget(1.0).is_ok() && size_budget(1.5).is_err());
+        assert!(
+            avg_bits(4.0).is_ok() && avg_bits(2.0).is_err() && avg_bits(f64::INFINITY).is_err()
+        );
+        assert!(time_limit(1.0).is_ok() && time_limit(1e300).is_err() && time_limit(0.0).is_err());
+        assert!(scratchpad("512KiB").is_ok() && scratchpad("2T").is_err());
+    }
+}
