@@ -124,6 +124,153 @@ fn checker_rejects_corrupted_plans() {
     assert!(e.contains("aligned"), "{e}");
 }
 
+/// A weight `w` (8 bytes) read by op0 and op2, and activations a → b → c (10 bytes each),
+/// `a` read by op1 and op2.
+fn weighted_chain() -> Problem {
+    let mut p = Problem::new(1);
+    let w = p.add_tensor("w", 8, TensorKind::Weight);
+    let a = p.add_tensor("a", 10, TensorKind::Activation);
+    let b = p.add_tensor("b", 10, TensorKind::Activation);
+    let c = p.add_tensor("c", 10, TensorKind::Activation);
+    p.add_op("op0", &[w], &[a]);
+    p.add_op("op1", &[a], &[b]);
+    p.add_op("op2", &[w, a, b], &[c]);
+    p
+}
+
+/// A plan written by hand for [`weighted_chain`] (w = 0, a = 1, b = 2, c = 3): w loaded at
+/// 0 (compulsory), dropped before op1 (it has an off-chip copy), loaded again before op2
+/// (8 bytes of traffic); `a` spilled and reloaded before op1 (10 + 10 bytes).
+fn weighted_chain_plan() -> Plan {
+    let mut plan = Plan::empty(vec![0, 1, 2]);
+    plan.steps[0].reload.push((0, 0));
+    plan.steps[0].alloc.push((1, 8));
+    plan.steps[1].drop.push(0);
+    plan.steps[1].spill.push(1);
+    plan.steps[1].reload.push((1, 8));
+    plan.steps[1].alloc.push((2, 18));
+    plan.steps[2].reload.push((0, 0));
+    plan.steps[2].alloc.push((3, 28));
+    plan
+}
+
+/// The checker's accounting on a hand-counted plan, and each rule it enforces broken once.
+#[test]
+fn checker_counts_a_hand_made_plan_and_rejects_each_broken_rule() {
+    let p = weighted_chain();
+    let good = weighted_chain_plan();
+    let r = check(&p, &good, 40).expect("the hand-made plan is valid");
+    // Spilled: a (10). Reloaded: a (10) and w's second load (8). w's first load is compulsory.
+    assert_eq!(
+        (
+            r.traffic_bytes,
+            r.spill_bytes,
+            r.reload_bytes,
+            r.compulsory_load_bytes
+        ),
+        (28, 10, 18, 8)
+    );
+    assert_eq!(recount_traffic(&p, &good), 28);
+    // On chip while each operator runs: w+a = 18, a+b = 20, w+a+b+c = 38; top address 38.
+    assert_eq!((r.peak_resident_bytes, r.arena_bytes), (38, 38));
+    let mut segs: Vec<(usize, usize, usize, u64)> = r
+        .segments
+        .iter()
+        .map(|s| (s.tensor, s.from, s.to, s.offset))
+        .collect();
+    segs.sort_unstable();
+    assert_eq!(
+        segs,
+        vec![
+            (0, 0, 0, 0),
+            (0, 2, 2, 0),
+            (1, 0, 0, 8),
+            (1, 1, 2, 8),
+            (2, 1, 2, 18),
+            (3, 2, 2, 28)
+        ]
+    );
+    // The tightest scratchpad it fits, and one byte less.
+    assert!(check(&p, &good, 38).is_ok());
+    let e = check(&p, &good, 37).expect_err("one byte short");
+    assert!(e.contains("outside the 37-byte scratchpad"), "{e}");
+    let reject = |what: &str, needle: &str, edit: &dyn Fn(&mut Plan)| {
+        let mut plan = good.clone();
+        edit(&mut plan);
+        let e = check(&p, &plan, 40).expect_err(what);
+        assert!(e.contains(needle), "{what}: got '{e}', expected '{needle}'");
+    };
+    reject("a step missing", "2 action lists for 3 operators", &|pl| {
+        pl.steps.pop();
+    });
+    reject("an order too short", "the plan has 2 steps", &|pl| {
+        pl.order.pop();
+    });
+    reject("an unknown operator", "step 2: no operator 7", &|pl| {
+        pl.order[2] = 7
+    });
+    reject("an operator twice", "'op1' runs twice", &|pl| {
+        pl.order[2] = 1
+    });
+    reject("an unknown tensor", "step 1: no tensor 9", &|pl| {
+        pl.steps[1].drop.push(9)
+    });
+    // w has its off-chip copy from the start: writing it out again is traffic for nothing.
+    reject("a weight spilled", "'w' is written off-chip again", &|pl| {
+        pl.steps[1].drop.clear();
+        pl.steps[1].spill.insert(0, 0);
+    });
+    // a was spilled once; its off-chip copy persists.
+    reject("a second spill", "'a' is written off-chip again", &|pl| {
+        pl.steps[2].spill.push(1);
+        pl.steps[2].reload.push((1, 8));
+    });
+    reject(
+        "a spill of what is not on chip",
+        "spill of 'b', which is not on chip",
+        &|pl| pl.steps[1].spill.push(2),
+    );
+    reject("a drop twice", "drop of 'w', which is not on chip", &|pl| {
+        pl.steps[1].drop.push(0)
+    });
+    reject(
+        "a drop without a copy",
+        "'b' is dropped without an off-chip copy",
+        &|pl| pl.steps[2].drop.push(2),
+    );
+    reject(
+        "a reload of what was never written",
+        "reload of 'c', which has no off-chip copy",
+        &|pl| pl.steps[0].reload.push((3, 30)),
+    );
+    reject(
+        "a reload while resident",
+        "reload of 'a', which is still on chip",
+        &|pl| pl.steps[2].reload.push((1, 30)),
+    );
+    reject(
+        "an output of another operator",
+        "allocation of 'b', which 'op0' does not produce",
+        &|pl| pl.steps[0].alloc.push((2, 20)),
+    );
+    reject("an output placed twice", "'b' is produced twice", &|pl| {
+        pl.steps[1].alloc.push((2, 30))
+    });
+    reject(
+        "an input not loaded",
+        "input 'w' of 'op2' is not on chip",
+        &|pl| pl.steps[2].reload.clear(),
+    );
+    reject("two tensors on one byte", "overlaps", &|pl| {
+        pl.steps[2].alloc[0].1 = 27
+    });
+    // Touching blocks do not overlap: c right after b is the plan itself (b ends at 28).
+    let mut moved = good.clone();
+    moved.steps[2].alloc[0].1 = 30;
+    let r = check(&p, &moved, 40).expect("a gap is fine");
+    assert_eq!((r.peak_resident_bytes, r.arena_bytes), (38, 40));
+}
+
 // ------------------------------------------------------------------ real models
 
 struct Case {
@@ -227,25 +374,139 @@ const fn row(
 /// order. Every case not listed has zero traffic for every method. Where `ours` equals
 /// `any_order_lb` the plan is optimal over all orders.
 const README_TABLE: &[Expected] = &[
-    row("light_densenet121", false, "M_R", 6273.0, [10192.0, 10192.0, 10192.0, 10192.0]),
-    row("light_densenet121", true, "M_R", 6276.0, [10192.0, 10192.0, 10192.0, 10192.0]),
-    row("light_densenet121", false, "M_H", 7253.0, [10192.0, 10192.0, 5488.0, 5488.0]),
-    row("light_densenet121", true, "M_H", 7254.0, [10192.0, 10192.0, 5488.0, 5488.0]),
-    row("light_densenet121", false, "M_P", 8233.0, [5488.0, 5488.0, 0.0, 0.0]),
-    row("light_densenet121", true, "M_P", 8233.0, [5488.0, 5488.0, 0.0, 0.0]),
-    row("light_resnet50", true, "M_R", 9706.0, [3920.0, 2352.0, 2352.0, 1568.0]),
-    row("light_resnet50", true, "M_H", 9902.0, [1568.0, 784.0, 784.0, 392.0]),
-    row("light_resnet50", true, "M_P", 10098.0, [1568.0, 784.0, 0.0, 0.0]),
-    row("light_shufflenet", false, "M_R", 2744.0, [588.0, 147.0, 147.0, 147.0]),
-    row("light_shufflenet", true, "M_R", 2746.0, [588.0, 147.0, 147.0, 147.0]),
-    row("light_shufflenet", false, "M_H", 2781.0, [588.0, 147.0, 147.0, 73.5]),
-    row("light_shufflenet", true, "M_H", 2783.0, [588.0, 147.0, 147.0, 73.5]),
-    row("light_shufflenet", false, "M_P", 2818.0, [588.0, 0.0, 0.0, 0.0]),
-    row("light_shufflenet", true, "M_P", 2819.0, [588.0, 0.0, 0.0, 0.0]),
-    row("light_inception_v1", true, "M_R", 8000.0, [8.0, 8.0, 8.0, 8.0]),
-    row("light_inception_v1", true, "M_H", 8002.0, [8.0, 8.0, 8.0, 4.0]),
-    row("ppocr_det", true, "M_R", 38400.0, [25600.0, 25600.0, 25600.0, 25600.0]),
-    row("ppocr_det", true, "M_H", 38400.0, [25600.0, 25600.0, 25600.0, 25600.0]),
+    row(
+        "light_densenet121",
+        false,
+        "M_R",
+        6273.0,
+        [10192.0, 10192.0, 10192.0, 10192.0],
+    ),
+    row(
+        "light_densenet121",
+        true,
+        "M_R",
+        6276.0,
+        [10192.0, 10192.0, 10192.0, 10192.0],
+    ),
+    row(
+        "light_densenet121",
+        false,
+        "M_H",
+        7253.0,
+        [10192.0, 10192.0, 5488.0, 5488.0],
+    ),
+    row(
+        "light_densenet121",
+        true,
+        "M_H",
+        7254.0,
+        [10192.0, 10192.0, 5488.0, 5488.0],
+    ),
+    row(
+        "light_densenet121",
+        false,
+        "M_P",
+        8233.0,
+        [5488.0, 5488.0, 0.0, 0.0],
+    ),
+    row(
+        "light_densenet121",
+        true,
+        "M_P",
+        8233.0,
+        [5488.0, 5488.0, 0.0, 0.0],
+    ),
+    row(
+        "light_resnet50",
+        true,
+        "M_R",
+        9706.0,
+        [3920.0, 2352.0, 2352.0, 1568.0],
+    ),
+    row(
+        "light_resnet50",
+        true,
+        "M_H",
+        9902.0,
+        [1568.0, 784.0, 784.0, 392.0],
+    ),
+    row(
+        "light_resnet50",
+        true,
+        "M_P",
+        10098.0,
+        [1568.0, 784.0, 0.0, 0.0],
+    ),
+    row(
+        "light_shufflenet",
+        false,
+        "M_R",
+        2744.0,
+        [588.0, 147.0, 147.0, 147.0],
+    ),
+    row(
+        "light_shufflenet",
+        true,
+        "M_R",
+        2746.0,
+        [588.0, 147.0, 147.0, 147.0],
+    ),
+    row(
+        "light_shufflenet",
+        false,
+        "M_H",
+        2781.0,
+        [588.0, 147.0, 147.0, 73.5],
+    ),
+    row(
+        "light_shufflenet",
+        true,
+        "M_H",
+        2783.0,
+        [588.0, 147.0, 147.0, 73.5],
+    ),
+    row(
+        "light_shufflenet",
+        false,
+        "M_P",
+        2818.0,
+        [588.0, 0.0, 0.0, 0.0],
+    ),
+    row(
+        "light_shufflenet",
+        true,
+        "M_P",
+        2819.0,
+        [588.0, 0.0, 0.0, 0.0],
+    ),
+    row(
+        "light_inception_v1",
+        true,
+        "M_R",
+        8000.0,
+        [8.0, 8.0, 8.0, 8.0],
+    ),
+    row(
+        "light_inception_v1",
+        true,
+        "M_H",
+        8002.0,
+        [8.0, 8.0, 8.0, 4.0],
+    ),
+    row(
+        "ppocr_det",
+        true,
+        "M_R",
+        38400.0,
+        [25600.0, 25600.0, 25600.0, 25600.0],
+    ),
+    row(
+        "ppocr_det",
+        true,
+        "M_H",
+        38400.0,
+        [25600.0, 25600.0, 25600.0, 25600.0],
+    ),
 ];
 
 /// Traffic of `plan` recounted here, sharing nothing with `checker::check`: every spilled
@@ -257,8 +518,7 @@ fn recount_traffic(p: &Problem, plan: &Plan) -> u64 {
     for step in &plan.steps {
         bytes += step.spill.iter().map(|&a| p.tensors[a].size).sum::<u64>();
         for &(a, _) in &step.reload {
-            let first_load_of_host_copy =
-                p.tensors[a].kind != TensorKind::Activation && !loaded[a];
+            let first_load_of_host_copy = p.tensors[a].kind != TensorKind::Activation && !loaded[a];
             loaded[a] = true;
             if !first_load_of_host_copy {
                 bytes += p.tensors[a].size;
