@@ -1181,21 +1181,16 @@ fn conv_bn(with_bn: bool) -> Model {
             .build()
     } else {
         let (w2, b2) = textbook_fold(&w, &b, &sc, &bb, &mu, &var, 1e-3);
-        net.init(tensor(
-            "w",
-            &[3, 2, 3, 3],
-            &w2,
-            F32,
-        ))
-        .init(tensor("b", &[3], &b2, F32))
-        .node(nd(
-            "Conv",
-            "conv",
-            &["x", "w", "b"],
-            &["y"],
-            vec![ais("pads", &[1, 1, 1, 1])],
-        ))
-        .build()
+        net.init(tensor("w", &[3, 2, 3, 3], &w2, F32))
+            .init(tensor("b", &[3], &b2, F32))
+            .node(nd(
+                "Conv",
+                "conv",
+                &["x", "w", "b"],
+                &["y"],
+                vec![ais("pads", &[1, 1, 1, 1])],
+            ))
+            .build()
     }
 }
 
@@ -1627,7 +1622,11 @@ fn attnlrp_golden_values_by_hand() {
         .build();
     let x = [f32_input("x", &[1, 3], &[1.0, 1.0 + l2, 1.0 + l5])];
     let attn = run(&m, &x, None, &cfg("transformer"));
-    assert!((attn.start_value - 5.0).abs() < 1e-5, "{}", attn.start_value);
+    assert!(
+        (attn.start_value - 5.0).abs() < 1e-5,
+        "{}",
+        attn.start_value
+    );
     let want = [
         -0.125,
         (1.0 + l2) * (-0.5 - 1.25),
@@ -1635,10 +1634,20 @@ fn attnlrp_golden_values_by_hand() {
     ];
     assert_close(&rel_of(&attn, "x"), &want, 1e-5, "AttnLRP softmax");
     let ident = run(&m, &x, None, &cfg("epsilon"));
-    assert_close(&rel_of(&ident, "x"), &[0.5, -0.5, 5.0], 1e-5, "identity softmax");
+    assert_close(
+        &rel_of(&ident, "x"),
+        &[0.5, -0.5, 5.0],
+        1e-5,
+        "identity softmax",
+    );
     let mut stop = cfg("epsilon");
     stop.softmax = SoftmaxRule::Stop;
-    assert_close(&rel_of(&run(&m, &x, None, &stop), "x"), &[0.0; 3], 0.0, "stop");
+    assert_close(
+        &rel_of(&run(&m, &x, None, &stop), "x"),
+        &[0.0; 3],
+        0.0,
+        "stop",
+    );
 
     let bil = Net::new(17)
         .input("a", &[1, 2], F32)

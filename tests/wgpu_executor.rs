@@ -554,6 +554,9 @@ fn weights_above_the_binding_limit_run_in_row_blocks() {
             t.elapsed().as_secs_f64(),
             s.device_description()
         );
-        assert!(g.bit_identical(e), "{name}: max relative error {r:.3e}, not exact");
+        assert!(
+            g.bit_identical(e),
+            "{name}: max relative error {r:.3e}, not exact"
+        );
     }
 }
