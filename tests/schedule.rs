@@ -124,26 +124,29 @@ fn checker_rejects_corrupted_plans() {
     assert!(e.contains("aligned"), "{e}");
 }
 
-/// A weight `w` (8 bytes) read by op0 and op2, and activations a → b → c (10 bytes each),
-/// `a` read by op1 and op2.
+/// A weight `w` (8 bytes) read by op0 and op2, a graph input `x` (4 bytes) read by op0, and
+/// activations a → b → c (10 bytes each), `a` read by op1 and op2.
 fn weighted_chain() -> Problem {
     let mut p = Problem::new(1);
     let w = p.add_tensor("w", 8, TensorKind::Weight);
     let a = p.add_tensor("a", 10, TensorKind::Activation);
     let b = p.add_tensor("b", 10, TensorKind::Activation);
     let c = p.add_tensor("c", 10, TensorKind::Activation);
-    p.add_op("op0", &[w], &[a]);
+    let x = p.add_tensor("x", 4, TensorKind::Input);
+    p.add_op("op0", &[w, x], &[a]);
     p.add_op("op1", &[a], &[b]);
     p.add_op("op2", &[w, a, b], &[c]);
     p
 }
 
-/// A plan written by hand for [`weighted_chain`] (w = 0, a = 1, b = 2, c = 3): w loaded at
-/// 0 (compulsory), dropped before op1 (it has an off-chip copy), loaded again before op2
-/// (8 bytes of traffic); `a` spilled and reloaded before op1 (10 + 10 bytes).
+/// A plan written by hand for [`weighted_chain`] (w = 0, a = 1, b = 2, c = 3, x = 4): w and
+/// x loaded before op0 (compulsory), w dropped before op1 (it has an off-chip copy) and
+/// loaded again before op2 (8 bytes of traffic); `a` spilled and reloaded before op1
+/// (10 + 10 bytes).
 fn weighted_chain_plan() -> Plan {
     let mut plan = Plan::empty(vec![0, 1, 2]);
     plan.steps[0].reload.push((0, 0));
+    plan.steps[0].reload.push((4, 18));
     plan.steps[0].alloc.push((1, 8));
     plan.steps[1].drop.push(0);
     plan.steps[1].spill.push(1);
@@ -160,7 +163,8 @@ fn checker_counts_a_hand_made_plan_and_rejects_each_broken_rule() {
     let p = weighted_chain();
     let good = weighted_chain_plan();
     let r = check(&p, &good, 40).expect("the hand-made plan is valid");
-    // Spilled: a (10). Reloaded: a (10) and w's second load (8). w's first load is compulsory.
+    // Spilled: a (10). Reloaded: a (10) and w's second load (8). The first loads of w and
+    // x are compulsory (8 + 4).
     assert_eq!(
         (
             r.traffic_bytes,
@@ -168,10 +172,10 @@ fn checker_counts_a_hand_made_plan_and_rejects_each_broken_rule() {
             r.reload_bytes,
             r.compulsory_load_bytes
         ),
-        (28, 10, 18, 8)
+        (28, 10, 18, 12)
     );
     assert_eq!(recount_traffic(&p, &good), 28);
-    // On chip while each operator runs: w+a = 18, a+b = 20, w+a+b+c = 38; top address 38.
+    // On chip while each operator runs: w+x+a = 22, a+b = 20, w+a+b+c = 38; top address 38.
     assert_eq!((r.peak_resident_bytes, r.arena_bytes), (38, 38));
     let mut segs: Vec<(usize, usize, usize, u64)> = r
         .segments
@@ -187,7 +191,8 @@ fn checker_counts_a_hand_made_plan_and_rejects_each_broken_rule() {
             (1, 0, 0, 8),
             (1, 1, 2, 8),
             (2, 1, 2, 18),
-            (3, 2, 2, 28)
+            (3, 2, 2, 28),
+            (4, 0, 0, 18)
         ]
     );
     // The tightest scratchpad it fits, and one byte less.
