@@ -92,3 +92,35 @@ impl Drop for Staging {
         staging().retain(|d| d != &self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(p: &str) -> bool {
+        staging().iter().any(|d| d == Path::new(p))
+    }
+
+    /// Committing or dropping one staging folder stops tracking that folder only (another
+    /// run's folder must still be removed on a signal).
+    #[test]
+    fn commit_and_drop_untrack_only_their_own_folder() {
+        let (a, b, c) = (
+            "/nonexistent/interrupt-test-a",
+            "/nonexistent/interrupt-test-b",
+            "/nonexistent/interrupt-test-c",
+        );
+        let sa = register(Path::new(a));
+        let sb = register(Path::new(b));
+        let sc = register(Path::new(c));
+        assert!(listed(a) && listed(b) && listed(c));
+        assert_eq!(sa.commit(|| 7), 7);
+        assert!(!listed(a) && listed(b) && listed(c));
+        drop(sb);
+        assert!(!listed(b) && listed(c));
+        drop(sa);
+        assert!(listed(c));
+        drop(sc);
+        assert!(!listed(c));
+    }
+}

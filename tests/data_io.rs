@@ -122,9 +122,35 @@ fn every_pytorch_converted_folder_loads() {
         let outs = load_expected_outputs(&dir).unwrap();
         assert_eq!(outs.len(), 1, "{}", dir.display());
         outs[0].1.check_consistent().unwrap();
-        // A reference compared with itself is bit-identical.
-        let m = compare(&outs[0].1, &outs[0].1).unwrap();
-        assert!(m.bit_identical && m.cosine == 1.0 && m.max_abs_err == 0.0);
+        // The reference against a copy with its largest element moved by 1: the decoded
+        // values must be compared element by element (not the bytes alone), so the
+        // difference is exactly that element's change, and nothing else differs.
+        let reference = &outs[0].1;
+        let mut v = reference.as_f32().expect("a float output");
+        let (i, _) = v
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .expect("a non-empty output");
+        let before = v[i];
+        v[i] += 1.0;
+        let nudged = HostTensor::from_f32(reference.shape.clone(), &v);
+        let d = (v[i] as f64 - before as f64).abs();
+        let m = compare(reference, &nudged).unwrap();
+        assert!(!m.bit_identical, "{}", dir.display());
+        assert_eq!(m.max_abs_err, d, "{}", dir.display());
+        assert_eq!(
+            m.max_rel_err,
+            d / (before.abs().max(v[i].abs()) as f64),
+            "{}",
+            dir.display()
+        );
+        assert!(
+            m.cosine < 1.0 || reference.element_count() == 1,
+            "{}: {m:?}",
+            dir.display()
+        );
+        assert_eq!(m.elements, reference.element_count());
         count += 1;
     }
     assert!(count >= 80, "only {count} folders");

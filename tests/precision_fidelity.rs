@@ -2,7 +2,9 @@
 //! photographs; calibration and evaluation crops from disjoint photographs), sized for a
 //! debug-profile test on 2 cores:
 //! * our output at a size ≤ onnxruntime `quantize_static`'s has fidelity ≥ the quantizer's;
-//! * relevance-guided ILP ≥ uniform int8 and ≥ random allocation at the same budget;
+//! * relevance-guided ILP above uniform int8 and above a random allocation at the same
+//!   budget by a stated margin per model, uniform int8 above random, and the measured-only
+//!   ILP near the relevance-guided one;
 //! * every output (ours and the quantizer's) loads and runs on onnxruntime.
 //!
 //! The measuring code is the benchmark's (examples/bench_precision.rs), included as a module.
@@ -11,7 +13,7 @@
 #[path = "../examples/bench_precision.rs"]
 mod bench;
 
-use bench::{Case, Plan, Runner, Table, ABL_RANDOM, MIXED_EQ, ORT, UNIFORM8};
+use bench::{Case, Plan, Runner, Table, ABL_MEASURED, ABL_RANDOM, MIXED_EQ, ORT, UNIFORM8};
 
 fn check_setup() {
     let root = bench::root();
@@ -30,6 +32,42 @@ fn check_setup() {
         );
     }
 }
+
+/// How far the relevance-guided ILP must be above uniform int8 and above a random allocation
+/// at the same size, per model. The margins sit above the resolution of each metric on the
+/// test's small sets, so a borderline crop flipping does not decide them, and below what
+/// was measured (cls 48 crops, 0.021 each: ILP 0.979, uniform 0.625, random 0.583; rec
+/// 12 crops × 40 positions: 0.975, 0.915, 0.792; det 4 crops pooled IoU: 0.946, 0.928,
+/// 0.477).
+struct Margins {
+    vs_uniform: f64,
+    vs_random: f64,
+}
+
+fn margins(model: &str) -> Margins {
+    match model {
+        // Five crops of 48: the ILP keeps the int8-sensitive layers wider, uniform int8
+        // does not; this is where relevance guidance pays most.
+        "cls" => Margins {
+            vs_uniform: 0.10,
+            vs_random: 0.10,
+        },
+        // Ten positions of 480.
+        "rec" => Margins {
+            vs_uniform: 0.02,
+            vs_random: 0.10,
+        },
+        // Four crops only: strictly above uniform, far above random (random int4 on det's
+        // early layers erases text regions).
+        _ => Margins {
+            vs_uniform: 0.0,
+            vs_random: 0.2,
+        },
+    }
+}
+
+/// How close the measured-only ILP must stay to the relevance-guided one (see `check`).
+const MEASURED_ONLY_NEAR: f64 = 0.05;
 
 /// Runs the benchmark on one model and checks the must-hold properties; returns failures.
 fn check(case: Case, runner: &Runner) -> Vec<String> {
@@ -72,23 +110,52 @@ fn check(case: Case, runner: &Runner) -> Vec<String> {
     let ilp = table.row(MIXED_EQ).expect("mixed row");
     let uniform = table.row(UNIFORM8).expect("uniform row");
     let random = table.row(ABL_RANDOM).expect("random row");
-    for other in [uniform, random] {
-        if ilp.failed.is_some() || other.failed.is_some() {
-            continue; // already reported
-        }
-        // Same budget: the uniform-int8 size (the random allocation may use less of it).
+    let measured = table.row(ABL_MEASURED).expect("measured-only row");
+    if [ilp, uniform, random, measured]
+        .iter()
+        .any(|r| r.failed.is_some())
+    {
+        return failures; // already reported
+    }
+    // Same budget: the uniform-int8 size (the random allocation may use less of it).
+    for other in [random, measured] {
         if other.bytes > uniform.bytes + 1 || ilp.bytes > uniform.bytes + 1 {
             failures.push(format!(
                 "{name}: {} ({} bytes) or the ILP ({} bytes) exceeds the budget of {} bytes",
                 other.label, other.bytes, ilp.bytes, uniform.bytes
             ));
         }
-        if ilp.fidelity < other.fidelity {
+    }
+    let m = margins(name);
+    let mut strictly = |what: &str, hi: &bench::Row, lo: &bench::Row, margin: f64| {
+        let gap = hi.fidelity - lo.fidelity;
+        println!(
+            "{name}: {} {:.4} − {} {:.4} = {gap:+.4} (required > {margin})",
+            hi.label, hi.fidelity, lo.label, lo.fidelity
+        );
+        if gap <= margin {
             failures.push(format!(
-                "{name}: relevance-guided ILP fidelity {:.4} < {} {:.4}",
-                ilp.fidelity, other.label, other.fidelity
+                "{name}: {what}: {} {:.4} is not above {} {:.4} by more than {margin}",
+                hi.label, hi.fidelity, lo.label, lo.fidelity
             ));
         }
+    };
+    strictly("relevance-guided vs uniform", ilp, uniform, m.vs_uniform);
+    strictly("relevance-guided vs random", ilp, random, m.vs_random);
+    strictly("uniform vs random", uniform, random, 0.0);
+    // The measured-only objective (error measured per operator, without relevance weights)
+    // ranks near the relevance-guided one: measured on this test's sets, it is 0.002–0.022
+    // above it (cls one crop of 48). Relevance weighting is not a measurable gain here.
+    let d = measured.fidelity - ilp.fidelity;
+    println!(
+        "{name}: measured-only {:.4} − relevance-guided {:.4} = {d:+.4} (required within ±{MEASURED_ONLY_NEAR})",
+        measured.fidelity, ilp.fidelity
+    );
+    if d.abs() > MEASURED_ONLY_NEAR {
+        failures.push(format!(
+            "{name}: measured-only ILP {:.4} is not within {MEASURED_ONLY_NEAR} of the relevance-guided ILP {:.4}",
+            measured.fidelity, ilp.fidelity
+        ));
     }
     failures
 }

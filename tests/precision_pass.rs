@@ -12,7 +12,7 @@ use optimize::onnx_io::export::to_bytes;
 use optimize::onnx_io::{model_from_proto, ExportOptions};
 use optimize::passes::precision::calibrate::{calibrate, load_calibration_samples, CalibMethod};
 use optimize::passes::precision::candidates::total_weight_bytes;
-use optimize::passes::precision::check::check_assignment;
+use optimize::passes::precision::check::{check_assignment, check_rewritten_size};
 use optimize::passes::precision::ilp::{
     greedy, solve, AllocItem, AllocOption, AllocProblem, SolveStatus,
 };
@@ -472,6 +472,152 @@ fn checker_rejects_broken_solutions() {
     b.budget = Budget::AvgBits(8.0);
     let r = check_assignment(&b, &all32, obj32);
     assert!(!r.passed && r.problems.iter().any(|m| m.contains("bit budget broken")));
+}
+
+/// Three operators counted by hand (fixed constants 100 bytes, fp32 total 2100 bytes):
+/// a (100 weights: fp32 400 B, fp16 200, int8 140, int4 110), b (100: fp32 400, int8 140),
+/// c (300: fp32 1200, fp16 600, int8 340); edges a–b and b–c at λ = 0.5; a and c tied to be
+/// int8 together or not at all.
+fn hand_problem(budget: Budget) -> AllocProblem {
+    let opt = |precision, bytes, cost| AllocOption {
+        precision,
+        bytes,
+        cost,
+    };
+    use Precision::*;
+    let item = |key: &str, elements, options| AllocItem {
+        key: key.into(),
+        elements,
+        options,
+    };
+    AllocProblem {
+        items: vec![
+            item(
+                "a",
+                100,
+                vec![
+                    opt(Fp32, 400, 0.0),
+                    opt(Fp16, 200, 0.01),
+                    opt(Int8, 140, 0.1),
+                    opt(Int4, 110, 0.5),
+                ],
+            ),
+            item("b", 100, vec![opt(Fp32, 400, 0.0), opt(Int8, 140, 0.2)]),
+            item(
+                "c",
+                300,
+                vec![
+                    opt(Fp32, 1200, 0.0),
+                    opt(Fp16, 600, 0.05),
+                    opt(Int8, 340, 0.3),
+                ],
+            ),
+        ],
+        fixed_bytes: 100,
+        total_weight_bytes: 2100,
+        budget,
+        same_precision: Vec::new(),
+        int8_ties: vec![vec![0, 2]],
+        edges: vec![(0, 1), (1, 2)],
+        lambda: 0.5,
+    }
+}
+
+fn assign(pairs: &[(&str, Precision)]) -> Assignment {
+    pairs.iter().map(|&(k, p)| (k.to_string(), p)).collect()
+}
+
+/// The checker recomputes bytes, bits, ties and the objective from scratch: budgets met
+/// exactly pass and one unit less fails, domain changes cost λ each, and each defect is named.
+#[test]
+fn checker_recomputes_a_hand_made_allocation() {
+    use Precision::*;
+    let all8 = assign(&[("a", Int8), ("b", Int8), ("c", Int8)]);
+    // 100 + 140 + 140 + 340 = 720 bytes; objective 0.1 + 0.2 + 0.3, no domain change.
+    let p = hand_problem(Budget::SizeFraction(720.0 / 2100.0));
+    let r = check_assignment(&p, &all8, 0.6);
+    assert!(r.passed, "{:?}", r.problems);
+    let p = hand_problem(Budget::SizeFraction(719.0 / 2100.0));
+    let r = check_assignment(&p, &all8, 0.6);
+    assert!(
+        !r.passed
+            && r.problems
+                .iter()
+                .any(|m| m.contains("size budget broken: 720 bytes")),
+        "{:?}",
+        r.problems
+    );
+    // b in fp32 between two int8 operators: two domain changes, 0.1 + 0.3 + 2 × 0.5 = 1.4.
+    let p = hand_problem(Budget::SizeFraction(1.0));
+    let mixed = assign(&[("a", Int8), ("b", Fp32), ("c", Int8)]);
+    assert!(check_assignment(&p, &mixed, 1.4).passed);
+    assert!(check_assignment(&p, &mixed, 1.4 * (1.0 + 1e-7)).passed);
+    for wrong in [0.4, 1.4 * (1.0 + 1e-5), 0.9] {
+        let r = check_assignment(&p, &mixed, wrong);
+        assert!(
+            !r.passed && r.problems.iter().any(|m| m.contains("claimed objective")),
+            "claimed {wrong}: {:?}",
+            r.problems
+        );
+    }
+    // Bits: (16·100 + 8·100 + 16·300) / 500 = 14.4 per weight; objective 0.01 + 0.2 + 0.05
+    // and two domain changes.
+    let bits = assign(&[("a", Fp16), ("b", Int8), ("c", Fp16)]);
+    let obj = 0.26 + 1.0;
+    assert!(check_assignment(&hand_problem(Budget::AvgBits(14.4)), &bits, obj).passed);
+    let r = check_assignment(&hand_problem(Budget::AvgBits(14.39)), &bits, obj);
+    assert!(
+        !r.passed
+            && r.problems
+                .iter()
+                .any(|m| m.contains("bit budget broken: 14.4000 bits per weight > 14.39")),
+        "{:?}",
+        r.problems
+    );
+    // a int8 but c not: the int8 tie (a Concat/Add fed by both) is broken; a and c both
+    // outside int8 in different formats keep it.
+    assert!(check_assignment(&p, &assign(&[("a", Int4), ("b", Fp32), ("c", Fp16)]), 0.55).passed);
+    let r = check_assignment(&p, &assign(&[("a", Int8), ("b", Int8), ("c", Fp16)]), 0.85);
+    assert!(
+        !r.passed
+            && r.problems
+                .iter()
+                .any(|m| m.contains("are not all int8 or all not")),
+        "{:?}",
+        r.problems
+    );
+    // An operator listed twice, and an option listed twice.
+    let mut twice = hand_problem(Budget::SizeFraction(1.0));
+    let b = twice.items[1].clone();
+    twice.items.push(b);
+    let r = check_assignment(&twice, &all8, 0.6);
+    assert!(
+        r.problems
+            .iter()
+            .any(|m| m.contains("operator 'b' is listed twice")),
+        "{:?}",
+        r.problems
+    );
+    let mut dup = hand_problem(Budget::SizeFraction(1.0));
+    let int8_b = dup.items[1].options[1].clone();
+    dup.items[1].options.push(int8_b);
+    let r = check_assignment(&dup, &all8, 0.6);
+    assert!(
+        !r.passed
+            && r.problems
+                .iter()
+                .any(|m| m.contains("lists int8 more than once")),
+        "{:?}",
+        r.problems
+    );
+    // After the rewrite: the real bytes against the same limit.
+    assert!(check_rewritten_size(720, 2100, 720.0 / 2100.0).passed);
+    let r = check_rewritten_size(721, 2100, 720.0 / 2100.0);
+    assert!(
+        !r.passed && r.problems.iter().any(|m| m.contains("721 constant bytes")),
+        "{:?}",
+        r.problems
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod common;
 
 use onnx_protobuf::{Message, ModelProto};
+use optimize::data::images::CropKind;
 use optimize::data::{random_inputs, HostTensor, InputSpec};
 use optimize::ir::{DataType, Graph, Model, Node, ValueType};
 use optimize::onnx_io::export::to_bytes;
@@ -103,7 +104,8 @@ fn max_abs(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Every float output of both models on the same inputs, concatenated (cosine, max abs).
+/// Both models on the same inputs: the smallest cosine over the float outputs (each output's
+/// values over all samples), printed per output, and the largest absolute difference.
 fn fidelity(
     reference: &[u8],
     candidate: &[u8],
@@ -111,18 +113,26 @@ fn fidelity(
 ) -> (f64, f64) {
     let mut a = session(reference, None);
     let mut b = session(candidate, None);
-    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    let mut per_output: BTreeMap<String, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
     for s in samples {
-        for ((_, x), (_, y)) in run(&mut a, s).iter().zip(run(&mut b, s).iter()) {
+        for ((name, x), (_, y)) in run(&mut a, s).iter().zip(run(&mut b, s).iter()) {
             assert_eq!(x.shape, y.shape, "output shapes differ");
             if let (Some(x), Some(y)) = (x.as_f32(), y.as_f32()) {
-                ra.extend(x);
-                rb.extend(y);
+                let e = per_output.entry(name.clone()).or_default();
+                e.0.extend(x);
+                e.1.extend(y);
             }
         }
     }
-    assert!(!ra.is_empty(), "no float outputs to compare");
-    (cosine(&ra, &rb), max_abs(&ra, &rb))
+    assert!(!per_output.is_empty(), "no float outputs to compare");
+    let (mut cos, mut err) = (f64::INFINITY, 0f64);
+    for (name, (ra, rb)) in &per_output {
+        let c = cosine(ra, rb);
+        println!("  output '{name}': cosine {c:.6} over {} values", ra.len());
+        cos = cos.min(c);
+        err = err.max(max_abs(ra, rb));
+    }
+    (cos, err)
 }
 
 fn samples(m: &Model, dims: &[i64], seed: u64, n: usize) -> Vec<Vec<(String, HostTensor)>> {
@@ -501,6 +511,9 @@ fn opset_upgrade_refuses_unknown_ops_by_name() {
 // ------------------------------------------------------------------ whole-model rewrites
 
 struct Outcome {
+    /// The original and the rewritten model, with squashed outputs replaced by their logits.
+    reference: Vec<u8>,
+    candidate: Vec<u8>,
     cosine: f64,
     size_ratio: f64,
     counts: BTreeMap<String, usize>,
@@ -535,15 +548,31 @@ fn rewrite_model(file: &str, dims: &[i64], pick: &dyn Fn(&str) -> Option<Precisi
     let opt = dir.path().join("opt.onnx");
     drop(session(&bytes, Some(&opt)));
     let counts = op_counts(&opt);
-    // A Sigmoid output (det's probability map) is ~0 everywhere on random inputs, which
-    // makes its cosine noise: compare the logits feeding it too (both models keep the name).
-    let (mut o2, mut m2) = (orig.clone(), m.clone());
-    for (_, n) in orig.graph.nodes() {
-        if n.is("Sigmoid") && orig.graph.outputs.contains(&n.outputs[0]) {
-            o2.graph.outputs.push(n.inputs[0].clone());
-            m2.graph.outputs.push(n.inputs[0].clone());
+    // Squashed outputs say little: a Sigmoid map (det's) is ~0 everywhere on random inputs,
+    // which makes its cosine noise, and a Softmax over cls's two classes is positive, which
+    // keeps its cosine near 1 whatever the model does. Compare the logits feeding them
+    // instead (through Identity; both models keep the names).
+    let logits = |name: &String| -> String {
+        let producers: HashMap<&str, &Node> = orig
+            .graph
+            .nodes()
+            .flat_map(|(_, n)| n.outputs.iter().map(move |o| (o.as_str(), n)))
+            .collect();
+        let mut t = name.as_str();
+        while let Some(n) = producers.get(t) {
+            if n.is("Identity") {
+                t = &n.inputs[0];
+            } else if n.is("Sigmoid") || n.is("Softmax") {
+                return n.inputs[0].clone();
+            } else {
+                break;
+            }
         }
-    }
+        name.clone()
+    };
+    let (mut o2, mut m2) = (orig.clone(), m.clone());
+    o2.graph.outputs = orig.graph.outputs.iter().map(logits).collect();
+    m2.graph.outputs = o2.graph.outputs.clone();
     let (cosine, max_err) = fidelity(
         &model_bytes(&o2),
         &model_bytes(&m2),
@@ -567,6 +596,8 @@ fn rewrite_model(file: &str, dims: &[i64], pick: &dyn Fn(&str) -> Option<Precisi
         "input model modified"
     );
     Outcome {
+        reference: model_bytes(&o2),
+        candidate: model_bytes(&m2),
         cosine,
         size_ratio,
         counts,
@@ -642,10 +673,44 @@ fn int4_cls_convs() {
         &|op| (op == "Conv").then_some(Precision::Int4),
     );
     println!(
-        "  cls int4 Convs: cosine {:.6}, size {:.3}",
+        "  cls int4 Convs: logits cosine {:.6} on random inputs, size {:.3}",
         o.cosine, o.size_ratio
     );
-    assert!(o.cosine.is_finite() && o.cosine > 0.0);
+    // Fidelity on what the classifier decides, on real text-line crops of the photographs
+    // (half of them turned by 180°, cls's two classes): seeded random inputs give logits near
+    // zero whose cosine is noise (−0.63 measured), and the softmax output is positive, so its
+    // cosine was near 1 whatever the weights held. int4 on all 53 Convs (depthwise 3×3 ones
+    // included, 9 weights per scale) is lossy by design: measured 28 of 32 decisions kept,
+    // margin cosine 0.74. A wrong weight layout or scale decides near chance (nibbles of
+    // two channels swapped: 22 of 32).
+    let dir = common::root().join(".deps/images");
+    let crops = optimize::data::images::crops(&dir, CropKind::Cls, 32, 5)
+        .unwrap_or_else(|e| panic!("{e} (run scripts/setup.sh)"));
+    let mut a = session(&o.reference, None);
+    let mut b = session(&o.candidate, None);
+    let (mut agree, mut ma, mut mb) = (0, Vec::new(), Vec::new());
+    for (_, crop) in &crops {
+        let feed = vec![("x".to_string(), crop.clone())];
+        let x = run(&mut a, &feed)[0].1.as_f32().expect("float logits");
+        let y = run(&mut b, &feed)[0].1.as_f32().expect("float logits");
+        agree += ((x[0] > x[1]) == (y[0] > y[1])) as usize;
+        ma.push(x[0] - x[1]);
+        mb.push(y[0] - y[1]);
+    }
+    println!(
+        "  cls int4 Convs on {} real crops: top-1 agreement {agree}/{}, logit-margin cosine {:.3}",
+        crops.len(),
+        crops.len(),
+        cosine(&ma, &mb)
+    );
+    assert!(
+        agree * 10 >= crops.len() * 8,
+        "cls int4 Convs: top-1 agreement {agree}/{} is below 80%",
+        crops.len()
+    );
+    // The margins follow the original's too (a nibble-swapped weight layout measured 0.31).
+    let c = cosine(&ma, &mb);
+    assert!(c >= 0.6, "cls int4 Convs: logit-margin cosine {c:.3} < 0.6");
     assert!(o.size_ratio < 0.3);
     // The weight decoding is constant-folded: no DQ or decode op is left to run per call.
     for op in ["DequantizeLinear", "Mod"] {

@@ -1097,15 +1097,65 @@ fn t4_lrp0_equals_gradient_times_input_with_biases() {
 
 // ---------------------------------------------------------------- T11: BatchNorm folding
 
-fn conv_bn(with_bn: bool) -> Model {
-    let w = rnd(54, 70, -1.0, 1.0);
-    let b = rnd(3, 71, -0.5, 0.5);
-    let (sc, bb, mu, var) = (
+/// The textbook BatchNorm fold into the Conv before it, computed here (not with the
+/// crate's `fold_into_conv`): k = γ/√(σ² + ε), W' = k·W per output channel, b' = k·(b − μ)
+/// + β, from the parameters as the model stores them (f32).
+fn textbook_fold(
+    w: &[f64],
+    b: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    mean: &[f64],
+    var: &[f64],
+    eps: f32,
+) -> (Vec<f64>, Vec<f64>) {
+    let f = |v: f64| v as f32 as f64;
+    let c = gamma.len();
+    let per = w.len() / c;
+    let k: Vec<f64> = (0..c)
+        .map(|i| f(gamma[i]) / (f(var[i]) + eps as f64).sqrt())
+        .collect();
+    let w2 = (0..w.len()).map(|i| k[i / per] * f(w[i])).collect();
+    let b2 = (0..c)
+        .map(|i| k[i] * (f(b[i]) - f(mean[i])) + f(beta[i]))
+        .collect();
+    (w2, b2)
+}
+
+fn conv_bn_params() -> [Vec<f64>; 6] {
+    [
+        rnd(54, 70, -1.0, 1.0),
+        rnd(3, 71, -0.5, 0.5),
         rnd(3, 72, 0.5, 1.5),
         rnd(3, 73, -0.5, 0.5),
         rnd(3, 74, -0.5, 0.5),
         rnd(3, 75, 0.5, 2.0),
-    );
+    ]
+}
+
+/// The crate's fold (used by the relevance sweep) equals the textbook fold.
+#[test]
+fn t11_fold_into_conv_is_the_textbook_fold() {
+    let [w, b, sc, bb, mu, var] = conv_bn_params();
+    let f = |v: &[f64], s: &[usize]| {
+        ArrayD::from_shape_vec(IxDyn(s), v.iter().map(|&x| x as f32 as f64).collect()).unwrap()
+    };
+    let (k, sh) = bn_params(
+        &f(&sc, &[3]),
+        &f(&bb, &[3]),
+        &f(&mu, &[3]),
+        &f(&var, &[3]),
+        1e-3f32 as f64,
+    )
+    .unwrap();
+    let (w2, b2) = fold_into_conv(&f(&w, &[3, 2, 3, 3]), Some(&f(&b, &[3])), &k, &sh).unwrap();
+    let (tw, tb) = textbook_fold(&w, &b, &sc, &bb, &mu, &var, 1e-3);
+    assert_close(&w2.iter().copied().collect::<Vec<_>>(), &tw, 1e-12, "W'");
+    assert_close(&b2.iter().copied().collect::<Vec<_>>(), &tb, 1e-12, "b'");
+}
+
+fn conv_bn(with_bn: bool) -> Model {
+    let [w, b, sc, bb, mu, var] = conv_bn_params();
     let net = Net::new(17).input("x", &[1, 2, 5, 5], F32).output("y", F32);
     if with_bn {
         net.init(tensor("w", &[3, 2, 3, 3], &w, F32))
@@ -1130,38 +1180,17 @@ fn conv_bn(with_bn: bool) -> Model {
             ))
             .build()
     } else {
-        let f = |v: &[f64], s: &[usize]| {
-            ArrayD::from_shape_vec(IxDyn(s), v.iter().map(|&x| x as f32 as f64).collect()).unwrap()
-        };
-        let (k, sh) = bn_params(
-            &f(&sc, &[3]),
-            &f(&bb, &[3]),
-            &f(&mu, &[3]),
-            &f(&var, &[3]),
-            1e-3f32 as f64,
-        )
-        .unwrap();
-        let (w2, b2) = fold_into_conv(&f(&w, &[3, 2, 3, 3]), Some(&f(&b, &[3])), &k, &sh).unwrap();
-        net.init(tensor(
-            "w",
-            &[3, 2, 3, 3],
-            &w2.iter().copied().collect::<Vec<_>>(),
-            F32,
-        ))
-        .init(tensor(
-            "b",
-            &[3],
-            &b2.iter().copied().collect::<Vec<_>>(),
-            F32,
-        ))
-        .node(nd(
-            "Conv",
-            "conv",
-            &["x", "w", "b"],
-            &["y"],
-            vec![ais("pads", &[1, 1, 1, 1])],
-        ))
-        .build()
+        let (w2, b2) = textbook_fold(&w, &b, &sc, &bb, &mu, &var, 1e-3);
+        net.init(tensor("w", &[3, 2, 3, 3], &w2, F32))
+            .init(tensor("b", &[3], &b2, F32))
+            .node(nd(
+                "Conv",
+                "conv",
+                &["x", "w", "b"],
+                &["y"],
+                vec![ais("pads", &[1, 1, 1, 1])],
+            ))
+            .build()
     }
 }
 
@@ -1311,6 +1340,14 @@ fn t8_coverage_over_light_and_ppocr_models() {
             }
         );
         assert_eq!(c.nodes, model.graph.node_count());
+        assert!(
+            c.uncovered_ops.is_empty() && c.uncovered_nodes.is_empty(),
+            "{}: uncovered nodes {:?}",
+            cm.name,
+            c.uncovered_nodes
+        );
+        assert_eq!(c.covered, c.constant + c.ruled, "{}", cm.name);
+        assert_eq!(c.covered, c.nodes, "{}: not every node is covered", cm.name);
         assert!(c.on_path > 0, "{}: no node on a data path", cm.name);
         assert!(
             s.input_sum().is_finite(),
@@ -1320,12 +1357,16 @@ fn t8_coverage_over_light_and_ppocr_models() {
         nodes += c.nodes;
         covered += c.covered;
     }
-    let frac = covered as f64 / nodes as f64;
     println!(
         "total: {covered}/{nodes} nodes covered ({:.3}%)",
-        100.0 * frac
+        100.0 * covered as f64 / nodes as f64
     );
-    assert!(frac >= 0.999, "coverage {frac} is below 99.9%");
+    // The README's figure: 6123/6123 nodes over these twelve models.
+    assert_eq!(
+        (covered, nodes),
+        (6123, 6123),
+        "coverage differs from the README's 6123/6123"
+    );
 }
 
 // ---------------------------------------------------------------- unknown ops, bad input, CLI
@@ -1560,6 +1601,67 @@ fn softmax_rules_and_attention_patterns() {
     let mut one = cfg("epsilon");
     one.start = StartMode::One;
     assert_eq!(run(&m, &x, None, &one).start_value, 1.0);
+}
+
+/// AttnLRP golden values computed by hand. (a) y = softmax(x)·W with x = 1 + [0, ln 2, ln 5],
+/// so s = [1, 2, 5]/8, and W = [4, −2, 8]ᵀ: y = 5. The ε-rule on the constant-weight MatMul
+/// gives R_s = s ⊙ W · (y / y) = [0.5, −0.5, 5]; AttnLRP's softmax rule
+/// R_x = x ⊙ (R_s − s·ΣR_s) gives [1·(0.5 − 0.625), (1 + ln 2)(−0.5 − 1.25),
+/// (1 + ln 5)(5 − 3.125)]; the identity rule passes R_s through; stop gives zeros.
+/// (b) The bilinear rule for two activations a = [1, 2], b = [3, −1]ᵀ, y = a·b = 1:
+/// R_a = a ⊙ (R / 2y)·bᵀ = [1.5, −1], R_b = b ⊙ aᵀ·(R / 2y) = [1.5, −1].
+#[test]
+fn attnlrp_golden_values_by_hand() {
+    let (l2, l5) = (2f64.ln(), 5f64.ln());
+    let m = Net::new(17)
+        .input("x", &[1, 3], F32)
+        .output("y", F32)
+        .init(tensor("w", &[3, 1], &[4.0, -2.0, 8.0], F32))
+        .node(nd("Softmax", "sm", &["x"], &["s"], vec![ai("axis", -1)]))
+        .node(nd("MatMul", "mm", &["s", "w"], &["y"], vec![]))
+        .build();
+    let x = [f32_input("x", &[1, 3], &[1.0, 1.0 + l2, 1.0 + l5])];
+    let attn = run(&m, &x, None, &cfg("transformer"));
+    assert!(
+        (attn.start_value - 5.0).abs() < 1e-5,
+        "{}",
+        attn.start_value
+    );
+    let want = [
+        -0.125,
+        (1.0 + l2) * (-0.5 - 1.25),
+        (1.0 + l5) * (5.0 - 3.125),
+    ];
+    assert_close(&rel_of(&attn, "x"), &want, 1e-5, "AttnLRP softmax");
+    let ident = run(&m, &x, None, &cfg("epsilon"));
+    assert_close(
+        &rel_of(&ident, "x"),
+        &[0.5, -0.5, 5.0],
+        1e-5,
+        "identity softmax",
+    );
+    let mut stop = cfg("epsilon");
+    stop.softmax = SoftmaxRule::Stop;
+    assert_close(
+        &rel_of(&run(&m, &x, None, &stop), "x"),
+        &[0.0; 3],
+        0.0,
+        "stop",
+    );
+
+    let bil = Net::new(17)
+        .input("a", &[1, 2], F32)
+        .input("b", &[2, 1], F32)
+        .output("y", F32)
+        .node(nd("MatMul", "ab", &["a", "b"], &["y"], vec![]))
+        .build();
+    let ab = [
+        f32_input("a", &[1, 2], &[1.0, 2.0]),
+        f32_input("b", &[2, 1], &[3.0, -1.0]),
+    ];
+    let r = run(&bil, &ab, None, &cfg("transformer"));
+    assert_close(&rel_of(&r, "a"), &[1.5, -1.0], 1e-6, "bilinear R_a");
+    assert_close(&rel_of(&r, "b"), &[1.5, -1.0], 1e-6, "bilinear R_b");
 }
 
 // ---------------------------------------------------------------- z^B on the first conv

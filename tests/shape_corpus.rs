@@ -3,130 +3,68 @@
 //! listed in [`UNKNOWABLE`], whose shapes depend on data. Declared shapes in the files
 //! (graph outputs, value_info) must agree with the inferred ones wherever both are known.
 
-use optimize::ir::{Dim, ValueType};
-use optimize::shape::{self, Bindings};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-/// (model path relative to `.deps`, tensor, why its shape cannot be known statically).
+use optimize::ir::{Dim, ValueType};
+use optimize::shape;
+use std::collections::BTreeMap;
+
+/// (corpus model name, tensor, why its shape cannot be known statically).
 const UNKNOWABLE: &[(&str, &str, &str)] = &[
     // Expand's target shape is a graph input: the output dims are data.
     (
-        "onnx-data/simple/test_expand_shape_model1/model.onnx",
+        "simple/test_expand_shape_model1",
         "Y",
         "Expand target shape is a runtime input",
     ),
     (
-        "onnx-data/simple/test_expand_shape_model2/model.onnx",
+        "simple/test_expand_shape_model2",
         "Y",
         "Expand target shape is a runtime input",
     ),
     (
-        "onnx-data/simple/test_expand_shape_model3/model.onnx",
+        "simple/test_expand_shape_model3",
         "Y",
         "Expand target shape is a runtime input",
     ),
     (
-        "onnx-data/simple/test_expand_shape_model4/model.onnx",
+        "simple/test_expand_shape_model4",
         "Y",
         "Expand target shape is a runtime input",
     ),
     // The input is declared [n] and there is no natural binding; split sizes are a runtime input.
     (
-        "onnx-data/simple/test_sequence_model8/model.onnx",
+        "simple/test_sequence_model8",
         "X",
         "input declared with symbolic dim 'n'",
     ),
     // Removing stopwords makes the output length depend on the strings.
     (
-        "onnx-data/simple/test_strnorm_model_monday_casesensintive_lower/model.onnx",
+        "simple/test_strnorm_model_monday_casesensintive_lower",
         "y",
         "stopword removal",
     ),
     (
-        "onnx-data/simple/test_strnorm_model_monday_casesensintive_nochangecase/model.onnx",
+        "simple/test_strnorm_model_monday_casesensintive_nochangecase",
         "y",
         "stopword removal",
     ),
     (
-        "onnx-data/simple/test_strnorm_model_monday_casesensintive_upper/model.onnx",
+        "simple/test_strnorm_model_monday_casesensintive_upper",
         "y",
         "stopword removal",
     ),
     (
-        "onnx-data/simple/test_strnorm_model_monday_empty_output/model.onnx",
+        "simple/test_strnorm_model_monday_empty_output",
         "y",
         "stopword removal",
     ),
     (
-        "onnx-data/simple/test_strnorm_model_monday_insensintive_upper_twodim/model.onnx",
+        "simple/test_strnorm_model_monday_insensintive_upper_twodim",
         "y",
         "stopword removal",
     ),
 ];
-
-/// Input shapes for models with dynamic inputs.
-fn bindings_for(rel: &str) -> Bindings {
-    let mut b = Bindings::new();
-    let x = match rel {
-        "models/ch_PP-OCRv4_det_infer.onnx" => Some(vec![1, 3, 640, 640]),
-        "models/ch_PP-OCRv4_rec_infer.onnx" => Some(vec![1, 3, 48, 320]),
-        "models/ch_ppocr_mobile_v2.0_cls_infer.onnx" => Some(vec![1, 3, 48, 192]),
-        _ => None,
-    };
-    if let Some(x) = x {
-        b.insert("x".to_string(), x);
-    }
-    b
-}
-
-fn deps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps")
-}
-
-/// Every corpus model as (directory label, path relative to `.deps`).
-fn corpus() -> Vec<(String, String)> {
-    let root = deps();
-    let mut out = Vec::new();
-    for dir in ["light", "pytorch-converted", "pytorch-operator", "simple"] {
-        let d = root.join("onnx-data").join(dir);
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            let model = if p.is_dir() {
-                p.join("model.onnx")
-            } else {
-                p.clone()
-            };
-            if model.extension().is_some_and(|e| e == "onnx") && model.is_file() {
-                let rel = model
-                    .strip_prefix(&root)
-                    .unwrap_or(&model)
-                    .to_string_lossy()
-                    .into_owned();
-                out.push((dir.to_string(), rel));
-            }
-        }
-    }
-    if let Ok(rd) = std::fs::read_dir(root.join("models")) {
-        let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if p.extension().is_some_and(|e| e == "onnx") {
-                let rel = p
-                    .strip_prefix(&root)
-                    .unwrap_or(&p)
-                    .to_string_lossy()
-                    .into_owned();
-                out.push(("models".to_string(), rel));
-            }
-        }
-    }
-    out
-}
 
 /// Why `ty` is not acceptable as a fully inferred type, if it is not.
 fn defect(ty: Option<&ValueType>) -> Option<String> {
@@ -152,34 +90,34 @@ struct Row {
 
 #[test]
 fn corpus_shapes_are_static() {
-    let models = corpus();
-    if models.is_empty() {
-        eprintln!(
-            "shape_corpus: no corpus under {} — skipped",
-            deps().display()
-        );
-        return;
-    }
+    // The shared corpus helper fails (saying to run scripts/setup.sh) when data is missing.
+    let models = common::corpus();
+    assert_eq!(
+        models.len(),
+        152,
+        "the corpus (onnx backend test data and PP-OCR) has 152 models"
+    );
     let mut failures: Vec<String> = Vec::new();
     let mut table: BTreeMap<String, Row> = BTreeMap::new();
     let mut used_exceptions = 0usize;
-    for (dir, rel) in &models {
-        let path = deps().join(rel);
-        let mut model = match optimize::onnx_io::import::load_model(&path) {
+    for cm in &models {
+        let rel = cm.name.as_str();
+        let dir = rel.split('/').next().unwrap_or(rel).to_string();
+        let mut model = match optimize::onnx_io::import::load_model(&cm.path) {
             Ok(m) => m,
             Err(e) => {
                 failures.push(format!("{rel}: load failed: {e}"));
                 continue;
             }
         };
-        let summary = match shape::infer(&mut model, &bindings_for(rel)) {
+        let summary = match shape::infer(&mut model, &cm.bindings) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(format!("{rel}: inference failed: {e}"));
                 continue;
             }
         };
-        let row = table.entry(dir.clone()).or_default();
+        let row = table.entry(dir).or_default();
         row.models += 1;
         row.tensors += summary.tensors;
         row.fully_static += summary.fully_static;

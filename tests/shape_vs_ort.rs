@@ -75,9 +75,11 @@ fn inferred_shapes_match_onnxruntime() {
     let rt = OrtRuntime::get().expect("onnxruntime must load: run scripts/setup.sh");
     let scratch = tempfile::tempdir().expect("tempdir");
     let (mut models_checked, mut tensors_checked, mut skipped) = (0usize, 0usize, Vec::new());
+    let corpus = common::corpus();
+    assert_eq!(corpus.len(), 152, "the corpus has 152 models");
     let mut mismatches = Vec::new();
     let mut data_dependent_seen = 0usize;
-    for m in common::corpus() {
+    for m in corpus {
         if rt.session_from_file(&m.path).is_err() {
             skipped.push(format!("{}: onnxruntime cannot load the original", m.name));
             continue;
@@ -104,10 +106,15 @@ fn inferred_shapes_match_onnxruntime() {
             Some(set) => load_input_dir(set, &specs).expect("test inputs"),
             None => random_inputs(&specs, 3, 1).expect("random inputs"),
         };
+        // onnxruntime loaded the original: a failing run of the exposed model is a defect
+        // of ours (an exposed tensor with a wrong declared type, say), not a skip.
         let outputs = match session.run(&sample[0].values) {
             Ok(o) => o,
             Err(e) => {
-                skipped.push(format!("{}: onnxruntime cannot run it: {e}", m.name));
+                mismatches.push(format!(
+                    "{}: onnxruntime cannot run the model with exposed intermediates: {e}",
+                    m.name
+                ));
                 continue;
             }
         };
@@ -174,8 +181,12 @@ fn inferred_shapes_match_onnxruntime() {
         DATA_DEPENDENT.len(),
         "every listed data-dependent tensor must be seen and consistent"
     );
-    assert!(
-        models_checked >= 110 && tensors_checked > 5000,
-        "checked too little: {models_checked} models, {tensors_checked} tensors"
+    // The README's figures ("Tests": 116 models, 6238 tensors agree exactly); the other 36 of
+    // the 152 corpus models are those onnxruntime 1.31 cannot load (legacy opset-1/6 forms,
+    // training ops), the same 36 tests/roundtrip.rs lists.
+    assert_eq!(
+        (models_checked, tensors_checked, skipped.len()),
+        (116, 6238, 36),
+        "checked (models, tensors, models onnxruntime cannot load) differ from the README's"
     );
 }
