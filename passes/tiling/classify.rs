@@ -391,12 +391,12 @@ fn resize(g: &Graph, n: &Node, sh: &Shapes) -> Result<Class, String> {
         coord,
         nearest,
     }; 2];
-    for a in 0..2 {
+    for (a, axis) in axes.iter_mut().enumerate() {
         let (i, o) = (x.0[2 + a], sh.output[2 + a]);
         if i < 1 || o % i != 0 {
             return Err("Resize by a non-integer factor".into());
         }
-        axes[a].scale = o / i;
+        axis.scale = o / i;
     }
     // Given scales must be exactly the integer factors (ONNX floors in × scale).
     if let Some(name) = n.inputs.get(2).filter(|s| !s.is_empty()) {

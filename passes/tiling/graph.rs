@@ -142,11 +142,10 @@ fn statics(g: &Graph) -> (Vec<NodeIndex>, HashSet<String>) {
     (nodes, names)
 }
 
-fn shapes_of(
-    g: &Graph,
-    n: &Node,
-    constant: &HashSet<String>,
-) -> Result<Vec<Option<(Vec<i64>, bool)>>, String> {
+/// Per input slot: `None` when absent, else (static dims, is a constant).
+type SlotShapes = Vec<Option<(Vec<i64>, bool)>>;
+
+fn shapes_of(g: &Graph, n: &Node, constant: &HashSet<String>) -> Result<SlotShapes, String> {
     n.inputs
         .iter()
         .map(|i| {

@@ -154,6 +154,9 @@ impl Table {
     }
 }
 
+/// Offsets of the whole buffers and of each segment's work area.
+pub type Offsets = (BTreeMap<TId, u64>, Vec<u64>);
+
 /// Offsets of a residency choice: whole buffers and one work area per segment.
 #[derive(Clone, Debug)]
 pub struct Placed {
@@ -170,11 +173,7 @@ pub struct Placed {
 }
 
 /// Packs `keep`; the overflowing segments when the arena exceeds the budget.
-pub fn place(
-    t: &Table,
-    keep: &[bool],
-    budget: u64,
-) -> Result<(BTreeMap<TId, u64>, Vec<u64>), Vec<usize>> {
+pub fn place(t: &Table, keep: &[bool], budget: u64) -> Result<Offsets, Vec<usize>> {
     let mut blocks: Vec<Block> = Vec::new();
     let mut owner: Vec<Option<TId>> = Vec::new();
     for (b, &k) in t.boundaries.iter().zip(keep) {
@@ -235,7 +234,7 @@ fn solve(t: &Table, cap: &[u64], limit_s: f64) -> Option<(Vec<bool>, bool, Optio
     }
     let mut model = vars.minimise(objective).using(coin_cbc);
     crate::passes::cbc::quiet(&mut model);
-    for s in 0..cap.len() {
+    for (s, &cap_s) in cap.iter().enumerate() {
         let mut e = Expression::from(0.0);
         let mut any = false;
         for (&i, &v) in cand.iter().zip(&x) {
@@ -249,7 +248,7 @@ fn solve(t: &Table, cap: &[u64], limit_s: f64) -> Option<(Vec<bool>, bool, Optio
             }
         }
         if any {
-            let room = (cap[s] as f64 - t.load(s, &none) as f64) / unit;
+            let room = (cap_s as f64 - t.load(s, &none) as f64) / unit;
             model.add_constraint(e.leq(room));
         }
     }

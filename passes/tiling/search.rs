@@ -105,8 +105,7 @@ pub fn infeasible(g: &SGraph, x: XId, limit: u64) -> String {
     let seg = Seg::new(g, &[x]);
     let bands = *BANDS
         .iter()
-        .filter(|&&b| b <= seg.max_bands(g))
-        .last()
+        .rfind(|&&b| b <= seg.max_bands(g))
         .unwrap_or(&1);
     let res = vec![false; seg.tens.len()];
     let opts = SimOpts {

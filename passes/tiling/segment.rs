@@ -163,10 +163,10 @@ impl Seg {
                 };
             }
         };
-        for lt in 0..self.tens.len() {
+        for (lt, r) in range.iter_mut().enumerate() {
             if self.escaping[lt] || self.dead[lt] {
                 let (lo, hi) = target(self.tens[lt]);
-                hull(&mut range[lt], lo, hi);
+                hull(r, lo, hi);
             }
         }
         for l in (0..self.ops.len()).rev() {
