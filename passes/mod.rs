@@ -5,3 +5,4 @@ pub mod cleanup;
 pub mod precision;
 pub mod relevance;
 pub mod schedule;
+pub mod tiling;

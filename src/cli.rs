@@ -117,6 +117,10 @@ pub struct RunArgs {
     /// Keep weights in the scratchpad too (overrides the target file).
     #[arg(long)]
     pub weights_in_scratchpad: bool,
+    /// Fused-layer tiling: auto (tile when the scratchpad is below M_R), on (also above
+    /// M_R, keeping the cheaper plan), off (never; below M_R is an error) [default: auto].
+    #[arg(long, value_name = "MODE")]
+    pub tiling: Option<String>,
     /// The pipeline's passes, from a config file (the default pipeline when absent).
     #[arg(skip)]
     pub passes: Option<Vec<crate::config::PassSpec>>,
@@ -282,13 +286,16 @@ pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
         min_fidelity: a.min_fidelity,
         passes: a.passes,
         precision,
-        schedule: crate::passes::schedule::ScheduleConfig::from_flags(
-            a.scratchpad.as_deref(),
-            a.target.as_deref(),
-            a.schedule_mode.as_deref(),
-            a.schedule_time_limit,
-            a.weights_in_scratchpad,
-            a.plan,
+        schedule: crate::passes::schedule::tiling_mode::apply(
+            crate::passes::schedule::ScheduleConfig::from_flags(
+                a.scratchpad.as_deref(),
+                a.target.as_deref(),
+                a.schedule_mode.as_deref(),
+                a.schedule_time_limit,
+                a.weights_in_scratchpad,
+                a.plan,
+            )?,
+            a.tiling.as_deref(),
         )?,
         ..defaults
     };

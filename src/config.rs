@@ -63,6 +63,7 @@ struct ConfigFile {
     schedule_mode: Option<String>,
     schedule_time_limit: Option<f64>,
     weights_in_scratchpad: Option<bool>,
+    tiling: Option<String>,
     #[serde(rename = "pass")]
     passes: Option<Vec<PassSpec>>,
 }
@@ -78,6 +79,7 @@ struct ScheduleKeys {
     schedule_mode: Option<String>,
     schedule_time_limit: Option<f64>,
     weights_in_scratchpad: Option<bool>,
+    tiling: Option<String>,
 }
 
 /// A scratchpad size: a string with a unit ("512KiB") or a number of bytes.
@@ -115,6 +117,7 @@ impl ScheduleKeys {
         a.schedule_time_limit = a.schedule_time_limit.or(self.schedule_time_limit);
         a.weights_in_scratchpad =
             a.weights_in_scratchpad || self.weights_in_scratchpad.unwrap_or(false);
+        a.tiling = a.tiling.take().or(self.tiling);
     }
 }
 
@@ -272,6 +275,7 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
         schedule_mode: cfg.schedule_mode,
         schedule_time_limit: cfg.schedule_time_limit,
         weights_in_scratchpad: cfg.weights_in_scratchpad,
+        tiling: cfg.tiling,
     };
     top_level.fill(&mut a, &rel);
     a.output = a.output.or(rel(cfg.output));

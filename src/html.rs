@@ -333,6 +333,9 @@ pub fn render_html(r: &Report) -> String {
         Some(p) => body.push_str(&p),
         None => body.push_str(&missing("Memory plan", "no scratchpad target was given")),
     }
+    if let Some(p) = schedule.and_then(crate::html_tiles::tiles_picture) {
+        body.push_str(&p);
+    }
     if let Some(p) = schedule.and_then(traffic_picture) {
         body.push_str(&p);
     }

@@ -7,6 +7,7 @@ pub mod data;
 pub mod error;
 pub mod heap;
 pub mod html;
+pub mod html_tiles;
 pub mod inspect;
 pub mod interrupt;
 pub mod ir;

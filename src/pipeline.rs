@@ -12,6 +12,7 @@ use crate::passes::cleanup::Cleanup;
 use crate::passes::precision::calibrate::CalibMethod;
 use crate::passes::precision::pass::{Budget, PrecisionConfig, PrecisionPass, PrecisionSlot};
 use crate::passes::schedule::{ScheduleConfig, SchedulePass, ScheduleSlot};
+use crate::passes::tiling::TiledSchedulePass;
 use crate::report::{ModelSummary, Report};
 use crate::shape::{infer, Bindings};
 use crate::summary::render_summary;
@@ -169,12 +170,16 @@ pub fn passes_from_specs(
     Ok(pm)
 }
 
-/// The scheduling pass for a configuration, reporting into `slot`.
-fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> SchedulePass {
-    SchedulePass {
-        target: cfg.target.clone(),
-        options: cfg.options.clone(),
-        slot: slot.clone(),
+/// The scheduling pass for a configuration, reporting into `slot` (it tiles where whole
+/// tensors do not fit, see `passes/tiling`).
+fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> TiledSchedulePass {
+    TiledSchedulePass {
+        inner: SchedulePass {
+            target: cfg.target.clone(),
+            options: cfg.options.clone(),
+            slot: slot.clone(),
+        },
+        plan_events: cfg.plan.is_some(),
     }
 }
 

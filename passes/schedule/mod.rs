@@ -21,6 +21,7 @@ pub mod plan;
 pub mod problem;
 pub mod residency;
 pub mod target;
+pub mod tiling_mode;
 pub mod windows;
 
 mod pass;

@@ -85,6 +85,8 @@ pub struct ScheduleOptions {
     pub max_free_ops: usize,
     /// Share of the time limit given to the free-order program when it runs.
     pub free_share: f64,
+    /// Whether operators may be tiled (`passes/tiling`) when whole tensors do not fit.
+    pub tiling: super::tiling_mode::TilingMode,
 }
 
 impl ScheduleOptions {
@@ -109,6 +111,7 @@ impl Default for ScheduleOptions {
             order_search_share: 0.3,
             max_free_ops: 32,
             free_share: 0.5,
+            tiling: Default::default(),
         }
     }
 }

@@ -46,8 +46,9 @@ pub struct SessionPair {
 pub fn open_ort(original: &Path, candidate: &Path) -> Result<SessionPair> {
     let rt = OrtRuntime::get()?;
     Ok(SessionPair {
-        original: AnySession::Ort(rt.session_from_file(original)?),
-        candidate: AnySession::Ort(rt.session_from_file(candidate)?),
+        // Tiled outputs have thousands of nodes: open both with the planner that scales.
+        original: AnySession::Ort(rt.large_graph_session_from_file(original, false)?),
+        candidate: AnySession::Ort(rt.large_graph_session_from_file(candidate, false)?),
         runtime: format!("onnxruntime {}", rt.version()),
     })
 }

@@ -1,0 +1,116 @@
+//! The scheduling pass with tiling: below M_R (or always, with `--tiling on`) it tiles the
+//! model and rewrites it into the tiled program; otherwise it is the COSMA pass unchanged.
+
+use super::graph::extract as tiling_view;
+use super::report::section;
+use super::rewrite::rewrite;
+use super::run::{solve, TilingOptions};
+use crate::error::{Error, Result};
+use crate::ir::Model;
+use crate::pass_manager::{Pass, PassChanges};
+use crate::passes::schedule::bounds::m_r;
+use crate::passes::schedule::problem::extract;
+use crate::passes::schedule::tiling_mode::TilingMode;
+use crate::passes::schedule::{schedule, SchedulePass};
+
+/// [`SchedulePass`] that tiles where whole tensors do not fit.
+pub struct TiledSchedulePass {
+    pub inner: SchedulePass,
+    /// `--plan` asked: the section's plan carries every tile event (the pipeline writes it).
+    pub plan_events: bool,
+}
+
+impl Pass for TiledSchedulePass {
+    fn name(&self) -> &'static str {
+        "schedule"
+    }
+
+    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+        let (target, opts) = (&self.inner.target, &self.inner.options);
+        if opts.tiling == TilingMode::Off {
+            return self.inner.run(model);
+        }
+        let p = extract(model, target).map_err(Error::Usage)?;
+        let (mr, mr_op) = m_r(&p);
+        let budget = target.scratchpad_bytes;
+        if budget >= mr && opts.tiling == TilingMode::Auto {
+            return self.inner.run(model);
+        }
+        let g = tiling_view(model, target.alignment, target.weights_in_scratchpad)
+            .map_err(Error::Usage)?;
+        let mr_name = mr_op.map(|o| p.ops[o].name.clone());
+        let tiling = TilingOptions {
+            time_limit_s: opts.time_limit_s,
+            ..TilingOptions::default()
+        };
+        let progress = crate::progress::spinner("schedule");
+        progress.set_message(format!(
+            "tiling {} operators for a {budget}-byte scratchpad",
+            g.ops.len()
+        ));
+        let out = solve(&g, budget, &tiling);
+        progress.finish_and_clear();
+        let out = out.map_err(|e| {
+            let o = mr_op.map(|o| &p.ops[o]);
+            Error::Usage(format!(
+                "the scratchpad ({budget} bytes) is smaller than M_R = {mr} bytes, which operator '{}' ({}) needs at once, and no tiling fits either: {e}",
+                o.map(|o| o.name.as_str()).unwrap_or(""),
+                o.map(|o| o.op_type.as_str()).unwrap_or("")
+            ))
+        })?;
+        // At or above M_R (tiling on): today's plan on the same scale competes.
+        let compulsory: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| t.graph_input || t.graph_output)
+            .map(|t| t.bytes)
+            .sum();
+        let cosma = if budget >= mr {
+            schedule(&p, budget, opts)
+                .ok()
+                .and_then(|o| o.ours.traffic())
+                .map(|t| t + compulsory)
+        } else {
+            None
+        };
+        let ours = out.ours.traffic().unwrap_or(u64::MAX);
+        if cosma.is_some_and(|c| c <= ours) {
+            return self.inner.run(model);
+        }
+        let plan = out
+            .ours
+            .plan
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the chosen tiling has no plan".into()))?;
+        let check = out.ours.check.as_ref().map_err(|e| {
+            Error::Internal(format!("the chosen tiled plan fails the checker: {e}"))
+        })?;
+        let mut sec = section(&g, &out, mr, mr_name.as_deref(), cosma, opts.time_limit_s);
+        let rw =
+            rewrite(model, &g, plan).map_err(|e| Error::Internal(format!("tiled rewrite: {e}")))?;
+        if let Some(obj) = sec.as_object_mut() {
+            if self.plan_events {
+                obj.insert("plan".into(), super::plan::plan_json(&g, plan, true));
+            }
+            obj.insert("mode".into(), opts.mode.name().into());
+            obj.insert("tiling".into(), opts.tiling.name().into());
+            obj.insert(
+                "weights_in_scratchpad".into(),
+                target.weights_in_scratchpad.into(),
+            );
+            obj.insert("rewrite".into(), serde_json::json!({"nodes_before": rw.nodes_before, "nodes_after": rw.nodes_after, "tiled_segments": rw.tiled_segments}));
+            if let Some(bw) = target.bandwidth_bytes_per_s {
+                obj.insert("traffic_seconds".into(), (ours as f64 / bw).into());
+            }
+        }
+        if let Ok(mut s) = self.inner.slot.lock() {
+            *s = Some(sec);
+        }
+        let mut changes = PassChanges::default();
+        changes.add("tiled_segments", rw.tiled_segments as u64);
+        changes.add("tile_runs", plan.runs() as u64);
+        changes.add("load_bytes", check.load_bytes);
+        changes.add("store_bytes", check.store_bytes);
+        Ok(changes)
+    }
+}
