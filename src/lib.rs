@@ -1,6 +1,7 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
 
 pub mod bounded_read;
+pub mod byte_size;
 pub mod cli;
 pub mod config;
 pub mod data;

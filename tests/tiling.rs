@@ -393,3 +393,78 @@ fn int8_tiles_are_bit_identical() {
     optimize::shape::infer(&mut v, &Bindings::new()).expect("shapes");
     assert!(v.graph.nodes().all(|(_, n)| !n.is("ConstantOfShape")));
 }
+
+// ------------------------------------------------------------------ the CLI
+
+/// The binary below M_R: `--scratchpad` tiles instead of failing, the pipeline validates the
+/// tiled model against the original on onnxruntime, and the report, plan and HTML describe
+/// the tiles; `--tiling off` keeps the old refusal (exit 2 naming M_R), writing nothing.
+#[test]
+fn cli_tiles_below_m_r_and_validates_the_tiled_model() {
+    let model = common::root().join(".deps/models/ch_PP-OCRv4_det_infer.onnx");
+    assert!(
+        model.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        model.display()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n).to_str().expect("utf8").to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            model.to_str().expect("utf8").to_string(),
+            "-o".into(),
+            p("det.tiled.onnx"),
+            "--no-precision".into(),
+            "--input-shape".into(),
+            "x=1x3x160x160".into(),
+            "--scratchpad".into(),
+            "256KiB".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        std::process::Command::new(common::optimize_bin())
+            .args(&args)
+            .output()
+            .expect("run optimize")
+    };
+    let off = run(&["--tiling", "off"]);
+    let err = String::from_utf8_lossy(&off.stderr);
+    assert_eq!(off.status.code(), Some(2), "{err}");
+    assert!(err.contains("M_R") && err.lines().count() == 1, "{err}");
+    assert!(!dir.path().join("det.tiled.onnx").exists());
+
+    let o = run(&[
+        "--report",
+        &p("report.json"),
+        "--plan",
+        &p("plan.json"),
+        "--html",
+        &p("report.html"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("report.json")).expect("report"))
+            .expect("json");
+    let s = &r["schedule"];
+    assert_eq!(s["tiled"], true, "{s}");
+    assert_eq!(s["checker"]["passed"], true);
+    assert!(s["m_r"].as_u64().expect("m_r") > 256 * 1024);
+    assert!(s["peak_scratchpad_bytes"].as_u64().expect("peak") <= 256 * 1024);
+    let t = &s["traffic_bytes"];
+    let ours = t["ours"].as_u64().expect("ours");
+    let greedy = t["baselines"]["greedy_cascade"].as_u64().expect("greedy");
+    assert!(ours <= greedy, "ours {ours} > greedy {greedy}");
+    assert!(s["rewrite"]["tiled_segments"].as_u64().expect("segments") > 0);
+    assert!(!s["cascades"].as_array().expect("cascades").is_empty());
+    // The written model is the tiled one, and it validated against the original.
+    assert_eq!(r["validation"]["passed"], true, "{}", r["validation"]);
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("plan.json")).expect("plan"))
+            .expect("json");
+    let segs = plan["segments"].as_array().expect("segments");
+    assert!(
+        segs.iter().any(|s| s.get("events").is_some()),
+        "--plan has no tile events"
+    );
+    let html = std::fs::read_to_string(p("report.html")).expect("html");
+    assert!(html.contains(r#"<figure id="tiles""#), "no tiles picture");
+}

@@ -132,56 +132,11 @@ fn bandwidth_value(v: &toml::Value) -> Result<f64, String> {
     }
 }
 
-/// Parses a byte size: `524288`, `512KiB`, `512K`, `1.5MiB`, `2MB` (KB/MB/GB are powers of
-/// 1000, K/KiB/M/MiB/G/GiB powers of 1024), `100B`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let num = num.replace('_', "");
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1000.0,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "mb" => 1e6,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "gb" => 1e9,
-        other => {
-            return Err(format!(
-                "'{s}': unknown unit '{other}' (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size such as 512KiB or 524288"))?;
-    let bytes = (v * mult).round();
-    if !(bytes.is_finite() && (1.0..1.8e19).contains(&bytes)) {
-        return Err(format!("'{s}' is not a positive size"));
-    }
-    Ok(bytes as u64)
-}
+pub use crate::byte_size::parse_size;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
-        assert_eq!(parse_size("512K"), Ok(512 * 1024));
-        assert_eq!(parse_size("2MB"), Ok(2_000_000));
-        assert_eq!(parse_size("1.5MiB"), Ok(1_572_864));
-        assert_eq!(parse_size("200"), Ok(200));
-        assert_eq!(parse_size(" 100 B "), Ok(100));
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("-5").is_err());
-    }
 
     #[test]
     fn toml_target() {

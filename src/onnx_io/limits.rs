@@ -58,36 +58,7 @@ pub fn fmt_bytes(b: u64) -> String {
     format!("{b} bytes")
 }
 
-/// Parses a `--max-memory` value: bytes, or a number with K/M/G/T (binary) suffix, e.g.
-/// `8G`, `512MiB`, `1048576`.
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let num_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(num_end);
-    let mult: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        u => {
-            return Err(format!(
-                "bad size '{s}': unknown unit '{u}' (use K, M, G or T)"
-            ))
-        }
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad size '{s}': expected a number such as 8G or 512M"))?;
-    let bytes = v * mult as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("bad size '{s}': must be at least 1 byte"));
-    }
-    Ok(bytes as u64)
-}
+pub use crate::byte_size::parse_size;
 
 /// This machine's memory: RAM plus swap, from `/proc/meminfo` (`None` when unreadable).
 pub fn machine_memory() -> Option<u64> {
@@ -531,14 +502,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse_and_format() {
-        assert_eq!(parse_size("8G"), Ok(8 << 30));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        assert_eq!(parse_size("1.5k"), Ok(1536));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("3 parsecs").is_err());
+    fn sizes_format() {
         assert_eq!(fmt_bytes(8 << 30), "8 GiB");
         assert_eq!(fmt_bytes(1536), "1.5 KiB");
         assert_eq!(fmt_bytes(12), "12 bytes");
