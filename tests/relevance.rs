@@ -1361,11 +1361,11 @@ fn t8_coverage_over_light_and_ppocr_models() {
         "total: {covered}/{nodes} nodes covered ({:.3}%)",
         100.0 * covered as f64 / nodes as f64
     );
-    // The README's figure: 6123/6123 nodes over these twelve models.
+    // docs/testing.md's figure: 6123/6123 nodes over these twelve models.
     assert_eq!(
         (covered, nodes),
         (6123, 6123),
-        "coverage differs from the README's 6123/6123"
+        "coverage differs from docs/testing.md's 6123/6123"
     );
 }
 

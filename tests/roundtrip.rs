@@ -125,10 +125,10 @@ fn round_trip_is_bit_identical_on_onnxruntime() {
         "skipped for reasons other than onnxruntime refusing the original: {not_ort:?}"
     );
     assert!(passed.len() + skipped.len() == models.len());
-    // The README's figures ("Tests": 152 models, 116 passed, 36 skipped).
+    // docs/testing.md's figures (152 models, 116 passed, 36 skipped).
     assert_eq!(
         (models.len(), passed.len(), skipped.len()),
         (152, 116, 36),
-        "(models, passed, skipped) differ from the README's"
+        "(models, passed, skipped) differ from docs/testing.md's"
     );
 }

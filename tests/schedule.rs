@@ -342,7 +342,7 @@ fn fmt_kib(b: Option<u64>) -> String {
 /// Per-case ILP time limit for the test suite (the pass's default is 60 s).
 const TEST_LIMIT_S: f64 = 4.0;
 
-/// One row of the README's table (KiB): the cases where traffic is not zero. `budget` is
+/// One row of docs/schedule.md's table (KiB): the cases where traffic is not zero. `budget` is
 /// rounded to whole KiB as printed there; traffic figures are exact.
 struct Expected {
     model: &'static str,
@@ -374,11 +374,11 @@ const fn row(
     }
 }
 
-/// The README's table ("Scratchpad scheduling (COSMA)", "Where traffic is not zero"): model
+/// docs/schedule.md's table ("Where traffic is not zero"): model
 /// order + Belady, minimum-peak order + Belady, ours, and the bound that holds for every
 /// order. Every case not listed has zero traffic for every method. Where `ours` equals
 /// `any_order_lb` the plan is optimal over all orders.
-const README_TABLE: &[Expected] = &[
+const DOCUMENTED_TABLE: &[Expected] = &[
     row(
         "light_densenet121",
         false,
@@ -694,10 +694,10 @@ fn source_tag(source: &str) -> &'static str {
     }
 }
 
-/// Every measured case against the README: the listed rows exactly (budgets to the KiB as
+/// Every measured case against docs/schedule.md: the listed rows exactly (budgets to the KiB as
 /// printed, traffic to the byte), every other case zero traffic for every method, zero
 /// traffic at M_P for ours on every model, and ours at the any-order bound wherever the
-/// README's table says so (which is everywhere traffic is zero).
+/// table says so (which is everywhere traffic is zero).
 fn check_against_readme(measured: &[Measured]) -> Vec<String> {
     let kib = |b: u64| b as f64 / 1024.0;
     let mut failures = Vec::new();
@@ -707,7 +707,7 @@ fn check_against_readme(measured: &[Measured]) -> Vec<String> {
         if m.label == "M_P" && m.ours != 0 {
             failures.push(format!("{case}: ours {} KiB at M_P, not 0", kib(m.ours)));
         }
-        let want = README_TABLE
+        let want = DOCUMENTED_TABLE
             .iter()
             .find(|e| e.model == m.model && e.weights == m.weights && e.label == m.label);
         let (budget, want) = match want {
@@ -719,7 +719,7 @@ fn check_against_readme(measured: &[Measured]) -> Vec<String> {
         };
         if let Some(b) = budget.filter(|b| (kib(m.budget) - b).abs() > 0.5) {
             failures.push(format!(
-                "{case}: budget {:.1} KiB, README says {b}",
+                "{case}: budget {:.1} KiB, docs/schedule.md says {b}",
                 kib(m.budget)
             ));
         }
@@ -736,7 +736,7 @@ fn check_against_readme(measured: &[Measured]) -> Vec<String> {
         {
             if g.map(kib) != Some(w) {
                 failures.push(format!(
-                    "{case}: {what} {} KiB, README says {w}",
+                    "{case}: {what} {} KiB, docs/schedule.md says {w}",
                     g.map(|g| format!("{}", kib(g)))
                         .unwrap_or_else(|| "none".into())
                 ));
@@ -791,12 +791,12 @@ fn table(models: &[&str], weights: bool) {
     let failures = check_against_readme(&measured);
     assert!(
         failures.is_empty(),
-        "the README's scheduling table no longer holds:\n{}",
+        "docs/schedule.md's scheduling table no longer holds:\n{}",
         failures.join("\n")
     );
 }
 
-/// The README's table lists only models these tests run.
+/// docs/schedule.md's table lists only models these tests run.
 #[test]
 fn readme_table_rows_name_tested_cases() {
     let tested = [
@@ -809,7 +809,7 @@ fn readme_table_rows_name_tested_cases() {
         "ppocr_det",
         "ppocr_rec",
     ];
-    for e in README_TABLE {
+    for e in DOCUMENTED_TABLE {
         assert!(tested.contains(&e.model), "{}", e.model);
         assert!(["M_R", "M_H", "M_P"].contains(&e.label));
         assert!(e.ours >= e.any_order_lb && e.ours <= e.min_peak.min(e.model_order));

@@ -86,7 +86,7 @@ fn plan_sizes_follow_the_precision_pass() {
         }
     }
     eprintln!("plan: {int8} int8/uint8 tensors at 1 byte per element, {float} float32 at 4");
-    // The README's figures. They follow from the precision pass's assignment, which is
+    // docs/schedule.md's figures. They follow from the precision pass's assignment, which is
     // deterministic when its ILP is solved to optimality (a solve cut short could differ).
     assert_eq!(
         r["precision"]["solver"]["status"], "optimal",
@@ -96,7 +96,7 @@ fn plan_sizes_follow_the_precision_pass() {
     assert_eq!(
         (int8, float),
         (167, 483),
-        "(int8/uint8, float32) tensors in the plan differ from the README's (167, 483) (report: {})",
+        "(int8/uint8, float32) tensors in the plan differ from docs/schedule.md's (167, 483) (report: {})",
         r["precision"]
     );
 }

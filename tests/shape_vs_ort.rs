@@ -181,12 +181,12 @@ fn inferred_shapes_match_onnxruntime() {
         DATA_DEPENDENT.len(),
         "every listed data-dependent tensor must be seen and consistent"
     );
-    // The README's figures ("Tests": 116 models, 6238 tensors agree exactly); the other 36 of
+    // docs/testing.md's figures (116 models, 6238 tensors agree exactly); the other 36 of
     // the 152 corpus models are those onnxruntime 1.31 cannot load (legacy opset-1/6 forms,
     // training ops), the same 36 tests/roundtrip.rs lists.
     assert_eq!(
         (models_checked, tensors_checked, skipped.len()),
         (116, 6238, 36),
-        "checked (models, tensors, models onnxruntime cannot load) differ from the README's"
+        "checked (models, tensors, models onnxruntime cannot load) differ from docs/testing.md's"
     );
 }

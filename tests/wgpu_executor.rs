@@ -86,7 +86,7 @@ fn compare(expected: &[(String, HostTensor)], got: &[(String, HostTensor)], tol:
 }
 
 /// The light models at 1x3x224x224 take minutes each on lavapipe with two cores; the test
-/// runs the two cheapest (the others were run by hand, see the README). All the
+/// runs the two cheapest (the others were run by hand, see docs/runtimes.md). All the
 /// pytorch-converted, pytorch-operator and simple models run.
 const LIGHT_IN_TEST: &[&str] = &["light/light_squeezenet", "light/light_shufflenet"];
 
@@ -209,7 +209,7 @@ fn backend_models_match_reference_outputs_and_onnxruntime() {
     assert_eq!(
         (passed, total),
         (BACKEND_PASSES, 142),
-        "passed/total backend models differ from the README's 133/142"
+        "passed/total backend models differ from docs/runtimes.md's 133/142"
     );
     assert!(
         must_run.is_empty(),
@@ -218,7 +218,7 @@ fn backend_models_match_reference_outputs_and_onnxruntime() {
     );
 }
 
-/// Measured on lavapipe; the README's "wgpu executor" section gives it (133/142).
+/// Measured on lavapipe; docs/runtimes.md gives it (133/142).
 const BACKEND_PASSES: usize = 133;
 
 #[test]
