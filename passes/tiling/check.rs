@@ -510,9 +510,14 @@ fn expect_region(g: &SGraph, r: &Run, out: TId, rd: &Read, map: &Map) -> Result<
                     .collect();
                 let first = taps.iter().copied().min().unwrap_or(0);
                 let last = taps.iter().copied().max().unwrap_or(-1);
+                // The pads are the hull's rows outside the tensor, on each side.
+                let n = in_len[a];
                 exact(
-                    (first.max(0), (last + 1).min(in_len[a])),
-                    ((-first).max(0), (last + 1 - in_len[a]).max(0)),
+                    (first.clamp(0, n), (last + 1).clamp(0, n)),
+                    (
+                        (last + 1).min(0).saturating_sub(first).max(0),
+                        (last + 1).saturating_sub(first.max(n)).max(0),
+                    ),
                 )?;
                 // The tile, run in floor mode, must give exactly the run's rows.
                 let span = (w.kernel - 1) * w.dilation + 1;

@@ -54,11 +54,13 @@ impl WindowAxis {
         }
         let a = o0 * self.stride - self.pad_begin;
         let b = (o1 - 1) * self.stride - self.pad_begin + self.span();
+        // The pads count only the rows of [a, b) outside the tensor: a tile lying wholly in
+        // the padding (a pad wider than the window's span) pads just what it reads.
         Need {
             lo: a.clamp(0, len),
             hi: b.clamp(0, len),
-            pad_lo: (-a).max(0),
-            pad_hi: (b - len).max(0),
+            pad_lo: (b.min(0) - a).max(0),
+            pad_hi: (b - a.max(len)).max(0),
         }
     }
 
@@ -191,11 +193,13 @@ mod tests {
                 last = last.max(r);
             }
         }
+        // Rows of the hull [first, last] below 0 and at or past `len`.
+        let hull = first..=last;
         Need {
-            lo: first.max(0),
-            hi: (last + 1).min(len),
-            pad_lo: (-first).max(0),
-            pad_hi: (last + 1 - len).max(0),
+            lo: first.clamp(0, len),
+            hi: (last + 1).clamp(0, len),
+            pad_lo: hull.clone().filter(|&r| r < 0).count() as i64,
+            pad_hi: hull.filter(|&r| r >= len).count() as i64,
         }
     }
 
