@@ -8,4 +8,5 @@ bash scripts/setup.sh
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+bash scripts/check_fn_length.sh
 cargo test --no-fail-fast -- --nocapture

@@ -5,8 +5,9 @@
 use super::rewrite::{a_int, node, Namer};
 use crate::error::{Error, Result};
 use crate::ir::attr::AttrExt;
-use crate::ir::{canonical_domain, DataType, Model, Node, ValueType};
+use crate::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::TensorProto;
+use petgraph::stable_graph::NodeIndex;
 
 /// Ops whose behaviour is the same at every default-domain version from 7 to 13 (later
 /// versions only added types or optional attributes with the old default).
@@ -196,6 +197,67 @@ pub fn upgrade_default_opset(model: &mut Model, target: i64) -> Result<Vec<Strin
         )));
     }
     // Check everything first so a refusal leaves the model untouched.
+    check_upgradable(model, from, target)?;
+    let mut up = Upgrade {
+        from,
+        namer: Namer::new(&model.graph),
+        changes: Vec::new(),
+        new_inits: Vec::new(),
+        new_nodes: Vec::new(),
+    };
+    let indices: Vec<_> = model.graph.order.clone();
+    for idx in indices {
+        let g = &mut model.graph;
+        let n = &g.ops[idx];
+        if !canonical_domain(&n.domain).is_empty() {
+            continue;
+        }
+        let label = format!("{} '{}'", n.op_type, n.name);
+        let base = n.outputs.first().cloned().unwrap_or_default();
+        if matches!(n.op_type.as_str(), "Softmax" | "LogSoftmax" | "Hardmax") {
+            up.softmax(g, idx, &label, &base);
+        } else {
+            up.attributes_to_inputs(&mut g.ops[idx], &label, &base);
+        }
+    }
+    let Upgrade {
+        mut changes,
+        new_inits,
+        new_nodes,
+        ..
+    } = up;
+    let g = &mut model.graph;
+    for t in new_inits {
+        let dims = t.dims.clone();
+        let dt = DataType::from_onnx(t.data_type).unwrap_or(DataType::Float);
+        g.set_value_type(&t.name, ValueType::tensor(dt, &dims));
+        g.initializers.insert(t.name.clone(), t);
+    }
+    for n in new_nodes {
+        g.add_node(n);
+    }
+    g.relink()
+        .map_err(|e| Error::Internal(format!("opset upgrade broke the graph: {e}")))?;
+    for (d, v) in model.opsets.iter_mut() {
+        if canonical_domain(d).is_empty() {
+            *v = target;
+        }
+    }
+    if model.opset("").is_none() {
+        model.opsets.push((String::new(), target));
+    }
+    changes.push(format!("default opset {from} → {target}"));
+    if model.ir_version < 7 {
+        changes.push(format!("ir_version {} → 7", model.ir_version));
+        model.ir_version = 7;
+    }
+    Ok(changes)
+}
+
+/// Refuses the upgrade (before anything changes) when a default-domain node has
+/// subgraphs, has no known rewrite, is a BatchNormalization with spatial=0, or is a
+/// Softmax-like op whose input rank is unknown and needed.
+fn check_upgradable(model: &Model, from: i64, target: i64) -> Result<()> {
     for (_, n) in model.graph.nodes() {
         if !canonical_domain(&n.domain).is_empty() {
             continue;
@@ -250,19 +312,25 @@ pub fn upgrade_default_opset(model: &mut Model, target: i64) -> Result<Vec<Strin
             }
         }
     }
-    let mut namer = Namer::new(&model.graph);
-    let mut changes = Vec::new();
-    let indices: Vec<_> = model.graph.order.clone();
-    let mut new_inits: Vec<TensorProto> = Vec::new();
-    let mut new_nodes: Vec<Node> = Vec::new();
-    for idx in indices {
-        let g = &mut model.graph;
-        let n = &mut g.ops[idx];
-        if !canonical_domain(&n.domain).is_empty() {
-            continue;
-        }
-        let label = format!("{} '{}'", n.op_type, n.name);
-        let base = n.outputs.first().cloned().unwrap_or_default();
+    Ok(())
+}
+
+/// The upgrade in progress: the initializers and nodes to add once every node is
+/// rewritten (added after the walk, in the order they were made), and the change log.
+struct Upgrade {
+    from: i64,
+    namer: Namer,
+    changes: Vec<String>,
+    new_inits: Vec<TensorProto>,
+    new_nodes: Vec<Node>,
+}
+
+impl Upgrade {
+    /// The node-local rewrites: attributes that became inputs (as new initializers), and
+    /// BatchNormalization's `spatial=1` dropped.
+    fn attributes_to_inputs(&mut self, n: &mut Node, label: &str, base: &str) {
+        let from = self.from;
+        let (namer, new_inits, changes) = (&mut self.namer, &mut self.new_inits, &mut self.changes);
         match n.op_type.as_str() {
             "Squeeze" | "Unsqueeze" | "ReduceSum" => {
                 if let Some(a) = take_attr(n, "axes") {
@@ -349,98 +417,78 @@ pub fn upgrade_default_opset(model: &mut Model, target: i64) -> Result<Vec<Strin
                     "{label}: dropped spatial=1 (the only opset-9+ form)"
                 ));
             }
-            "Softmax" | "LogSoftmax" | "Hardmax" => {
-                let axis = n.attr("axis").and_then(|a| a.as_int()).unwrap_or(1);
-                let x = n.inputs.first().cloned().unwrap_or_default();
-                let r = g
-                    .value_type(&x)
-                    .and_then(ValueType::dims)
-                    .map(|d| d.len() as i64);
-                let n = &mut g.ops[idx];
-                let a = match r {
-                    Some(r) if axis < 0 => axis + r,
-                    _ => axis,
-                };
-                let last = match r {
-                    Some(r) => a == r - 1,
-                    None => axis == -1,
-                };
-                take_attr(n, "axis");
-                if last {
-                    n.attributes.push(a_int("axis", -1));
-                    changes.push(format!("{label}: axis {axis} is the last axis, kept as -1"));
-                } else {
-                    // Old semantics: softmax over the flattened trailing dims from `axis`.
-                    let y = n.outputs[0].clone();
-                    let flat = namer.fresh(&format!("{base}__flat2d"));
-                    let sm = namer.fresh(&format!("{base}__sm2d"));
-                    let shp = namer.fresh(&format!("{base}__shape"));
-                    n.inputs = vec![flat.clone()];
-                    n.outputs = vec![sm.clone()];
-                    n.attributes.push(a_int("axis", -1));
-                    let nm = n.name.clone();
-                    new_nodes.push(node(
-                        &format!("{nm}__flatten"),
-                        "Flatten",
-                        &[&x],
-                        &[&flat],
-                        vec![a_int("axis", a)],
-                    ));
-                    new_nodes.push(node(
-                        &format!("{nm}__shape"),
-                        "Shape",
-                        &[&x],
-                        &[&shp],
-                        vec![],
-                    ));
-                    new_nodes.push(node(
-                        &format!("{nm}__reshape"),
-                        "Reshape",
-                        &[&sm, &shp],
-                        &[&y],
-                        vec![],
-                    ));
-                    if let Some(ty) = g.value_type(&x).cloned() {
-                        let elem = ty.elem().unwrap_or(DataType::Float);
-                        g.set_value_type(&sm, ValueType::Tensor { elem, shape: None });
-                        g.set_value_type(&flat, ValueType::Tensor { elem, shape: None });
-                        let r = ty.dims().map_or(0, |d| d.len() as i64);
-                        g.set_value_type(&shp, ValueType::tensor(DataType::Int64, &[r]));
-                    }
-                    changes.push(format!(
-                        "{label}: axis {axis} of a rank-{} input → Flatten, {} over the last axis, Reshape",
-                        r.unwrap_or(0),
-                        g.ops[idx].op_type
-                    ));
-                }
-            }
             _ => {}
         }
     }
-    let g = &mut model.graph;
-    for t in new_inits {
-        let dims = t.dims.clone();
-        let dt = DataType::from_onnx(t.data_type).unwrap_or(DataType::Float);
-        g.set_value_type(&t.name, ValueType::tensor(dt, &dims));
-        g.initializers.insert(t.name.clone(), t);
-    }
-    for n in new_nodes {
-        g.add_node(n);
-    }
-    g.relink()
-        .map_err(|e| Error::Internal(format!("opset upgrade broke the graph: {e}")))?;
-    for (d, v) in model.opsets.iter_mut() {
-        if canonical_domain(d).is_empty() {
-            *v = target;
+
+    /// Softmax/LogSoftmax/Hardmax at node `idx`: the axis becomes -1 when it is the last;
+    /// otherwise the old semantics (over the trailing dims flattened from `axis`) are
+    /// kept with Flatten → op(-1) → Reshape to the input's shape.
+    fn softmax(&mut self, g: &mut Graph, idx: NodeIndex, label: &str, base: &str) {
+        let n = &g.ops[idx];
+        let axis = n.attr("axis").and_then(|a| a.as_int()).unwrap_or(1);
+        let x = n.inputs.first().cloned().unwrap_or_default();
+        let r = g
+            .value_type(&x)
+            .and_then(ValueType::dims)
+            .map(|d| d.len() as i64);
+        let n = &mut g.ops[idx];
+        let a = match r {
+            Some(r) if axis < 0 => axis + r,
+            _ => axis,
+        };
+        let last = match r {
+            Some(r) => a == r - 1,
+            None => axis == -1,
+        };
+        take_attr(n, "axis");
+        if last {
+            n.attributes.push(a_int("axis", -1));
+            self.changes
+                .push(format!("{label}: axis {axis} is the last axis, kept as -1"));
+            return;
         }
+        // Old semantics: softmax over the flattened trailing dims from `axis`.
+        let y = n.outputs[0].clone();
+        let flat = self.namer.fresh(&format!("{base}__flat2d"));
+        let sm = self.namer.fresh(&format!("{base}__sm2d"));
+        let shp = self.namer.fresh(&format!("{base}__shape"));
+        n.inputs = vec![flat.clone()];
+        n.outputs = vec![sm.clone()];
+        n.attributes.push(a_int("axis", -1));
+        let nm = n.name.clone();
+        self.new_nodes.push(node(
+            &format!("{nm}__flatten"),
+            "Flatten",
+            &[&x],
+            &[&flat],
+            vec![a_int("axis", a)],
+        ));
+        self.new_nodes.push(node(
+            &format!("{nm}__shape"),
+            "Shape",
+            &[&x],
+            &[&shp],
+            vec![],
+        ));
+        self.new_nodes.push(node(
+            &format!("{nm}__reshape"),
+            "Reshape",
+            &[&sm, &shp],
+            &[&y],
+            vec![],
+        ));
+        if let Some(ty) = g.value_type(&x).cloned() {
+            let elem = ty.elem().unwrap_or(DataType::Float);
+            g.set_value_type(&sm, ValueType::Tensor { elem, shape: None });
+            g.set_value_type(&flat, ValueType::Tensor { elem, shape: None });
+            let r = ty.dims().map_or(0, |d| d.len() as i64);
+            g.set_value_type(&shp, ValueType::tensor(DataType::Int64, &[r]));
+        }
+        self.changes.push(format!(
+            "{label}: axis {axis} of a rank-{} input → Flatten, {} over the last axis, Reshape",
+            r.unwrap_or(0),
+            g.ops[idx].op_type
+        ));
     }
-    if model.opset("").is_none() {
-        model.opsets.push((String::new(), target));
-    }
-    changes.push(format!("default opset {from} → {target}"));
-    if model.ir_version < 7 {
-        changes.push(format!("ir_version {} → 7", model.ir_version));
-        model.ir_version = 7;
-    }
-    Ok(changes)
 }

@@ -521,25 +521,7 @@ fn ensure_opset(model: &mut Model, domain: &str, version: i64) {
 /// the tensor).
 pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Result<RewriteStats> {
     let mut stats = RewriteStats::default();
-    let cands: HashMap<NodeKey, OpCandidate> = candidates(model)
-        .into_iter()
-        .map(|c| (c.key.clone(), c))
-        .collect();
-    for (k, p) in assignment {
-        let c = cands.get(k).ok_or_else(|| {
-            Error::Internal(format!(
-                "precision assigned to '{k}', which is not a candidate"
-            ))
-        })?;
-        if c.bytes_at(*p).is_none() {
-            return Err(Error::Internal(format!(
-                "{} is not offered for {} '{}'",
-                p.name(),
-                c.op,
-                c.node_name
-            )));
-        }
-    }
+    check_assignment(model, assignment)?;
     if assignment.values().any(|p| *p == Precision::Int8) {
         stats.opset_changes = upgrade_default_opset(model, 13)?;
     }
@@ -566,7 +548,57 @@ pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Res
     };
     let g = &mut model.graph;
     for c in &order {
-        let p = assignment[&c.key];
+        let node = rw.rewrite_op(g, c, assignment[&c.key])?;
+        stats.nodes.push(node);
+    }
+    relink(g, "precision rewrite")?;
+    rw.sweep(g);
+    relink(g, "precision rewrite")?;
+    stats.inserted_nodes = rw.added.len();
+    Ok(stats)
+}
+
+/// Every assigned operator is a candidate offered at its precision (an internal error
+/// otherwise: the assignment comes from the pass, not the user).
+fn check_assignment(model: &Model, assignment: &Assignment) -> Result<()> {
+    let cands: HashMap<NodeKey, OpCandidate> = candidates(model)
+        .into_iter()
+        .map(|c| (c.key.clone(), c))
+        .collect();
+    for (k, p) in assignment {
+        let c = cands.get(k).ok_or_else(|| {
+            Error::Internal(format!(
+                "precision assigned to '{k}', which is not a candidate"
+            ))
+        })?;
+        if c.bytes_at(*p).is_none() {
+            return Err(Error::Internal(format!(
+                "{} is not offered for {} '{}'",
+                p.name(),
+                c.op,
+                c.node_name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One operator being rewritten: its candidate, its node, its float weight, and the
+/// constants it reads once rewritten (its bytes after).
+struct OpRewrite<'c> {
+    c: &'c OpCandidate,
+    idx: NodeIndex,
+    w: Vec<f32>,
+    wshape: Vec<usize>,
+    wdims: Vec<i64>,
+    key: String,
+    after_names: Vec<String>,
+}
+
+impl Rewriter<'_> {
+    /// Rewrites operator `c` at precision `p` and measures its stored bytes before and
+    /// after.
+    fn rewrite_op(&mut self, g: &mut Graph, c: &OpCandidate, p: Precision) -> Result<NodeRewrite> {
         let idx = g
             .nodes()
             .find(|(_, n)| n.outputs.first() == Some(&c.key))
@@ -574,7 +606,7 @@ pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Res
             .ok_or_else(|| Error::Internal(format!("operator '{}' vanished", c.key)))?;
         let mut before_names = vec![c.weight.clone()];
         before_names.extend(c.bias.clone());
-        let bytes_before = rw.bytes_of(g, &before_names, false);
+        let bytes_before = self.bytes_of(g, &before_names, false);
         let (w, wshape) = constant_f32(g, &c.weight).ok_or_else(|| {
             Error::Internal(format!(
                 "weight '{}' of '{}' is not constant",
@@ -582,271 +614,331 @@ pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Res
             ))
         })?;
         let wdims: Vec<i64> = wshape.iter().map(|&d| d as i64).collect();
-        let key = c.key.clone();
-        let mut after_names: Vec<String> = Vec::new();
-        rw.replaced.insert(c.weight.clone());
+        let mut op = OpRewrite {
+            c,
+            idx,
+            w,
+            wshape,
+            wdims,
+            key: c.key.clone(),
+            after_names: Vec::new(),
+        };
+        self.replaced.insert(c.weight.clone());
         match p {
             Precision::Fp32 => {}
-            Precision::Fp16 => {
-                let ek = (c.weight.clone(), p);
-                let wh = match rw.emitted.get(&ek) {
-                    Some(v) => v[0].clone(),
-                    None => {
-                        let wh = rw.namer.fresh(&format!("{key}__w_fp16"));
-                        let raw = w
-                            .iter()
-                            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-                            .collect();
-                        add_init(g, raw_tensor(&wh, DataType::Float16, &wdims, raw));
-                        rw.emitted.insert(ek, vec![wh.clone()]);
-                        wh
-                    }
-                };
-                let wf = rw.namer.fresh(&format!("{key}__w_f32"));
-                let nn = rw.namer.fresh(&format!("{key}__w_cast"));
-                rw.add(g, node(&nn, "Cast", &[&wh], &[&wf], vec![a_int("to", 1)]));
-                g.set_value_type(&wf, ValueType::tensor(DataType::Float, &wdims));
-                g.ops[idx].inputs[1] = wf;
-                after_names.push(wh);
-                after_names.extend(c.bias.clone());
-            }
-            Precision::Int8 => {
-                let x = c.activation_inputs[0].clone();
-                let xq = rw.quantize_input(g, &x)?;
-                let x_dq = rw.dq_for(g, &x, &xq, &key);
-                let axis = c.channel_axis;
-                let ek = (c.weight.clone(), p);
-                // Symmetric int8 weights: no zero point (it defaults to 0 of the int8 type).
-                let (wq, ws, wscales) = match rw.emitted.get(&ek) {
-                    Some(v) => {
-                        let scales = constant_f32(g, &v[1]).map(|t| t.0).unwrap_or_default();
-                        (v[0].clone(), v[1].clone(), scales)
-                    }
-                    None => {
-                        let q = quantize_per_channel(&w, &wshape, axis, 8);
-                        let ch = q.scales.len() as i64;
-                        let wq = rw.namer.fresh(&format!("{key}__w_i8"));
-                        let ws = rw.namer.fresh(&format!("{key}__w_scale"));
-                        let raw = q.values.iter().map(|&v| v as u8).collect();
-                        add_init(g, raw_tensor(&wq, DataType::Int8, &wdims, raw));
-                        add_init(g, f32_tensor(&ws, &[ch], &q.scales));
-                        rw.emitted.insert(ek, vec![wq.clone(), ws.clone()]);
-                        (wq, ws, q.scales)
-                    }
-                };
-                let w_dq = rw.namer.fresh(&format!("{key}__w_dq"));
-                let nn = rw.namer.fresh(&format!("{key}__w_dequantize"));
-                rw.add(
-                    g,
-                    node(
-                        &nn,
-                        "DequantizeLinear",
-                        &[&wq, &ws],
-                        &[&w_dq],
-                        vec![a_int("axis", axis as i64)],
-                    ),
-                );
-                g.set_value_type(&w_dq, ValueType::tensor(DataType::Float, &wdims));
-                after_names.extend([wq, ws]);
-                let mut new_inputs = vec![x_dq, w_dq];
-                if let Some(b) = &c.bias {
-                    let (mut bv, _) = constant_f32(g, b).ok_or_else(|| {
-                        Error::Internal(format!("bias '{b}' of '{key}' is not constant"))
-                    })?;
-                    if c.op == "Gemm" {
-                        let beta = attr_f(&g.ops[idx], "beta", 1.0);
-                        bv.iter_mut().for_each(|v| *v *= beta);
-                    }
-                    let bq = quantize_bias_int32(&bv, xq.scale_value, &wscales);
-                    let bscales: Vec<f32> = (0..bv.len())
-                        .map(|i| {
-                            xq.scale_value
-                                * if wscales.len() == 1 {
-                                    wscales[0]
-                                } else {
-                                    wscales[i]
-                                }
-                        })
-                        .collect();
-                    let n = bv.len() as i64;
-                    let bi = rw.namer.fresh(&format!("{key}__b_i32"));
-                    let bs = rw.namer.fresh(&format!("{key}__b_scale"));
-                    let bd = rw.namer.fresh(&format!("{key}__b_dq"));
-                    let raw = bq.iter().flat_map(|v| v.to_le_bytes()).collect();
-                    add_init(g, raw_tensor(&bi, DataType::Int32, &[n], raw));
-                    add_init(g, f32_tensor(&bs, &[n], &bscales));
-                    let nn = rw.namer.fresh(&format!("{key}__b_dequantize"));
-                    rw.add(
-                        g,
-                        node(
-                            &nn,
-                            "DequantizeLinear",
-                            &[&bi, &bs],
-                            &[&bd],
-                            vec![a_int("axis", 0)],
-                        ),
-                    );
-                    g.set_value_type(&bd, ValueType::tensor(DataType::Float, &[n]));
-                    new_inputs.push(bd);
-                    after_names.extend([bi, bs]);
-                    rw.replaced.insert(b.clone());
-                    if c.op == "Gemm" {
-                        let n = &mut g.ops[idx];
-                        n.attributes.retain(|a| a.name != "beta");
-                    }
-                }
-                // Output: op → y__f → Q → y__q → DQ → y (float readers unchanged).
-                let y = key.clone();
-                let (scale, zp) = rw.range_qparams(&y)?;
-                let yf = rw.namer.fresh(&format!("{y}__f"));
-                g.ops[idx].inputs = new_inputs;
-                g.ops[idx].outputs[0] = yf.clone();
-                set_like(g, &yf, &y, DataType::Float);
-                let (s, z) = rw.qparam_inits(g, &y, scale, zp);
-                let q = rw.namer.fresh(&format!("{y}__q"));
-                let nq = rw.namer.fresh(&format!("{y}__quantize"));
-                rw.add(
-                    g,
-                    node(&nq, "QuantizeLinear", &[&yf, &s, &z], &[&q], vec![]),
-                );
-                set_like(g, &q, &y, DataType::Uint8);
-                let nd = rw.namer.fresh(&format!("{y}__dequantize"));
-                rw.add(
-                    g,
-                    node(&nd, "DequantizeLinear", &[&q, &s, &z], &[&y], vec![]),
-                );
-                rw.quant.insert(
-                    y.clone(),
-                    QTensor {
-                        q,
-                        scale: s,
-                        zp: z,
-                        scale_value: scale,
-                    },
-                );
-            }
-            Precision::Int4 if c.op == "Conv" => {
-                let ek = (c.weight.clone(), p);
-                let names = match rw.emitted.get(&ek) {
-                    Some(v) => v.clone(),
-                    None => {
-                        let v = rw.emit_int4_conv_weight(g, &key, &w, &wshape)?;
-                        rw.emitted.insert(ek, v.clone());
-                        v
-                    }
-                };
-                g.ops[idx].inputs[1] = names[2].clone();
-                after_names.extend(names[..2].iter().cloned());
-                after_names.extend(c.bias.clone());
-            }
-            Precision::Int4 => {
-                let (k, n, kn) = to_kn(&w, &wshape, c.channel_axis);
-                let q = quantize_matmul_nbits(&kn, k, n, NBITS_BLOCK);
-                let kb = k.div_ceil(NBITS_BLOCK) as i64;
-                let bn = rw.namer.fresh(&format!("{key}__nb_w"));
-                let sn = rw.namer.fresh(&format!("{key}__nb_scales"));
-                add_init(
-                    g,
-                    raw_tensor(
-                        &bn,
-                        DataType::Uint8,
-                        &[n as i64, kb, NBITS_BLOCK as i64 / 2],
-                        q.packed.clone(),
-                    ),
-                );
-                add_init(g, f32_tensor(&sn, &[q.scales.len() as i64], &q.scales));
-                let a = c.activation_inputs[0].clone();
-                let mut ins = vec![a, bn.clone(), sn.clone()];
-                after_names.extend([bn, sn]);
-                if let Some(z) = &q.zero_points {
-                    let zn = rw.namer.fresh(&format!("{key}__nb_zp"));
-                    add_init(
-                        g,
-                        raw_tensor(&zn, DataType::Uint8, &[z.len() as i64], z.clone()),
-                    );
-                    ins.push(zn.clone());
-                    after_names.push(zn);
-                }
-                let y = key.clone();
-                let node_ref = &g.ops[idx];
-                let beta = attr_f(node_ref, "beta", 1.0);
-                let bias = c.bias.clone();
-                let n_node = &mut g.ops[idx];
-                n_node.op_type = "MatMulNBits".into();
-                n_node.domain = "com.microsoft".into();
-                n_node.inputs = ins;
-                n_node.attributes = vec![
-                    a_int("K", k as i64),
-                    a_int("N", n as i64),
-                    a_int("bits", 4),
-                    a_int("block_size", NBITS_BLOCK as i64),
-                    a_int("accuracy_level", 4),
-                ];
-                if let Some(b) = bias {
-                    // Gemm bias (times beta) as a float Add after the MatMulNBits.
-                    let (mut bv, _) = constant_f32(g, &b).ok_or_else(|| {
-                        Error::Internal(format!("bias '{b}' of '{key}' is not constant"))
-                    })?;
-                    bv.iter_mut().for_each(|v| *v *= beta);
-                    let bname = rw.namer.fresh(&format!("{key}__nb_bias"));
-                    add_init(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
-                    let mid = rw.namer.fresh(&format!("{y}__nb_out"));
-                    g.ops[idx].outputs[0] = mid.clone();
-                    set_like(g, &mid, &y, DataType::Float);
-                    let nn = rw.namer.fresh(&format!("{key}__nb_add_bias"));
-                    rw.add(g, node(&nn, "Add", &[&mid, &bname], &[&y], vec![]));
-                    after_names.push(bname);
-                    rw.replaced.insert(b);
-                }
-            }
+            Precision::Fp16 => self.fp16(g, &mut op),
+            Precision::Int8 => self.int8(g, &mut op)?,
+            Precision::Int4 if c.op == "Conv" => self.int4_conv(g, &mut op)?,
+            Precision::Int4 => self.matmul_nbits(g, &mut op)?,
         }
-        let bytes_after = rw.bytes_of(g, &after_names, true);
-        stats.nodes.push(NodeRewrite {
+        let bytes_after = self.bytes_of(g, &op.after_names, true);
+        Ok(NodeRewrite {
             key: c.key.clone(),
             node_name: c.node_name.clone(),
             op: c.op.clone(),
             precision: p,
             bytes_before,
             bytes_after,
-        });
+        })
     }
-    relink(g, "precision rewrite")?;
-    // Sweep added nodes nobody reads (e.g. the float DQ of an output whose readers are
-    // all int8 ops with their own DQ), then the replaced constants.
-    loop {
-        let used = used_names(g);
-        let dead: Vec<NodeIndex> = rw
-            .added
-            .iter()
-            .copied()
-            .filter(|&i| {
-                g.ops
-                    .node_weight(i)
-                    .is_some_and(|n| n.outputs.iter().all(|o| o.is_empty() || !used.contains(o)))
+
+    /// Fp16: the weight stored as fp16 (once per weight) and Cast back to float in front
+    /// of the operator.
+    fn fp16(&mut self, g: &mut Graph, op: &mut OpRewrite) {
+        let (c, key, wdims) = (op.c, &op.key, &op.wdims);
+        let ek = (c.weight.clone(), Precision::Fp16);
+        let wh = match self.emitted.get(&ek) {
+            Some(v) => v[0].clone(),
+            None => {
+                let wh = self.namer.fresh(&format!("{key}__w_fp16"));
+                let raw =
+                    op.w.iter()
+                        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                        .collect();
+                add_init(g, raw_tensor(&wh, DataType::Float16, wdims, raw));
+                self.emitted.insert(ek, vec![wh.clone()]);
+                wh
+            }
+        };
+        let wf = self.namer.fresh(&format!("{key}__w_f32"));
+        let nn = self.namer.fresh(&format!("{key}__w_cast"));
+        self.add(g, node(&nn, "Cast", &[&wh], &[&wf], vec![a_int("to", 1)]));
+        g.set_value_type(&wf, ValueType::tensor(DataType::Float, wdims));
+        g.ops[op.idx].inputs[1] = wf;
+        op.after_names.push(wh);
+        op.after_names.extend(c.bias.clone());
+    }
+
+    /// Int8: a QDQ node unit — DQ of the quantized activation, DQ of the per-channel
+    /// weight, DQ of the int32 bias, and Q → DQ on the output.
+    fn int8(&mut self, g: &mut Graph, op: &mut OpRewrite) -> Result<()> {
+        let c = op.c;
+        let key = op.key.clone();
+        let x = c.activation_inputs[0].clone();
+        let xq = self.quantize_input(g, &x)?;
+        let x_dq = self.dq_for(g, &x, &xq, &key);
+        let axis = c.channel_axis;
+        let (wq, ws, wscales) = self.int8_weight(g, op);
+        let w_dq = self.namer.fresh(&format!("{key}__w_dq"));
+        let nn = self.namer.fresh(&format!("{key}__w_dequantize"));
+        self.add(
+            g,
+            node(
+                &nn,
+                "DequantizeLinear",
+                &[&wq, &ws],
+                &[&w_dq],
+                vec![a_int("axis", axis as i64)],
+            ),
+        );
+        g.set_value_type(&w_dq, ValueType::tensor(DataType::Float, &op.wdims));
+        op.after_names.extend([wq, ws]);
+        let mut new_inputs = vec![x_dq, w_dq];
+        if let Some(b) = &c.bias {
+            let bd = self.int8_bias(g, op, b, xq.scale_value, &wscales)?;
+            new_inputs.push(bd);
+        }
+        self.quantize_output(g, op, new_inputs)
+    }
+
+    /// The symmetric per-channel int8 weight and its scales (no zero point: it defaults
+    /// to 0 of the int8 type), emitted once per weight.
+    fn int8_weight(&mut self, g: &mut Graph, op: &OpRewrite) -> (String, String, Vec<f32>) {
+        let key = &op.key;
+        let ek = (op.c.weight.clone(), Precision::Int8);
+        match self.emitted.get(&ek) {
+            Some(v) => {
+                let scales = constant_f32(g, &v[1]).map(|t| t.0).unwrap_or_default();
+                (v[0].clone(), v[1].clone(), scales)
+            }
+            None => {
+                let q = quantize_per_channel(&op.w, &op.wshape, op.c.channel_axis, 8);
+                let ch = q.scales.len() as i64;
+                let wq = self.namer.fresh(&format!("{key}__w_i8"));
+                let ws = self.namer.fresh(&format!("{key}__w_scale"));
+                let raw = q.values.iter().map(|&v| v as u8).collect();
+                add_init(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
+                add_init(g, f32_tensor(&ws, &[ch], &q.scales));
+                self.emitted.insert(ek, vec![wq.clone(), ws.clone()]);
+                (wq, ws, q.scales)
+            }
+        }
+    }
+
+    /// The int32 bias `b` (times Gemm's beta, which the node then drops) at scale
+    /// input scale × weight scale, and its DQ; returns the DQ's output.
+    fn int8_bias(
+        &mut self,
+        g: &mut Graph,
+        op: &mut OpRewrite,
+        b: &str,
+        x_scale: f32,
+        wscales: &[f32],
+    ) -> Result<String> {
+        let (c, idx, key) = (op.c, op.idx, op.key.clone());
+        let (mut bv, _) = constant_f32(g, b)
+            .ok_or_else(|| Error::Internal(format!("bias '{b}' of '{key}' is not constant")))?;
+        if c.op == "Gemm" {
+            let beta = attr_f(&g.ops[idx], "beta", 1.0);
+            bv.iter_mut().for_each(|v| *v *= beta);
+        }
+        let bq = quantize_bias_int32(&bv, x_scale, wscales);
+        let bscales: Vec<f32> = (0..bv.len())
+            .map(|i| {
+                x_scale
+                    * if wscales.len() == 1 {
+                        wscales[0]
+                    } else {
+                        wscales[i]
+                    }
             })
             .collect();
-        if dead.is_empty() {
-            break;
+        let n = bv.len() as i64;
+        let bi = self.namer.fresh(&format!("{key}__b_i32"));
+        let bs = self.namer.fresh(&format!("{key}__b_scale"));
+        let bd = self.namer.fresh(&format!("{key}__b_dq"));
+        let raw = bq.iter().flat_map(|v| v.to_le_bytes()).collect();
+        add_init(g, raw_tensor(&bi, DataType::Int32, &[n], raw));
+        add_init(g, f32_tensor(&bs, &[n], &bscales));
+        let nn = self.namer.fresh(&format!("{key}__b_dequantize"));
+        self.add(
+            g,
+            node(
+                &nn,
+                "DequantizeLinear",
+                &[&bi, &bs],
+                &[&bd],
+                vec![a_int("axis", 0)],
+            ),
+        );
+        g.set_value_type(&bd, ValueType::tensor(DataType::Float, &[n]));
+        op.after_names.extend([bi, bs]);
+        self.replaced.insert(b.to_string());
+        if c.op == "Gemm" {
+            let n = &mut g.ops[idx];
+            n.attributes.retain(|a| a.name != "beta");
         }
-        for i in dead {
-            g.remove_node(i);
+        Ok(bd)
+    }
+
+    /// The operator reads `new_inputs`; its output goes op → y__f → Q → y__q → DQ → y, so
+    /// float readers are unchanged and int8 readers find the Q.
+    fn quantize_output(
+        &mut self,
+        g: &mut Graph,
+        op: &OpRewrite,
+        new_inputs: Vec<String>,
+    ) -> Result<()> {
+        let idx = op.idx;
+        let y = op.key.clone();
+        let (scale, zp) = self.range_qparams(&y)?;
+        let yf = self.namer.fresh(&format!("{y}__f"));
+        g.ops[idx].inputs = new_inputs;
+        g.ops[idx].outputs[0] = yf.clone();
+        set_like(g, &yf, &y, DataType::Float);
+        let (s, z) = self.qparam_inits(g, &y, scale, zp);
+        let q = self.namer.fresh(&format!("{y}__q"));
+        let nq = self.namer.fresh(&format!("{y}__quantize"));
+        self.add(
+            g,
+            node(&nq, "QuantizeLinear", &[&yf, &s, &z], &[&q], vec![]),
+        );
+        set_like(g, &q, &y, DataType::Uint8);
+        let nd = self.namer.fresh(&format!("{y}__dequantize"));
+        self.add(
+            g,
+            node(&nd, "DequantizeLinear", &[&q, &s, &z], &[&y], vec![]),
+        );
+        self.quant.insert(
+            y.clone(),
+            QTensor {
+                q,
+                scale: s,
+                zp: z,
+                scale_value: scale,
+            },
+        );
+        Ok(())
+    }
+
+    /// Int4 Conv: the packed weight and its decoding chain (once per weight) in front of
+    /// the float Conv.
+    fn int4_conv(&mut self, g: &mut Graph, op: &mut OpRewrite) -> Result<()> {
+        let ek = (op.c.weight.clone(), Precision::Int4);
+        let names = match self.emitted.get(&ek) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.emit_int4_conv_weight(g, &op.key, &op.w, &op.wshape)?;
+                self.emitted.insert(ek, v.clone());
+                v
+            }
+        };
+        g.ops[op.idx].inputs[1] = names[2].clone();
+        op.after_names.extend(names[..2].iter().cloned());
+        op.after_names.extend(op.c.bias.clone());
+        Ok(())
+    }
+
+    /// Int4 MatMul/Gemm: the node becomes `com.microsoft.MatMulNBits` with block-wise
+    /// packed weights; a Gemm bias (times beta) becomes a float Add after it.
+    fn matmul_nbits(&mut self, g: &mut Graph, op: &mut OpRewrite) -> Result<()> {
+        let (c, idx, key) = (op.c, op.idx, op.key.clone());
+        let (k, n, kn) = to_kn(&op.w, &op.wshape, c.channel_axis);
+        let q = quantize_matmul_nbits(&kn, k, n, NBITS_BLOCK);
+        let kb = k.div_ceil(NBITS_BLOCK) as i64;
+        let bn = self.namer.fresh(&format!("{key}__nb_w"));
+        let sn = self.namer.fresh(&format!("{key}__nb_scales"));
+        add_init(
+            g,
+            raw_tensor(
+                &bn,
+                DataType::Uint8,
+                &[n as i64, kb, NBITS_BLOCK as i64 / 2],
+                q.packed.clone(),
+            ),
+        );
+        add_init(g, f32_tensor(&sn, &[q.scales.len() as i64], &q.scales));
+        let a = c.activation_inputs[0].clone();
+        let mut ins = vec![a, bn.clone(), sn.clone()];
+        op.after_names.extend([bn, sn]);
+        if let Some(z) = &q.zero_points {
+            let zn = self.namer.fresh(&format!("{key}__nb_zp"));
+            add_init(
+                g,
+                raw_tensor(&zn, DataType::Uint8, &[z.len() as i64], z.clone()),
+            );
+            ins.push(zn.clone());
+            op.after_names.push(zn);
         }
-        rw.added.retain(|&i| g.ops.node_weight(i).is_some());
+        let y = key.clone();
+        let node_ref = &g.ops[idx];
+        let beta = attr_f(node_ref, "beta", 1.0);
+        let bias = c.bias.clone();
+        let n_node = &mut g.ops[idx];
+        n_node.op_type = "MatMulNBits".into();
+        n_node.domain = "com.microsoft".into();
+        n_node.inputs = ins;
+        n_node.attributes = vec![
+            a_int("K", k as i64),
+            a_int("N", n as i64),
+            a_int("bits", 4),
+            a_int("block_size", NBITS_BLOCK as i64),
+            a_int("accuracy_level", 4),
+        ];
+        if let Some(b) = bias {
+            // Gemm bias (times beta) as a float Add after the MatMulNBits.
+            let (mut bv, _) = constant_f32(g, &b)
+                .ok_or_else(|| Error::Internal(format!("bias '{b}' of '{key}' is not constant")))?;
+            bv.iter_mut().for_each(|v| *v *= beta);
+            let bname = self.namer.fresh(&format!("{key}__nb_bias"));
+            add_init(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
+            let mid = self.namer.fresh(&format!("{y}__nb_out"));
+            g.ops[idx].outputs[0] = mid.clone();
+            set_like(g, &mid, &y, DataType::Float);
+            let nn = self.namer.fresh(&format!("{key}__nb_add_bias"));
+            self.add(g, node(&nn, "Add", &[&mid, &bname], &[&y], vec![]));
+            op.after_names.push(bname);
+            self.replaced.insert(b);
+        }
+        Ok(())
     }
-    remove_dead_constants(g, &rw.replaced);
-    // Q parameters of removed Q/DQ nodes.
-    let used = used_names(g);
-    let stale: Vec<String> = rw
-        .quant
-        .values()
-        .flat_map(|q| [q.scale.clone(), q.zp.clone()])
-        .filter(|n| !used.contains(n))
-        .collect();
-    for s in stale {
-        g.initializers.shift_remove(&s);
+
+    /// Sweeps added nodes nobody reads (e.g. the float DQ of an output whose readers are
+    /// all int8 ops with their own DQ), then the replaced constants, then the Q
+    /// parameters of removed Q/DQ nodes, then value types of names no longer in the graph.
+    fn sweep(&mut self, g: &mut Graph) {
+        loop {
+            let used = used_names(g);
+            let dead: Vec<NodeIndex> = self
+                .added
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    g.ops.node_weight(i).is_some_and(|n| {
+                        n.outputs.iter().all(|o| o.is_empty() || !used.contains(o))
+                    })
+                })
+                .collect();
+            if dead.is_empty() {
+                break;
+            }
+            for i in dead {
+                g.remove_node(i);
+            }
+            self.added.retain(|&i| g.ops.node_weight(i).is_some());
+        }
+        remove_dead_constants(g, &self.replaced);
+        // Q parameters of removed Q/DQ nodes.
+        let used = used_names(g);
+        let stale: Vec<String> = self
+            .quant
+            .values()
+            .flat_map(|q| [q.scale.clone(), q.zp.clone()])
+            .filter(|n| !used.contains(n))
+            .collect();
+        for s in stale {
+            g.initializers.shift_remove(&s);
+        }
+        prune_values(g);
     }
-    prune_values(g);
-    relink(g, "precision rewrite")?;
-    stats.inserted_nodes = rw.added.len();
-    Ok(stats)
 }

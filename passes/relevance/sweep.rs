@@ -4,12 +4,12 @@
 
 use super::activations::Activations;
 use super::config::{RuleConfig, SoftmaxRule, StartMode};
-use super::graph_info::{batchnorm_folds, carrying};
+use super::graph_info::{batchnorm_folds, carrying, Fold};
 use super::rules::{self, Backward, Ctx};
 use super::tensor::{abs_and_plain_sum, reshape, unbroadcast, T};
 use crate::data::HostTensor;
 use crate::error::{Error, Result};
-use crate::ir::{Model, Node};
+use crate::ir::{Graph, Model, Node};
 use ndarray::IxDyn;
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
@@ -214,137 +214,34 @@ fn sweep(
     let opset = model.opset("").unwrap_or(13);
 
     let (out_name, index, start_tensor, start_node, r0, start_value) = match start {
-        Some(st) => {
-            let shape = acts.shape(&st.tensor).map_err(Error::Usage)?;
-            if st.relevance.shape() != shape.as_slice() {
-                return Err(Error::Usage(format!(
-                    "start relevance of shape {:?} does not match tensor '{}' of shape {shape:?}",
-                    st.relevance.shape(),
-                    st.tensor
-                )));
-            }
-            let mut best = (0, f64::NEG_INFINITY);
-            for (i, &v) in st.relevance.iter().enumerate() {
-                if v.abs() > best.1 {
-                    best = (i, v.abs());
-                }
-            }
-            (
-                st.tensor.clone(),
-                best.0,
-                st.tensor.clone(),
-                None,
-                st.relevance.clone(),
-                st.relevance.sum(),
-            )
-        }
+        Some(st) => start_at(acts, st)?,
         None => resolve_target(model, acts, target, cfg, &carry)?,
     };
-    let mut rel: HashMap<String, T> = HashMap::new();
-    rel.insert(start_tensor.clone(), r0);
-
-    let mut failed: HashMap<petgraph::stable_graph::NodeIndex, String> = HashMap::new();
-    let mut stats: HashMap<petgraph::stable_graph::NodeIndex, (f64, f64)> = HashMap::new();
+    let mut sw = Backprop {
+        g,
+        acts,
+        cfg,
+        carry: &carry,
+        opset,
+        conv_depth,
+        folds,
+        folded_bn,
+        strict,
+        rel: HashMap::new(),
+        failed: HashMap::new(),
+        stats: HashMap::new(),
+    };
+    sw.rel.insert(start_tensor.clone(), r0);
     for &idx in g.order.iter().rev() {
-        let node = &g.ops[idx];
         if Some(idx) == start_node {
             continue;
         }
-        let rel_out: Vec<Option<T>> = node
-            .outputs
-            .iter()
-            .map(|o| if o.is_empty() { None } else { rel.remove(o) })
-            .collect();
-        if rel_out.iter().all(|r| r.is_none()) {
-            continue;
-        }
-        // Σ|R| for the scores, ΣR for the even split should the rule fail (the rule
-        // takes the tensors themselves).
-        let (out_abs, out_sum) = rel_out
-            .iter()
-            .flatten()
-            .map(abs_and_plain_sum)
-            .fold((0.0, 0.0), |(a, s), (x, y)| (a + x, s + y));
-        let started = times.is_some().then(std::time::Instant::now);
-        let fold = folds.get(&idx).map(|f| &g.ops[f.bn]);
-        let ctx = Ctx {
-            graph: g,
-            node,
-            acts,
-            cfg,
-            carry: &carry,
-            opset,
-            fold,
-            conv_depth: conv_depth.get(&idx).copied(),
-        };
-        let back: Backward = if folded_bn.contains(&idx) {
-            // Folded into the layer before it: the layer sees the BN output's relevance.
-            let mut b = Backward::single(node.inputs.len(), 0, T::zeros(IxDyn(&[0])));
-            b.inputs[0] = rel_out.into_iter().next().flatten();
-            b
-        } else if cfg.uniform {
-            rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
-        } else {
-            match rules::apply(&ctx, rel_out) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    if strict {
-                        return Err(Error::Usage(format!(
-                            "no relevance rule for op '{}' (node '{}'); without --strict it would split relevance evenly",
-                            node.qualified_op(),
-                            label(node)
-                        )));
-                    }
-                    failed.insert(idx, "no rule for this op".into());
-                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
-                }
-                Err(why) => {
-                    if strict {
-                        return Err(Error::Usage(format!(
-                            "relevance rule for op '{}' (node '{}') failed: {why}",
-                            node.qualified_op(),
-                            label(node)
-                        )));
-                    }
-                    failed.insert(idx, why);
-                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
-                }
-            }
-        };
-        stats.insert(idx, (out_abs, back.weight_rel));
-        for (slot, r) in back.inputs.into_iter().enumerate() {
-            let Some(r) = r else { continue };
-            let Some(name) = node.inputs.get(slot).filter(|n| !n.is_empty()) else {
-                continue;
-            };
-            if !carry.contains(name) {
-                continue;
-            }
-            let shape = acts.shape(name).map_err(Error::Internal)?;
-            let r = fit(r, &shape).map_err(|e| {
-                Error::Internal(format!(
-                    "node '{}' ({}), input '{name}': {e}",
-                    label(node),
-                    node.op_type
-                ))
-            })?;
-            match rel.get_mut(name) {
-                Some(acc) => *acc += &r,
-                None => {
-                    rel.insert(name.clone(), r);
-                }
-            }
-        }
-        if let (Some(t), Some(s)) = (times.as_deref_mut(), started) {
-            let e = t.entry(node.op_type.clone()).or_insert((0, 0.0));
-            e.0 += 1;
-            e.1 += s.elapsed().as_secs_f64();
-        }
+        sw.node(idx, times.as_deref_mut())?;
     }
 
     let mut inputs = Vec::new();
     for name in g.runtime_inputs() {
-        let r = match rel.remove(name) {
+        let r = match sw.rel.remove(name) {
             Some(r) => r,
             None => {
                 let shape = acts.shape(name).map_err(Error::Internal)?;
@@ -353,45 +250,7 @@ fn sweep(
         };
         inputs.push((name.to_string(), r));
     }
-
-    let mut coverage = Coverage {
-        nodes: g.node_count(),
-        ..Coverage::default()
-    };
-    let mut nodes = Vec::new();
-    for (idx, n) in g.nodes() {
-        let on_path = n.inputs.iter().any(|i| carry.contains(i))
-            && n.outputs.iter().any(|o| carry.contains(o));
-        if !on_path {
-            coverage.constant += 1;
-        } else {
-            coverage.on_path += 1;
-            let why = if let Some(w) = failed.get(&idx) {
-                Some(w.clone())
-            } else if rules::has_rule(n) || Some(idx) == start_node {
-                None
-            } else {
-                Some("no rule for this op".to_string())
-            };
-            match why {
-                None => coverage.ruled += 1,
-                Some(w) => {
-                    *coverage.uncovered_ops.entry(n.qualified_op()).or_insert(0) += 1;
-                    coverage
-                        .uncovered_nodes
-                        .push((label(n), n.qualified_op(), w));
-                }
-            }
-        }
-        let (out_abs, weight_abs) = stats.get(&idx).copied().unwrap_or((0.0, 0.0));
-        nodes.push(NodeRelevance {
-            name: label(n),
-            op: n.qualified_op(),
-            out_abs,
-            weight_abs,
-        });
-    }
-    coverage.covered = coverage.constant + coverage.ruled;
+    let (coverage, nodes) = sw.coverage(start_node);
     Ok(SampleRelevance {
         target_output: out_name,
         target_index: index,
@@ -401,6 +260,219 @@ fn sweep(
         nodes,
         coverage,
     })
+}
+
+/// The start of an explanation from a given relevance tensor: its tensor as the target
+/// output, the index of its largest |R| as the target index, and its sum as the value.
+fn start_at(
+    acts: &Activations,
+    st: &Start,
+) -> Result<(String, usize, String, Option<NodeIndex>, T, f64)> {
+    let shape = acts.shape(&st.tensor).map_err(Error::Usage)?;
+    if st.relevance.shape() != shape.as_slice() {
+        return Err(Error::Usage(format!(
+            "start relevance of shape {:?} does not match tensor '{}' of shape {shape:?}",
+            st.relevance.shape(),
+            st.tensor
+        )));
+    }
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, &v) in st.relevance.iter().enumerate() {
+        if v.abs() > best.1 {
+            best = (i, v.abs());
+        }
+    }
+    Ok((
+        st.tensor.clone(),
+        best.0,
+        st.tensor.clone(),
+        None,
+        st.relevance.clone(),
+        st.relevance.sum(),
+    ))
+}
+
+/// The backward sweep in progress: the relevance waiting at each tensor (summed over
+/// its readers in the order they are visited), and per node the failure of its rule, if
+/// any, and its (Σ|R| out, weight relevance).
+struct Backprop<'a> {
+    g: &'a Graph,
+    acts: &'a Activations,
+    cfg: &'a RuleConfig,
+    carry: &'a HashSet<String>,
+    opset: i64,
+    conv_depth: HashMap<NodeIndex, f64>,
+    folds: HashMap<NodeIndex, Fold>,
+    /// BatchNormalizations folded into the layer before them.
+    folded_bn: HashSet<NodeIndex>,
+    strict: bool,
+    rel: HashMap<String, T>,
+    failed: HashMap<NodeIndex, String>,
+    stats: HashMap<NodeIndex, (f64, f64)>,
+}
+
+impl<'a> Backprop<'a> {
+    /// Moves the relevance at node `idx`'s outputs to its relevance-carrying inputs
+    /// (nothing when no output has any), timing the rule when `times` is given.
+    fn node(&mut self, idx: NodeIndex, times: Option<&mut OpTimes>) -> Result<()> {
+        let g = self.g;
+        let node = &g.ops[idx];
+        let rel_out: Vec<Option<T>> = node
+            .outputs
+            .iter()
+            .map(|o| {
+                if o.is_empty() {
+                    None
+                } else {
+                    self.rel.remove(o)
+                }
+            })
+            .collect();
+        if rel_out.iter().all(|r| r.is_none()) {
+            return Ok(());
+        }
+        // Σ|R| for the scores, ΣR for the even split should the rule fail (the rule
+        // takes the tensors themselves).
+        let (out_abs, out_sum) = rel_out
+            .iter()
+            .flatten()
+            .map(abs_and_plain_sum)
+            .fold((0.0, 0.0), |(a, s), (x, y)| (a + x, s + y));
+        let started = times.is_some().then(std::time::Instant::now);
+        let back = self.backward(idx, rel_out, out_sum)?;
+        self.stats.insert(idx, (out_abs, back.weight_rel));
+        for (slot, r) in back.inputs.into_iter().enumerate() {
+            let Some(r) = r else { continue };
+            let Some(name) = node.inputs.get(slot).filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            if !self.carry.contains(name) {
+                continue;
+            }
+            let shape = self.acts.shape(name).map_err(Error::Internal)?;
+            let r = fit(r, &shape).map_err(|e| {
+                Error::Internal(format!(
+                    "node '{}' ({}), input '{name}': {e}",
+                    label(node),
+                    node.op_type
+                ))
+            })?;
+            match self.rel.get_mut(name) {
+                Some(acc) => *acc += &r,
+                None => {
+                    self.rel.insert(name.clone(), r);
+                }
+            }
+        }
+        if let (Some(t), Some(s)) = (times, started) {
+            let e = t.entry(node.op_type.clone()).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += s.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+
+    /// Node `idx`'s rule on its output relevance: a folded BatchNormalization passes it
+    /// through, `uniform` splits it evenly, otherwise the op's rule; without a rule or when
+    /// it fails, an even split of `out_sum` (an error under `strict`).
+    fn backward(
+        &mut self,
+        idx: NodeIndex,
+        rel_out: Vec<Option<T>>,
+        out_sum: f64,
+    ) -> Result<Backward> {
+        let g = self.g;
+        let node = &g.ops[idx];
+        let fold = self.folds.get(&idx).map(|f| &g.ops[f.bn]);
+        let ctx = Ctx {
+            graph: g,
+            node,
+            acts: self.acts,
+            cfg: self.cfg,
+            carry: self.carry,
+            opset: self.opset,
+            fold,
+            conv_depth: self.conv_depth.get(&idx).copied(),
+        };
+        Ok(if self.folded_bn.contains(&idx) {
+            // Folded into the layer before it: the layer sees the BN output's relevance.
+            let mut b = Backward::single(node.inputs.len(), 0, T::zeros(IxDyn(&[0])));
+            b.inputs[0] = rel_out.into_iter().next().flatten();
+            b
+        } else if self.cfg.uniform {
+            rules::uniform(&ctx, &rel_out).map_err(Error::Internal)?
+        } else {
+            match rules::apply(&ctx, rel_out) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    if self.strict {
+                        return Err(Error::Usage(format!(
+                            "no relevance rule for op '{}' (node '{}'); without --strict it would split relevance evenly",
+                            node.qualified_op(),
+                            label(node)
+                        )));
+                    }
+                    self.failed.insert(idx, "no rule for this op".into());
+                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
+                }
+                Err(why) => {
+                    if self.strict {
+                        return Err(Error::Usage(format!(
+                            "relevance rule for op '{}' (node '{}') failed: {why}",
+                            node.qualified_op(),
+                            label(node)
+                        )));
+                    }
+                    self.failed.insert(idx, why);
+                    rules::uniform_total(&ctx, out_sum).map_err(Error::Internal)?
+                }
+            }
+        })
+    }
+
+    /// Rule coverage of the data path and every node's relevance figures, in graph order.
+    fn coverage(&self, start_node: Option<NodeIndex>) -> (Coverage, Vec<NodeRelevance>) {
+        let g = self.g;
+        let mut coverage = Coverage {
+            nodes: g.node_count(),
+            ..Coverage::default()
+        };
+        let mut nodes = Vec::new();
+        for (idx, n) in g.nodes() {
+            let on_path = n.inputs.iter().any(|i| self.carry.contains(i))
+                && n.outputs.iter().any(|o| self.carry.contains(o));
+            if !on_path {
+                coverage.constant += 1;
+            } else {
+                coverage.on_path += 1;
+                let why = if let Some(w) = self.failed.get(&idx) {
+                    Some(w.clone())
+                } else if rules::has_rule(n) || Some(idx) == start_node {
+                    None
+                } else {
+                    Some("no rule for this op".to_string())
+                };
+                match why {
+                    None => coverage.ruled += 1,
+                    Some(w) => {
+                        *coverage.uncovered_ops.entry(n.qualified_op()).or_insert(0) += 1;
+                        coverage
+                            .uncovered_nodes
+                            .push((label(n), n.qualified_op(), w));
+                    }
+                }
+            }
+            let (out_abs, weight_abs) = self.stats.get(&idx).copied().unwrap_or((0.0, 0.0));
+            nodes.push(NodeRelevance {
+                name: label(n),
+                op: n.qualified_op(),
+                out_abs,
+                weight_abs,
+            });
+        }
+        coverage.covered = coverage.constant + coverage.ruled;
+        (coverage, nodes)
+    }
 }
 
 /// True when the graph multiplies two activations (MatMul of two relevance-carrying

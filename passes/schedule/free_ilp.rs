@@ -21,8 +21,8 @@ use super::plan::{Plan, StepActions};
 use super::problem::{OpId, Problem, TensorId};
 use good_lp::solvers::coin_cbc::coin_cbc;
 use good_lp::{
-    variable, Expression, ProblemVariables, Solution, SolutionStatus, SolverModel, Variable,
-    WithInitialSolution, WithTimeLimit,
+    variable, Constraint, Expression, ProblemVariables, Solution, SolutionStatus, SolverModel,
+    Variable, WithInitialSolution, WithTimeLimit,
 };
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -79,16 +79,7 @@ pub fn op_windows(p: &Problem) -> Vec<(usize, usize)> {
 /// costlier than that plan when CBC keeps the start.
 pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -> FreeOutcome {
     let started = Instant::now();
-    let n = p.ops.len();
-    let fail = |status| FreeOutcome {
-        status,
-        plan: None,
-        objective: None,
-        bound: None,
-        seconds: started.elapsed().as_secs_f64(),
-        variables: 0,
-    };
-    if n == 0 {
+    if p.ops.is_empty() {
         return FreeOutcome {
             status: IlpStatus::Optimal,
             plan: Some(Plan::empty(Vec::new())),
@@ -98,99 +89,177 @@ pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -
             variables: 0,
         };
     }
-    let unit = p.size_unit();
-    let cap = (budget / unit) as f64;
-    let su = |a: TensorId| (p.tensors[a].size / unit) as f64;
     if p.tensors.iter().any(|t| t.size > budget) {
-        return fail(IlpStatus::Infeasible);
+        return failed(IlpStatus::Infeasible, started, 0);
     }
-    let win = op_windows(p);
-    let mut vars = ProblemVariables::new();
-    let mut cons = Vec::new();
-    // x[o][t] for t in the window of o.
-    let x: Vec<BTreeMap<usize, Variable>> = (0..n)
-        .map(|o| {
-            (win[o].0..=win[o].1)
-                .map(|t| (t, vars.add(variable().binary())))
-                .collect()
-        })
-        .collect();
-    for xo in &x {
-        let mut e = Expression::from(0.0);
-        for &v in xo.values() {
-            e += v;
+    let mut prog = FreeProgram::new(p, budget);
+    prog.order_constraints();
+    for a in 0..p.tensors.len() {
+        prog.tensor_variables(a);
+    }
+    prog.input_constraints();
+    for t in 0..p.ops.len() {
+        prog.capacity_and_overlap(t);
+    }
+    prog.solve(warm, limit_s, started)
+}
+
+/// An outcome without a plan.
+fn failed(status: IlpStatus, started: Instant, variables: usize) -> FreeOutcome {
+    FreeOutcome {
+        status,
+        plan: None,
+        objective: None,
+        bound: None,
+        seconds: started.elapsed().as_secs_f64(),
+        variables,
+    }
+}
+
+/// The free-order program under construction. Each step adds its variables and
+/// constraints in the order they have always been added: CBC's search, hence its answer
+/// within a time limit, depends on that order.
+struct FreeProgram<'a> {
+    p: &'a Problem,
+    /// Bytes per program unit (the gcd of the tensor sizes).
+    unit: u64,
+    /// The scratchpad in units.
+    cap: f64,
+    vars: ProblemVariables,
+    cons: Vec<Constraint>,
+    /// x[o][t] for t in the window of o.
+    x: Vec<BTreeMap<usize, Variable>>,
+    /// Possible lifetime of each tensor.
+    span: Vec<Option<(usize, usize)>>,
+    tv: BTreeMap<(TensorId, usize), TV>,
+    objective: Expression,
+    /// The ordering binary of each pair of tensors that may both be resident at a step.
+    pairs_z: Vec<(TensorId, TensorId, usize, Variable)>,
+}
+
+impl<'a> FreeProgram<'a> {
+    /// The order variables `x` and the tensors' possible lifetimes.
+    fn new(p: &'a Problem, budget: u64) -> Self {
+        let n = p.ops.len();
+        let unit = p.size_unit();
+        let win = op_windows(p);
+        let mut vars = ProblemVariables::new();
+        let x: Vec<BTreeMap<usize, Variable>> = (0..n)
+            .map(|o| {
+                (win[o].0..=win[o].1)
+                    .map(|t| (t, vars.add(variable().binary())))
+                    .collect()
+            })
+            .collect();
+        let span: Vec<Option<(usize, usize)>> = p
+            .tensors
+            .iter()
+            .map(|ten| {
+                let users: Vec<OpId> = ten
+                    .producer
+                    .into_iter()
+                    .chain(ten.consumers.clone())
+                    .collect();
+                let lo = users.iter().map(|&o| win[o].0).min()?;
+                let hi = users.iter().map(|&o| win[o].1).max()?;
+                Some((lo, hi))
+            })
+            .collect();
+        FreeProgram {
+            p,
+            unit,
+            cap: (budget / unit) as f64,
+            vars,
+            cons: Vec::new(),
+            x,
+            span,
+            tv: BTreeMap::new(),
+            objective: Expression::from(0.0),
+            pairs_z: Vec::new(),
         }
-        cons.push(e.eq(1.0));
     }
-    for t in 0..n {
-        let mut e = Expression::from(0.0);
-        for xo in &x {
-            if let Some(&v) = xo.get(&t) {
-                e += v;
-            }
-        }
-        cons.push(e.eq(1.0));
+
+    /// Size of tensor `a` in units.
+    fn su(&self, a: TensorId) -> f64 {
+        (self.p.tensors[a].size / self.unit) as f64
     }
-    let pos = |o: OpId| {
+
+    /// The step of operator `o`.
+    fn pos(&self, o: OpId) -> Expression {
         let mut e = Expression::from(0.0);
-        for (&t, &v) in &x[o] {
+        for (&t, &v) in &self.x[o] {
             e += t as f64 * v;
         }
         e
-    };
-    for o in 0..n {
-        for &q in &p.ops[o].preds {
-            cons.push((pos(q) + 1.0).leq(pos(o)));
-        }
     }
-    // "Some reader of a runs at t or later".
-    let pending = |a: TensorId, t: usize| {
+
+    /// "Some reader of a runs at t or later".
+    fn pending(&self, a: TensorId, t: usize) -> Expression {
         let mut e = Expression::from(0.0);
-        for &c in &p.tensors[a].consumers {
-            for (_, &v) in x[c].range(t..) {
+        for &c in &self.p.tensors[a].consumers {
+            for (_, &v) in self.x[c].range(t..) {
                 e += v;
             }
         }
         e
-    };
-    // Possible lifetime of each tensor.
-    let span: Vec<Option<(usize, usize)>> = p
-        .tensors
-        .iter()
-        .map(|ten| {
-            let users: Vec<OpId> = ten
-                .producer
-                .into_iter()
-                .chain(ten.consumers.clone())
-                .collect();
-            let lo = users.iter().map(|&o| win[o].0).min()?;
-            let hi = users.iter().map(|&o| win[o].1).max()?;
-            Some((lo, hi))
-        })
-        .collect();
-    let mut tv: BTreeMap<(TensorId, usize), TV> = BTreeMap::new();
-    let mut objective = Expression::from(0.0);
-    let res_of = |tv: &BTreeMap<(TensorId, usize), TV>, a: TensorId, t: usize| {
+    }
+
+    /// Whether tensor `a` is on chip at step `t` (created, first loaded, preserved or
+    /// reloaded there).
+    fn res_of(&self, a: TensorId, t: usize) -> Expression {
         let mut e = Expression::from(0.0);
-        if let Some(v) = tv.get(&(a, t)) {
+        if let Some(v) = self.tv.get(&(a, t)) {
             for w in [v.f, v.p, v.r].into_iter().flatten() {
                 e += w;
             }
         }
-        if let Some(pr) = p.tensors[a].producer {
-            if let Some(&c) = x[pr].get(&t) {
+        if let Some(pr) = self.p.tensors[a].producer {
+            if let Some(&c) = self.x[pr].get(&t) {
                 e += c;
             }
         }
         e
-    };
-    for (a, ten) in p.tensors.iter().enumerate() {
-        let Some((lo, hi)) = span[a] else { continue };
+    }
+
+    /// Every operator runs exactly once, one operator per step, after its predecessors.
+    fn order_constraints(&mut self) {
+        let n = self.p.ops.len();
+        for xo in &self.x {
+            let mut e = Expression::from(0.0);
+            for &v in xo.values() {
+                e += v;
+            }
+            self.cons.push(e.eq(1.0));
+        }
+        for t in 0..n {
+            let mut e = Expression::from(0.0);
+            for xo in &self.x {
+                if let Some(&v) = xo.get(&t) {
+                    e += v;
+                }
+            }
+            self.cons.push(e.eq(1.0));
+        }
+        for o in 0..n {
+            for &q in &self.p.ops[o].preds {
+                let c = (self.pos(q) + 1.0).leq(self.pos(o));
+                self.cons.push(c);
+            }
+        }
+    }
+
+    /// Tensor `a`'s variables at each step of its possible lifetime, their share of the
+    /// objective, and the constraints between them (Eq.2-4, 8, 11; one first load).
+    fn tensor_variables(&mut self, a: TensorId) {
+        let p = self.p;
+        let ten = &p.tensors[a];
+        let Some((lo, hi)) = self.span[a] else { return };
         let read = !ten.consumers.is_empty();
+        let (cap, su) = (self.cap, self.su(a));
         let mut spills: Vec<Variable> = Vec::new();
         let mut loads: Vec<Variable> = Vec::new();
         for t in lo..=hi {
-            let l = vars.add(variable().integer().min(0.0).max(cap - su(a)));
+            let l = self.vars.add(variable().integer().min(0.0).max(cap - su));
             let mut v = TV {
                 f: None,
                 p: None,
@@ -200,20 +269,20 @@ pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -
             };
             if read {
                 if ten.host_backed() {
-                    let f = vars.add(variable().binary());
+                    let f = self.vars.add(variable().binary());
                     loads.push(f);
                     v.f = Some(f);
                 } else {
-                    let s = vars.add(variable().binary());
+                    let s = self.vars.add(variable().binary());
                     spills.push(s);
                     v.s = Some(s);
-                    objective += su(a) * s;
+                    self.objective += su * s;
                 }
                 if t > lo {
-                    v.p = Some(vars.add(variable().binary()));
+                    v.p = Some(self.vars.add(variable().binary()));
                 }
-                let r = vars.add(variable().binary());
-                objective += su(a) * r;
+                let r = self.vars.add(variable().binary());
+                self.objective += su * r;
                 v.r = Some(r);
                 if !ten.host_backed() {
                     // Reload only after a spill.
@@ -221,34 +290,36 @@ pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -
                     for &s in &spills {
                         e += s;
                     }
-                    cons.push(Expression::from(r).leq(e));
+                    self.cons.push(Expression::from(r).leq(e));
                 }
                 // Nothing stays, comes back or leaves once every reader has run.
                 for w in [v.f, v.p, v.r, v.s].into_iter().flatten() {
-                    cons.push(Expression::from(w).leq(pending(a, t)));
+                    let c = Expression::from(w).leq(self.pending(a, t));
+                    self.cons.push(c);
                 }
             }
-            tv.insert((a, t), v);
-            let res = res_of(&tv, a, t);
-            cons.push(res.leq(1.0));
-            let v = &tv[&(a, t)];
+            self.tv.insert((a, t), v);
+            let res = self.res_of(a, t);
+            self.cons.push(res.leq(1.0));
+            let v = &self.tv[&(a, t)];
+            let (vp, vs) = (v.p, v.s);
             let prev = if t > lo {
-                res_of(&tv, a, t - 1)
+                self.res_of(a, t - 1)
             } else {
                 Expression::from(0.0)
             };
-            if let Some(pv) = v.p {
-                cons.push(Expression::from(pv).leq(prev.clone()));
+            if let Some(pv) = vp {
+                self.cons.push(Expression::from(pv).leq(prev.clone()));
                 // Address fixed while preserved.
                 let m = cap;
-                let pl = tv[&(a, t - 1)].l;
-                cons.push((Expression::from(l) - pl + m * pv).leq(m));
-                cons.push((Expression::from(pl) - l + m * pv).leq(m));
+                let pl = self.tv[&(a, t - 1)].l;
+                self.cons.push((Expression::from(l) - pl + m * pv).leq(m));
+                self.cons.push((Expression::from(pl) - l + m * pv).leq(m));
             }
-            if let Some(s) = v.s {
-                cons.push(Expression::from(s).leq(prev));
-                if let Some(pv) = v.p {
-                    cons.push((Expression::from(s) + pv).leq(1.0));
+            if let Some(s) = vs {
+                self.cons.push(Expression::from(s).leq(prev));
+                if let Some(pv) = vp {
+                    self.cons.push((Expression::from(s) + pv).leq(1.0));
                 }
             }
         }
@@ -257,112 +328,129 @@ pub fn solve_free(p: &Problem, budget: u64, limit_s: f64, warm: Option<&Plan>) -
             for &s in &spills {
                 e += s;
             }
-            cons.push(e.leq(1.0));
+            self.cons.push(e.leq(1.0));
         }
         if loads.len() > 1 {
             let mut e = Expression::from(0.0);
             for &f in &loads {
                 e += f;
             }
-            cons.push(e.leq(1.0));
+            self.cons.push(e.leq(1.0));
         }
     }
-    // Inputs on chip when their reader runs.
-    for (o, op) in p.ops.iter().enumerate() {
-        for &a in &op.inputs {
-            for (&t, &xv) in &x[o] {
-                cons.push(Expression::from(xv).leq(res_of(&tv, a, t)));
+
+    /// Inputs on chip when their reader runs (Eq.5, which also orders the operators).
+    fn input_constraints(&mut self) {
+        for (o, op) in self.p.ops.iter().enumerate() {
+            for &a in &op.inputs {
+                for (&t, &xv) in &self.x[o] {
+                    let c = Expression::from(xv).leq(self.res_of(a, t));
+                    self.cons.push(c);
+                }
             }
         }
     }
-    // Capacity and non-overlap per step.
-    let mut pairs_z: Vec<(TensorId, TensorId, usize, Variable)> = Vec::new();
-    for t in 0..n {
-        let here: Vec<TensorId> = (0..p.tensors.len())
-            .filter(|&a| span[a].is_some_and(|(lo, hi)| lo <= t && t <= hi))
+
+    /// Capacity at step `t`, and no overlap of the tensors resident there (Eq.9-10, one
+    /// ordering binary per pair).
+    fn capacity_and_overlap(&mut self, t: usize) {
+        let cap = self.cap;
+        let here: Vec<TensorId> = (0..self.p.tensors.len())
+            .filter(|&a| self.span[a].is_some_and(|(lo, hi)| lo <= t && t <= hi))
             .collect();
         let mut total = Expression::from(0.0);
         for &a in &here {
-            total += su(a) * res_of(&tv, a, t);
+            total += self.su(a) * self.res_of(a, t);
         }
-        cons.push(total.leq(cap));
+        self.cons.push(total.leq(cap));
         for i in 0..here.len() {
             for j in i + 1..here.len() {
                 let (a, b) = (here[i], here[j]);
-                let z = vars.add(variable().binary());
-                pairs_z.push((a, b, t, z));
-                let gate = cap * (Expression::from(2.0) - res_of(&tv, a, t) - res_of(&tv, b, t));
-                let (la, lb) = (tv[&(a, t)].l, tv[&(b, t)].l);
+                let z = self.vars.add(variable().binary());
+                self.pairs_z.push((a, b, t, z));
+                let gate = cap * (Expression::from(2.0) - self.res_of(a, t) - self.res_of(b, t));
+                let (la, lb) = (self.tv[&(a, t)].l, self.tv[&(b, t)].l);
+                let (sa, sb) = (self.su(a), self.su(b));
                 // z = 1: a above b; z = 0: b above a.
-                cons.push(
-                    (Expression::from(la) - lb - su(b) + cap - cap * z + gate.clone()).geq(0.0),
-                );
-                cons.push((Expression::from(lb) - la - su(a) + cap * z + gate).geq(0.0));
+                self.cons
+                    .push((Expression::from(la) - lb - sb + cap - cap * z + gate.clone()).geq(0.0));
+                self.cons
+                    .push((Expression::from(lb) - la - sa + cap * z + gate).geq(0.0));
             }
         }
     }
-    let variables = x.iter().map(|m| m.len()).sum::<usize>() + tv.len() * 5 + pairs_z.len();
-    let start_values = warm.and_then(|plan| warm_values(p, plan, unit, &x, &tv, &pairs_z));
-    let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut model);
-    for c in cons {
-        model.add_constraint(c);
-    }
-    let mut model = model.with_time_limit(limit_s.max(0.5));
-    let start_copy = start_values.clone();
-    if let Some(v) = start_values {
-        model = model.with_initial_solution(v);
-    }
-    let sol = match model.solve() {
-        Ok(s) => s,
-        Err(good_lp::ResolutionError::Infeasible) => {
-            let mut o = fail(IlpStatus::Infeasible);
-            o.variables = variables;
-            return o;
+
+    /// Hands the program to CBC, started from `warm`'s values when they fit the program,
+    /// and decodes the incumbent (or the start, when CBC did not improve on it).
+    fn solve(self, warm: Option<&Plan>, limit_s: f64, started: Instant) -> FreeOutcome {
+        let FreeProgram {
+            p,
+            unit,
+            vars,
+            cons,
+            x,
+            tv,
+            objective,
+            pairs_z,
+            ..
+        } = self;
+        let variables = x.iter().map(|m| m.len()).sum::<usize>() + tv.len() * 5 + pairs_z.len();
+        let start_values = warm.and_then(|plan| warm_values(p, plan, unit, &x, &tv, &pairs_z));
+        let mut model = vars.minimise(objective.clone()).using(coin_cbc);
+        crate::passes::cbc::quiet(&mut model);
+        for c in cons {
+            model.add_constraint(c);
         }
-        Err(_) => {
-            let mut o = fail(IlpStatus::Failed);
-            o.variables = variables;
-            return o;
+        let mut model = model.with_time_limit(limit_s.max(0.5));
+        let start_copy = start_values.clone();
+        if let Some(v) = start_values {
+            model = model.with_initial_solution(v);
         }
-    };
-    let status = match sol.status() {
-        SolutionStatus::Optimal => IlpStatus::Optimal,
-        _ => IlpStatus::TimeLimit,
-    };
-    // CBC may stop at once on an optimal start and hand back LP values rather than the
-    // start: when it did not improve on the start, the start itself is the incumbent.
-    let start_map: Option<std::collections::HashMap<Variable, f64>> =
-        start_copy.map(|v| v.into_iter().collect());
-    let cbc_obj = sol.eval(&objective);
-    let use_start = start_map
-        .as_ref()
-        .is_some_and(|m| objective.eval_with(m) <= cbc_obj + 1e-6);
-    let decoded = match &start_map {
-        Some(m) if use_start => decode(p, unit, &x, &tv, m).map(|pl| (pl, objective.eval_with(m))),
-        _ => decode(p, unit, &x, &tv, &sol).map(|pl| (pl, cbc_obj)),
-    };
-    let Some((plan, obj_units)) = decoded else {
-        let mut o = fail(IlpStatus::Failed);
-        o.variables = variables;
-        return o;
-    };
-    let to_bytes = |v: f64| (v.max(0.0) * unit as f64).round() as u64;
-    let obj = to_bytes(obj_units);
-    let bound = sol.model().best_possible_value();
-    FreeOutcome {
-        status,
-        plan: Some(plan),
-        objective: Some(obj),
-        bound: if status == IlpStatus::Optimal {
-            Some(obj)
-        } else if bound.is_finite() {
-            Some(to_bytes((bound - 1e-6).ceil()).min(obj))
-        } else {
-            None
-        },
-        seconds: started.elapsed().as_secs_f64(),
-        variables,
+        let sol = match model.solve() {
+            Ok(s) => s,
+            Err(good_lp::ResolutionError::Infeasible) => {
+                return failed(IlpStatus::Infeasible, started, variables);
+            }
+            Err(_) => return failed(IlpStatus::Failed, started, variables),
+        };
+        let status = match sol.status() {
+            SolutionStatus::Optimal => IlpStatus::Optimal,
+            _ => IlpStatus::TimeLimit,
+        };
+        // CBC may stop at once on an optimal start and hand back LP values rather than the
+        // start: when it did not improve on the start, the start itself is the incumbent.
+        let start_map: Option<std::collections::HashMap<Variable, f64>> =
+            start_copy.map(|v| v.into_iter().collect());
+        let cbc_obj = sol.eval(&objective);
+        let use_start = start_map
+            .as_ref()
+            .is_some_and(|m| objective.eval_with(m) <= cbc_obj + 1e-6);
+        let decoded = match &start_map {
+            Some(m) if use_start => {
+                decode(p, unit, &x, &tv, m).map(|pl| (pl, objective.eval_with(m)))
+            }
+            _ => decode(p, unit, &x, &tv, &sol).map(|pl| (pl, cbc_obj)),
+        };
+        let Some((plan, obj_units)) = decoded else {
+            return failed(IlpStatus::Failed, started, variables);
+        };
+        let to_bytes = |v: f64| (v.max(0.0) * unit as f64).round() as u64;
+        let obj = to_bytes(obj_units);
+        let bound = sol.model().best_possible_value();
+        FreeOutcome {
+            status,
+            plan: Some(plan),
+            objective: Some(obj),
+            bound: if status == IlpStatus::Optimal {
+                Some(obj)
+            } else if bound.is_finite() {
+                Some(to_bytes((bound - 1e-6).ceil()).min(obj))
+            } else {
+                None
+            },
+            seconds: started.elapsed().as_secs_f64(),
+            variables,
+        }
     }
 }
 

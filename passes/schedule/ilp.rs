@@ -101,141 +101,226 @@ impl TVars {
 /// Solves one window with CBC; CBC's log is silenced.
 pub fn solve_window(w: &Window) -> IlpOutcome {
     let start = Instant::now();
-    let p = w.p;
-    let unit = p.size_unit();
-    let cap = w.budget / unit;
-    let su = |a: TensorId| (p.tensors[a].size / unit) as f64;
-    let capf = cap as f64;
-    let mut vars = ProblemVariables::new();
-    let mut tv: HashMap<(TensorId, usize), TVars> = HashMap::new();
-    let mut objective = Expression::from(0.0);
-    let mut cons: Vec<good_lp::Constraint> = Vec::new();
-    let mut spills: HashMap<TensorId, Vec<Variable>> = HashMap::new();
-    let mut active: Vec<Vec<TensorId>> = vec![Vec::new(); w.t1 - w.t0];
-
-    for (a, ten) in p.tensors.iter().enumerate() {
-        if w.lt.uses[a].is_empty() || w.lt.end[a] < w.t0 || w.lt.start[a] >= w.t1 {
-            continue;
-        }
-        let size = su(a);
-        if size > capf {
+    let mut prog = WindowProgram::new(w);
+    for a in 0..w.p.tensors.len() {
+        if !prog.add_tensor(a) {
             return failed(start);
+        }
+    }
+    for k in 0..w.t1 - w.t0 {
+        prog.capacity_and_overlap(k);
+    }
+    prog.solve(start)
+}
+
+/// The program of one window under construction. Its steps add variables and constraints
+/// in the order they have always been added: CBC's search, hence its answer within a time
+/// limit, depends on that order.
+struct WindowProgram<'w, 'a> {
+    w: &'w Window<'a>,
+    /// Bytes per program unit (the gcd of the tensor sizes).
+    unit: u64,
+    /// The scratchpad in units.
+    capf: f64,
+    vars: ProblemVariables,
+    tv: HashMap<(TensorId, usize), TVars>,
+    objective: Expression,
+    cons: Vec<good_lp::Constraint>,
+    /// Tensors with variables at each step of the window.
+    active: Vec<Vec<TensorId>>,
+    zs: HashMap<(TensorId, TensorId, usize), Variable>,
+}
+
+/// Where one tensor's variables run in a window, and what it brings into it.
+struct TensorSpan {
+    a: TensorId,
+    /// Size in units.
+    size: f64,
+    first: usize,
+    /// Live before the window starts.
+    crossing_in: bool,
+    on_chip_before: bool,
+    /// An off-chip copy exists when the window starts (then it is never spilled).
+    copy_before: bool,
+}
+
+impl<'w, 'a> WindowProgram<'w, 'a> {
+    fn new(w: &'w Window<'a>) -> Self {
+        let unit = w.p.size_unit();
+        let cap = w.budget / unit;
+        WindowProgram {
+            w,
+            unit,
+            capf: cap as f64,
+            vars: ProblemVariables::new(),
+            tv: HashMap::new(),
+            objective: Expression::from(0.0),
+            cons: Vec::new(),
+            active: vec![Vec::new(); w.t1 - w.t0],
+            zs: HashMap::new(),
+        }
+    }
+
+    /// Size of tensor `a` in units.
+    fn su(&self, a: TensorId) -> f64 {
+        (self.w.p.tensors[a].size / self.unit) as f64
+    }
+
+    /// Tensor `a`'s variables at each step of its lifetime inside the window, with at most
+    /// one spill and, when it lives past the window, on chip or written off-chip by its
+    /// end. `false` when the tensor alone does not fit the scratchpad.
+    fn add_tensor(&mut self, a: TensorId) -> bool {
+        let w = self.w;
+        if w.lt.uses[a].is_empty() || w.lt.end[a] < w.t0 || w.lt.start[a] >= w.t1 {
+            return true;
+        }
+        let size = self.su(a);
+        if size > self.capf {
+            return false;
         }
         let first = w.lt.start[a].max(w.t0);
         let last = w.lt.end[a].min(w.t1 - 1);
         let crossing_in = w.lt.start[a] < w.t0;
-        let on_chip_before = crossing_in && w.init.addr[a].is_some();
-        let copy_before = if crossing_in {
-            w.init.has_copy[a]
-        } else {
-            ten.host_backed()
+        let span = TensorSpan {
+            a,
+            size,
+            first,
+            crossing_in,
+            on_chip_before: crossing_in && w.init.addr[a].is_some(),
+            copy_before: if crossing_in {
+                w.init.has_copy[a]
+            } else {
+                w.p.tensors[a].host_backed()
+            },
         };
-        let can_spill = !copy_before;
         let mut spill_vars = Vec::new();
         for t in first..=last {
-            active[t - w.t0].push(a);
-            let l = vars.add(variable().integer().min(0.0).max(capf - size));
-            let used = w.lt.uses[a].binary_search(&t).is_ok();
-            let fixed = !crossing_in && t == first;
-            let prev_possible = if t == first { on_chip_before } else { true };
-            let mut v = TVars {
-                p: None,
-                r: None,
-                s: None,
-                l,
-                fixed,
-                used,
-            };
-            if !fixed {
-                if prev_possible {
-                    v.p = Some(vars.add(variable().binary()));
-                    if can_spill {
-                        let s = vars.add(variable().binary());
-                        spill_vars.push(s);
-                        v.s = Some(s);
-                    }
-                }
-                v.r = Some(vars.add(variable().binary()));
-            }
-            // Reload only after a spill (or when a copy existed from the start).
-            if let Some(r) = v.r {
-                objective += size * r;
-                if !copy_before {
-                    let mut sum = Expression::from(0.0);
-                    for &s in &spill_vars {
-                        sum += s;
-                    }
-                    cons.push((Expression::from(r) - sum).leq(0.0));
-                }
-            }
-            if let Some(s) = v.s {
-                objective += size * s;
-            }
-            // Preserve / spill only what was resident at t-1.
-            let prev_res: Expression = if t == first {
-                Expression::from(if on_chip_before { 1.0 } else { 0.0 })
-            } else {
-                tv[&(a, t - 1)].res()
-            };
-            if let Some(pv) = v.p {
-                cons.push((Expression::from(pv) - prev_res.clone()).leq(0.0));
-                if let Some(r) = v.r {
-                    cons.push((Expression::from(pv) + r).leq(1.0));
-                }
-                // Address fixed while preserved.
-                let m = capf - size;
-                let prev_l: Expression = if t == first {
-                    Expression::from(w.init.addr[a].map(|x| (x / unit) as f64).unwrap_or(0.0))
-                } else {
-                    Expression::from(tv[&(a, t - 1)].l)
-                };
-                cons.push((Expression::from(l) - prev_l.clone() + m * pv).leq(m));
-                cons.push((prev_l - l + m * pv).leq(m));
-            }
-            if let Some(s) = v.s {
-                cons.push((Expression::from(s) - prev_res).leq(0.0));
-                if let Some(pv) = v.p {
-                    cons.push((Expression::from(s) + pv).leq(1.0));
-                }
-            }
-            if used && !fixed {
-                cons.push(v.res().eq(1.0));
-            }
-            tv.insert((a, t), v);
+            self.add_step(&span, t, &mut spill_vars);
         }
         if spill_vars.len() > 1 {
             let mut sum = Expression::from(0.0);
             for &s in &spill_vars {
                 sum += s;
             }
-            cons.push(sum.leq(1.0));
+            self.cons.push(sum.leq(1.0));
         }
         // Live past the window: on chip at its end or written off-chip by then.
-        if w.lt.end[a] >= w.t1 && !copy_before {
-            let mut e = tv[&(a, last)].res();
+        if w.lt.end[a] >= w.t1 && !span.copy_before {
+            let mut e = self.tv[&(a, last)].res();
             for &s in &spill_vars {
                 e += s;
             }
-            cons.push(e.geq(1.0));
+            self.cons.push(e.geq(1.0));
         }
-        spills.insert(a, spill_vars);
+        true
     }
 
-    // Capacity and non-overlap per step.
-    let mut zs: HashMap<(TensorId, TensorId, usize), Variable> = HashMap::new();
-    for (k, act) in active.iter().enumerate() {
-        let t = w.t0 + k;
-        let mut total = Expression::from(0.0);
-        for &a in act {
-            total += su(a) * tv[&(a, t)].res();
+    /// The variables of one tensor at step `t` and their constraints (Eq.2-4, 11; on chip
+    /// when its operator uses it).
+    fn add_step(&mut self, span: &TensorSpan, t: usize, spill_vars: &mut Vec<Variable>) {
+        let (w, a, size, first) = (self.w, span.a, span.size, span.first);
+        let capf = self.capf;
+        self.active[t - w.t0].push(a);
+        let l = self
+            .vars
+            .add(variable().integer().min(0.0).max(capf - size));
+        let used = w.lt.uses[a].binary_search(&t).is_ok();
+        let fixed = !span.crossing_in && t == first;
+        let prev_possible = if t == first {
+            span.on_chip_before
+        } else {
+            true
+        };
+        let mut v = TVars {
+            p: None,
+            r: None,
+            s: None,
+            l,
+            fixed,
+            used,
+        };
+        if !fixed {
+            if prev_possible {
+                v.p = Some(self.vars.add(variable().binary()));
+                if !span.copy_before {
+                    let s = self.vars.add(variable().binary());
+                    spill_vars.push(s);
+                    v.s = Some(s);
+                }
+            }
+            v.r = Some(self.vars.add(variable().binary()));
         }
-        cons.push(total.leq(capf));
+        // Reload only after a spill (or when a copy existed from the start).
+        if let Some(r) = v.r {
+            self.objective += size * r;
+            if !span.copy_before {
+                let mut sum = Expression::from(0.0);
+                for &s in spill_vars.iter() {
+                    sum += s;
+                }
+                self.cons.push((Expression::from(r) - sum).leq(0.0));
+            }
+        }
+        if let Some(s) = v.s {
+            self.objective += size * s;
+        }
+        // Preserve / spill only what was resident at t-1.
+        let prev_res: Expression = if t == first {
+            Expression::from(if span.on_chip_before { 1.0 } else { 0.0 })
+        } else {
+            self.tv[&(a, t - 1)].res()
+        };
+        if let Some(pv) = v.p {
+            self.cons
+                .push((Expression::from(pv) - prev_res.clone()).leq(0.0));
+            if let Some(r) = v.r {
+                self.cons.push((Expression::from(pv) + r).leq(1.0));
+            }
+            // Address fixed while preserved.
+            let m = capf - size;
+            let prev_l: Expression = if t == first {
+                Expression::from(
+                    w.init.addr[a]
+                        .map(|x| (x / self.unit) as f64)
+                        .unwrap_or(0.0),
+                )
+            } else {
+                Expression::from(self.tv[&(a, t - 1)].l)
+            };
+            self.cons
+                .push((Expression::from(l) - prev_l.clone() + m * pv).leq(m));
+            self.cons.push((prev_l - l + m * pv).leq(m));
+        }
+        if let Some(s) = v.s {
+            self.cons.push((Expression::from(s) - prev_res).leq(0.0));
+            if let Some(pv) = v.p {
+                self.cons.push((Expression::from(s) + pv).leq(1.0));
+            }
+        }
+        if used && !fixed {
+            self.cons.push(v.res().eq(1.0));
+        }
+        self.tv.insert((a, t), v);
+    }
+
+    /// Capacity at the window's `k`-th step, and no overlap of the tensors resident there
+    /// (Eq.9-10, one ordering binary per pair).
+    fn capacity_and_overlap(&mut self, k: usize) {
+        let t = self.w.t0 + k;
+        let capf = self.capf;
+        let act = self.active[k].clone();
+        let mut total = Expression::from(0.0);
+        for &a in &act {
+            total += self.su(a) * self.tv[&(a, t)].res();
+        }
+        self.cons.push(total.leq(capf));
         for i in 0..act.len() {
             for j in i + 1..act.len() {
                 let (a, b) = (act[i], act[j]);
-                let (va, vb) = (&tv[&(a, t)], &tv[&(b, t)]);
-                let z = vars.add(variable().binary());
-                zs.insert((a, b, t), z);
+                let (sa, sb) = (self.su(a), self.su(b));
+                let (va, vb) = (&self.tv[&(a, t)], &self.tv[&(b, t)]);
+                let z = self.vars.add(variable().binary());
+                self.zs.insert((a, b, t), z);
                 let mut gate = Expression::from(0.0);
                 if !va.surely_resident() {
                     gate += capf * (Expression::from(1.0) - va.res());
@@ -244,74 +329,89 @@ pub fn solve_window(w: &Window) -> IlpOutcome {
                     gate += capf * (Expression::from(1.0) - vb.res());
                 }
                 // z = 1: a above b; z = 0: b above a.
-                cons.push(
-                    (Expression::from(va.l) - vb.l - su(b) + capf - capf * z + gate.clone())
-                        .geq(0.0),
+                self.cons.push(
+                    (Expression::from(va.l) - vb.l - sb + capf - capf * z + gate.clone()).geq(0.0),
                 );
-                cons.push((Expression::from(vb.l) - va.l - su(a) + capf * z + gate).geq(0.0));
+                self.cons
+                    .push((Expression::from(vb.l) - va.l - sa + capf * z + gate).geq(0.0));
             }
         }
     }
 
-    let n_vars = tv.len() * 4 + zs.len();
-    let n_cons = cons.len();
-    let warm = w
-        .warm
-        .and_then(|plan| warm_values(w, plan, unit, &active, &tv, &zs));
-    let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut model);
-    for c in cons {
-        model.add_constraint(c);
-    }
-    let mut model = model.with_time_limit(w.time_limit_s.max(1.0));
-    if let Some(values) = warm {
-        model = model.with_initial_solution(values);
-    }
-    let result = model.solve();
-    let seconds = start.elapsed().as_secs_f64();
-    let sol = match result {
-        Ok(s) => s,
-        Err(ResolutionError::Infeasible) => {
-            return IlpOutcome {
-                status: IlpStatus::Infeasible,
-                objective: None,
-                bound: None,
-                seconds,
-                steps: Vec::new(),
-                end: None,
-                variables: n_vars,
-                constraints: n_cons,
+    /// Hands the program to CBC, started from the window's warm plan when it fits, and
+    /// decodes CBC's solution into the window's steps and the chip state after them.
+    fn solve(self, start: Instant) -> IlpOutcome {
+        let WindowProgram {
+            w,
+            unit,
+            vars,
+            tv,
+            objective,
+            cons,
+            active,
+            zs,
+            ..
+        } = self;
+        let n_vars = tv.len() * 4 + zs.len();
+        let n_cons = cons.len();
+        let warm = w
+            .warm
+            .and_then(|plan| warm_values(w, plan, unit, &active, &tv, &zs));
+        let mut model = vars.minimise(objective.clone()).using(coin_cbc);
+        crate::passes::cbc::quiet(&mut model);
+        for c in cons {
+            model.add_constraint(c);
+        }
+        let mut model = model.with_time_limit(w.time_limit_s.max(1.0));
+        if let Some(values) = warm {
+            model = model.with_initial_solution(values);
+        }
+        let result = model.solve();
+        let seconds = start.elapsed().as_secs_f64();
+        let sol = match result {
+            Ok(s) => s,
+            Err(ResolutionError::Infeasible) => {
+                return IlpOutcome {
+                    status: IlpStatus::Infeasible,
+                    objective: None,
+                    bound: None,
+                    seconds,
+                    steps: Vec::new(),
+                    end: None,
+                    variables: n_vars,
+                    constraints: n_cons,
+                }
             }
+            Err(_) => {
+                let mut o = failed(start);
+                o.variables = n_vars;
+                o.constraints = n_cons;
+                return o;
+            }
+        };
+        let status = match sol.status() {
+            SolutionStatus::Optimal => IlpStatus::Optimal,
+            _ => IlpStatus::TimeLimit,
+        };
+        let raw = sol.model();
+        let bound = raw.best_possible_value();
+        let obj_units = sol.eval(&objective);
+        let (steps, end) = decode(w, unit, &active, &tv, &sol);
+        let to_bytes = |x: f64| (x.max(0.0) * unit as f64).round() as u64;
+        IlpOutcome {
+            status,
+            objective: Some(to_bytes(obj_units)),
+            bound: if bound.is_finite() {
+                Some(to_bytes(bound.min(obj_units).ceil()))
+            } else {
+                None
+            },
+            seconds,
+            steps,
+            end: Some(end),
+            variables: n_vars,
+            constraints: n_cons,
         }
-        Err(_) => {
-            let mut o = failed(start);
-            o.variables = n_vars;
-            o.constraints = n_cons;
-            return o;
-        }
-    };
-    let status = match sol.status() {
-        SolutionStatus::Optimal => IlpStatus::Optimal,
-        _ => IlpStatus::TimeLimit,
-    };
-    let raw = sol.model();
-    let bound = raw.best_possible_value();
-    let obj_units = sol.eval(&objective);
-    let (steps, end) = decode(w, unit, &active, &tv, &sol);
-    let to_bytes = |x: f64| (x.max(0.0) * unit as f64).round() as u64;
-    IlpOutcome {
-        status,
-        objective: Some(to_bytes(obj_units)),
-        bound: if bound.is_finite() {
-            Some(to_bytes(bound.min(obj_units).ceil()))
-        } else {
-            None
-        },
-        seconds,
-        steps,
-        end: Some(end),
-        variables: n_vars,
-        constraints: n_cons,
     }
 }
 

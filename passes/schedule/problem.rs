@@ -235,18 +235,51 @@ fn tensor_bytes(name: &str, ty: Option<&ValueType>) -> Result<u64, String> {
 /// Extracts the problem from a model whose shapes were inferred (`shape::infer`).
 pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
     let g = &model.graph;
-    let mut p = Problem::new(target.alignment);
     let op_of: HashMap<NodeIndex, OpId> =
         g.order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let outputs: std::collections::HashSet<&str> = g.outputs.iter().map(|s| s.as_str()).collect();
-    let mut ids: HashMap<&str, TensorId> = HashMap::new();
+    let mut ex = Extraction {
+        g,
+        target,
+        p: Problem::new(target.alignment),
+        outputs: g.outputs.iter().map(|s| s.as_str()).collect(),
+        ids: HashMap::new(),
+    };
     // Unbound graph inputs first: they are what the user has to bind.
     for name in g.runtime_inputs() {
         tensor_bytes(name, g.value_type(name))?;
     }
-
     // Tensors produced by operators.
     for (i, &n) in g.order.iter().enumerate() {
+        ex.produced_tensors(i, n)?;
+    }
+    // Operators, their tracked inputs (graph inputs and weights added on first read).
+    for (i, &n) in g.order.iter().enumerate() {
+        ex.add_op(i, n, &op_of)?;
+    }
+    let mut p = ex.p;
+    for t in &mut p.tensors {
+        t.consumers.sort_unstable();
+        t.consumers.dedup();
+    }
+    drop_unread_host_tensors(&mut p);
+    Ok(p)
+}
+
+/// The problem while [`extract`] builds it, with the tensor id of each tracked name.
+struct Extraction<'m> {
+    g: &'m crate::ir::Graph,
+    target: &'m Target,
+    p: Problem,
+    /// The graph's outputs.
+    outputs: std::collections::HashSet<&'m str>,
+    ids: HashMap<&'m str, TensorId>,
+}
+
+impl<'m> Extraction<'m> {
+    /// The non-empty outputs of operator `i` (node `n`): activations, or weights when
+    /// the node makes constants and the target keeps weights on chip (else untracked).
+    fn produced_tensors(&mut self, i: OpId, n: NodeIndex) -> Result<(), String> {
+        let g = self.g;
         let node = &g.ops[n];
         // Constant tensors: Constant nodes, and ConstantOfShape fed only by initializers
         // (how weight-stripped models carry their weights).
@@ -256,8 +289,8 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
                     .inputs
                     .iter()
                     .all(|i| i.is_empty() || g.initializers.contains_key(i)));
-        if weight && !target.weights_in_scratchpad {
-            continue;
+        if weight && !self.target.weights_in_scratchpad {
+            return Ok(());
         }
         for out in node.outputs.iter().filter(|o| !o.is_empty()) {
             let bytes = tensor_bytes(out, g.value_type(out))?;
@@ -269,23 +302,32 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
             } else {
                 TensorKind::Activation
             };
-            let id = p.add_tensor(out, bytes, kind);
+            let id = self.p.add_tensor(out, bytes, kind);
             if !weight {
-                p.tensors[id].producer = Some(i);
+                self.p.tensors[id].producer = Some(i);
             }
-            p.tensors[id].is_output = outputs.contains(out.as_str());
-            ids.insert(out.as_str(), id);
+            self.p.tensors[id].is_output = self.outputs.contains(out.as_str());
+            self.ids.insert(out.as_str(), id);
         }
+        Ok(())
     }
-    // Operators, their tracked inputs (graph inputs and weights added on first read).
-    for (i, &n) in g.order.iter().enumerate() {
+
+    /// Operator `i` (node `n`) with its tracked inputs, predecessors and outputs.
+    fn add_op(
+        &mut self,
+        i: OpId,
+        n: NodeIndex,
+        op_of: &HashMap<NodeIndex, OpId>,
+    ) -> Result<(), String> {
+        let g = self.g;
         let node = &g.ops[n];
         let mut inputs = Vec::new();
         // A node that makes a weight reads only shape parameters: nothing to track.
         let makes_weight = node.outputs.iter().any(|o| {
-            ids.get(o.as_str())
-                .is_some_and(|&t| p.tensors[t].kind == TensorKind::Weight)
-        }) || (!target.weights_in_scratchpad
+            self.ids
+                .get(o.as_str())
+                .is_some_and(|&t| self.p.tensors[t].kind == TensorKind::Weight)
+        }) || (!self.target.weights_in_scratchpad
             && (node.is("Constant") || node.is("ConstantOfShape"))
             && node
                 .inputs
@@ -297,41 +339,14 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
             .filter(|s| !s.is_empty())
             .filter(|_| !makes_weight)
         {
-            let id = match ids.get(inp.as_str()) {
-                Some(&id) => Some(id),
-                None => {
-                    let kind = if g.initializers.contains_key(inp) {
-                        Some(TensorKind::Weight)
-                    } else if g.is_graph_input(inp) {
-                        Some(TensorKind::Input)
-                    } else {
-                        None // an untracked Constant output
-                    };
-                    match kind {
-                        Some(TensorKind::Weight) if !target.weights_in_scratchpad => None,
-                        Some(kind) => {
-                            let bytes = tensor_bytes(inp, g.value_type(inp))?;
-                            if bytes == 0 {
-                                None
-                            } else {
-                                let id = p.add_tensor(inp, bytes, kind);
-                                p.tensors[id].is_output = outputs.contains(inp.as_str());
-                                ids.insert(inp.as_str(), id);
-                                Some(id)
-                            }
-                        }
-                        None => None,
-                    }
-                }
-            };
-            if let Some(id) = id {
+            if let Some(id) = self.read_tensor(inp)? {
                 if !inputs.contains(&id) {
                     inputs.push(id);
                 }
             }
         }
         for &t in &inputs {
-            p.tensors[t].consumers.push(i);
+            self.p.tensors[t].consumers.push(i);
         }
         let mut preds: Vec<OpId> = g
             .ops
@@ -343,10 +358,10 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
         let outputs_tracked: Vec<TensorId> = node
             .outputs
             .iter()
-            .filter_map(|o| ids.get(o.as_str()).copied())
-            .filter(|&t| p.tensors[t].producer == Some(i))
+            .filter_map(|o| self.ids.get(o.as_str()).copied())
+            .filter(|&t| self.p.tensors[t].producer == Some(i))
             .collect();
-        p.ops.push(Op {
+        self.p.ops.push(Op {
             name: if node.name.is_empty() {
                 format!("{}#{i}", node.op_type)
             } else {
@@ -357,13 +372,46 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
             outputs: outputs_tracked,
             preds,
         });
-        p.nodes.push(n);
+        self.p.nodes.push(n);
+        Ok(())
     }
-    for t in &mut p.tensors {
-        t.consumers.sort_unstable();
-        t.consumers.dedup();
+
+    /// The tensor an operator input reads: a tracked one, or a graph input or weight
+    /// tracked from this first read; `None` for what the scratchpad does not hold
+    /// (weights off chip, empty tensors, untracked Constant outputs).
+    fn read_tensor(&mut self, inp: &'m str) -> Result<Option<TensorId>, String> {
+        let g = self.g;
+        if let Some(&id) = self.ids.get(inp) {
+            return Ok(Some(id));
+        }
+        let kind = if g.initializers.contains_key(inp) {
+            Some(TensorKind::Weight)
+        } else if g.is_graph_input(inp) {
+            Some(TensorKind::Input)
+        } else {
+            None // an untracked Constant output
+        };
+        Ok(match kind {
+            Some(TensorKind::Weight) if !self.target.weights_in_scratchpad => None,
+            Some(kind) => {
+                let bytes = tensor_bytes(inp, g.value_type(inp))?;
+                if bytes == 0 {
+                    None
+                } else {
+                    let id = self.p.add_tensor(inp, bytes, kind);
+                    self.p.tensors[id].is_output = self.outputs.contains(inp);
+                    self.ids.insert(inp, id);
+                    Some(id)
+                }
+            }
+            None => None,
+        })
     }
-    // Host-backed tensors no operator reads never need the scratchpad: drop them.
+}
+
+/// Host-backed tensors no operator reads never need the scratchpad: drops them and
+/// renumbers the rest.
+fn drop_unread_host_tensors(p: &mut Problem) {
     let keep: Vec<bool> = p
         .tensors
         .iter()
@@ -386,7 +434,6 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
             op.outputs.iter_mut().for_each(|t| *t = remap[*t]);
         }
     }
-    Ok(p)
 }
 
 /// When each tensor needs the scratchpad under one order.

@@ -285,83 +285,16 @@ pub fn schedule_with(
             op_type: o.map(|o| o.op_type.clone()).unwrap_or_default(),
         });
     }
-    let model_order = p.model_order();
-    let model_peak = peak(p, &model_order);
-    let (mp_order, m_p, m_p_exact) = if mp.peak <= model_peak && mp.order.len() == p.ops.len() {
-        (mp.order.clone(), mp.peak, mp.exact)
-    } else {
-        (model_order.clone(), model_peak, false)
-    };
-    p.check_order(&mp_order).map_err(ScheduleError::Other)?;
-
-    let mut rejected = Vec::new();
-    let mut plans_checked = 0;
-    let mut baselines = Vec::new();
-    for (name, order) in [
-        ("model_order+arena+belady", &model_order),
-        ("min_peak_order+arena+belady", &mp_order),
-    ] {
-        let m = match arena_belady(p, order, budget) {
-            Ok(plan) => checked(p, name, order, plan, budget),
-            Err(e) => Method {
-                name: name.to_string(),
-                order: order.clone(),
-                plan: None,
-                check: Err(e),
-            },
-        };
-        plans_checked += m.plan.is_some() as usize;
-        if let Err(e) = &m.check {
-            rejected.push(format!("{name}: {e}"));
-        }
-        baselines.push(m);
-    }
-
-    let mut orders: Vec<(&str, &Vec<OpId>, usize)> = match opts.mode {
-        Mode::Fixed => vec![("model_order", &model_order, 0)],
-        Mode::MinPeak => vec![("min_peak_order", &mp_order, 1)],
-        _ => vec![
-            ("model_order", &model_order, 0),
-            ("min_peak_order", &mp_order, 1),
-        ],
-    };
-    if orders.len() == 2 && model_order == mp_order {
-        orders.truncate(1);
-    }
-    let mut solver = SolverInfo {
-        status: "optimal".into(),
-        time_limit_s: opts.time_limit_s,
-        ..SolverInfo::default()
-    };
-    let mut candidates = Vec::new();
-    let mut statuses = Vec::new();
+    let starts = StartOrders::new(p, mp)?;
+    let mut run = Run::new(p, budget, opts, started);
+    let baselines = run.baselines(&starts.model, &starts.min_peak);
+    let orders = candidate_orders(opts.mode, &starts.model, &starts.min_peak);
     // An eligible baseline with no traffic is optimal for every order: nothing to solve.
     let zero = orders
         .iter()
         .any(|&(_, _, b)| baselines[b].traffic() == Some(0));
-    let need: Vec<bool> = orders
-        .iter()
-        .map(|&(_, order, b)| {
-            let base = baselines[b].traffic();
-            let lb = traffic_lower_bound(p, order, budget);
-            !zero && (base.is_none() || base != lb)
-        })
-        .collect();
     let search = !matches!(opts.mode, Mode::Fixed | Mode::MinPeak);
-    // Forced `free` still refuses graphs whose program would not even fit in memory
-    // (steps × tensors² ordering binaries).
-    let free = match opts.mode {
-        Mode::Free => p.ops.len() <= 8 * opts.max_free_ops,
-        Mode::Auto => p.ops.len() <= opts.max_free_ops,
-        _ => false,
-    };
-    if opts.mode == Mode::Free && !free {
-        rejected.push(format!(
-            "cosma_free: not run on {} operators (at most {} in free mode)",
-            p.ops.len(),
-            8 * opts.max_free_ops
-        ));
-    }
+    let free = run.free_program_runs();
     // The free-order program gets its share at the end (it is warm-started by nothing
     // but competes with every other plan; its bound, when proven, holds for all orders).
     let free_limit = if free {
@@ -374,21 +307,221 @@ pub fn schedule_with(
     } else {
         opts.time_limit_s
     };
-    let mut left_to_solve = need.iter().filter(|&&x| x).count();
-    // Residency-program lower bounds per order.
-    let mut res_bounds: Vec<(Vec<OpId>, u64)> = Vec::new();
-    for (k, &(oname, order, b)) in orders.iter().enumerate() {
-        if !need[k] {
-            // The baseline already meets the lower bound of this order: optimal.
-            let mut m = baselines[b].clone();
-            m.name = format!("cosma_fs({oname})");
-            candidates.push((m, IlpStatus::Optimal, "baseline meets the lower bound"));
-            statuses.push(IlpStatus::Optimal);
-            continue;
+    run.solve_orders(&orders, &baselines, zero, orders_limit);
+    // Free-order search, when no order's plan is known to be optimal over all orders.
+    let free_lb = if zero {
+        Some(0)
+    } else {
+        free_order_traffic_lower_bound(p, starts.m_p, starts.m_p_exact, budget).max(
+            forced_bystander_lower_bound(p, budget, (0.05 * opts.time_limit_s).clamp(0.5, 2.0)),
+        )
+    };
+    let best_so_far = run.best_so_far(&baselines);
+    let left = opts.time_limit_s - free_limit - started.elapsed().as_secs_f64();
+    if search && !zero && left > 0.5 && best_so_far.is_some_and(|b| Some(b) > free_lb) {
+        run.search_order(&starts.min_peak, best_so_far, free_limit, left);
+    }
+    // Free-order program: order, offsets and spills in one ILP (small graphs).
+    let mut free_lb = free_lb;
+    let best_so_far = run.best_so_far(&baselines);
+    if free && (opts.mode == Mode::Free || best_so_far.is_none_or(|b| Some(b) > free_lb)) {
+        if let Some(obj) = run.free_order_program(&baselines) {
+            // Proven over all orders: a lower bound for every plan.
+            free_lb = free_lb.max(Some(obj));
         }
-        let remaining = (orders_limit - started.elapsed().as_secs_f64()).max(1.0);
-        let limit = remaining / left_to_solve.max(1) as f64;
-        left_to_solve = left_to_solve.saturating_sub(1);
+    }
+    run.solver.seconds = started.elapsed().as_secs_f64();
+    run.finish(baselines, starts, (mr, mr_op), free_lb)
+}
+
+/// The two orders every mode starts from: the model's own and the minimum-peak order (the
+/// model order again when the search found no lower peak), with their peak live bytes.
+struct StartOrders {
+    model: Vec<OpId>,
+    model_peak: u64,
+    min_peak: Vec<OpId>,
+    m_p: u64,
+    m_p_exact: bool,
+}
+
+impl StartOrders {
+    fn new(p: &Problem, mp: &MinPeak) -> Result<StartOrders, ScheduleError> {
+        let model = p.model_order();
+        let model_peak = peak(p, &model);
+        let (min_peak, m_p, m_p_exact) = if mp.peak <= model_peak && mp.order.len() == p.ops.len() {
+            (mp.order.clone(), mp.peak, mp.exact)
+        } else {
+            (model.clone(), model_peak, false)
+        };
+        p.check_order(&min_peak).map_err(ScheduleError::Other)?;
+        Ok(StartOrders {
+            model,
+            model_peak,
+            min_peak,
+            m_p,
+            m_p_exact,
+        })
+    }
+}
+
+/// The orders the fixed-order programs solve in `mode`, each with the index of its baseline
+/// (0: model order, 1: minimum-peak order); one when both orders are the same.
+fn candidate_orders<'o>(
+    mode: Mode,
+    model_order: &'o [OpId],
+    mp_order: &'o [OpId],
+) -> Vec<(&'static str, &'o [OpId], usize)> {
+    let mut orders: Vec<(&str, &[OpId], usize)> = match mode {
+        Mode::Fixed => vec![("model_order", model_order, 0)],
+        Mode::MinPeak => vec![("min_peak_order", mp_order, 1)],
+        _ => vec![
+            ("model_order", model_order, 0),
+            ("min_peak_order", mp_order, 1),
+        ],
+    };
+    if orders.len() == 2 && model_order == mp_order {
+        orders.truncate(1);
+    }
+    orders
+}
+
+/// What one scheduling run gathers as it goes: every checked plan with the status of the
+/// program that made it, the plans the checker rejected and the solver statistics. The
+/// steps of [`schedule_with`] each add to this one record, which then picks the plan.
+struct Run<'a> {
+    p: &'a Problem,
+    budget: u64,
+    opts: &'a ScheduleOptions,
+    started: Instant,
+    rejected: Vec<String>,
+    plans_checked: usize,
+    /// Program plans with their status and source (the `source` of the outcome).
+    candidates: Vec<(Method, IlpStatus, &'static str)>,
+    /// Statuses of the programs that count towards an optimal run.
+    statuses: Vec<IlpStatus>,
+    solver: SolverInfo,
+    /// Residency-program lower bounds per order.
+    res_bounds: Vec<(Vec<OpId>, u64)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(p: &'a Problem, budget: u64, opts: &'a ScheduleOptions, started: Instant) -> Self {
+        Run {
+            p,
+            budget,
+            opts,
+            started,
+            rejected: Vec::new(),
+            plans_checked: 0,
+            candidates: Vec::new(),
+            statuses: Vec::new(),
+            solver: SolverInfo {
+                status: "optimal".into(),
+                time_limit_s: opts.time_limit_s,
+                ..SolverInfo::default()
+            },
+            res_bounds: Vec::new(),
+        }
+    }
+
+    /// Checks a program's plan and compares its recounted traffic with the program's
+    /// objective (a mismatch rejects it): every program plan goes through here.
+    fn check_plan(&mut self, name: &str, order: &[OpId], plan: Plan, objective: u64) -> Method {
+        let m = checked(self.p, name, order, plan, self.budget);
+        self.plans_checked += 1;
+        objective_matches(m, objective, &mut self.rejected)
+    }
+
+    /// The arena + Belady baselines on the model order and on the minimum-peak order: the
+    /// plans to beat, the warm starts, and the fallback when no program plan passes.
+    fn baselines(&mut self, model_order: &[OpId], mp_order: &[OpId]) -> Vec<Method> {
+        let (p, budget) = (self.p, self.budget);
+        let mut baselines = Vec::new();
+        for (name, order) in [
+            ("model_order+arena+belady", model_order),
+            ("min_peak_order+arena+belady", mp_order),
+        ] {
+            let m = match arena_belady(p, order, budget) {
+                Ok(plan) => checked(p, name, order, plan, budget),
+                Err(e) => Method {
+                    name: name.to_string(),
+                    order: order.to_vec(),
+                    plan: None,
+                    check: Err(e),
+                },
+            };
+            self.plans_checked += m.plan.is_some() as usize;
+            if let Err(e) = &m.check {
+                self.rejected.push(format!("{name}: {e}"));
+            }
+            baselines.push(m);
+        }
+        baselines
+    }
+
+    /// Whether the free-order program runs on this graph. Forced `free` still refuses
+    /// graphs whose program would not even fit in memory (steps × tensors² ordering
+    /// binaries), and says so among the rejections.
+    fn free_program_runs(&mut self) -> bool {
+        let (p, opts) = (self.p, self.opts);
+        let free = match opts.mode {
+            Mode::Free => p.ops.len() <= 8 * opts.max_free_ops,
+            Mode::Auto => p.ops.len() <= opts.max_free_ops,
+            _ => false,
+        };
+        if opts.mode == Mode::Free && !free {
+            self.rejected.push(format!(
+                "cosma_free: not run on {} operators (at most {} in free mode)",
+                p.ops.len(),
+                8 * opts.max_free_ops
+            ));
+        }
+        free
+    }
+
+    /// The fixed-order programs on each candidate order, the time up to `orders_limit`
+    /// shared evenly between the orders still to solve. An order whose baseline already
+    /// meets the order's lower bound is optimal as it is.
+    fn solve_orders(
+        &mut self,
+        orders: &[(&str, &[OpId], usize)],
+        baselines: &[Method],
+        zero: bool,
+        orders_limit: f64,
+    ) {
+        let (p, budget) = (self.p, self.budget);
+        let need: Vec<bool> = orders
+            .iter()
+            .map(|&(_, order, b)| {
+                let base = baselines[b].traffic();
+                let lb = traffic_lower_bound(p, order, budget);
+                !zero && (base.is_none() || base != lb)
+            })
+            .collect();
+        let mut left_to_solve = need.iter().filter(|&&x| x).count();
+        for (k, &(oname, order, b)) in orders.iter().enumerate() {
+            if !need[k] {
+                // The baseline already meets the lower bound of this order: optimal.
+                let mut m = baselines[b].clone();
+                m.name = format!("cosma_fs({oname})");
+                self.candidates
+                    .push((m, IlpStatus::Optimal, "baseline meets the lower bound"));
+                self.statuses.push(IlpStatus::Optimal);
+                continue;
+            }
+            let remaining = (orders_limit - self.started.elapsed().as_secs_f64()).max(1.0);
+            let limit = remaining / left_to_solve.max(1) as f64;
+            left_to_solve = left_to_solve.saturating_sub(1);
+            self.solve_order(oname, order, &baselines[b], limit);
+        }
+    }
+
+    /// One candidate order within `limit` seconds: the two-phase residency program first
+    /// (small, solved whole): its plan competes with the others and warm-starts the full
+    /// program, its bound tightens the gap. Then the full program, whole or in windows,
+    /// unless the residency optimum was placed without loss.
+    fn solve_order(&mut self, oname: &str, order: &[OpId], base: &Method, limit: f64) {
+        let (p, opts) = (self.p, self.opts);
         let lt = Lifetimes::new(p, order);
         let whole_cost = window_cost(p, &lt, 0, order.len());
         let use_windows = match opts.mode {
@@ -397,132 +530,149 @@ pub fn schedule_with(
             _ => whole_cost > opts.max_window_cost,
         };
         let name = format!("cosma_fs({oname})");
-        // Two-phase residency program first (small, solved whole): its plan competes
-        // with the others and warm-starts the full program, its bound tightens the gap.
-        let res = residency_plan(p, order, budget, limit * opts.residency_share);
-        solver.variables += res.variables;
-        let mut warm = baselines[b].plan.clone();
+        let res = residency_plan(p, order, self.budget, limit * opts.residency_share);
+        self.solver.variables += res.variables;
+        let mut warm = base.plan.clone();
         if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
-            let m = checked(p, &format!("cosma_2phase({oname})"), order, plan, budget);
-            plans_checked += 1;
-            let m = objective_matches(m, obj, &mut rejected);
+            let m = self.check_plan(&format!("cosma_2phase({oname})"), order, plan, obj);
             if m.traffic().is_some() {
-                if m.traffic() < baselines[b].traffic() || baselines[b].traffic().is_none() {
+                if m.traffic() < base.traffic() || base.traffic().is_none() {
                     warm = m.plan.clone();
                 }
-                statuses.push(res.status);
-                candidates.push((m, res.status, "residency ilp"));
+                self.statuses.push(res.status);
+                self.candidates.push((m, res.status, "residency ilp"));
             }
         }
         if let Some(lb) = res.lower_bound {
-            res_bounds.push((order.clone(), lb));
+            self.res_bounds.push((order.to_vec(), lb));
         }
         if res.status == IlpStatus::Optimal && res.objective.is_some() {
             // Residency optimum placed without loss: optimal for this order.
-            continue;
+            return;
         }
         let limit = (limit - res.seconds).max(1.0);
         if use_windows {
-            match solve_windows(p, order, budget, opts.max_window_cost, limit) {
-                Ok(w) => {
-                    solver.windows += w.windows;
-                    solver.fallback_windows += w.fallback_windows;
-                    solver.variables += w.variables;
-                    let m = checked(p, &name, order, w.plan, budget);
-                    plans_checked += 1;
-                    let m = objective_matches(m, w.objective, &mut rejected);
-                    // Optimal windows do not make an optimal whole.
-                    let st = if w.windows > 1 {
-                        IlpStatus::TimeLimit
-                    } else {
-                        w.status
-                    };
-                    statuses.push(st);
-                    candidates.push((m, st, "windows"));
-                }
-                Err(e) => rejected.push(format!("{name}: {e}")),
-            }
+            self.solve_in_windows(&name, order, limit);
         } else {
-            let init = super::baseline::ChipState::initial(p);
-            let o = solve_window(&Window {
-                p,
-                lt: &lt,
-                order,
-                t0: 0,
-                t1: order.len(),
-                init: &init,
-                budget,
-                time_limit_s: limit,
-                warm: warm.as_ref(),
-            });
-            solver.variables += o.variables;
-            solver.windows += 1;
-            statuses.push(o.status);
-            if let (Some(obj), true) = (o.objective, o.end.is_some()) {
-                let plan = Plan {
-                    order: order.clone(),
-                    steps: o.steps,
+            self.solve_whole(&name, order, &lt, warm.as_ref(), limit);
+        }
+    }
+
+    /// The fixed-order program divided into windows (orders too large to solve whole).
+    fn solve_in_windows(&mut self, name: &str, order: &[OpId], limit: f64) {
+        let (p, budget) = (self.p, self.budget);
+        match solve_windows(p, order, budget, self.opts.max_window_cost, limit) {
+            Ok(w) => {
+                self.solver.windows += w.windows;
+                self.solver.fallback_windows += w.fallback_windows;
+                self.solver.variables += w.variables;
+                let m = self.check_plan(name, order, w.plan, w.objective);
+                // Optimal windows do not make an optimal whole.
+                let st = if w.windows > 1 {
+                    IlpStatus::TimeLimit
+                } else {
+                    w.status
                 };
-                let m = checked(p, &name, order, plan, budget);
-                plans_checked += 1;
-                let m = objective_matches(m, obj, &mut rejected);
-                if o.status == IlpStatus::Optimal && m.check.is_ok() {
-                    solver.bound_bytes = Some(obj);
-                } else if let Some(bd) = o.bound {
-                    solver.bound_bytes = Some(solver.bound_bytes.unwrap_or(0).max(bd));
-                }
-                candidates.push((m, o.status, "ilp"));
-            } else {
-                rejected.push(format!("{name}: CBC returned no solution ({:?})", o.status));
+                self.statuses.push(st);
+                self.candidates.push((m, st, "windows"));
             }
+            Err(e) => self.rejected.push(format!("{name}: {e}")),
         }
     }
-    // Free-order search, when no order's plan is known to be optimal over all orders.
-    let free_lb =
-        if zero {
-            Some(0)
+
+    /// The fixed-order program solved whole, warm-started from `warm`; its proven optimum
+    /// (or CBC's bound) becomes the solver's bound.
+    fn solve_whole(
+        &mut self,
+        name: &str,
+        order: &[OpId],
+        lt: &Lifetimes,
+        warm: Option<&Plan>,
+        limit: f64,
+    ) {
+        let (p, budget) = (self.p, self.budget);
+        let init = super::baseline::ChipState::initial(p);
+        let o = solve_window(&Window {
+            p,
+            lt,
+            order,
+            t0: 0,
+            t1: order.len(),
+            init: &init,
+            budget,
+            time_limit_s: limit,
+            warm,
+        });
+        self.solver.variables += o.variables;
+        self.solver.windows += 1;
+        self.statuses.push(o.status);
+        if let (Some(obj), true) = (o.objective, o.end.is_some()) {
+            let plan = Plan {
+                order: order.to_vec(),
+                steps: o.steps,
+            };
+            let m = self.check_plan(name, order, plan, obj);
+            if o.status == IlpStatus::Optimal && m.check.is_ok() {
+                self.solver.bound_bytes = Some(obj);
+            } else if let Some(bd) = o.bound {
+                self.solver.bound_bytes = Some(self.solver.bound_bytes.unwrap_or(0).max(bd));
+            }
+            self.candidates.push((m, o.status, "ilp"));
         } else {
-            free_order_traffic_lower_bound(p, m_p, m_p_exact, budget).max(
-                forced_bystander_lower_bound(p, budget, (0.05 * opts.time_limit_s).clamp(0.5, 2.0)),
-            )
+            self.rejected
+                .push(format!("{name}: CBC returned no solution ({:?})", o.status));
+        }
+    }
+
+    /// The cheapest traffic of any checked plan so far, program or baseline.
+    fn best_so_far(&self, baselines: &[Method]) -> Option<u64> {
+        self.candidates
+            .iter()
+            .filter_map(|(m, _, _)| m.traffic())
+            .chain(baselines.iter().filter_map(|m| m.traffic()))
+            .min()
+    }
+
+    /// Free-order search: moves operators of the minimum-peak order where the live bytes
+    /// exceed the budget (`left` seconds, 70 % of them); an order that beats every plan so
+    /// far gets the residency program for the time left before the free-order program's.
+    fn search_order(
+        &mut self,
+        mp_order: &[OpId],
+        best_so_far: Option<u64>,
+        free_limit: f64,
+        left: f64,
+    ) {
+        let (p, budget, opts) = (self.p, self.budget, self.opts);
+        let Some((order, cost)) = search_order(p, mp_order, budget, left * 0.7, 1) else {
+            return;
         };
-    let best_so_far = candidates
-        .iter()
-        .filter_map(|(m, _, _)| m.traffic())
-        .chain(baselines.iter().filter_map(|m| m.traffic()))
-        .min();
-    let left = opts.time_limit_s - free_limit - started.elapsed().as_secs_f64();
-    if search && !zero && left > 0.5 && best_so_far.is_some_and(|b| Some(b) > free_lb) {
-        if let Some((order, cost)) = search_order(p, &mp_order, budget, left * 0.7, 1) {
-            let improves = best_so_far.is_some_and(|b| cost < b);
-            if improves && order != mp_order && p.check_order(&order).is_ok() {
-                let left =
-                    (opts.time_limit_s - free_limit - started.elapsed().as_secs_f64()).max(0.5);
-                let res = residency_plan(p, &order, budget, left);
-                solver.variables += res.variables;
-                if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
-                    let m = checked(p, "cosma_2phase(searched_order)", &order, plan, budget);
-                    plans_checked += 1;
-                    let m = objective_matches(m, obj, &mut rejected);
-                    if m.traffic().is_some() {
-                        statuses.push(IlpStatus::TimeLimit);
-                        candidates.push((m, IlpStatus::TimeLimit, "order search + residency ilp"));
-                    }
+        let improves = best_so_far.is_some_and(|b| cost < b);
+        if improves && order != mp_order && p.check_order(&order).is_ok() {
+            let left =
+                (opts.time_limit_s - free_limit - self.started.elapsed().as_secs_f64()).max(0.5);
+            let res = residency_plan(p, &order, budget, left);
+            self.solver.variables += res.variables;
+            if let (Some(plan), Some(obj)) = (res.plan, res.objective) {
+                let m = self.check_plan("cosma_2phase(searched_order)", &order, plan, obj);
+                if m.traffic().is_some() {
+                    self.statuses.push(IlpStatus::TimeLimit);
+                    self.candidates
+                        .push((m, IlpStatus::TimeLimit, "order search + residency ilp"));
                 }
             }
         }
     }
-    // Free-order program: order, offsets and spills in one ILP (small graphs).
-    let mut free_lb = free_lb;
-    let best_so_far = candidates
-        .iter()
-        .filter_map(|(m, _, _)| m.traffic())
-        .chain(baselines.iter().filter_map(|m| m.traffic()))
-        .min();
-    if free && (opts.mode == Mode::Free || best_so_far.is_none_or(|b| Some(b) > free_lb)) {
-        let left = (opts.time_limit_s - started.elapsed().as_secs_f64()).max(1.0);
+
+    /// The free-order program (order, offsets and spills in one ILP) for the time left,
+    /// warm-started from the cheapest checked plan so far. Returns its objective when it
+    /// is proven optimal over all orders.
+    fn free_order_program(&mut self, baselines: &[Method]) -> Option<u64> {
+        let (p, budget) = (self.p, self.budget);
+        let left = (self.opts.time_limit_s - self.started.elapsed().as_secs_f64()).max(1.0);
         // Warm start: the cheapest checked plan so far.
-        let warm = candidates
+        let warm = self
+            .candidates
             .iter()
             .map(|(m, _, _)| m)
             .chain(baselines.iter())
@@ -530,122 +680,144 @@ pub fn schedule_with(
             .min_by_key(|m| m.traffic())
             .and_then(|m| m.plan.as_ref());
         let f = solve_free(p, budget, left, warm);
-        solver.variables += f.variables;
+        self.solver.variables += f.variables;
+        let mut proven = None;
         if let (Some(plan), Some(obj)) = (f.plan, f.objective) {
             let order = plan.order.clone();
-            let m = checked(p, "cosma_free", &order, plan, budget);
-            plans_checked += 1;
-            let m = objective_matches(m, obj, &mut rejected);
+            let m = self.check_plan("cosma_free", &order, plan, obj);
             if m.traffic().is_some() {
                 if f.status == IlpStatus::Optimal {
-                    // Proven over all orders: a lower bound for every plan.
-                    free_lb = free_lb.max(Some(obj));
+                    proven = Some(obj);
                 }
-                statuses.push(f.status);
-                candidates.push((m, f.status, "free-order ilp"));
+                self.statuses.push(f.status);
+                self.candidates.push((m, f.status, "free-order ilp"));
             }
         } else if f.status == IlpStatus::Optimal || f.status == IlpStatus::Failed {
-            rejected.push(format!("cosma_free: no solution ({:?})", f.status));
+            self.rejected
+                .push(format!("cosma_free: no solution ({:?})", f.status));
         }
+        proven
     }
-    solver.seconds = started.elapsed().as_secs_f64();
 
-    // Choose: the cheapest checked ILP plan; a baseline when it is cheaper or no ILP plan
-    // passed the checker.
-    let mut best: Option<(Method, String, IlpStatus)> = None;
-    for (m, st, src) in &candidates {
-        if let Some(t) = m.traffic() {
-            if best
-                .as_ref()
-                .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
-            {
-                best = Some((m.clone(), src.to_string(), *st));
+    /// The plan to use: the cheapest checked program plan; an eligible baseline when it is
+    /// cheaper or no program plan passed the checker. Returns it with its source and the
+    /// status of the program that made it.
+    fn choose(&self, baselines: &[Method]) -> Result<(Method, String, IlpStatus), ScheduleError> {
+        let mut best: Option<(Method, String, IlpStatus)> = None;
+        for (m, st, src) in &self.candidates {
+            if let Some(t) = m.traffic() {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
+                {
+                    best = Some((m.clone(), src.to_string(), *st));
+                }
             }
         }
-    }
-    let eligible: Vec<usize> = match opts.mode {
-        Mode::Fixed => vec![0],
-        Mode::MinPeak => vec![1],
-        _ => vec![0, 1],
-    };
-    for &i in &eligible {
-        let bm = &baselines[i];
-        if let Some(t) = bm.traffic() {
-            if best
-                .as_ref()
-                .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
-            {
-                let why = if candidates.iter().any(|(m, _, _)| m.traffic().is_some()) {
-                    "the ILP plan was costlier"
-                } else {
-                    "no ILP plan passed the checker"
-                };
-                best = Some((
-                    bm.clone(),
-                    format!("baseline fallback ({}): {why}", bm.name),
-                    IlpStatus::TimeLimit,
-                ));
+        let eligible: Vec<usize> = match self.opts.mode {
+            Mode::Fixed => vec![0],
+            Mode::MinPeak => vec![1],
+            _ => vec![0, 1],
+        };
+        for &i in &eligible {
+            let bm = &baselines[i];
+            if let Some(t) = bm.traffic() {
+                if best
+                    .as_ref()
+                    .is_none_or(|(b, _, _)| b.traffic().is_some_and(|bt| t < bt))
+                {
+                    let why = if self
+                        .candidates
+                        .iter()
+                        .any(|(m, _, _)| m.traffic().is_some())
+                    {
+                        "the ILP plan was costlier"
+                    } else {
+                        "no ILP plan passed the checker"
+                    };
+                    best = Some((
+                        bm.clone(),
+                        format!("baseline fallback ({}): {why}", bm.name),
+                        IlpStatus::TimeLimit,
+                    ));
+                }
             }
         }
+        best.ok_or_else(|| {
+            ScheduleError::Other(format!(
+                "no plan passed the checker: {}",
+                self.rejected.join("; ")
+            ))
+        })
     }
-    let Some((ours, source, status)) = best else {
-        return Err(ScheduleError::Other(format!(
-            "no plan passed the checker: {}",
-            rejected.join("; ")
-        )));
-    };
-    let all_optimal = statuses.iter().all(|&s| s == IlpStatus::Optimal);
-    // A proven free-order optimum is optimal whatever the other programs reached.
-    let all_optimal = all_optimal || source == "free-order ilp";
-    solver.status = match (status, all_optimal) {
-        (IlpStatus::Optimal, true) => "optimal",
-        (IlpStatus::Optimal, false) | (IlpStatus::TimeLimit, _) => "time_limit",
-        (IlpStatus::Infeasible, _) => "infeasible",
-        (IlpStatus::Failed, _) => "failed",
-    }
-    .to_string();
-    let res_lb = res_bounds
-        .iter()
-        .filter(|(o, _)| *o == ours.order)
-        .map(|&(_, b)| b)
-        .max();
-    let lb = traffic_lower_bound(p, &ours.order, budget)
-        .max(res_lb)
-        .max(free_lb);
-    let traffic = ours.traffic().unwrap_or(0);
-    let bound = if status == IlpStatus::Optimal
-        && (source == "ilp" || source == "residency ilp" || source == "free-order ilp")
-    {
-        Some(traffic)
-    } else {
-        lb.max(solver.bound_bytes.filter(|_| source == "ilp"))
-    };
-    solver.bound_bytes = bound;
-    solver.gap = bound.map(|b| {
-        if traffic == 0 || status == IlpStatus::Optimal {
-            0.0
+
+    /// The outcome with the chosen plan: the run is optimal only when every program that
+    /// counted proved its optimum (or the free-order program did); the bound is the best
+    /// lower bound known for the chosen order, and the gap is measured against it.
+    fn finish(
+        mut self,
+        baselines: Vec<Method>,
+        starts: StartOrders,
+        (mr, mr_op): (u64, Option<OpId>),
+        free_lb: Option<u64>,
+    ) -> Result<Outcome, ScheduleError> {
+        let p = self.p;
+        let (ours, source, status) = self.choose(&baselines)?;
+        let all_optimal = self.statuses.iter().all(|&s| s == IlpStatus::Optimal);
+        // A proven free-order optimum is optimal whatever the other programs reached.
+        let all_optimal = all_optimal || source == "free-order ilp";
+        let solver = &mut self.solver;
+        solver.status = match (status, all_optimal) {
+            (IlpStatus::Optimal, true) => "optimal",
+            (IlpStatus::Optimal, false) | (IlpStatus::TimeLimit, _) => "time_limit",
+            (IlpStatus::Infeasible, _) => "infeasible",
+            (IlpStatus::Failed, _) => "failed",
+        }
+        .to_string();
+        let res_lb = self
+            .res_bounds
+            .iter()
+            .filter(|(o, _)| *o == ours.order)
+            .map(|&(_, b)| b)
+            .max();
+        let lb = traffic_lower_bound(p, &ours.order, self.budget)
+            .max(res_lb)
+            .max(free_lb);
+        let traffic = ours.traffic().unwrap_or(0);
+        let bound = if status == IlpStatus::Optimal
+            && (source == "ilp" || source == "residency ilp" || source == "free-order ilp")
+        {
+            Some(traffic)
         } else {
-            (traffic.saturating_sub(b)) as f64 / traffic as f64
-        }
-    });
-    Ok(Outcome {
-        budget,
-        m_r: mr,
-        m_r_op: mr_op.map(|o| p.ops[o].name.clone()),
-        m_p,
-        m_p_exact,
-        model_order_peak: model_peak,
-        live_bound: peak(p, &ours.order),
-        traffic_lower_bound: lb,
-        free_order_lower_bound: free_lb,
-        baselines,
-        candidates: candidates.into_iter().map(|c| c.0).collect(),
-        ours,
-        source,
-        solver,
-        rejected,
-        plans_checked,
-    })
+            lb.max(solver.bound_bytes.filter(|_| source == "ilp"))
+        };
+        solver.bound_bytes = bound;
+        solver.gap = bound.map(|b| {
+            if traffic == 0 || status == IlpStatus::Optimal {
+                0.0
+            } else {
+                (traffic.saturating_sub(b)) as f64 / traffic as f64
+            }
+        });
+        Ok(Outcome {
+            budget: self.budget,
+            m_r: mr,
+            m_r_op: mr_op.map(|o| p.ops[o].name.clone()),
+            m_p: starts.m_p,
+            m_p_exact: starts.m_p_exact,
+            model_order_peak: starts.model_peak,
+            live_bound: peak(p, &ours.order),
+            traffic_lower_bound: lb,
+            free_order_lower_bound: free_lb,
+            baselines,
+            candidates: self.candidates.into_iter().map(|c| c.0).collect(),
+            ours,
+            source,
+            solver: self.solver,
+            rejected: self.rejected,
+            plans_checked: self.plans_checked,
+        })
+    }
 }
 
 /// A plan whose recounted traffic differs from the solver's objective is a solver failure.

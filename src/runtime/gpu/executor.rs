@@ -886,51 +886,8 @@ impl WgpuSession {
         self.replan(inputs)?;
         let plan = &self.plan;
         let rt = &mut self.rt;
-        let mut live: HashMap<String, Arc<wgpu::Buffer>> = HashMap::new();
         // String tensors stay on the host.
-        let mut strings: HashMap<String, HostTensor> = HashMap::new();
-        for name in &plan.inputs {
-            let t = inputs
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t)
-                .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))?;
-            let info = &plan.infos[name];
-            if t.dtype != info.dtype || t.shape != info.shape {
-                return Err(Error::Runtime(format!(
-                    "wgpu: input '{name}' is {}, the model expects {}{:?}",
-                    t.type_string(),
-                    info.dtype,
-                    info.shape
-                )));
-            }
-            if t.dtype == DataType::String {
-                strings.insert(name.clone(), t.clone());
-                continue;
-            }
-            let vals = t.to_f64().ok_or_else(|| {
-                Error::Runtime(format!(
-                    "wgpu: input '{name}' of type {} cannot be fed",
-                    t.dtype
-                ))
-            })?;
-            let words = to_words(name, t.dtype, &vals)?;
-            rt.gpu
-                .check_fits(name, &t.type_string(), words.len() as u64 * 4)?;
-            let max = rt.gpu.max_binding_bytes();
-            let b = rt.pool.take(&rt.gpu.device, words.len() as u64 * 4, max);
-            if !words.is_empty() {
-                rt.gpu.queue.write_buffer(
-                    &b,
-                    0,
-                    &words
-                        .iter()
-                        .flat_map(|w| w.to_le_bytes())
-                        .collect::<Vec<u8>>(),
-                );
-            }
-            live.insert(name.clone(), b);
-        }
+        let (mut live, mut strings) = upload_inputs(plan, rt, inputs)?;
         let enc = rt
             .gpu
             .device
@@ -939,79 +896,8 @@ impl WgpuSession {
             .gpu
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = Some(enc);
-        let mut chunked: HashMap<String, Arc<Chunked>> = HashMap::new();
-        for (i, n) in plan.nodes.iter().enumerate() {
-            if plan.folded[i] {
-                continue;
-            }
-            if super::strings::is_string_op(n) {
-                let x = n
-                    .inputs
-                    .first()
-                    .and_then(|x| strings.get(x))
-                    .ok_or_else(|| {
-                        Error::Runtime(format!(
-                            "wgpu: node '{}' ({}): its input is not a host string tensor",
-                            n.name, n.op_type
-                        ))
-                    })?;
-                let y = super::strings::string_normalizer(n, x)?;
-                strings.insert(n.outputs[0].clone(), y);
-                continue;
-            }
-            let mut ex = Exec {
-                plan,
-                rt: &mut *rt,
-                enc: enc.take().expect("encoder"),
-                live: std::mem::take(&mut live),
-                chunked: std::mem::take(&mut chunked),
-                node: n,
-                dispatches: 0,
-            };
-            let r = super::ops::run_node(&mut ex)
-                .and_then(|()| super::ops::round_half_outputs(&mut ex));
-            enc = Some(ex.enc);
-            live = ex.live;
-            chunked = ex.chunked;
-            r?;
-            for dead in &plan.dies_after[i] {
-                if let Some(b) = live.remove(dead) {
-                    rt.pool.give(b);
-                }
-                if let Some(c) = chunked.remove(dead).and_then(Arc::into_inner) {
-                    for (_, _, b) in c.blocks {
-                        rt.pool.give(b);
-                    }
-                }
-            }
-        }
-        let mut enc = enc.expect("encoder");
-        let mut staged = Vec::new();
-        for name in &plan.outputs {
-            if plan.consts.contains_key(name) || strings.contains_key(name) {
-                continue;
-            }
-            if chunked.contains_key(name) {
-                return Err(Error::Runtime(format!(
-                    "wgpu: output '{name}' exceeds the device's max_storage_buffer_binding_size \
-                     ({} bytes); graph outputs must fit one binding",
-                    rt.gpu.limits.max_storage_buffer_binding_size
-                )));
-            }
-            let b = live
-                .get(name)
-                .ok_or_else(|| Error::Runtime(format!("wgpu: output '{name}' was not computed")))?;
-            let bytes = (plan.infos[name].count() as u64 * 4).max(4);
-            let s = rt.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            enc.copy_buffer_to_buffer(b, 0, &s, 0, bytes);
-            staged.push((name.clone(), s));
-        }
+        let (mut enc, chunked) = encode_nodes(plan, rt, enc, &mut live, &mut strings)?;
+        let staged = stage_outputs(plan, rt, &mut enc, &live, &chunked, &strings)?;
         rt.gpu.queue.submit([enc.finish()]);
         if let Some(e) = super::device::block_on(scope.pop()) {
             return Err(Error::Internal(format!("wgpu: validation error: {e}")));
@@ -1023,40 +909,206 @@ impl WgpuSession {
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Runtime(format!("wgpu: device lost while waiting: {e}")))?;
-        let mut result = Vec::with_capacity(plan.outputs.len());
-        for name in &plan.outputs {
-            if let Some(v) = plan.consts.get(name) {
-                result.push((name.clone(), host_to_tensor(v)?));
-                continue;
-            }
-            if let Some(t) = strings.get(name) {
-                result.push((name.clone(), t.clone()));
-                continue;
-            }
-            let s = &staged
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| Error::Internal(format!("output '{name}' not staged")))?
-                .1;
-            let info = &plan.infos[name];
-            let words: Vec<u32> = {
-                let view = s.get_mapped_range(..).map_err(|e| {
-                    Error::Runtime(format!("wgpu: cannot read output '{name}': {e}"))
-                })?;
-                view.chunks_exact(4)
-                    .take(info.count())
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect()
-            };
-            s.unmap();
-            result.push((
-                name.clone(),
-                from_words(info.dtype, info.shape.clone(), &words)?,
-            ));
-        }
+        let result = read_outputs(plan, &staged, &strings)?;
         for (_, b) in live.drain() {
             rt.pool.give(b);
         }
         Ok(result)
     }
+}
+
+/// A run's tensors held on the device, by name.
+type LiveBuffers = HashMap<String, Arc<wgpu::Buffer>>;
+
+/// Checks each fed input against the plan and uploads it to a pooled buffer; string
+/// tensors stay on the host (the second map).
+fn upload_inputs(
+    plan: &Plan,
+    rt: &mut Runtime,
+    inputs: &[(String, HostTensor)],
+) -> Result<(LiveBuffers, HashMap<String, HostTensor>)> {
+    let mut live: LiveBuffers = HashMap::new();
+    let mut strings: HashMap<String, HostTensor> = HashMap::new();
+    for name in &plan.inputs {
+        let t = inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::Runtime(format!("wgpu: input '{name}' was not given")))?;
+        let info = &plan.infos[name];
+        if t.dtype != info.dtype || t.shape != info.shape {
+            return Err(Error::Runtime(format!(
+                "wgpu: input '{name}' is {}, the model expects {}{:?}",
+                t.type_string(),
+                info.dtype,
+                info.shape
+            )));
+        }
+        if t.dtype == DataType::String {
+            strings.insert(name.clone(), t.clone());
+            continue;
+        }
+        let vals = t.to_f64().ok_or_else(|| {
+            Error::Runtime(format!(
+                "wgpu: input '{name}' of type {} cannot be fed",
+                t.dtype
+            ))
+        })?;
+        let words = to_words(name, t.dtype, &vals)?;
+        rt.gpu
+            .check_fits(name, &t.type_string(), words.len() as u64 * 4)?;
+        let max = rt.gpu.max_binding_bytes();
+        let b = rt.pool.take(&rt.gpu.device, words.len() as u64 * 4, max);
+        if !words.is_empty() {
+            rt.gpu.queue.write_buffer(
+                &b,
+                0,
+                &words
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            );
+        }
+        live.insert(name.clone(), b);
+    }
+    Ok((live, strings))
+}
+
+/// Records every node that was not folded into `enc` (string ops run on the host), giving
+/// each tensor's buffers back to the pool after its last reader. Returns the encoder and
+/// the tensors held in row blocks.
+fn encode_nodes(
+    plan: &Plan,
+    rt: &mut Runtime,
+    enc: wgpu::CommandEncoder,
+    live: &mut LiveBuffers,
+    strings: &mut HashMap<String, HostTensor>,
+) -> Result<(wgpu::CommandEncoder, HashMap<String, Arc<Chunked>>)> {
+    let mut enc = Some(enc);
+    let mut chunked: HashMap<String, Arc<Chunked>> = HashMap::new();
+    for (i, n) in plan.nodes.iter().enumerate() {
+        if plan.folded[i] {
+            continue;
+        }
+        if super::strings::is_string_op(n) {
+            let x = n
+                .inputs
+                .first()
+                .and_then(|x| strings.get(x))
+                .ok_or_else(|| {
+                    Error::Runtime(format!(
+                        "wgpu: node '{}' ({}): its input is not a host string tensor",
+                        n.name, n.op_type
+                    ))
+                })?;
+            let y = super::strings::string_normalizer(n, x)?;
+            strings.insert(n.outputs[0].clone(), y);
+            continue;
+        }
+        let mut ex = Exec {
+            plan,
+            rt: &mut *rt,
+            enc: enc.take().expect("encoder"),
+            live: std::mem::take(live),
+            chunked: std::mem::take(&mut chunked),
+            node: n,
+            dispatches: 0,
+        };
+        let r =
+            super::ops::run_node(&mut ex).and_then(|()| super::ops::round_half_outputs(&mut ex));
+        enc = Some(ex.enc);
+        *live = ex.live;
+        chunked = ex.chunked;
+        r?;
+        for dead in &plan.dies_after[i] {
+            if let Some(b) = live.remove(dead) {
+                rt.pool.give(b);
+            }
+            if let Some(c) = chunked.remove(dead).and_then(Arc::into_inner) {
+                for (_, _, b) in c.blocks {
+                    rt.pool.give(b);
+                }
+            }
+        }
+    }
+    Ok((enc.expect("encoder"), chunked))
+}
+
+/// Copies every device-computed graph output into a mappable staging buffer (outputs
+/// must fit one binding).
+fn stage_outputs(
+    plan: &Plan,
+    rt: &Runtime,
+    enc: &mut wgpu::CommandEncoder,
+    live: &LiveBuffers,
+    chunked: &HashMap<String, Arc<Chunked>>,
+    strings: &HashMap<String, HostTensor>,
+) -> Result<Vec<(String, wgpu::Buffer)>> {
+    let mut staged = Vec::new();
+    for name in &plan.outputs {
+        if plan.consts.contains_key(name) || strings.contains_key(name) {
+            continue;
+        }
+        if chunked.contains_key(name) {
+            return Err(Error::Runtime(format!(
+                "wgpu: output '{name}' exceeds the device's max_storage_buffer_binding_size \
+                 ({} bytes); graph outputs must fit one binding",
+                rt.gpu.limits.max_storage_buffer_binding_size
+            )));
+        }
+        let b = live
+            .get(name)
+            .ok_or_else(|| Error::Runtime(format!("wgpu: output '{name}' was not computed")))?;
+        let bytes = (plan.infos[name].count() as u64 * 4).max(4);
+        let s = rt.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        enc.copy_buffer_to_buffer(b, 0, &s, 0, bytes);
+        staged.push((name.clone(), s));
+    }
+    Ok(staged)
+}
+
+/// Every graph output in graph order: host constants, host strings, and the mapped
+/// staging buffers decoded to their types.
+fn read_outputs(
+    plan: &Plan,
+    staged: &[(String, wgpu::Buffer)],
+    strings: &HashMap<String, HostTensor>,
+) -> Result<Vec<(String, HostTensor)>> {
+    let mut result = Vec::with_capacity(plan.outputs.len());
+    for name in &plan.outputs {
+        if let Some(v) = plan.consts.get(name) {
+            result.push((name.clone(), host_to_tensor(v)?));
+            continue;
+        }
+        if let Some(t) = strings.get(name) {
+            result.push((name.clone(), t.clone()));
+            continue;
+        }
+        let s = &staged
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::Internal(format!("output '{name}' not staged")))?
+            .1;
+        let info = &plan.infos[name];
+        let words: Vec<u32> = {
+            let view = s
+                .get_mapped_range(..)
+                .map_err(|e| Error::Runtime(format!("wgpu: cannot read output '{name}': {e}")))?;
+            view.chunks_exact(4)
+                .take(info.count())
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        s.unmap();
+        result.push((
+            name.clone(),
+            from_words(info.dtype, info.shape.clone(), &words)?,
+        ));
+    }
+    Ok(result)
 }

@@ -234,136 +234,16 @@ pub fn fold(
             let x = x?;
             (x.data.len() == count).then(|| vec![HVal::new(odt, oshape.clone(), x.data.clone())])
         }
-        "Cast" => {
-            let x = x?;
-            let data = x
-                .data
-                .iter()
-                .map(|&v| match odt {
-                    DataType::Float => v as f32 as f64,
-                    DataType::Float16 => half::f16::from_f64(v).to_f64(),
-                    DataType::Bool => (v != 0.0) as u8 as f64,
-                    DataType::Double => v,
-                    dt if dt.is_integer() => v.trunc(),
-                    _ => v,
-                })
-                .collect();
-            mk(data)
-        }
-        "Gather" => {
-            let (x, idx) = (x?, ins.get(1).copied().flatten()?);
-            let axis = norm(attr_int(n, "axis").unwrap_or(0), x.shape.len());
-            let len = *x.shape.get(axis)?;
-            let inner: usize = x.shape[axis + 1..].iter().product();
-            let outer: usize = x.shape[..axis].iter().product();
-            let mut data = Vec::with_capacity(count);
-            for o in 0..outer {
-                for &j in &idx.data {
-                    let j = if j < 0.0 {
-                        j as i64 + len as i64
-                    } else {
-                        j as i64
-                    };
-                    if j < 0 || j as usize >= len {
-                        return None;
-                    }
-                    let b = (o * len + j as usize) * inner;
-                    data.extend_from_slice(x.data.get(b..b + inner)?);
-                }
-            }
-            mk(data)
-        }
-        "Concat" => {
-            let axis = norm(attr_int(n, "axis")?, oshape.len());
-            let outer: usize = oshape[..axis].iter().product();
-            let parts: Vec<&HVal> = ins.iter().filter_map(|v| *v).collect();
-            let mut data = Vec::with_capacity(count);
-            for o in 0..outer {
-                for p in &parts {
-                    let chunk: usize = p.shape[axis.min(p.shape.len())..].iter().product();
-                    data.extend_from_slice(p.data.get(o * chunk..(o + 1) * chunk)?);
-                }
-            }
-            mk(data)
-        }
-        "Slice" => {
-            let x = x?;
-            let (starts, ends, axes, steps) = if ins.len() > 1 {
-                (
-                    ins.get(1).copied().flatten()?.ints(),
-                    ins.get(2).copied().flatten()?.ints(),
-                    ins.get(3).copied().flatten().map(|v| v.ints()),
-                    ins.get(4).copied().flatten().map(|v| v.ints()),
-                )
-            } else {
-                (
-                    n.attr("starts")?.as_ints()?.to_vec(),
-                    n.attr("ends")?.as_ints()?.to_vec(),
-                    n.attr("axes").and_then(|a| a.as_ints()).map(|a| a.to_vec()),
-                    None,
-                )
-            };
-            let plan =
-                slice_plan(&x.shape, &starts, &ends, axes.as_deref(), steps.as_deref()).ok()?;
-            let st = strides(&x.shape);
-            let base: i64 = plan.iter().zip(&st).map(|((s, _), &k)| s * k as i64).sum();
-            let ss: Vec<i64> = plan
-                .iter()
-                .zip(&st)
-                .map(|((_, step), &k)| step * k as i64)
-                .collect();
-            mk(strided(&x.data, &oshape, base, &ss)?)
-        }
+        "Cast" => mk(fold_cast(x?, odt)),
+        "Gather" => mk(fold_gather(n, x?, ins.get(1).copied().flatten()?, count)?),
+        "Concat" => mk(fold_concat(n, ins, &oshape, count)?),
+        "Slice" => mk(fold_slice(n, x?, ins, &oshape)?),
         "Add" | "Sub" | "Mul" | "Div" | "Equal" | "Less" | "Greater" | "Max" | "Min" => {
             let (a, b) = (x?, ins.get(1).copied().flatten()?);
             if ins.len() != 2 {
                 return None;
             }
-            let sa = broadcast_strides(&a.shape, &oshape);
-            let sb = broadcast_strides(&b.shape, &oshape);
-            let va = strided(
-                &a.data,
-                &oshape,
-                0,
-                &sa.iter().map(|&s| s as i64).collect::<Vec<_>>(),
-            )?;
-            let vb = strided(
-                &b.data,
-                &oshape,
-                0,
-                &sb.iter().map(|&s| s as i64).collect::<Vec<_>>(),
-            )?;
-            let int = !is_float_class(a.dtype);
-            let data = va
-                .iter()
-                .zip(&vb)
-                .map(|(&p, &q)| match op {
-                    "Add" => p + q,
-                    "Sub" => p - q,
-                    "Mul" => p * q,
-                    "Div" if int => {
-                        if q == 0.0 {
-                            0.0
-                        } else {
-                            (p / q).trunc()
-                        }
-                    }
-                    "Div" => ((p as f32) / (q as f32)) as f64,
-                    "Equal" => (p == q) as u8 as f64,
-                    "Less" => (p < q) as u8 as f64,
-                    "Greater" => (p > q) as u8 as f64,
-                    "Max" => p.max(q),
-                    _ => p.min(q),
-                })
-                .map(|v| {
-                    if int || odt == DataType::Bool {
-                        v
-                    } else {
-                        v as f32 as f64
-                    }
-                })
-                .collect();
-            mk(data)
+            mk(fold_binary(op, a, b, &oshape, odt)?)
         }
         "Range" => {
             let s = *x?.data.first()?;
@@ -372,4 +252,142 @@ pub fn fold(
         }
         _ => None,
     }
+}
+
+/// Cast: each value rounded through the target type.
+fn fold_cast(x: &HVal, odt: DataType) -> Vec<f64> {
+    x.data
+        .iter()
+        .map(|&v| match odt {
+            DataType::Float => v as f32 as f64,
+            DataType::Float16 => half::f16::from_f64(v).to_f64(),
+            DataType::Bool => (v != 0.0) as u8 as f64,
+            DataType::Double => v,
+            dt if dt.is_integer() => v.trunc(),
+            _ => v,
+        })
+        .collect()
+}
+
+/// Gather of `x` along its axis by the indices `idx` (negative ones from the end); `None`
+/// when an index is out of range.
+fn fold_gather(n: &Node, x: &HVal, idx: &HVal, count: usize) -> Option<Vec<f64>> {
+    let axis = norm(attr_int(n, "axis").unwrap_or(0), x.shape.len());
+    let len = *x.shape.get(axis)?;
+    let inner: usize = x.shape[axis + 1..].iter().product();
+    let outer: usize = x.shape[..axis].iter().product();
+    let mut data = Vec::with_capacity(count);
+    for o in 0..outer {
+        for &j in &idx.data {
+            let j = if j < 0.0 {
+                j as i64 + len as i64
+            } else {
+                j as i64
+            };
+            if j < 0 || j as usize >= len {
+                return None;
+            }
+            let b = (o * len + j as usize) * inner;
+            data.extend_from_slice(x.data.get(b..b + inner)?);
+        }
+    }
+    Some(data)
+}
+
+/// Concat of the known inputs along the axis.
+fn fold_concat(
+    n: &Node,
+    ins: &[Option<&HVal>],
+    oshape: &[usize],
+    count: usize,
+) -> Option<Vec<f64>> {
+    let axis = norm(attr_int(n, "axis")?, oshape.len());
+    let outer: usize = oshape[..axis].iter().product();
+    let parts: Vec<&HVal> = ins.iter().filter_map(|v| *v).collect();
+    let mut data = Vec::with_capacity(count);
+    for o in 0..outer {
+        for p in &parts {
+            let chunk: usize = p.shape[axis.min(p.shape.len())..].iter().product();
+            data.extend_from_slice(p.data.get(o * chunk..(o + 1) * chunk)?);
+        }
+    }
+    Some(data)
+}
+
+/// Slice of `x`: starts/ends/axes/steps from the inputs (opset 10+) or the attributes.
+fn fold_slice(n: &Node, x: &HVal, ins: &[Option<&HVal>], oshape: &[usize]) -> Option<Vec<f64>> {
+    let (starts, ends, axes, steps) = if ins.len() > 1 {
+        (
+            ins.get(1).copied().flatten()?.ints(),
+            ins.get(2).copied().flatten()?.ints(),
+            ins.get(3).copied().flatten().map(|v| v.ints()),
+            ins.get(4).copied().flatten().map(|v| v.ints()),
+        )
+    } else {
+        (
+            n.attr("starts")?.as_ints()?.to_vec(),
+            n.attr("ends")?.as_ints()?.to_vec(),
+            n.attr("axes").and_then(|a| a.as_ints()).map(|a| a.to_vec()),
+            None,
+        )
+    };
+    let plan = slice_plan(&x.shape, &starts, &ends, axes.as_deref(), steps.as_deref()).ok()?;
+    let st = strides(&x.shape);
+    let base: i64 = plan.iter().zip(&st).map(|((s, _), &k)| s * k as i64).sum();
+    let ss: Vec<i64> = plan
+        .iter()
+        .zip(&st)
+        .map(|((_, step), &k)| step * k as i64)
+        .collect();
+    strided(&x.data, oshape, base, &ss)
+}
+
+/// A broadcasting binary op: integer division truncates (0 for a zero divisor), float
+/// results round through f32 as the device computes them.
+fn fold_binary(op: &str, a: &HVal, b: &HVal, oshape: &[usize], odt: DataType) -> Option<Vec<f64>> {
+    let sa = broadcast_strides(&a.shape, oshape);
+    let sb = broadcast_strides(&b.shape, oshape);
+    let va = strided(
+        &a.data,
+        oshape,
+        0,
+        &sa.iter().map(|&s| s as i64).collect::<Vec<_>>(),
+    )?;
+    let vb = strided(
+        &b.data,
+        oshape,
+        0,
+        &sb.iter().map(|&s| s as i64).collect::<Vec<_>>(),
+    )?;
+    let int = !is_float_class(a.dtype);
+    let data = va
+        .iter()
+        .zip(&vb)
+        .map(|(&p, &q)| match op {
+            "Add" => p + q,
+            "Sub" => p - q,
+            "Mul" => p * q,
+            "Div" if int => {
+                if q == 0.0 {
+                    0.0
+                } else {
+                    (p / q).trunc()
+                }
+            }
+            "Div" => ((p as f32) / (q as f32)) as f64,
+            "Equal" => (p == q) as u8 as f64,
+            "Less" => (p < q) as u8 as f64,
+            "Greater" => (p > q) as u8 as f64,
+            "Max" => p.max(q),
+            _ => p.min(q),
+        })
+        .map(|v| {
+            if int || odt == DataType::Bool {
+                v
+            } else {
+                v as f32 as f64
+            }
+        })
+        .collect();
+    Some(data)
 }
