@@ -12,7 +12,7 @@ bash scripts/setup.sh
 profile=${PROFILE:-release}
 cargo build --quiet --profile "$profile" --example bench_tiling
 dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/examples/bench_tiling"
+bin="${CARGO_TARGET_DIR:-target}/$dir/examples/bench_tiling"
 echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "command: ${TILING_INT8:+TILING_INT8=1 }$bin $*"
 "$bin" "$@" 2> >(grep -v 'W:onnxruntime' >&2)
