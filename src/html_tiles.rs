@@ -23,7 +23,7 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
     let width: f64 = 760.0;
     let per_row = ((width + gap) / (cell + gap)).floor().max(1.0) as usize;
     let rows = shown.div_ceil(per_row);
-    let height = rows as f64 * (cell + 60.0);
+    let height = rows as f64 * (cell + 74.0);
     let mut svg = format!(
         r#"<figure id="tiles" class="picture"><figcaption>Tiles: each cascade's output (the first {shown} of {}) cut into bands (W) and stripes (H); a stripe's input rows overlap the previous stripe's (the halo, kept in a ring), a band recomputes its halo columns</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">"#,
         cascades.len()
@@ -31,7 +31,7 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
     for (i, c) in cascades.iter().take(shown).enumerate() {
         let (x0, y0) = (
             (i % per_row) as f64 * (cell + gap),
-            (i / per_row) as f64 * (cell + 60.0),
+            (i / per_row) as f64 * (cell + 74.0),
         );
         let h = c["sink"]["h"].as_f64().unwrap_or(1.0).max(1.0);
         let w = c["sink"]["w"].as_f64().unwrap_or(1.0).max(1.0);
@@ -60,10 +60,9 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
                 y0 + ph
             );
         }
-        let label = format!(
-            "{} ops, {} bands × {}-row stripes",
-            c["operators"], c["bands"], c["stripe_rows"]
-        );
+        // Three short lines: a label as wide as the cell's gap overlaps its neighbour.
+        let label = format!("{} ops, {} bands", c["operators"], c["bands"]);
+        let stripes = format!("{}-row stripes", c["stripe_rows"]);
         let title = format!(
             "{} … {}: {} runs, {} halo MACs of {}",
             c["first"].as_str().unwrap_or(""),
@@ -74,11 +73,13 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
         );
         let _ = write!(
             svg,
-            r#"<text x="{x0:.1}" y="{:.1}" class="lbl"><title>{}</title>{}</text><text x="{x0:.1}" y="{:.1}" class="lbl">{}</text>"#,
+            r#"<text x="{x0:.1}" y="{:.1}" class="lbl"><title>{}</title>{}</text><text x="{x0:.1}" y="{:.1}" class="lbl">{}</text><text x="{x0:.1}" y="{:.1}" class="lbl">{}</text>"#,
             y0 + ph + 14.0,
             esc(&title),
             esc(&label),
             y0 + ph + 28.0,
+            esc(&stripes),
+            y0 + ph + 42.0,
             esc(c["sink"]["name"].as_str().unwrap_or(""))
         );
     }

@@ -329,15 +329,26 @@ fn stage_model(model: &Model, opts: &PipelineOptions, outs: &mut Outputs) -> Res
     Ok(staged)
 }
 
+/// Key of the schedule section under which a pass leaves a plan meant for `--plan` only (a
+/// tiled plan with every tile event: megabytes the report should not carry).
+const PLAN_FILE_KEY: &str = "plan_file";
+
 /// Writes the report, HTML and plan into their staging folders.
-fn stage_side_outputs(report: &Report, outs: &Outputs) -> Result<()> {
+fn stage_side_outputs(report: &mut Report, outs: &Outputs) -> Result<()> {
+    let plan_file = report
+        .sections
+        .get_mut("schedule")
+        .and_then(|s| s.as_object_mut())
+        .and_then(|o| o.remove(PLAN_FILE_KEY));
     if let Some(p) = outs.staged(OUT_HTML) {
         crate::html::write_html(report, p)?;
     }
     if let Some(p) = outs.staged(OUT_REPORT) {
         report.write(p)?;
     }
-    let plan = report.sections.get("schedule").and_then(|s| s.get("plan"));
+    let plan = plan_file
+        .as_ref()
+        .or_else(|| report.sections.get("schedule").and_then(|s| s.get("plan")));
     if let (Some(p), Some(plan)) = (outs.staged(OUT_PLAN), plan) {
         let text = serde_json::to_string_pretty(plan)
             .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
@@ -470,7 +481,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             written.path = opts.output.display().to_string();
             report.output = Some(written);
         }
-        stage_side_outputs(&report, outs)?;
+        stage_side_outputs(&mut report, outs)?;
         // A validation failure writes the report and HTML (they say why), not the model.
         let ok = failure.is_none();
         outs.commit(|flag| ok || flag == OUT_REPORT || flag == OUT_HTML)?;

@@ -446,6 +446,11 @@ fn cli_tiles_below_m_r_and_validates_the_tiled_model() {
             .expect("json");
     let s = &r["schedule"];
     assert_eq!(s["tiled"], true, "{s}");
+    // The tile events go to --plan only, not into the report.
+    assert!(
+        s.get("plan_file").is_none(),
+        "the report carries the --plan file"
+    );
     assert_eq!(s["checker"]["passed"], true);
     assert!(s["m_r"].as_u64().expect("m_r") > 256 * 1024);
     assert!(s["peak_scratchpad_bytes"].as_u64().expect("peak") <= 256 * 1024);

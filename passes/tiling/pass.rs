@@ -16,7 +16,8 @@ use crate::passes::schedule::{schedule, SchedulePass};
 /// [`SchedulePass`] that tiles where whole tensors do not fit.
 pub struct TiledSchedulePass {
     pub inner: SchedulePass,
-    /// `--plan` asked: the section's plan carries every tile event (the pipeline writes it).
+    /// `--plan` asked: the section carries the plan with every tile event under `plan_file`,
+    /// which the pipeline writes to `--plan` and leaves out of the report.
     pub plan_events: bool,
 }
 
@@ -90,7 +91,8 @@ impl Pass for TiledSchedulePass {
             rewrite(model, &g, plan).map_err(|e| Error::Internal(format!("tiled rewrite: {e}")))?;
         if let Some(obj) = sec.as_object_mut() {
             if self.plan_events {
-                obj.insert("plan".into(), super::plan::plan_json(&g, plan, true));
+                // For `--plan` only: the pipeline takes it out of the report.
+                obj.insert("plan_file".into(), super::plan::plan_json(&g, plan, true));
             }
             obj.insert("mode".into(), opts.mode.name().into());
             obj.insert("tiling".into(), opts.tiling.name().into());
