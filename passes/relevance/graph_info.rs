@@ -194,7 +194,7 @@ const SHAPE_ONLY_DATA: &[&str] = &[
 /// it. Activations that only pass through Relu-like ops, Mul and Div are not needed:
 /// exposing them all costs a copy each and made the collect run several forward passes long.
 pub fn needed_values(g: &Graph, folds: &HashMap<NodeIndex, Fold>) -> HashSet<String> {
-    use super::rules::PASS_OPS;
+    use super::rule_ops::PASS_OPS;
     let folded: HashSet<NodeIndex> = folds.values().map(|f| f.bn).collect();
     let mut need = HashSet::new();
     for (idx, n) in g.nodes() {

@@ -3,6 +3,7 @@
 //! (shaped like the output or like the input: the sweep un-broadcasts) and the total
 //! |R_W| of its weights.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
@@ -12,6 +13,7 @@ pub mod routing;
 
 use super::activations::Activations;
 use super::config::RuleConfig;
+pub use super::rule_ops::{PASS_OPS, RULE_OPS};
 use super::tensor::T;
 use crate::ir::attr::AttrExt;
 use crate::ir::{canonical_domain, Graph, Node};
@@ -204,98 +206,6 @@ impl Backward {
         }
     }
 }
-
-/// Ops relevance passes through unchanged to input 0 (R_in = R_out).
-pub const PASS_OPS: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "ThresholdedRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Gelu",
-    "Erf",
-    "Softplus",
-    "Softsign",
-    "Mish",
-    "Clip",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Reciprocal",
-    "Neg",
-    "Abs",
-    "Sign",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sin",
-    "Cos",
-    "Identity",
-    "Dropout",
-    "Cast",
-    "CastLike",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "LogSoftmax",
-    "LayerNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-    "LRN",
-    "MeanVarianceNormalization",
-    "LpNormalization",
-    "Shrink",
-    "Swish",
-];
-
-/// Ops with an explicit rule (besides [`PASS_OPS`]).
-pub const RULE_OPS: &[&str] = &[
-    "Conv",
-    "ConvTranspose",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Sum",
-    "Mean",
-    "Max",
-    "Min",
-    "Pow",
-    "Where",
-    "Softmax",
-    "BatchNormalization",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceMax",
-    "ReduceMin",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Concat",
-    "Split",
-    "Slice",
-    "Gather",
-    "Expand",
-    "Tile",
-    "Pad",
-    "Resize",
-    "Upsample",
-    "DepthToSpace",
-    "SpaceToDepth",
-];
 
 /// True when `n` has a rule of its own.
 pub fn has_rule(n: &Node) -> bool {

@@ -6,9 +6,9 @@ mod nn;
 mod quant;
 mod reduce;
 
-use super::executor::Exec;
+pub use super::attrs::{attr_f, attr_i, attr_ints, attr_s};
+use super::exec::Exec;
 use crate::error::{Error, Result};
-use crate::ir::attr::AttrExt;
 use crate::ir::Node;
 
 /// Ops of the default domain the executor runs on the device (folded shape ops aside).
@@ -153,22 +153,6 @@ pub fn check_supported(nodes: &[Node]) -> Result<()> {
             missing.join(", ")
         )))
     }
-}
-
-pub fn attr_i(n: &Node, name: &str, default: i64) -> i64 {
-    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
-}
-
-pub fn attr_f(n: &Node, name: &str, default: f32) -> f32 {
-    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
-}
-
-pub fn attr_ints(n: &Node, name: &str) -> Option<Vec<i64>> {
-    n.attr(name).and_then(|a| a.as_ints()).map(|v| v.to_vec())
-}
-
-pub fn attr_s<'a>(n: &'a Node, name: &str) -> Option<&'a str> {
-    n.attr(name).and_then(|a| a.as_str())
 }
 
 /// Normalizes a possibly negative axis.
