@@ -15,7 +15,6 @@ pub mod explain;
 pub mod faithfulness;
 pub mod graph_info;
 pub mod heatmap;
-pub mod rule_ops;
 pub mod rules;
 pub mod scores;
 pub mod sweep;

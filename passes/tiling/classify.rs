@@ -10,6 +10,7 @@
 
 use super::halo::{Coord, Nearest, Resample, WindowAxis};
 use crate::ir::attr::AttrExt;
+use crate::ir::op_table::{self, Trait};
 use crate::ir::{Graph, Node, Source};
 
 /// How the region an operator computes maps to the region one input must supply.
@@ -62,64 +63,9 @@ impl Class {
     }
 }
 
-const ELEMENTWISE: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Clip",
-    "Exp",
-    "Log",
-    "Abs",
-    "Neg",
-    "Sqrt",
-    "Reciprocal",
-    "Erf",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Mish",
-    "Gelu",
-    "Identity",
-    "Cast",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-    "Not",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "BatchNormalization",
-    "Dropout",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Max",
-    "Min",
-    "Sum",
-    "Mean",
-    "And",
-    "Or",
-    "Xor",
-    "Equal",
-    "Greater",
-    "Less",
-    "GreaterOrEqual",
-    "LessOrEqual",
-    "Where",
-    "Mod",
-];
-
 /// True for operators whose output at (h, w) depends only on their inputs at (h, w).
 pub fn is_elementwise(n: &Node) -> bool {
-    ELEMENTWISE.iter().any(|op| n.is(op))
+    op_table::has(&n.domain, &n.op_type, Trait::Pointwise)
 }
 
 /// Shapes the classification reads: per input slot `None` for an absent input, else the

@@ -13,10 +13,10 @@ pub mod routing;
 
 use super::activations::Activations;
 use super::config::RuleConfig;
-pub use super::rule_ops::{PASS_OPS, RULE_OPS};
 use super::tensor::T;
 use crate::ir::attr::AttrExt;
-use crate::ir::{canonical_domain, Graph, Node};
+use crate::ir::op_table::{relevance_rule, RelevanceRule};
+use crate::ir::{Graph, Node, DEFAULT_DOMAIN};
 use std::collections::HashSet;
 
 pub type RResult<X> = std::result::Result<X, String>;
@@ -209,8 +209,7 @@ impl Backward {
 
 /// True when `n` has a rule of its own.
 pub fn has_rule(n: &Node) -> bool {
-    canonical_domain(&n.domain).is_empty()
-        && (PASS_OPS.contains(&n.op_type.as_str()) || RULE_OPS.contains(&n.op_type.as_str()))
+    relevance_rule(&n.domain, &n.op_type).is_some()
 }
 
 /// Applies the node's rule. `rel` holds the relevance of each output (`None`: none arrived).
@@ -233,7 +232,7 @@ pub fn apply(c: &Ctx, rel: Vec<Option<T>>) -> RResult<Option<Backward>> {
         let slot = if c.carries(0) { 0 } else { 1 };
         return Ok(Some(Backward::single(n_in, slot, r)));
     }
-    if PASS_OPS.contains(&op) {
+    if relevance_rule(DEFAULT_DOMAIN, op) == Some(RelevanceRule::PassThrough) {
         let slot = if c.carries(0) {
             0
         } else {

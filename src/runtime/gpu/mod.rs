@@ -42,4 +42,3 @@ pub mod strings;
 
 pub use device::GpuDevice;
 pub use executor::WgpuSession;
-pub use ops::{SUPPORTED, SUPPORTED_MS};
