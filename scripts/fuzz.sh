@@ -8,8 +8,9 @@
 #
 # Needs a nightly toolchain and cargo-fuzz (installed here when missing). The corpora are
 # seeded from the test models (.deps/onnx-data, .deps/models, fetched by scripts/setup.sh)
-# and from tests/regressions/. A crashing input is copied to tests/regressions/<target>/,
-# where `cargo test --test hostile` replays it; the script then exits 1.
+# and from testdata/fuzz_regressions/. A crashing input is copied to
+# testdata/fuzz_regressions/<target>/, where `cargo test --test hostile` replays it; the
+# script then exits 1.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
@@ -36,13 +37,13 @@ seed() { # seed FILE DIR: copy under a content name
 }
 for t in $targets; do
   c="corpus/$t"
-  mkdir -p "$c" "artifacts/$t" "$root/tests/regressions/$t"
+  mkdir -p "$c" "artifacts/$t" "$root/testdata/fuzz_regressions/$t"
   case $t in
     import_roundtrip | shape_infer)
       while IFS= read -r f; do seed "$f" "$c"; done < <(find "$root/.deps/onnx-data" "$root/.deps/models" -name '*.onnx' -size -512k)
       ;;
   esac
-  for f in "$root/tests/regressions/$t"/*; do [ -f "$f" ] && seed "$f" "$c"; done
+  for f in "$root/testdata/fuzz_regressions/$t"/*; do [ -f "$f" ] && seed "$f" "$c"; done
   say "$t: $(ls "$c" | wc -l) seed inputs"
 done
 
@@ -75,12 +76,12 @@ for t in $targets; do
   crashes=0
   for f in artifacts/"$t"/crash-* artifacts/"$t"/oom-* artifacts/"$t"/timeout-*; do
     [ -f "$f" ] || continue
-    cp "$f" "$root/tests/regressions/$t/"
+    cp "$f" "$root/testdata/fuzz_regressions/$t/"
     crashes=$((crashes + 1))
   done
   corpus=$(ls "corpus/$t" | wc -l)
   printf '%-18s %12s %10s %10s %8s %8s %8s\n' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$corpus" "$crashes"
   [ "$crashes" -eq 0 ] || status=1
 done
-[ $status -eq 0 ] || say "crashes were copied to tests/regressions/: fix them, then cargo test --test hostile"
+[ $status -eq 0 ] || say "crashes were copied to testdata/fuzz_regressions/: fix them, then cargo test --test hostile"
 exit $status

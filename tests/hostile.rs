@@ -708,11 +708,11 @@ fn interrupted_runs_leave_no_partial_output() {
 
 // ------------------------------------------------------------------ fuzzing
 
-/// Every input saved under tests/regressions/<target>/ (crashes the fuzzers found, since
-/// fixed, and hostile seeds) replays through its target without a panic.
+/// Every input saved under testdata/fuzz_regressions/<target>/ (crashes the fuzzers found,
+/// since fixed, and hostile seeds) replays through its target without a panic.
 #[test]
 fn fuzz_regressions_replay() {
-    let root = common::root().join("tests/regressions");
+    let root = common::root().join("testdata/fuzz_regressions");
     let mut count = 0;
     for (target, f) in [
         (

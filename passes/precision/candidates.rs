@@ -8,6 +8,7 @@
 use super::quantize::{stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
 use crate::ir::attr::AttrExt;
+use crate::ir::op_table::{self, Trait};
 use crate::ir::tensor::{element_count, to_f64};
 use crate::ir::{DataType, Graph, Model, Source};
 use onnx_protobuf::TensorProto;
@@ -97,13 +98,16 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
     let mut out = Vec::new();
     for (_, n) in g.nodes() {
         let op = n.op_type.as_str();
-        if !matches!(op, "Conv" | "MatMul" | "Gemm" | "ConvTranspose") || !n.is(op) {
+        if !op_table::has(&n.domain, op, Trait::Quantizable) {
             continue;
         }
+        let Some(w_slot) = op_table::weight_input(&n.domain, op) else {
+            continue;
+        };
         let Some(key) = n.outputs.first().filter(|o| !o.is_empty()).cloned() else {
             continue;
         };
-        let (Some(x), Some(wname)) = (n.inputs.first(), n.inputs.get(1)) else {
+        let (Some(x), Some(wname)) = (n.inputs.first(), n.inputs.get(w_slot)) else {
             continue;
         };
         if x.is_empty() || constant_tensor(g, x).is_some() {

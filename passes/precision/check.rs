@@ -3,8 +3,8 @@
 //! bit budget, the ties, and the claimed objective. After the rewrite it re-verifies the
 //! size budget on the rewritten model's real constant bytes.
 
+use super::budget::Budget;
 use super::ilp::AllocProblem;
-use super::pass::Budget;
 use super::{Assignment, Precision};
 use serde::Serialize;
 use std::collections::BTreeSet;

@@ -17,7 +17,7 @@
 //! used. (CBC is not warm-started from greedy: with a start solution, CBC 2.10 here reported
 //! "optimal" for worse solutions than the start on bit-budget instances.)
 
-use super::pass::Budget;
+use super::budget::Budget;
 use super::{NodeKey, Precision};
 use crate::error::{Error, Result};
 use good_lp::solvers::coin_cbc::coin_cbc;

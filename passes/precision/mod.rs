@@ -9,6 +9,8 @@
 //! greedy fallback ([`ilp`]) → independent check ([`check`]) → rewrite to QDQ /
 //! MatMulNBits / fp16 ([`rewrite`]) using the number formats in [`quantize`].
 
+pub mod budget;
+mod builders;
 pub mod calibrate;
 pub mod candidates;
 pub mod check;

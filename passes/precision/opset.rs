@@ -2,7 +2,7 @@
 //! rewriting the ops whose signature or semantics changed on the way so the model computes
 //! exactly what it did. Ops not known to be unchanged are refused by name.
 
-use super::rewrite::{a_int, node, Namer};
+use super::builders::{a_int, node, Namer};
 use crate::error::{Error, Result};
 use crate::ir::attr::AttrExt;
 use crate::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};

@@ -2,6 +2,7 @@
 //! error table → allocation (ILP, or uniform/random for ablations) → independent check →
 //! rewrite → size re-check on the rewritten model → report section.
 
+pub use super::budget::Budget;
 use super::calibrate::{
     calibrate, current_bindings, drop_unranged_int8, is_float_tensor, load_calibration_samples,
     CalibMethod, Calibration,
@@ -25,30 +26,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// The budget the allocation must meet.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    /// Constant bytes after the rewrite ≤ this fraction of the model's fp32 weight bytes
-    /// (initializers and Constant tensors alike).
-    SizeFraction(f64),
-    /// Mean bits per candidate weight element ≤ this.
-    AvgBits(f64),
-}
-
-impl Budget {
-    fn kind(&self) -> &'static str {
-        match self {
-            Budget::SizeFraction(_) => "size_fraction",
-            Budget::AvgBits(_) => "avg_bits",
-        }
-    }
-    fn value(&self) -> f64 {
-        match self {
-            Budget::SizeFraction(f) | Budget::AvgBits(f) => *f,
-        }
-    }
-}
 
 /// How the assignment is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]

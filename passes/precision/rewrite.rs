@@ -9,6 +9,7 @@
 //!   `Rewriter::emit_int4_conv_weight`), in front of the float Conv.
 //! * Fp16: weight stored as fp16, Cast back to float in front of the op.
 
+use super::builders::{a_int, node, Namer};
 use super::candidates::{candidates, constant_f32, constant_tensor, OpCandidate};
 use super::opset::upgrade_default_opset;
 use super::quantize::{
@@ -20,38 +21,12 @@ use crate::error::{Error, Result};
 use crate::ir::attr::AttrExt;
 use crate::ir::tensor::storage_bytes;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};
-use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, TensorProto};
+use onnx_protobuf::TensorProto;
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 // ------------------------------------------------------------------ small builders
-
-pub(crate) fn a_int(name: &str, v: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INT.into();
-    a.i = v;
-    a
-}
-
-/// A default-domain node.
-pub(crate) fn node(
-    name: &str,
-    op: &str,
-    ins: &[&str],
-    outs: &[&str],
-    attrs: Vec<AttributeProto>,
-) -> Node {
-    Node {
-        name: name.to_string(),
-        op_type: op.to_string(),
-        inputs: ins.iter().map(|s| s.to_string()).collect(),
-        outputs: outs.iter().map(|s| s.to_string()).collect(),
-        attributes: attrs,
-        ..Default::default()
-    }
-}
 
 /// A tensor with little-endian raw data.
 pub(crate) fn raw_tensor(name: &str, dt: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
@@ -70,38 +45,6 @@ fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
         dims,
         v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     )
-}
-
-/// Fresh tensor/node names: `base` if unused, else `base_1`, `base_2`, ... Deterministic,
-/// since the bases derive from existing names and the graph is walked in order.
-pub(crate) struct Namer {
-    used: HashSet<String>,
-}
-
-impl Namer {
-    pub(crate) fn new(g: &Graph) -> Namer {
-        let mut used: HashSet<String> = g.inputs.iter().cloned().collect();
-        used.extend(g.outputs.iter().cloned());
-        used.extend(g.initializers.keys().cloned());
-        used.extend(g.values.keys().cloned());
-        for (_, n) in g.nodes() {
-            used.extend(n.outputs.iter().cloned());
-            used.extend(n.inputs.iter().cloned());
-            used.insert(n.name.clone());
-        }
-        Namer { used }
-    }
-
-    pub(crate) fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut i = 1;
-        while self.used.contains(&name) {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        self.used.insert(name.clone());
-        name
-    }
 }
 
 fn add_init(g: &mut Graph, t: TensorProto) {

@@ -14,8 +14,8 @@
 //!   grouped Convs are left alone: the padding zeros would no longer be zeros of the affine's
 //!   output.
 
+use super::builders::{node, Namer};
 use super::candidates::constant_f32;
-use super::rewrite::{node, Namer};
 use crate::error::{Error, Result};
 use crate::ir::attr::AttrExt;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};

@@ -10,7 +10,8 @@
 
 use super::halo::{Coord, Nearest, Resample, WindowAxis};
 use crate::ir::attr::AttrExt;
-use crate::ir::{Graph, Node};
+use crate::ir::op_table::{self, Trait};
+use crate::ir::{Graph, Node, Source};
 
 /// How the region an operator computes maps to the region one input must supply.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,64 +63,9 @@ impl Class {
     }
 }
 
-const ELEMENTWISE: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Clip",
-    "Exp",
-    "Log",
-    "Abs",
-    "Neg",
-    "Sqrt",
-    "Reciprocal",
-    "Erf",
-    "Elu",
-    "Selu",
-    "Celu",
-    "Softplus",
-    "Softsign",
-    "Mish",
-    "Gelu",
-    "Identity",
-    "Cast",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-    "Not",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "BatchNormalization",
-    "Dropout",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Max",
-    "Min",
-    "Sum",
-    "Mean",
-    "And",
-    "Or",
-    "Xor",
-    "Equal",
-    "Greater",
-    "Less",
-    "GreaterOrEqual",
-    "LessOrEqual",
-    "Where",
-    "Mod",
-];
-
 /// True for operators whose output at (h, w) depends only on their inputs at (h, w).
 pub fn is_elementwise(n: &Node) -> bool {
-    ELEMENTWISE.iter().any(|op| n.is(op))
+    op_table::has(&n.domain, &n.op_type, Trait::Pointwise)
 }
 
 /// Shapes the classification reads: per input slot `None` for an absent input, else the
@@ -400,7 +346,7 @@ fn resize(g: &Graph, n: &Node, sh: &Shapes) -> Result<Class, String> {
     }
     // Given scales must be exactly the integer factors (ONNX floors in × scale).
     if let Some(name) = n.inputs.get(2).filter(|s| !s.is_empty()) {
-        let s = super::graph::constant_f64(g, name).ok_or("Resize scales are not a constant")?;
+        let s = constant_f64(g, name).ok_or("Resize scales are not a constant")?;
         let want = [1.0, 1.0, axes[0].scale as f64, axes[1].scale as f64];
         if !s.is_empty() && s != want {
             return Err(format!("Resize scales {s:?} are not integer factors"));
@@ -458,7 +404,7 @@ fn reduce_axes(g: &Graph, n: &Node, sh: &Shapes) -> Result<Class, String> {
     let axes = match ints(n, "axes") {
         Some(a) => a,
         None => match n.inputs.get(1).filter(|s| !s.is_empty()) {
-            Some(name) => super::graph::constant_f64(g, name)
+            Some(name) => constant_f64(g, name)
                 .ok_or("reduction axes are not a constant")?
                 .into_iter()
                 .map(|v| v as i64)
@@ -511,4 +457,16 @@ fn elementwise(sh: &Shapes) -> Result<Class, String> {
         macs_per_pixel: (sh.output[0] * sh.output[1]) as u64,
         why: None,
     })
+}
+
+/// A constant tensor's values (initializer or Constant node).
+pub fn constant_f64(g: &Graph, name: &str) -> Option<Vec<f64>> {
+    let t = match g.source(name)? {
+        Source::Initializer => g.initializers.get(name)?,
+        Source::Node(idx, 0) if g.ops[idx].is("Constant") => {
+            g.ops[idx].attr("value")?.t.as_ref()?
+        }
+        _ => return None,
+    };
+    crate::ir::tensor::to_f64(t)
 }

@@ -97,18 +97,6 @@ pub struct SGraph {
     pub attached: HashSet<NodeIndex>,
 }
 
-/// A constant tensor's values (initializer or Constant node).
-pub fn constant_f64(g: &Graph, name: &str) -> Option<Vec<f64>> {
-    let t = match g.source(name)? {
-        Source::Initializer => g.initializers.get(name)?,
-        Source::Node(idx, 0) if g.ops[idx].is("Constant") => {
-            g.ops[idx].attr("value")?.t.as_ref()?
-        }
-        _ => return None,
-    };
-    crate::ir::tensor::to_f64(t)
-}
-
 fn tensor_type(g: &Graph, name: &str) -> Result<(DataType, Vec<i64>), String> {
     match g.value_type(name) {
         Some(ValueType::Tensor { elem, shape }) => match crate::ir::types::static_dims(shape) {

@@ -7,6 +7,7 @@
 pub mod attr;
 pub mod dtype;
 pub mod dump;
+pub mod op_table;
 pub mod tensor;
 pub mod types;
 

@@ -3,7 +3,8 @@
 
 use super::constant::{broadcast_index, Data, Value};
 use super::{attr_i, node_err, Ctx, Res, MAX_CONST_ELEMS};
-use crate::ir::{tensor, DataType, Dim, Node};
+use crate::ir::op_table::{self, Trait, Trait::*};
+use crate::ir::{tensor, DataType, Dim, Node, DEFAULT_DOMAIN};
 
 /// Broadcasts two dims; `Err` when both are known, different and neither is 1.
 fn broadcast_dim(a: &Dim, b: &Dim) -> Result<Dim, String> {
@@ -63,83 +64,14 @@ pub(crate) fn out0(n: &Node) -> &str {
     n.outputs.first().map(|s| s.as_str()).unwrap_or("")
 }
 
-const UNARY_SAME: &[&str] = &[
-    "Abs",
-    "Neg",
-    "Relu",
-    "Sigmoid",
-    "Tanh",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sign",
-    "Erf",
-    "Elu",
-    "Selu",
-    "LeakyRelu",
-    "HardSigmoid",
-    "HardSwish",
-    "Softplus",
-    "Softsign",
-    "Shrink",
-    "ThresholdedRelu",
-    "Celu",
-    "Gelu",
-    "Mish",
-    "Sin",
-    "Cos",
-    "Tan",
-    "Asin",
-    "Acos",
-    "Atan",
-    "Sinh",
-    "Cosh",
-    "Asinh",
-    "Acosh",
-    "Atanh",
-    "Softmax",
-    "LogSoftmax",
-    "Hardmax",
-    "BitwiseNot",
-    "CumSum",
-    "Trilu",
-    "LpNormalization",
-    "MeanVarianceNormalization",
-    "LRN",
-    "Clip",
-    "ReverseSequence",
-    "Swish",
-];
-const BINARY_ARITH: &[&str] = &[
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Mod",
-    "BitShift",
-    "BitwiseAnd",
-    "BitwiseOr",
-    "BitwiseXor",
-];
-const COMPARE: &[&str] = &[
-    "Equal",
-    "Less",
-    "Greater",
-    "LessOrEqual",
-    "GreaterOrEqual",
-    "And",
-    "Or",
-    "Xor",
-];
-const VARIADIC: &[&str] = &["Sum", "Max", "Min", "Mean"];
+/// The op's family, from the op table (the op type alone, whatever the node's domain).
+fn is(op: &str, t: Trait) -> bool {
+    op_table::has(DEFAULT_DOMAIN, op, t)
+}
 
 /// Returns Ok(true) when the op belongs to this family.
 pub(crate) fn infer(cx: &mut Ctx, n: &Node, op: &str) -> Res<bool> {
-    if UNARY_SAME.contains(&op) {
+    if is(op, SameShapeUnary) {
         unary(cx, n, op, None);
         return Ok(true);
     }
@@ -208,11 +140,11 @@ pub(crate) fn infer(cx: &mut Ctx, n: &Node, op: &str) -> Res<bool> {
             cx.set_tensor(n, 1, DataType::Float, Some(vec![]));
             cx.set_tensor(n, 2, DataType::Uint8, Some(vec![]));
         }
-        _ if BINARY_ARITH.contains(&op) || COMPARE.contains(&op) || VARIADIC.contains(&op) => {
+        _ if is(op, BroadcastArith) || is(op, Compare) || is(op, Variadic) => {
             let idx: Vec<usize> = (0..n.inputs.len()).collect();
-            if cx.opset < 7 && !VARIADIC.contains(&op) {
+            if cx.opset < 7 && !is(op, Variadic) {
                 // Legacy broadcasting (`broadcast`/`axis` attributes): B is broadcast to A.
-                let elem = if COMPARE.contains(&op) {
+                let elem = if is(op, Compare) {
                     Some(DataType::Bool)
                 } else {
                     cx.elem(n, 0)
@@ -224,7 +156,7 @@ pub(crate) fn infer(cx: &mut Ctx, n: &Node, op: &str) -> Res<bool> {
             }
             let shape = broadcast_inputs(cx, n, &idx)?;
             let in_elem = (0..n.inputs.len()).find_map(|i| cx.elem(n, i));
-            let elem = if COMPARE.contains(&op) {
+            let elem = if is(op, Compare) {
                 Some(DataType::Bool)
             } else {
                 in_elem

@@ -2,23 +2,11 @@
 
 use super::elementwise::out0;
 use super::{attr_i_or, attr_ints, norm_axes, norm_axis, Ctx, Res};
-use crate::ir::{DataType, Dim, Node};
-
-const REDUCE: &[&str] = &[
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceLogSum",
-    "ReduceLogSumExp",
-    "ReduceSumSquare",
-];
+use crate::ir::op_table::{self, Trait};
+use crate::ir::{DataType, Dim, Node, DEFAULT_DOMAIN};
 
 pub(crate) fn infer(cx: &mut Ctx, n: &Node, op: &str) -> Res<bool> {
-    if REDUCE.contains(&op) {
+    if op_table::has(DEFAULT_DOMAIN, op, Trait::Reduce) {
         reduce(cx, n, op)?;
         return Ok(true);
     }

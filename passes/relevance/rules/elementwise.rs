@@ -350,7 +350,7 @@ pub fn batchnorm(c: &Ctx, r: T) -> RResult<Backward> {
         return Ok(Backward::single(n_in, 0, r));
     }
     let x = c.input(0)?;
-    let (k, sh) = super::conv::bn_scale_shift(c, c.node)?;
+    let (k, sh) = super::batchnorm::bn_scale_shift(c, c.node)?;
     let mut cs = vec![1usize; x.ndim()];
     if x.ndim() >= 2 {
         cs[1] = x.shape()[1];

@@ -535,7 +535,7 @@ pub fn gemm(c: &Ctx, r: T) -> RResult<Backward> {
         (true, false) => {
             let mut w = b * alpha;
             if let Some(bn) = c.fold {
-                let (k, sh) = super::conv::bn_scale_shift(c, bn)?;
+                let (k, sh) = super::batchnorm::bn_scale_shift(c, bn)?;
                 let k2 = reshape(k.clone(), &[1, n])?;
                 w = &w * &k2;
                 let old = bias

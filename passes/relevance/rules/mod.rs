@@ -3,6 +3,7 @@
 //! (shaped like the output or like the input: the sweep un-broadcasts) and the total
 //! |R_W| of its weights.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
@@ -14,7 +15,8 @@ use super::activations::Activations;
 use super::config::RuleConfig;
 use super::tensor::T;
 use crate::ir::attr::AttrExt;
-use crate::ir::{canonical_domain, Graph, Node};
+use crate::ir::op_table::{relevance_rule, RelevanceRule};
+use crate::ir::{Graph, Node, DEFAULT_DOMAIN};
 use std::collections::HashSet;
 
 pub type RResult<X> = std::result::Result<X, String>;
@@ -205,102 +207,9 @@ impl Backward {
     }
 }
 
-/// Ops relevance passes through unchanged to input 0 (R_in = R_out).
-pub const PASS_OPS: &[&str] = &[
-    "Relu",
-    "LeakyRelu",
-    "PRelu",
-    "Elu",
-    "Selu",
-    "Celu",
-    "ThresholdedRelu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Gelu",
-    "Erf",
-    "Softplus",
-    "Softsign",
-    "Mish",
-    "Clip",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Reciprocal",
-    "Neg",
-    "Abs",
-    "Sign",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Sin",
-    "Cos",
-    "Identity",
-    "Dropout",
-    "Cast",
-    "CastLike",
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "LogSoftmax",
-    "LayerNormalization",
-    "InstanceNormalization",
-    "GroupNormalization",
-    "LRN",
-    "MeanVarianceNormalization",
-    "LpNormalization",
-    "Shrink",
-    "Swish",
-];
-
-/// Ops with an explicit rule (besides [`PASS_OPS`]).
-pub const RULE_OPS: &[&str] = &[
-    "Conv",
-    "ConvTranspose",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Sum",
-    "Mean",
-    "Max",
-    "Min",
-    "Pow",
-    "Where",
-    "Softmax",
-    "BatchNormalization",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "ReduceMean",
-    "ReduceSum",
-    "ReduceMax",
-    "ReduceMin",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Concat",
-    "Split",
-    "Slice",
-    "Gather",
-    "Expand",
-    "Tile",
-    "Pad",
-    "Resize",
-    "Upsample",
-    "DepthToSpace",
-    "SpaceToDepth",
-];
-
 /// True when `n` has a rule of its own.
 pub fn has_rule(n: &Node) -> bool {
-    canonical_domain(&n.domain).is_empty()
-        && (PASS_OPS.contains(&n.op_type.as_str()) || RULE_OPS.contains(&n.op_type.as_str()))
+    relevance_rule(&n.domain, &n.op_type).is_some()
 }
 
 /// Applies the node's rule. `rel` holds the relevance of each output (`None`: none arrived).
@@ -323,7 +232,7 @@ pub fn apply(c: &Ctx, rel: Vec<Option<T>>) -> RResult<Option<Backward>> {
         let slot = if c.carries(0) { 0 } else { 1 };
         return Ok(Some(Backward::single(n_in, slot, r)));
     }
-    if PASS_OPS.contains(&op) {
+    if relevance_rule(DEFAULT_DOMAIN, op) == Some(RelevanceRule::PassThrough) {
         let slot = if c.carries(0) {
             0
         } else {

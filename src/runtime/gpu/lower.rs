@@ -8,7 +8,7 @@
 //! list. The elements then live as ordinary device tensors, so liveness and buffer reuse
 //! apply unchanged.
 
-use super::executor::node_error as err;
+use super::exec::node_error as err;
 use super::host::HVal;
 use crate::error::{Error, Result};
 use crate::ir::{DataType, Model, Node, ValueType};

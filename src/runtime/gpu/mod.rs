@@ -2,6 +2,8 @@
 //! fallback runtime for validation when onnxruntime is unavailable or refuses a model.
 //!
 //! - [`device`]: headless device creation (`WGPU_BACKEND`, adapter forced by name);
+//! - [`exec`]: what an op sees while running (the plan's types, device state, the run in
+//!   progress: [`exec::Exec`]), below both the executor and `ops/`;
 //! - [`executor`]: planning (static shapes, host folding of shape subgraphs, liveness) and
 //!   running (one pipeline per op kind, cached; pooled buffers);
 //! - [`host`]: host-side constants and the folding of shape-only subgraphs;
@@ -27,8 +29,10 @@
 //! shape fed at run time, a sequence position fed at run time) is planned at run time with
 //! those values folded in; so is a model with input dims left unbound, with the fed shapes.
 
+mod attrs;
 pub mod buffers;
 pub mod device;
+pub mod exec;
 pub mod executor;
 pub mod host;
 pub mod kernels;
@@ -38,4 +42,3 @@ pub mod strings;
 
 pub use device::GpuDevice;
 pub use executor::WgpuSession;
-pub use ops::{SUPPORTED, SUPPORTED_MS};

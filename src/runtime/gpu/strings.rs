@@ -1,8 +1,8 @@
 //! String tensors: they never go to the device. The executor carries them on the host from
 //! graph inputs through the ops that take strings (`StringNormalizer`) to graph outputs.
 
-use super::executor::node_error as err;
-use super::ops::{attr_i, attr_s};
+use super::attrs::{attr_i, attr_s};
+use super::exec::node_error as err;
 use crate::data::HostTensor;
 use crate::error::Result;
 use crate::ir::{DataType, Node};

@@ -3,7 +3,7 @@
 use super::{attr_f, attr_i, f};
 use crate::error::Result;
 use crate::ir::DataType;
-use crate::runtime::gpu::executor::Exec;
+use crate::runtime::gpu::exec::Exec;
 use crate::runtime::gpu::host::{broadcast_strides, is_float_class};
 use crate::runtime::gpu::kernels::wty;
 use std::sync::Arc;

@@ -6,130 +6,18 @@ mod nn;
 mod quant;
 mod reduce;
 
-use super::executor::Exec;
+pub use super::attrs::{attr_f, attr_i, attr_ints, attr_s};
+use super::exec::Exec;
 use crate::error::{Error, Result};
-use crate::ir::attr::AttrExt;
+use crate::ir::op_table::{self, Trait};
 use crate::ir::Node;
 
-/// Ops of the default domain the executor runs on the device (folded shape ops aside).
-pub const SUPPORTED: &[&str] = &[
-    // elementwise
-    "Relu",
-    "Sigmoid",
-    "HardSigmoid",
-    "HardSwish",
-    "Tanh",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Abs",
-    "Neg",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Round",
-    "Erf",
-    "Elu",
-    "Selu",
-    "LeakyRelu",
-    "Softplus",
-    "Softsign",
-    "Sign",
-    "Shrink",
-    "Clip",
-    "Not",
-    "Sin",
-    "Cos",
-    "Gelu",
-    "Mish",
-    "ThresholdedRelu",
-    "Cast",
-    "CastLike",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Pow",
-    "Max",
-    "Min",
-    "Sum",
-    "Mean",
-    "PRelu",
-    "Equal",
-    "Less",
-    "Greater",
-    "LessOrEqual",
-    "GreaterOrEqual",
-    "And",
-    "Or",
-    "Xor",
-    "Mod",
-    "Where", // data movement
-    "Identity",
-    "Dropout",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Expand",
-    "Tile",
-    "Slice",
-    "Concat",
-    "Split",
-    "Gather",
-    "Pad",
-    "ConstantOfShape",
-    "Constant",
-    "Shape",
-    "Size",
-    "Range", // nn
-    "Conv",
-    "ConvTranspose",
-    "MaxPool",
-    "AveragePool",
-    "LpPool",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "GlobalLpPool",
-    "Gemm",
-    "MatMul",
-    "BatchNormalization",
-    "InstanceNormalization",
-    "LRN",
-    "Softmax",
-    "LogSoftmax",
-    "Hardmax",
-    "Resize",
-    "Upsample",
-    // reductions
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceMax",
-    "ReduceMin",
-    "ReduceProd",
-    "ReduceL1",
-    "ReduceL2",
-    "ReduceSumSquare",
-    "ReduceLogSum",
-    "ReduceLogSumExp",
-    "ArgMax",
-    "ArgMin",
-    // quantization
-    "QuantizeLinear",
-    "DequantizeLinear",
-];
-
-/// Ops of the `com.microsoft` domain it runs (its Q/DQ are the default-domain arithmetic
-/// with int4/int16 types before opset 21, as onnxruntime's quantizer emits them).
-pub const SUPPORTED_MS: &[&str] = &["MatMulNBits", "QuantizeLinear", "DequantizeLinear"];
-
+/// True when the executor runs the op on the device (folded shape ops aside): the op
+/// table's [`Trait::Gpu`], in the default domain and in `com.microsoft` (whose Q/DQ are the
+/// default-domain arithmetic with int4/int16 types before opset 21, as onnxruntime's
+/// quantizer emits them).
 fn is_supported(n: &Node) -> bool {
-    match crate::ir::canonical_domain(&n.domain) {
-        "" => SUPPORTED.contains(&n.op_type.as_str()),
-        "com.microsoft" => SUPPORTED_MS.contains(&n.op_type.as_str()),
-        _ => false,
-    }
+    op_table::has(&n.domain, &n.op_type, Trait::Gpu)
 }
 
 /// Fails, naming every op the executor lacks, before any device work. Sequence ops (lowered
@@ -153,22 +41,6 @@ pub fn check_supported(nodes: &[Node]) -> Result<()> {
             missing.join(", ")
         )))
     }
-}
-
-pub fn attr_i(n: &Node, name: &str, default: i64) -> i64 {
-    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
-}
-
-pub fn attr_f(n: &Node, name: &str, default: f32) -> f32 {
-    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
-}
-
-pub fn attr_ints(n: &Node, name: &str) -> Option<Vec<i64>> {
-    n.attr(name).and_then(|a| a.as_ints()).map(|v| v.to_vec())
-}
-
-pub fn attr_s<'a>(n: &'a Node, name: &str) -> Option<&'a str> {
-    n.attr(name).and_then(|a| a.as_str())
 }
 
 /// Normalizes a possibly negative axis.
@@ -213,41 +85,12 @@ pub fn run_node(ex: &mut Exec) -> Result<()> {
     Err(ex.err("unsupported op"))
 }
 
-/// Ops whose float16 outputs are input values moved or selected, never new values.
-const EXACT_IN_HALF: &[&str] = &[
-    "Cast",
-    "CastLike",
-    "Identity",
-    "Dropout",
-    "Reshape",
-    "Flatten",
-    "Squeeze",
-    "Unsqueeze",
-    "Transpose",
-    "Expand",
-    "Tile",
-    "Slice",
-    "Concat",
-    "Split",
-    "Gather",
-    "Relu",
-    "Abs",
-    "Neg",
-    "Max",
-    "Min",
-    "Where",
-    "MaxPool",
-    "GlobalMaxPool",
-];
-
 /// Rounds the node's float16/bfloat16 outputs to their type in place. The device computes
 /// 16-bit floats in f32; onnxruntime rounds each op's result to the output type, so without
 /// this the two drift apart along a chain of fp16 ops.
 pub fn round_half_outputs(ex: &mut Exec) -> Result<()> {
     let n = ex.node;
-    if crate::ir::canonical_domain(&n.domain).is_empty()
-        && EXACT_IN_HALF.contains(&n.op_type.as_str())
-    {
+    if op_table::has(&n.domain, &n.op_type, Trait::ExactInHalf) {
         return Ok(());
     }
     for j in 0..n.outputs.len() {

@@ -3,7 +3,7 @@
 
 use super::{attr_i, attr_ints, attr_s, axis, f};
 use crate::error::Result;
-use crate::runtime::gpu::executor::Exec;
+use crate::runtime::gpu::exec::Exec;
 use crate::runtime::gpu::host::{broadcast_strides, is_float_class, slice_plan, strides};
 
 /// A strided region copy: element at region coordinate c goes from

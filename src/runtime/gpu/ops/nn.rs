@@ -2,7 +2,7 @@
 
 use super::{attr_f, attr_i, attr_ints, attr_s, axis, f};
 use crate::error::Result;
-use crate::runtime::gpu::executor::Exec;
+use crate::runtime::gpu::exec::Exec;
 use crate::runtime::gpu::host::broadcast_strides;
 
 /// Spatial geometry of a 1-D, 2-D or 3-D window op, as (D, H, W) triples (leading dims of
@@ -394,7 +394,7 @@ fn gemm(ex: &mut Exec) -> Result<()> {
 fn gemm_blocks(
     ex: &mut Exec,
     a: &wgpu::Buffer,
-    blocks: &crate::runtime::gpu::executor::Chunked,
+    blocks: &crate::runtime::gpu::exec::Chunked,
     c: &wgpu::Buffer,
     y: &wgpu::Buffer,
     (m, nn, k): (usize, usize, usize),

@@ -4,7 +4,7 @@
 use super::{attr_i, axis};
 use crate::error::Result;
 use crate::ir::DataType;
-use crate::runtime::gpu::executor::Exec;
+use crate::runtime::gpu::exec::Exec;
 use crate::runtime::gpu::host::HVal;
 
 /// (mode, inner, axis_len, block, n_blocks) of a scale of shape `ss` over data of shape `xs`.

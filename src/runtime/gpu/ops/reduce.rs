@@ -2,7 +2,7 @@
 
 use super::{attr_i, attr_ints, axis};
 use crate::error::Result;
-use crate::runtime::gpu::executor::Exec;
+use crate::runtime::gpu::exec::Exec;
 use crate::runtime::gpu::host::strides;
 use crate::runtime::gpu::kernels::wty;
 
