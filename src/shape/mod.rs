@@ -14,6 +14,7 @@ pub mod constant;
 mod conv_pool;
 mod elementwise;
 mod nn;
+mod recurrent;
 mod reduce;
 mod sequence;
 mod tensor_ops;
@@ -486,6 +487,7 @@ fn infer_node(cx: &mut Ctx, n: &Node, g: &crate::ir::Graph) -> Res {
         || tensor_ops::infer(cx, n, op)?
         || conv_pool::infer(cx, n, op)?
         || nn::infer(cx, n, op)?
+        || recurrent::infer(cx, n, op)
         || reduce::infer(cx, n, op)?
         || sequence::infer(cx, n, op)?
     {

@@ -51,6 +51,7 @@ pub(crate) fn infer_ms(cx: &mut Ctx, n: &Node) -> Res {
             cx.set_tensor(n, 0, elem, shape);
         }
         "Gelu" | "FastGelu" | "BiasGelu" | "QuickGelu" | "BiasAdd" => cx.copy_type_only(n, 0, 0),
+        "MultiHeadAttention" => super::recurrent::multi_head_attention(cx, n),
         // The contrib Q/DQ (int4/int16 below opset 21): same shape, type from scale or zero point.
         "DequantizeLinear" => {
             let elem = cx.elem(n, 1).unwrap_or(DataType::Float);
