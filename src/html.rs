@@ -298,6 +298,9 @@ pub fn render_html(r: &Report) -> String {
                 &rows,
                 "",
             ));
+            if let Some(f) = &v.fidelity {
+                body.push_str(&fidelity_table(f));
+            }
         }
         None => body.push_str(&missing("Fidelity", "validation was skipped in this run")),
     }
@@ -348,4 +351,41 @@ pub fn render_html(r: &Report) -> String {
 /// Writes the page atomically.
 pub fn write_html(r: &Report, path: &Path) -> Result<()> {
     write_atomic(path, render_html(r).as_bytes())
+}
+
+/// Each output's task metric, pooled value, target and worst sample, and the gate's mode.
+fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
+    use crate::fidelity::gate::fmt_value;
+    let mut t = String::from(
+        "<table><tr><th>output</th><th>metric</th><th>fidelity</th><th>target</th><th>worst sample</th><th>verdict</th><th>why this metric</th></tr>",
+    );
+    for o in &f.outputs {
+        let unit = o
+            .unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        let worst = o
+            .worst
+            .as_ref()
+            .map(|w| format!("{}: {}{unit}", esc(&w.sample), fmt_value(w.value)))
+            .unwrap_or_default();
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td>{}{unit}</td><td>{}{unit}</td><td>{worst}</td><td>{}</td><td>{}</td></tr>",
+            esc(&o.name),
+            esc(&o.metric),
+            fmt_value(o.value),
+            o.target,
+            if o.passed { "ok" } else { "below target" },
+            esc(&o.why)
+        );
+    }
+    let _ = write!(
+        t,
+        "</table><p>Gate: <b>{}</b> ({}).</p>",
+        if f.passed { "passed" } else { "below target" },
+        esc(&f.mode)
+    );
+    t
 }

@@ -34,8 +34,9 @@ pub struct PipelineOptions {
     pub html: Option<PathBuf>,
     /// Run everything, write nothing (no model, report or HTML).
     pub check: bool,
-    /// Fail (exit 3) when any output's cosine similarity to the original's is below this.
-    pub min_fidelity: Option<f64>,
+    /// Metrics and targets per output (`--metric`, `--min-fidelity`); any target makes a
+    /// fidelity below it fail the run (exit 3).
+    pub fidelity: crate::fidelity::FidelitySpec,
     /// The passes to run with their options; `None` is the default pipeline.
     pub passes: Option<Vec<PassSpec>>,
     /// Mixed precision (runs after cleanup in the default pipeline; `None` turns it off,
@@ -65,7 +66,7 @@ impl PipelineOptions {
             validate: true,
             html: None,
             check: false,
-            min_fidelity: None,
+            fidelity: Default::default(),
             passes: None,
             precision: Some(Default::default()),
             schedule: None,
@@ -374,6 +375,34 @@ fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) ->
     Ok(())
 }
 
+/// Whether a fidelity below target refuses the run, and why (see [`crate::fidelity::gate`]).
+fn gate_mode(opts: &PipelineOptions, lossy: bool) -> (bool, String) {
+    let budget_in_pass = opts.passes.iter().flatten().any(|spec| {
+        spec.name == "precision"
+            && (spec.options.contains_key("size-budget") || spec.options.contains_key("avg-bits"))
+    });
+    let budget_explicit =
+        opts.precision.as_ref().is_some_and(|p| p.budget_explicit) || budget_in_pass;
+    if opts.fidelity.has_targets() {
+        (true, "refuses: --min-fidelity given".into())
+    } else if lossy && !budget_explicit {
+        (
+            true,
+            "refuses: mixed precision at the default budget, default targets".into(),
+        )
+    } else if lossy {
+        (
+            false,
+            "reports only: explicit --size-budget/--avg-bits without --min-fidelity".into(),
+        )
+    } else {
+        (
+            false,
+            "reports only: lossless run without --min-fidelity (the tolerance decides)".into(),
+        )
+    }
+}
+
 /// Runs the whole default pipeline.
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let mut outs = plan_outputs(opts)?;
@@ -392,6 +421,12 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         add_data_output(opts, outs)?;
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
+    // Metrics are picked on the original graph, and bad output names refused before any work.
+    let plans = if opts.validate {
+        opts.fidelity.resolve(&model)?
+    } else {
+        Vec::new()
+    };
     run_passes(&mut model, opts, &mut report)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
     let lossy = report
@@ -412,6 +447,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
     let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
     let mut failure = None;
     if opts.validate {
+        let (enforced, mode) = gate_mode(opts, lossy);
         let vopts = ValidationOptions {
             inputs_dir: validation_dir.clone(),
             bindings: opts.bindings.clone(),
@@ -420,10 +456,11 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             tolerance: opts.tolerance,
             runtime: opts.runtime,
             adapter: opts.adapter.clone(),
-            lossy_min_fidelity: lossy.then(|| {
-                opts.min_fidelity
-                    .unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
-            }),
+            lossy,
+            fidelity: plans,
+            fidelity_enforced: enforced,
+            fidelity_mode: mode,
+            min_fidelity: opts.fidelity.target_all,
         };
         let mut v = validate(&opts.model, &staged, &model, &vopts)?;
         // Why `auto` left onnxruntime may name the staged file: name the destination.
@@ -433,12 +470,23 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
                 &opts.output.display().to_string(),
             )
         });
+        let below: Vec<String> = v
+            .fidelity
+            .iter()
+            .flat_map(|f| f.failing())
+            .map(|o| o.describe())
+            .collect();
         if !v.done {
             // `--runtime auto` found no runtime able to run the models: reported as not
             // done (never as passed); the output is written as with --no-validate.
             crate::progress::warn(&format!(
                 "validation not done: {}",
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
+            ));
+        } else if lossy && !below.is_empty() && !enforced {
+            crate::progress::warn(&format!(
+                "fidelity below target ({}); written anyway: an explicit --size-budget/--avg-bits is the contract (give --min-fidelity to refuse)",
+                below.join("; ")
             ));
         } else if !v.passed && lossy {
             let hint = if validation_dir.is_some() {
@@ -447,19 +495,18 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
                 "raise --size-budget, pass --calib with real inputs, or lower --min-fidelity"
             };
             failure = Some(Error::Validation(format!(
-                "fidelity (smallest output cosine) {:.6} of the mixed-precision output is below {}; no output written ({hint})",
-                v.cosine,
-                v.min_fidelity.unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
+                "fidelity of the mixed-precision output below target: {}; no output written ({hint})",
+                below.join("; ")
             )));
-        } else if !v.passed {
+        } else if !v.passed && v.tolerance_err > v.tolerance {
             failure = Some(Error::Validation(format!(
                 "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",
                 v.tolerance_err, v.tolerance, v.max_abs_err
             )));
-        } else if let Some(min) = opts.min_fidelity.filter(|&m| v.cosine < m) {
+        } else if !v.passed {
             failure = Some(Error::Validation(format!(
-                "fidelity (smallest output cosine) {:.6} is below --min-fidelity {min}; no output written",
-                v.cosine
+                "fidelity below --min-fidelity: {}; no output written",
+                below.join("; ")
             )));
         }
         report.validation = Some(v);

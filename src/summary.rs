@@ -69,16 +69,19 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     }
     match &r.validation {
         Some(v) => {
+            let reported_only = v.fidelity.as_ref().is_some_and(|f| !f.enforced);
             let verdict = if !v.done {
                 "NOT DONE (no runtime could run the models)".to_string()
             } else if v.passed {
                 if v.bit_identical {
                     "passed (bit-identical)".to_string()
-                } else if let Some(min) = v.min_fidelity {
-                    format!("passed (fidelity >= {min})")
+                } else if v.criterion == "fidelity" {
+                    "passed (fidelity >= target)".to_string()
                 } else {
                     "passed".to_string()
                 }
+            } else if v.criterion == "fidelity" && reported_only {
+                "below target (reported, not refused)".to_string()
             } else {
                 "FAILED".to_string()
             };
@@ -90,12 +93,43 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
             if let Some(why) = &v.fallback_reason {
                 let _ = writeln!(s, "            fallback: {why}");
             }
+            for o in v.fidelity.iter().flat_map(|f| &f.outputs) {
+                let _ = writeln!(s, "{}", fidelity_line(o));
+            }
+            if let Some(f) = v.fidelity.as_ref().filter(|f| !f.passed) {
+                let _ = writeln!(s, "            gate {}", f.mode);
+            }
         }
         None => {
             let _ = writeln!(s, "validation  skipped (--no-validate)");
         }
     }
     s
+}
+
+/// `fidelity    'y' top1 1 (target 0.99) over 2 sample(s), worst random_1: 1 -> ok; auto: produced by Softmax over the last axis: class scores`
+fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
+    use crate::fidelity::gate::fmt_value;
+    let unit = o
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    let worst = o
+        .worst
+        .as_ref()
+        .map(|w| format!(", worst {}: {}{unit}", w.sample, fmt_value(w.value)))
+        .unwrap_or_default();
+    format!(
+        "fidelity    '{}' {} {}{unit} (target {}{unit}) over {} sample(s){worst} -> {}; {}",
+        o.name,
+        o.metric,
+        fmt_value(o.value),
+        o.target,
+        o.samples,
+        if o.passed { "ok" } else { "BELOW TARGET" },
+        o.why
+    )
 }
 
 /// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`
