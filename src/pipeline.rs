@@ -351,15 +351,20 @@ fn stage_side_outputs(report: &Report, outs: &Outputs) -> Result<()> {
 fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) -> Result<()> {
     let precision_slot = PrecisionSlot::default();
     let schedule_slot = ScheduleSlot::default();
+    // Calibration data is not validation data: without --inputs, part of it is held out.
+    let precision = opts.precision.clone().map(|mut p| {
+        p.holdout = opts.inputs.is_none() && opts.validate;
+        p
+    });
     let mut passes = match &opts.passes {
         Some(specs) => passes_from_specs(
             specs,
-            opts.precision.as_ref(),
+            precision.as_ref(),
             &precision_slot,
             opts.schedule.as_ref(),
             &schedule_slot,
         )?,
-        None => default_passes(opts.precision.as_ref(), &precision_slot),
+        None => default_passes(precision.as_ref(), &precision_slot),
     };
     let listed = |name: &str| opts.passes.iter().flatten().any(|spec| spec.name == name);
     if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
@@ -445,6 +450,18 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         .and_then(|p| p["calibration"]["dir"].as_str())
         .map(PathBuf::from);
     let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
+    // The held-out part of the calibration folder, when it was split (and validates here).
+    let held_out: Option<Vec<String>> = report
+        .sections
+        .get("precision")
+        .map(|p| &p["calibration"]["holdout"]["validation_samples"])
+        .and_then(|v| v.as_array())
+        .filter(|v| !v.is_empty() && opts.inputs.is_none() && lossy)
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        });
     let mut failure = None;
     if opts.validate {
         let (enforced, mode) = gate_mode(opts, lossy);
@@ -461,6 +478,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             fidelity_enforced: enforced,
             fidelity_mode: mode,
             min_fidelity: opts.fidelity.target_all,
+            only_samples: held_out,
         };
         let mut v = validate(&opts.model, &staged, &model, &vopts)?;
         // Why `auto` left onnxruntime may name the staged file: name the destination.

@@ -46,6 +46,9 @@ pub struct ValidationOptions {
     pub fidelity_mode: String,
     /// The single `--min-fidelity F` given for every output, for the report.
     pub min_fidelity: Option<f64>,
+    /// Validate on these samples of `inputs_dir` only (by file or folder name): the part
+    /// of a calibration folder held out of calibration.
+    pub only_samples: Option<Vec<String>>,
 }
 
 impl Default for ValidationOptions {
@@ -63,6 +66,7 @@ impl Default for ValidationOptions {
             fidelity_enforced: false,
             fidelity_mode: "reports only: no --min-fidelity and a lossless run".into(),
             min_fidelity: None,
+            only_samples: None,
         }
     }
 }
@@ -184,10 +188,19 @@ pub fn validation_samples(
 ) -> Result<(ValidationSamples, String)> {
     let specs = input_specs(model, &opts.bindings)?;
     match &opts.inputs_dir {
-        Some(dir) => Ok((
-            ValidationSamples::Loaded(load_input_dir(dir, &specs)?),
-            dir.display().to_string(),
-        )),
+        Some(dir) => {
+            let mut samples = load_input_dir(dir, &specs)?;
+            let mut used = dir.display().to_string();
+            if let Some(only) = &opts.only_samples {
+                let total = samples.len();
+                samples.retain(|s| only.contains(&s.id));
+                used = format!(
+                    "{used} (held out of calibration: {} of {total} samples)",
+                    samples.len()
+                );
+            }
+            Ok((ValidationSamples::Loaded(samples), used))
+        }
         None => {
             if opts.samples == 0 {
                 return Err(Error::Usage(

@@ -333,3 +333,84 @@ fn one_bad_sample_passes_the_pooled_gate_and_is_named() {
     );
     assert!(!d.join("o2.onnx").exists());
 }
+
+#[test]
+fn calibration_folder_is_split_when_no_inputs_are_given() {
+    let (_dir, d) = workspace(false);
+    let holdout = |r: &serde_json::Value| r["precision"]["calibration"]["holdout"].clone();
+    let run_ok = |extra: &[&str]| {
+        let mut args = vec![
+            "head.onnx",
+            "-o",
+            "o.onnx",
+            "--size-budget",
+            "0.3",
+            "--metric",
+            "cosine",
+            "--report",
+            "r.json",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&d, &args);
+        assert!(o.status.success(), "{}", text(&o));
+        report(&d.join("r.json"))
+    };
+    // 16 samples: a quarter (4) validates, 12 remain for calibration (8 of them used).
+    let r = run_ok(&["--calib", "cal"]);
+    let h = holdout(&r);
+    let held: Vec<String> = h["validation_samples"]
+        .as_array()
+        .expect("validation_samples")
+        .iter()
+        .map(|s| s.as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(held.len(), 4, "{h}");
+    assert_eq!(
+        (h["folder_samples"].as_u64(), h["calibration_pool"].as_u64()),
+        (Some(16), Some(12)),
+        "{h}"
+    );
+    let v = &r["validation"];
+    assert_eq!(v["samples"], 4, "{v}");
+    assert!(
+        v["inputs_used"]
+            .as_str()
+            .is_some_and(|s| s.contains("held out of calibration: 4 of 16")),
+        "{v}"
+    );
+    let worst = v["fidelity"]["outputs"][0]["worst"]["sample"]
+        .as_str()
+        .expect("worst")
+        .to_string();
+    assert!(
+        held.contains(&worst),
+        "validated on a sample not held out: {worst} {held:?}"
+    );
+    // Seeded: the same seed gives the same split, another seed another one.
+    assert_eq!(
+        holdout(&run_ok(&["--calib", "cal"]))["validation_samples"],
+        h["validation_samples"]
+    );
+    assert_ne!(
+        holdout(&run_ok(&["--calib", "cal", "--seed", "5"]))["validation_samples"],
+        h["validation_samples"]
+    );
+    // Given --inputs, nothing is held out.
+    let r = run_ok(&["--calib", "cal", "--inputs", "val"]);
+    assert!(holdout(&r).is_null(), "{}", holdout(&r));
+    assert_eq!(r["validation"]["samples"], 20);
+    // Too few samples to split: validation reuses them, and the report says so.
+    for i in 6..16 {
+        std::fs::remove_file(d.join(format!("cal/s{i:02}.npy"))).expect("rm");
+    }
+    let r = run_ok(&["--calib", "cal"]);
+    assert!(
+        holdout(&r)["not_split"]
+            .as_str()
+            .is_some_and(|s| s.contains("6 samples")),
+        "{}",
+        holdout(&r)
+    );
+    assert_eq!(r["validation"]["samples"], 6);
+}

@@ -119,6 +119,9 @@ pub struct PrecisionConfig {
     /// then an output that does not meet it, for any reason, is an error naming the
     /// smallest feasible value. The default budget may be missed with a note.
     pub budget_explicit: bool,
+    /// Hold a seeded quarter of the `--calib` samples out of calibration for validation
+    /// (the pipeline sets it when no `--inputs` are given; see [`crate::fidelity::holdout`]).
+    pub holdout: bool,
 }
 
 impl Default for PrecisionConfig {
@@ -143,6 +146,7 @@ impl Default for PrecisionConfig {
             strict: false,
             explicit: false,
             budget_explicit: false,
+            holdout: false,
         }
     }
 }
@@ -667,8 +671,48 @@ fn calibrate_candidates(
                 .into(),
         ));
     }
-    let (samples, warning) =
-        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
+    let split = cfg.holdout && cfg.calib_dir.is_some();
+    let count = if split { 0 } else { cfg.calib_samples };
+    let (mut samples, warning) =
+        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, count)?;
+    let mut holdout = None;
+    if split {
+        let total = samples.len();
+        holdout = Some(match crate::fidelity::holdout::held_out(total, cfg.seed) {
+            Some(idx) => {
+                let mut held = Vec::new();
+                let mut kept = Vec::new();
+                for (i, s) in samples.into_iter().enumerate() {
+                    if idx.binary_search(&i).is_ok() {
+                        held.push(s.id);
+                    } else {
+                        kept.push(s);
+                    }
+                }
+                samples = kept;
+                json!({
+                    "seed": cfg.seed,
+                    "folder_samples": total,
+                    "validation_samples": held,
+                    "calibration_pool": samples.len(),
+                    "rule": crate::fidelity::holdout::rule(),
+                })
+            }
+            None => json!({
+                "seed": cfg.seed,
+                "folder_samples": total,
+                "validation_samples": [],
+                "calibration_pool": total,
+                "rule": crate::fidelity::holdout::rule(),
+                "not_split": format!(
+                    "{total} samples: too few to hold out; validation reuses the calibration samples (pass --inputs for held-apart ones)"
+                ),
+            }),
+        });
+        if cfg.calib_samples > 0 {
+            samples.truncate(cfg.calib_samples);
+        }
+    }
     if let Some(w) = &warning {
         crate::progress::warn(w);
     }
@@ -688,6 +732,7 @@ fn calibrate_candidates(
         None => format!("seeded random (seed {})", cfg.seed),
     };
     calib.warning = warning;
+    calib.holdout = holdout;
     Ok((samples, calib))
 }
 
@@ -890,6 +935,7 @@ fn section(
             "samples": calib.samples,
             "method": cfg.calib_method.name(),
             "warning": calib.warning,
+            "holdout": calib.holdout,
         },
         "objective": cfg.objective.name(),
         "errors": {
