@@ -348,12 +348,18 @@ fn stage_side_outputs(report: &Report, outs: &Outputs) -> Result<()> {
 }
 
 /// Runs the passes the options ask for; fills the report's pass records and sections.
-fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) -> Result<()> {
+fn run_passes(
+    model: &mut Model,
+    opts: &PipelineOptions,
+    plans: &[crate::fidelity::OutputPlan],
+    report: &mut Report,
+) -> Result<()> {
     let precision_slot = PrecisionSlot::default();
     let schedule_slot = ScheduleSlot::default();
     // Calibration data is not validation data: without --inputs, part of it is held out.
     let precision = opts.precision.clone().map(|mut p| {
         p.holdout = opts.inputs.is_none() && opts.validate;
+        p.search = search_for(opts, &p, plans);
         p
     });
     let mut passes = match &opts.passes {
@@ -378,6 +384,69 @@ fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) ->
         report.sections.insert("schedule".into(), section);
     }
     Ok(())
+}
+
+/// The first budget the search probes: the default budget, where uniform int8 fits.
+pub const SEARCH_START: f64 = 0.30;
+/// The largest useful budget: every weight at fp16 fits in half the fp32 bytes.
+pub const SEARCH_MAX: f64 = 0.5;
+/// The search stops when the smallest passing and the largest failing budget are this close.
+pub const SEARCH_TOLERANCE: f64 = 0.02;
+
+/// The fidelity-driven search, when it applies: mixed precision with `--calib`, no explicit
+/// budget, and validation on. Each probe stages the candidate in a temporary folder and
+/// validates it as the final model will be (same samples: `--inputs`, else the held-out
+/// quarter of `--calib`; same metrics and targets).
+fn search_for(
+    opts: &PipelineOptions,
+    cfg: &PrecisionConfig,
+    plans: &[crate::fidelity::OutputPlan],
+) -> Option<crate::passes::precision::pass::Search> {
+    use crate::passes::precision::pass::{ProbeVerdict, Search};
+    let calib = cfg.calib_dir.clone()?;
+    if !opts.validate || cfg.budget_explicit {
+        return None;
+    }
+    let vopts = ValidationOptions {
+        inputs_dir: Some(opts.inputs.clone().unwrap_or(calib)),
+        bindings: opts.bindings.clone(),
+        seed: opts.seed,
+        samples: opts.samples,
+        tolerance: opts.tolerance,
+        runtime: opts.runtime,
+        adapter: opts.adapter.clone(),
+        lossy: true,
+        fidelity: plans.to_vec(),
+        fidelity_enforced: true,
+        fidelity_mode: "search probe".into(),
+        min_fidelity: opts.fidelity.target_all,
+        only_samples: None,
+        holdout_seed: opts.inputs.is_none().then_some(cfg.seed),
+    };
+    let original = opts.model.clone();
+    let probe = move |m: &Model| -> Result<ProbeVerdict> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Error::Internal(format!("a folder for the search's probe: {e}")))?;
+        let path = dir.path().join("probe.onnx");
+        save_model(m, &path, &ExportOptions::default())?;
+        let v = validate(&original, &path, m, &vopts)?;
+        let outputs = v
+            .fidelity
+            .iter()
+            .flat_map(|f| &f.outputs)
+            .map(|o| (o.name.clone(), o.value))
+            .collect();
+        Ok(ProbeVerdict {
+            passed: v.done && v.passed,
+            outputs,
+        })
+    };
+    Some(Search {
+        probe: std::sync::Arc::new(probe),
+        start: SEARCH_START,
+        max: SEARCH_MAX,
+        tolerance: SEARCH_TOLERANCE,
+    })
 }
 
 /// Whether a fidelity below target refuses the run, and why (see [`crate::fidelity::gate`]).
@@ -432,7 +501,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
     } else {
         Vec::new()
     };
-    run_passes(&mut model, opts, &mut report)?;
+    run_passes(&mut model, opts, &plans, &mut report)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
     let lossy = report
         .passes
@@ -479,6 +548,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             fidelity_mode: mode,
             min_fidelity: opts.fidelity.target_all,
             only_samples: held_out,
+            holdout_seed: None,
         };
         let mut v = validate(&opts.model, &staged, &model, &vopts)?;
         // Why `auto` left onnxruntime may name the staged file: name the destination.

@@ -61,6 +61,14 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     if let Some(line) = r.sections.get("precision").and_then(precision_line) {
         let _ = writeln!(s, "{line}");
     }
+    if let Some(lines) = r
+        .sections
+        .get("precision")
+        .and_then(|p| p.get("search"))
+        .and_then(search_lines)
+    {
+        let _ = write!(s, "{lines}");
+    }
     if let Some(line) = r.sections.get("schedule").and_then(schedule_line) {
         let _ = writeln!(s, "{line}");
     }
@@ -130,6 +138,51 @@ fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
         if o.passed { "ok" } else { "BELOW TARGET" },
         o.why
     )
+}
+
+/// One line per probe of the fidelity-driven search, then the choice:
+/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` … `search      chose budget 0.2375 (size 0.236)`
+fn search_lines(search: &serde_json::Value) -> Option<String> {
+    use crate::fidelity::gate::fmt_value;
+    let mut out = String::new();
+    for p in search.get("probes")?.as_array()? {
+        let budget = p.get("budget")?.as_f64()?;
+        let secs = p.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let what = match p.get("infeasible").and_then(|v| v.as_str()) {
+            Some(_) => "infeasible".to_string(),
+            None => {
+                let size = p
+                    .get("size_fraction")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
+                let fid: Vec<String> = p
+                    .get("fidelity")
+                    .and_then(|f| f.as_object())
+                    .map(|f| {
+                        f.iter()
+                            .map(|(k, v)| {
+                                format!("'{k}' {}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let verdict = if p.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                    "passed"
+                } else {
+                    "below target"
+                };
+                format!("size {size:.3}, {verdict} ({})", fid.join(", "))
+            }
+        };
+        let _ = writeln!(out, "search      budget {budget:.4}: {what} {secs:.1}s");
+    }
+    let _ = writeln!(
+        out,
+        "search      chose budget {:.4} (size {:.3}): the smallest that passed",
+        search.get("chosen_budget")?.as_f64()?,
+        search.get("chosen_size_fraction")?.as_f64()?
+    );
+    Some(out)
 }
 
 /// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`

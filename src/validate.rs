@@ -49,6 +49,9 @@ pub struct ValidationOptions {
     /// Validate on these samples of `inputs_dir` only (by file or folder name): the part
     /// of a calibration folder held out of calibration.
     pub only_samples: Option<Vec<String>>,
+    /// Validate on the quarter of `inputs_dir` that [`crate::fidelity::holdout::held_out`]
+    /// holds out with this seed (all of it when the folder is too small to split).
+    pub holdout_seed: Option<u64>,
 }
 
 impl Default for ValidationOptions {
@@ -67,6 +70,7 @@ impl Default for ValidationOptions {
             fidelity_mode: "reports only: no --min-fidelity and a lossless run".into(),
             min_fidelity: None,
             only_samples: None,
+            holdout_seed: None,
         }
     }
 }
@@ -191,6 +195,21 @@ pub fn validation_samples(
         Some(dir) => {
             let mut samples = load_input_dir(dir, &specs)?;
             let mut used = dir.display().to_string();
+            if let Some(idx) = opts
+                .holdout_seed
+                .and_then(|seed| crate::fidelity::holdout::held_out(samples.len(), seed))
+            {
+                let total = samples.len();
+                let mut i = 0;
+                samples.retain(|_| {
+                    i += 1;
+                    idx.binary_search(&(i - 1)).is_ok()
+                });
+                used = format!(
+                    "{used} (held out of calibration: {} of {total} samples)",
+                    samples.len()
+                );
+            }
             if let Some(only) = &opts.only_samples {
                 let total = samples.len();
                 samples.retain(|s| only.contains(&s.id));
