@@ -437,7 +437,7 @@ fn the_search_writes_the_smallest_passing_budget_and_lists_its_probes() {
         (o.status.code(), report(&d.join("r.json")), text(&o))
     };
     // --calib without a budget: the search.
-    let (code, r, out) = run_json(&["--min-fidelity", target]);
+    let (code, r, out) = run_json(&["--min-fidelity", target, "--html", "r.html"]);
     assert_eq!(code, Some(0), "{out}");
     let s = &r["precision"]["search"];
     let probes = s["probes"].as_array().expect("probes");
@@ -474,6 +474,18 @@ fn the_search_writes_the_smallest_passing_budget_and_lists_its_probes() {
         "the written model is the chosen probe"
     );
     assert_eq!(r["validation"]["passed"], true);
+    // The HTML report draws the probes' size–fidelity curve: a point per probe, fp32, a ring.
+    let page = std::fs::read_to_string(d.join("r.html")).expect("html");
+    let curve = page
+        .split("id=\"search-curve\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</figure>").next())
+        .expect("the search-curve figure");
+    assert_eq!(
+        curve.matches("<circle").count(),
+        probes.len() + 2,
+        "{curve}"
+    );
 
     // A sweep of fixed budgets, validated on the same held-out quarter: the chosen size is
     // within 0.03 of the smallest that passes.
