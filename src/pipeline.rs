@@ -462,7 +462,7 @@ fn gate_mode(opts: &PipelineOptions, lossy: bool) -> (bool, String) {
     } else if lossy && !budget_explicit {
         (
             true,
-            "refuses: mixed precision at the default budget, default targets".into(),
+            "refuses: mixed precision without an explicit budget (the search with --calib, else the default budget) at the default targets".into(),
         )
     } else if lossy {
         (
