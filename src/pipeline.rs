@@ -485,7 +485,33 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
 
 /// [`run_pipeline`] once its outputs are planned.
 fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOutcome> {
-    let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+    let loaded = load_model(&opts.model)?;
+    // Without data, a dynamic batch dimension is bound to 1 (with a note).
+    let no_data = opts.inputs.is_none()
+        && opts
+            .precision
+            .as_ref()
+            .and_then(|p| p.calib_dir.as_ref())
+            .is_none();
+    let batch = if no_data {
+        crate::data::batch::batch_bindings(&loaded, &opts.bindings)
+    } else {
+        Vec::new()
+    };
+    let bound_opts;
+    let opts = if batch.is_empty() {
+        opts
+    } else {
+        let mut o = opts.clone();
+        for b in &batch {
+            o.bindings.insert(b.input.clone(), b.dims.clone());
+        }
+        bound_opts = o;
+        &bound_opts
+    };
+    let mut model = loaded;
+    infer(&mut model, &opts.bindings).map_err(|e| Error::input(&opts.model, e))?;
+    crate::onnx_io::limits::check_inferred(&model, &opts.model)?;
     for f in &model.external_data_files {
         outs.protect("the input model's external data", f)?;
     }
@@ -495,6 +521,19 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         add_data_output(opts, outs)?;
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
+    if !batch.is_empty() {
+        let bound: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|b| serde_json::json!({"input": b.input, "symbol": b.symbol, "bound_to": b.dims}))
+            .collect();
+        report.sections.insert(
+            "inputs".into(),
+            serde_json::json!({
+                "batch_bound_to_1": bound,
+                "note": "a dynamic batch dimension was bound to 1 (no --inputs, --calib or --input-shape says otherwise); pass --input-shape NAME=DIMS to choose another",
+            }),
+        );
+    }
     // Metrics are picked on the original graph, and bad output names refused before any work.
     let plans = if opts.validate {
         opts.fidelity.resolve(&model)?

@@ -30,6 +30,25 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
         m.parameters,
         human_bytes(m.bytes)
     );
+    if let Some(bound) = r
+        .sections
+        .get("inputs")
+        .and_then(|i| i.get("batch_bound_to_1"))
+        .and_then(|b| b.as_array())
+    {
+        for b in bound {
+            let _ = writeln!(
+                s,
+                "inputs      '{}': dynamic batch '{}' bound to 1 ({}); --input-shape chooses another",
+                b["input"].as_str().unwrap_or("?"),
+                b["symbol"].as_str().unwrap_or("?"),
+                b["bound_to"]
+                    .as_array()
+                    .map(|d| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     for p in &r.passes {
         let what = if p.changes.is_empty() {
             "no change".to_string()

@@ -542,6 +542,14 @@ fn exact_validation(d: &Path, name: &str) {
     );
 }
 
+fn batch_bound_to_1(d: &Path, name: &str) {
+    let r = report(d, "r.json");
+    let b = &r["inputs"]["batch_bound_to_1"][0];
+    assert_eq!(b["input"], "x", "{name}: {r}");
+    assert_eq!(b["bound_to"], serde_json::json!([1, 8]), "{name}: {b}");
+    assert_eq!(r["validation"]["passed"], true, "{name}");
+}
+
 fn int8_dropped(d: &Path, name: &str) {
     let r = report(d, "r.json");
     let dropped = r["precision"]["int8_without_range"]
@@ -717,6 +725,9 @@ fn rows() -> Vec<Row> {
         row("iou_target_above_1", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=iou:0.5", "--min-fidelity", "y=1.5"], 2).err("--min-fidelity y=1.5"),
         row("min_fidelity_with_no_validate", &[], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "0.9", NV], 2).err("--min-fidelity needs validation"),
         row("config_unknown_metric", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@bad-metric.toml"], 2).err("bad-metric.toml: key 'metric' = bogus: unknown metric 'bogus'"),
+        // Issue 16: a dynamic batch dimension binds to 1 without data; with data the data decides.
+        row("dynamic_batch_bound_to_1", &[], &["@dyn.onnx", "-o", "@o.onnx", NP, "--report", "@r.json", "-q"], 0)
+            .out(&["o.onnx", "r.json"]).check(batch_bound_to_1),
         row("metric_and_target_per_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=snr", "--min-fidelity", "y=10", NP, "--report", "@r.json", "-q"], 0)
             .out(&["o.onnx", "r.json"]),
     ]
