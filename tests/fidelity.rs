@@ -35,6 +35,22 @@ fn report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("report is JSON")
 }
 
+/// The report matches schema/report.schema.json (its search, hold-out and fidelity parts).
+fn assert_schema(report: &serde_json::Value) {
+    let text = std::fs::read_to_string(common::root().join("schema/report.schema.json"))
+        .expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    let v = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = v
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match the schema: {errors:#?}"
+    );
+}
+
 /// A deterministic stream of roughly normal values (sum of uniforms from an LCG).
 struct Noise(u64);
 
@@ -366,6 +382,7 @@ fn calibration_folder_is_split_when_no_inputs_are_given() {
         .map(|s| s.as_str().expect("name").to_string())
         .collect();
     assert_eq!(held.len(), 4, "{h}");
+    assert_schema(&r);
     assert_eq!(
         (h["folder_samples"].as_u64(), h["calibration_pool"].as_u64()),
         (Some(16), Some(12)),
@@ -474,6 +491,7 @@ fn the_search_writes_the_smallest_passing_budget_and_lists_its_probes() {
         "the written model is the chosen probe"
     );
     assert_eq!(r["validation"]["passed"], true);
+    assert_schema(&r);
     // The HTML report draws the probes' size–fidelity curve: a point per probe, fp32, a ring.
     let page = std::fs::read_to_string(d.join("r.html")).expect("html");
     let curve = page
