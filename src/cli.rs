@@ -67,9 +67,15 @@ pub struct RunArgs {
     /// Run everything but write nothing; exit 3 when fidelity is below --min-fidelity.
     #[arg(long)]
     pub check: bool,
-    /// Smallest acceptable fidelity: the cosine similarity of every output to the original's.
-    #[arg(long, value_name = "COSINE", allow_negative_numbers = true)]
-    pub min_fidelity: Option<f64>,
+    /// Target fidelity: `F` for every output or `OUTPUT=F` for one (repeatable), in the
+    /// output's metric (a rate or cosine; dB for snr) [default: 0.99; 20 dB for snr]. Given,
+    /// a run whose pooled fidelity is below it fails (exit 3); see docs/fidelity.md.
+    #[arg(long, value_name = "[OUTPUT=]F", allow_negative_numbers = true)]
+    pub min_fidelity: Vec<String>,
+    /// Task metric: `NAME` for every output or `OUTPUT=NAME` for one (repeatable): top1,
+    /// topk:K, cosine, iou:T, snr or auto (top1 for class scores, else cosine) [default: auto].
+    #[arg(long, value_name = "[OUTPUT=]NAME")]
+    pub metric: Vec<String>,
     /// Read settings from this file instead of `optimize.toml` beside the model.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -259,6 +265,11 @@ pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
     crate::value_checks::check_run_flags(&run)?;
     let a = crate::config::merge_config_file(run, &model)?;
     crate::progress::set_quiet(a.quiet);
+    if a.no_validate && !a.min_fidelity.is_empty() {
+        return Err(Error::Usage(
+            "--min-fidelity needs validation: drop --no-validate (or the target)".into(),
+        ));
+    }
     let output = match (a.output.clone(), a.check) {
         (Some(o), _) => o,
         // --check writes nothing; the output path only names the staged file.
@@ -283,7 +294,9 @@ pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
         adapter: a.adapter,
         html: a.html,
         check: a.check,
-        min_fidelity: a.min_fidelity,
+        fidelity: crate::fidelity::FidelitySpec::parse(&a.metric, &a.min_fidelity).map_err(
+            |e| crate::value_checks::flag_error(&format!("--{}", e.key), e.value, e.why),
+        )?,
         passes: a.passes,
         precision,
         schedule: crate::passes::schedule::tiling_mode::apply(

@@ -9,7 +9,8 @@
 //! html = "report.html"
 //! input-shape = ["x=1x3x48x192"]
 //! tolerance = 1e-4
-//! min-fidelity = 0.999
+//! min-fidelity = 0.999        # or a list: ["0.99", "prob=0.98"] (see docs/fidelity.md)
+//! metric = "auto"             # or a list: ["top1", "map=iou:0.3"]
 //! calib = "calib/"            # mixed precision: calibration inputs
 //! size-budget = 0.3           # or avg-bits = 6; precision = false turns the pass off
 //! scratchpad = "512KiB"       # scheduling: or target = "npu.toml"; plan = "plan.json"
@@ -49,7 +50,8 @@ struct ConfigFile {
     seed: Option<u64>,
     samples: Option<usize>,
     validate: Option<bool>,
-    min_fidelity: Option<f64>,
+    min_fidelity: Option<Entries>,
+    metric: Option<Entries>,
     calib: Option<PathBuf>,
     calib_method: Option<String>,
     size_budget: Option<f64>,
@@ -66,6 +68,36 @@ struct ConfigFile {
     tiling: Option<String>,
     #[serde(rename = "pass")]
     passes: Option<Vec<PassSpec>>,
+}
+
+/// A key that takes one entry or a list, like the repeatable flags (`--metric`,
+/// `--min-fidelity`): `0.99`, `"top1"`, or `["top1", "prob=iou:0.3"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Entries {
+    One(Entry),
+    Many(Vec<Entry>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Number(f64),
+    Text(String),
+}
+
+impl Entries {
+    /// The entries as the flags would give them (numbers as messages show them).
+    fn strings(&self) -> Vec<String> {
+        let one = |e: &Entry| match e {
+            Entry::Number(x) => crate::value_checks::Shown::shown(*x),
+            Entry::Text(t) => t.clone(),
+        };
+        match self {
+            Entries::One(e) => vec![one(e)],
+            Entries::Many(v) => v.iter().map(one).collect(),
+        }
+    }
 }
 
 /// The scheduling settings, at the top level of the file or as the options of
@@ -162,7 +194,9 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
 fn check_values(cfg: &ConfigFile, path: &Path) -> Result<()> {
     use crate::value_checks as v;
     v::key(path, "tolerance", cfg.tolerance, v::tolerance)?;
-    v::key(path, "min-fidelity", cfg.min_fidelity, v::min_fidelity)?;
+    let strings = |e: &Option<Entries>| e.as_ref().map(Entries::strings).unwrap_or_default();
+    crate::fidelity::FidelitySpec::parse(&strings(&cfg.metric), &strings(&cfg.min_fidelity))
+        .map_err(|e| v::key_error(path, e.key, e.value, e.why))?;
     v::key(path, "samples", cfg.samples, v::samples)?;
     v::key(path, "size-budget", cfg.size_budget, v::size_budget)?;
     v::key(path, "avg-bits", cfg.avg_bits, v::avg_bits)?;
@@ -289,7 +323,20 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     a.seed = a.seed.or(cfg.seed);
     a.samples = a.samples.or(cfg.samples);
     a.no_validate = a.no_validate || cfg.validate == Some(false);
-    a.min_fidelity = a.min_fidelity.or(cfg.min_fidelity);
+    if a.min_fidelity.is_empty() {
+        a.min_fidelity = cfg
+            .min_fidelity
+            .as_ref()
+            .map(Entries::strings)
+            .unwrap_or_default();
+    }
+    if a.metric.is_empty() {
+        a.metric = cfg
+            .metric
+            .as_ref()
+            .map(Entries::strings)
+            .unwrap_or_default();
+    }
     a.calib = a.calib.or(rel(cfg.calib));
     a.calib_method = a.calib_method.or(cfg.calib_method);
     if a.size_budget.is_none() && a.avg_bits.is_none() {

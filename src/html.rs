@@ -298,6 +298,9 @@ pub fn render_html(r: &Report) -> String {
                 &rows,
                 "",
             ));
+            if let Some(f) = &v.fidelity {
+                body.push_str(&fidelity_table(f));
+            }
         }
         None => body.push_str(&missing("Fidelity", "validation was skipped in this run")),
     }
@@ -327,6 +330,14 @@ pub fn render_html(r: &Report) -> String {
             "mixed precision did not run in this run",
         )),
     }
+    if let Some(p) = r
+        .sections
+        .get("precision")
+        .and_then(|p| p.get("search"))
+        .and_then(search_curve_picture)
+    {
+        body.push_str(&p);
+    }
     body.push_str("<h2>Scratchpad</h2>");
     let schedule = r.sections.get("schedule");
     match schedule.and_then(memory_plan_picture) {
@@ -348,4 +359,118 @@ pub fn render_html(r: &Report) -> String {
 /// Writes the page atomically.
 pub fn write_html(r: &Report, path: &Path) -> Result<()> {
     write_atomic(path, render_html(r).as_bytes())
+}
+
+/// Each output's task metric, pooled value, target and worst sample, and the gate's mode.
+fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
+    use crate::fidelity::gate::fmt_value;
+    let mut t = String::from(
+        "<table><tr><th>output</th><th>metric</th><th>fidelity</th><th>target</th><th>worst sample</th><th>verdict</th><th>why this metric</th></tr>",
+    );
+    for o in &f.outputs {
+        let unit = o
+            .unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default();
+        let worst = o
+            .worst
+            .as_ref()
+            .map(|w| format!("{}: {}{unit}", esc(&w.sample), fmt_value(w.value)))
+            .unwrap_or_default();
+        let _ = write!(
+            t,
+            "<tr><td>{}</td><td>{}</td><td>{}{unit}</td><td>{}{unit}</td><td>{worst}</td><td>{}</td><td>{}</td></tr>",
+            esc(&o.name),
+            esc(&o.metric),
+            fmt_value(o.value),
+            o.target,
+            if o.passed { "ok" } else { "below target" },
+            esc(&o.why)
+        );
+    }
+    let _ = write!(
+        t,
+        "</table><p>Gate: <b>{}</b> ({}).</p>",
+        if f.passed { "passed" } else { "below target" },
+        esc(&f.mode)
+    );
+    t
+}
+
+/// The size–fidelity curve of the search's probes: weight size (fraction of fp32) across,
+/// the first output's pooled fidelity up; passed probes blue, failed orange, the written one
+/// ringed, fp32 (size 1, fidelity 1 by definition) grey.
+fn search_curve_picture(search: &Value) -> Option<String> {
+    let probes = search.get("probes")?.as_array()?;
+    let mut pts: Vec<(f64, f64, bool, f64)> = Vec::new();
+    let mut output = String::new();
+    for p in probes {
+        let (Some(size), Some(f)) = (
+            p.get("size_fraction").and_then(|v| v.as_f64()),
+            p.get("fidelity").and_then(|v| v.as_object()),
+        ) else {
+            continue;
+        };
+        let Some((name, v)) = f.iter().next() else {
+            continue;
+        };
+        output = name.clone();
+        let budget = p.get("budget").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        pts.push((
+            size,
+            v.as_f64().unwrap_or(f64::NAN),
+            p["passed"] == true,
+            budget,
+        ));
+    }
+    if pts.is_empty() {
+        return None;
+    }
+    let chosen = search.get("chosen_budget").and_then(|v| v.as_f64());
+    let lo = pts
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::min)
+        .min(0.9);
+    let (w, h, left, bottom) = (700.0, 240.0, 50.0, 30.0);
+    let x = |s: f64| left + s.clamp(0.0, 1.0) * (w - left - 10.0);
+    let y = |v: f64| 10.0 + (1.0 - ((v - lo) / (1.0 - lo)).clamp(0.0, 1.0)) * (h - bottom - 10.0);
+    let mut svg = format!(
+        r#"<figure id="search-curve" class="picture"><figcaption>Size–fidelity of the search's probes ('{}', fidelity up, weight size as a fraction of fp32 across): blue passed, orange below target, ringed: written, grey: fp32</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="{h}" role="img">"#,
+        esc(&output)
+    );
+    let _ = write!(
+        svg,
+        r#"<line x1="{left}" y1="{b}" x2="{w}" y2="{b}" class="axis"/><line x1="{left}" y1="10" x2="{left}" y2="{b}" class="axis"/><text x="0" y="16" class="lbl">1</text><text x="0" y="{b}" class="lbl">{lo:.2}</text><text x="{left}" y="{t}" class="lbl">0</text><text x="{r}" y="{t}" class="lbl">1.0</text>"#,
+        b = h - bottom,
+        t = h - 12.0,
+        r = w - 30.0
+    );
+    let _ = write!(
+        svg,
+        r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="#888"><title>fp32: size 1, fidelity 1</title></circle>"##,
+        x(1.0),
+        y(1.0)
+    );
+    for (size, v, passed, budget) in &pts {
+        let colour = if *passed { "#3b7dd8" } else { "#e8913a" };
+        let _ = write!(
+            svg,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="{colour}"><title>size {size:.3}: {v:.4}</title></circle>"##,
+            x(*size),
+            y(*v)
+        );
+        if chosen == Some(*budget) && *passed {
+            let _ = write!(
+                svg,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="9" fill="none" stroke="#222"/>"##,
+                x(*size),
+                y(*v)
+            );
+        }
+    }
+    svg.push_str("</svg></figure>");
+    Some(svg)
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fidelity;
 pub mod heap;
 pub mod html;
 pub mod html_tiles;

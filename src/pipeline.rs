@@ -34,8 +34,9 @@ pub struct PipelineOptions {
     pub html: Option<PathBuf>,
     /// Run everything, write nothing (no model, report or HTML).
     pub check: bool,
-    /// Fail (exit 3) when any output's cosine similarity to the original's is below this.
-    pub min_fidelity: Option<f64>,
+    /// Metrics and targets per output (`--metric`, `--min-fidelity`); any target makes a
+    /// fidelity below it fail the run (exit 3).
+    pub fidelity: crate::fidelity::FidelitySpec,
     /// The passes to run with their options; `None` is the default pipeline.
     pub passes: Option<Vec<PassSpec>>,
     /// Mixed precision (runs after cleanup in the default pipeline; `None` turns it off,
@@ -65,7 +66,7 @@ impl PipelineOptions {
             validate: true,
             html: None,
             check: false,
-            min_fidelity: None,
+            fidelity: Default::default(),
             passes: None,
             precision: Some(Default::default()),
             schedule: None,
@@ -358,18 +359,29 @@ fn stage_side_outputs(report: &mut Report, outs: &Outputs) -> Result<()> {
 }
 
 /// Runs the passes the options ask for; fills the report's pass records and sections.
-fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) -> Result<()> {
+fn run_passes(
+    model: &mut Model,
+    opts: &PipelineOptions,
+    plans: &[crate::fidelity::OutputPlan],
+    report: &mut Report,
+) -> Result<()> {
     let precision_slot = PrecisionSlot::default();
     let schedule_slot = ScheduleSlot::default();
+    // Calibration data is not validation data: without --inputs, part of it is held out.
+    let precision = opts.precision.clone().map(|mut p| {
+        p.holdout = opts.inputs.is_none() && opts.validate;
+        p.search = search_for(opts, &p, plans);
+        p
+    });
     let mut passes = match &opts.passes {
         Some(specs) => passes_from_specs(
             specs,
-            opts.precision.as_ref(),
+            precision.as_ref(),
             &precision_slot,
             opts.schedule.as_ref(),
             &schedule_slot,
         )?,
-        None => default_passes(opts.precision.as_ref(), &precision_slot),
+        None => default_passes(precision.as_ref(), &precision_slot),
     };
     let listed = |name: &str| opts.passes.iter().flatten().any(|spec| spec.name == name);
     if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
@@ -385,6 +397,97 @@ fn run_passes(model: &mut Model, opts: &PipelineOptions, report: &mut Report) ->
     Ok(())
 }
 
+/// The first budget the search probes: the default budget, where uniform int8 fits.
+pub const SEARCH_START: f64 = 0.30;
+/// The largest useful budget: every weight at fp16 fits in half the fp32 bytes.
+pub const SEARCH_MAX: f64 = 0.5;
+/// The search stops when the smallest passing and the largest failing budget are this close.
+pub const SEARCH_TOLERANCE: f64 = 0.02;
+
+/// The fidelity-driven search, when it applies: mixed precision with `--calib`, no explicit
+/// budget, and validation on. Each probe stages the candidate in a temporary folder and
+/// validates it as the final model will be (same samples: `--inputs`, else the held-out
+/// quarter of `--calib`; same metrics and targets).
+fn search_for(
+    opts: &PipelineOptions,
+    cfg: &PrecisionConfig,
+    plans: &[crate::fidelity::OutputPlan],
+) -> Option<crate::passes::precision::pass::Search> {
+    use crate::passes::precision::pass::{ProbeVerdict, Search};
+    let calib = cfg.calib_dir.clone()?;
+    if !opts.validate || cfg.budget_explicit {
+        return None;
+    }
+    let vopts = ValidationOptions {
+        inputs_dir: Some(opts.inputs.clone().unwrap_or(calib)),
+        bindings: opts.bindings.clone(),
+        seed: opts.seed,
+        samples: opts.samples,
+        tolerance: opts.tolerance,
+        runtime: opts.runtime,
+        adapter: opts.adapter.clone(),
+        lossy: true,
+        fidelity: plans.to_vec(),
+        fidelity_enforced: true,
+        fidelity_mode: "search probe".into(),
+        min_fidelity: opts.fidelity.target_all,
+        only_samples: None,
+        holdout_seed: opts.inputs.is_none().then_some(cfg.seed),
+    };
+    let original = opts.model.clone();
+    let probe = move |m: &Model| -> Result<ProbeVerdict> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| Error::Internal(format!("a folder for the search's probe: {e}")))?;
+        let path = dir.path().join("probe.onnx");
+        save_model(m, &path, &ExportOptions::default())?;
+        let v = validate(&original, &path, m, &vopts)?;
+        let outputs = v
+            .fidelity
+            .iter()
+            .flat_map(|f| &f.outputs)
+            .map(|o| (o.name.clone(), o.value))
+            .collect();
+        Ok(ProbeVerdict {
+            passed: v.done && v.passed,
+            outputs,
+        })
+    };
+    Some(Search {
+        probe: std::sync::Arc::new(probe),
+        start: SEARCH_START,
+        max: SEARCH_MAX,
+        tolerance: SEARCH_TOLERANCE,
+    })
+}
+
+/// Whether a fidelity below target refuses the run, and why (see [`crate::fidelity::gate`]).
+fn gate_mode(opts: &PipelineOptions, lossy: bool) -> (bool, String) {
+    let budget_in_pass = opts.passes.iter().flatten().any(|spec| {
+        spec.name == "precision"
+            && (spec.options.contains_key("size-budget") || spec.options.contains_key("avg-bits"))
+    });
+    let budget_explicit =
+        opts.precision.as_ref().is_some_and(|p| p.budget_explicit) || budget_in_pass;
+    if opts.fidelity.has_targets() {
+        (true, "refuses: --min-fidelity given".into())
+    } else if lossy && !budget_explicit {
+        (
+            true,
+            "refuses: mixed precision without an explicit budget (the search with --calib, else the default budget) at the default targets".into(),
+        )
+    } else if lossy {
+        (
+            false,
+            "reports only: explicit --size-budget/--avg-bits without --min-fidelity".into(),
+        )
+    } else {
+        (
+            false,
+            "reports only: lossless run without --min-fidelity (the tolerance decides)".into(),
+        )
+    }
+}
+
 /// Runs the whole default pipeline.
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let mut outs = plan_outputs(opts)?;
@@ -393,7 +496,33 @@ pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
 
 /// [`run_pipeline`] once its outputs are planned.
 fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOutcome> {
-    let mut model = load_and_infer(&opts.model, &opts.bindings)?;
+    let loaded = load_model(&opts.model)?;
+    // Without data, a dynamic batch dimension is bound to 1 (with a note).
+    let no_data = opts.inputs.is_none()
+        && opts
+            .precision
+            .as_ref()
+            .and_then(|p| p.calib_dir.as_ref())
+            .is_none();
+    let batch = if no_data {
+        crate::data::batch::batch_bindings(&loaded, &opts.bindings)
+    } else {
+        Vec::new()
+    };
+    let bound_opts;
+    let opts = if batch.is_empty() {
+        opts
+    } else {
+        let mut o = opts.clone();
+        for b in &batch {
+            o.bindings.insert(b.input.clone(), b.dims.clone());
+        }
+        bound_opts = o;
+        &bound_opts
+    };
+    let mut model = loaded;
+    infer(&mut model, &opts.bindings).map_err(|e| Error::input(&opts.model, e))?;
+    crate::onnx_io::limits::check_inferred(&model, &opts.model)?;
     for f in &model.external_data_files {
         outs.protect("the input model's external data", f)?;
     }
@@ -403,7 +532,26 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         add_data_output(opts, outs)?;
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
-    run_passes(&mut model, opts, &mut report)?;
+    if !batch.is_empty() {
+        let bound: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|b| serde_json::json!({"input": b.input, "symbol": b.symbol, "bound_to": b.dims}))
+            .collect();
+        report.sections.insert(
+            "inputs".into(),
+            serde_json::json!({
+                "batch_bound_to_1": bound,
+                "note": "a dynamic batch dimension was bound to 1 (no --inputs, --calib or --input-shape says otherwise); pass --input-shape NAME=DIMS to choose another",
+            }),
+        );
+    }
+    // Metrics are picked on the original graph, and bad output names refused before any work.
+    let plans = if opts.validate {
+        opts.fidelity.resolve(&model)?
+    } else {
+        Vec::new()
+    };
+    run_passes(&mut model, opts, &plans, &mut report)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
     let lossy = report
         .passes
@@ -421,8 +569,21 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         .and_then(|p| p["calibration"]["dir"].as_str())
         .map(PathBuf::from);
     let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
+    // The held-out part of the calibration folder, when it was split (and validates here).
+    let held_out: Option<Vec<String>> = report
+        .sections
+        .get("precision")
+        .map(|p| &p["calibration"]["holdout"]["validation_samples"])
+        .and_then(|v| v.as_array())
+        .filter(|v| !v.is_empty() && opts.inputs.is_none() && lossy)
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        });
     let mut failure = None;
     if opts.validate {
+        let (enforced, mode) = gate_mode(opts, lossy);
         let vopts = ValidationOptions {
             inputs_dir: validation_dir.clone(),
             bindings: opts.bindings.clone(),
@@ -431,10 +592,13 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             tolerance: opts.tolerance,
             runtime: opts.runtime,
             adapter: opts.adapter.clone(),
-            lossy_min_fidelity: lossy.then(|| {
-                opts.min_fidelity
-                    .unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
-            }),
+            lossy,
+            fidelity: plans,
+            fidelity_enforced: enforced,
+            fidelity_mode: mode,
+            min_fidelity: opts.fidelity.target_all,
+            only_samples: held_out,
+            holdout_seed: None,
         };
         let mut v = validate(&opts.model, &staged, &model, &vopts)?;
         // Why `auto` left onnxruntime may name the staged file: name the destination.
@@ -444,12 +608,23 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
                 &opts.output.display().to_string(),
             )
         });
+        let below: Vec<String> = v
+            .fidelity
+            .iter()
+            .flat_map(|f| f.failing())
+            .map(|o| o.describe())
+            .collect();
         if !v.done {
             // `--runtime auto` found no runtime able to run the models: reported as not
             // done (never as passed); the output is written as with --no-validate.
             crate::progress::warn(&format!(
                 "validation not done: {}",
                 v.fallback_reason.as_deref().unwrap_or("no runtime")
+            ));
+        } else if lossy && !below.is_empty() && !enforced {
+            crate::progress::warn(&format!(
+                "fidelity below target ({}); written anyway: an explicit --size-budget/--avg-bits is the contract (give --min-fidelity to refuse)",
+                below.join("; ")
             ));
         } else if !v.passed && lossy {
             let hint = if validation_dir.is_some() {
@@ -458,19 +633,18 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
                 "raise --size-budget, pass --calib with real inputs, or lower --min-fidelity"
             };
             failure = Some(Error::Validation(format!(
-                "fidelity (smallest output cosine) {:.6} of the mixed-precision output is below {}; no output written ({hint})",
-                v.cosine,
-                v.min_fidelity.unwrap_or(crate::validate::DEFAULT_LOSSY_MIN_FIDELITY)
+                "fidelity of the mixed-precision output below target: {}; no output written ({hint})",
+                below.join("; ")
             )));
-        } else if !v.passed {
+        } else if !v.passed && v.tolerance_err > v.tolerance {
             failure = Some(Error::Validation(format!(
                 "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",
                 v.tolerance_err, v.tolerance, v.max_abs_err
             )));
-        } else if let Some(min) = opts.min_fidelity.filter(|&m| v.cosine < m) {
+        } else if !v.passed {
             failure = Some(Error::Validation(format!(
-                "fidelity (smallest output cosine) {:.6} is below --min-fidelity {min}; no output written",
-                v.cosine
+                "fidelity below --min-fidelity: {}; no output written",
+                below.join("; ")
             )));
         }
         report.validation = Some(v);

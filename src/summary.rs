@@ -30,6 +30,25 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
         m.parameters,
         human_bytes(m.bytes)
     );
+    if let Some(bound) = r
+        .sections
+        .get("inputs")
+        .and_then(|i| i.get("batch_bound_to_1"))
+        .and_then(|b| b.as_array())
+    {
+        for b in bound {
+            let _ = writeln!(
+                s,
+                "inputs      '{}': dynamic batch '{}' bound to 1 ({}); --input-shape chooses another",
+                b["input"].as_str().unwrap_or("?"),
+                b["symbol"].as_str().unwrap_or("?"),
+                b["bound_to"]
+                    .as_array()
+                    .map(|d| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("x"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     for p in &r.passes {
         let what = if p.changes.is_empty() {
             "no change".to_string()
@@ -61,6 +80,14 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     if let Some(line) = r.sections.get("precision").and_then(precision_line) {
         let _ = writeln!(s, "{line}");
     }
+    if let Some(lines) = r
+        .sections
+        .get("precision")
+        .and_then(|p| p.get("search"))
+        .and_then(search_lines)
+    {
+        let _ = write!(s, "{lines}");
+    }
     if let Some(line) = r.sections.get("schedule").and_then(schedule_line) {
         let _ = writeln!(s, "{line}");
     }
@@ -69,16 +96,19 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     }
     match &r.validation {
         Some(v) => {
+            let reported_only = v.fidelity.as_ref().is_some_and(|f| !f.enforced);
             let verdict = if !v.done {
                 "NOT DONE (no runtime could run the models)".to_string()
             } else if v.passed {
                 if v.bit_identical {
                     "passed (bit-identical)".to_string()
-                } else if let Some(min) = v.min_fidelity {
-                    format!("passed (fidelity >= {min})")
+                } else if v.criterion == "fidelity" {
+                    "passed (fidelity >= target)".to_string()
                 } else {
                     "passed".to_string()
                 }
+            } else if v.criterion == "fidelity" && reported_only {
+                "below target (reported, not refused)".to_string()
             } else {
                 "FAILED".to_string()
             };
@@ -90,12 +120,88 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
             if let Some(why) = &v.fallback_reason {
                 let _ = writeln!(s, "            fallback: {why}");
             }
+            for o in v.fidelity.iter().flat_map(|f| &f.outputs) {
+                let _ = writeln!(s, "{}", fidelity_line(o));
+            }
+            if let Some(f) = v.fidelity.as_ref().filter(|f| !f.passed) {
+                let _ = writeln!(s, "            gate {}", f.mode);
+            }
         }
         None => {
             let _ = writeln!(s, "validation  skipped (--no-validate)");
         }
     }
     s
+}
+
+/// `fidelity    'y' top1 1 (target 0.99) over 2 sample(s), worst random_1: 1 -> ok; auto: produced by Softmax over the last axis: class scores`
+fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
+    use crate::fidelity::gate::fmt_value;
+    let unit = o
+        .unit
+        .as_deref()
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    let worst = o
+        .worst
+        .as_ref()
+        .map(|w| format!(", worst {}: {}{unit}", w.sample, fmt_value(w.value)))
+        .unwrap_or_default();
+    format!(
+        "fidelity    '{}' {} {}{unit} (target {}{unit}) over {} sample(s){worst} -> {}; {}",
+        o.name,
+        o.metric,
+        fmt_value(o.value),
+        o.target,
+        o.samples,
+        if o.passed { "ok" } else { "BELOW TARGET" },
+        o.why
+    )
+}
+
+/// One line per probe of the fidelity-driven search, then the choice:
+/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` … `search      chose budget 0.2375 (size 0.236)`
+fn search_lines(search: &serde_json::Value) -> Option<String> {
+    use crate::fidelity::gate::fmt_value;
+    let mut out = String::new();
+    for p in search.get("probes")?.as_array()? {
+        let budget = p.get("budget")?.as_f64()?;
+        let secs = p.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let what = match p.get("infeasible").and_then(|v| v.as_str()) {
+            Some(_) => "infeasible".to_string(),
+            None => {
+                let size = p
+                    .get("size_fraction")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
+                let fid: Vec<String> = p
+                    .get("fidelity")
+                    .and_then(|f| f.as_object())
+                    .map(|f| {
+                        f.iter()
+                            .map(|(k, v)| {
+                                format!("'{k}' {}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let verdict = if p.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                    "passed"
+                } else {
+                    "below target"
+                };
+                format!("size {size:.3}, {verdict} ({})", fid.join(", "))
+            }
+        };
+        let _ = writeln!(out, "search      budget {budget:.4}: {what} {secs:.1}s");
+    }
+    let _ = writeln!(
+        out,
+        "search      chose budget {:.4} (size {:.3}): the smallest that passed",
+        search.get("chosen_budget")?.as_f64()?,
+        search.get("chosen_size_fraction")?.as_f64()?
+    );
+    Some(out)
 }
 
 /// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`

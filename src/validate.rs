@@ -5,11 +5,14 @@
 //! random values of the right dtype and shape. The pass criterion: every output element
 //! satisfies |a − b| ≤ tolerance · max(1, |a|), with `a` the original's value. When a pass
 //! changed the numbers on purpose (mixed precision), the criterion is fidelity instead:
-//! every output's cosine similarity to the original's is at least the given minimum.
+//! every output's task metric, pooled over the samples, reaches its target (see
+//! [`crate::fidelity`]). The fidelity of every output is measured and reported either way.
 
 use crate::data::inputs::{apply_input_shapes, load_input_dir, InputSpec, RandomSamples, Sample};
 use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
+use crate::fidelity::measure::{score, Meter};
+use crate::fidelity::{FidelityReport, FidelitySpec, OutputFidelity, OutputPlan};
 use crate::ir::{Dim, Model, ValueType};
 use crate::runtime::select::{execute, NamedOutputs, RuntimeChoice, SampleSource};
 use serde::Serialize;
@@ -31,13 +34,25 @@ pub struct ValidationOptions {
     pub runtime: RuntimeChoice,
     /// Forces the wgpu adapter whose name contains this (`--adapter`).
     pub adapter: Option<String>,
-    /// Set when the optimized model is lossy by design: pass when every output's cosine to
-    /// the original's is at least this, instead of the element-wise tolerance.
-    pub lossy_min_fidelity: Option<f64>,
+    /// Set when the optimized model is lossy by design: pass when every output's pooled
+    /// fidelity reaches its target, instead of the element-wise tolerance.
+    pub lossy: bool,
+    /// Each output's metric and target; empty: `auto` metrics at default targets, picked
+    /// on the model given to [`validate`].
+    pub fidelity: Vec<OutputPlan>,
+    /// Whether a fidelity below target fails validation (see [`crate::fidelity::gate`]).
+    pub fidelity_enforced: bool,
+    /// Why the gate refuses or only reports, for the report.
+    pub fidelity_mode: String,
+    /// The single `--min-fidelity F` given for every output, for the report.
+    pub min_fidelity: Option<f64>,
+    /// Validate on these samples of `inputs_dir` only (by file or folder name): the part
+    /// of a calibration folder held out of calibration.
+    pub only_samples: Option<Vec<String>>,
+    /// Validate on the quarter of `inputs_dir` that [`crate::fidelity::holdout::held_out`]
+    /// holds out with this seed (all of it when the folder is too small to split).
+    pub holdout_seed: Option<u64>,
 }
-
-/// The fidelity a lossy (quantized) output must keep when `--min-fidelity` is not given.
-pub const DEFAULT_LOSSY_MIN_FIDELITY: f64 = 0.99;
 
 impl Default for ValidationOptions {
     fn default() -> Self {
@@ -49,7 +64,13 @@ impl Default for ValidationOptions {
             tolerance: 1e-4,
             runtime: RuntimeChoice::Auto,
             adapter: None,
-            lossy_min_fidelity: None,
+            lossy: false,
+            fidelity: Vec::new(),
+            fidelity_enforced: false,
+            fidelity_mode: "reports only: no --min-fidelity and a lossless run".into(),
+            min_fidelity: None,
+            only_samples: None,
+            holdout_seed: None,
         }
     }
 }
@@ -80,14 +101,19 @@ pub struct ValidationReport {
     pub tolerance: f64,
     /// Largest |a − b| / max(1, |a|) over all outputs: the number compared with `tolerance`.
     pub tolerance_err: f64,
-    /// `tolerance` (element-wise, for lossless passes) or `fidelity` (cosine, for lossy ones).
+    /// `tolerance` (element-wise, for lossless passes) or `fidelity` (task metrics pooled
+    /// over the samples, for lossy ones).
     pub criterion: String,
-    /// The smallest cosine accepted under the `fidelity` criterion.
+    /// The `--min-fidelity F` given for every output, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_fidelity: Option<f64>,
     pub bit_identical: bool,
     pub passed: bool,
     pub outputs: Vec<OutputAgreement>,
+    /// Each output's task metric pooled over the samples, its target and worst sample
+    /// (absent when validation was not done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<FidelityReport>,
 }
 
 /// The runtime inputs a model expects, with bindings applied to symbolic dims.
@@ -149,6 +175,16 @@ impl SampleSource for ValidationSamples {
     }
 }
 
+impl ValidationSamples {
+    /// Sample `i`'s file or folder name (`random_K` for random samples).
+    pub fn id(&self, i: usize) -> String {
+        match self {
+            ValidationSamples::Loaded(v) => v.get(i).map(|s| s.id.clone()).unwrap_or_default(),
+            ValidationSamples::Random(..) => format!("random_{i}"),
+        }
+    }
+}
+
 /// The samples validation will feed, and where they come from.
 pub fn validation_samples(
     model: &Model,
@@ -156,10 +192,34 @@ pub fn validation_samples(
 ) -> Result<(ValidationSamples, String)> {
     let specs = input_specs(model, &opts.bindings)?;
     match &opts.inputs_dir {
-        Some(dir) => Ok((
-            ValidationSamples::Loaded(load_input_dir(dir, &specs)?),
-            dir.display().to_string(),
-        )),
+        Some(dir) => {
+            let mut samples = load_input_dir(dir, &specs)?;
+            let mut used = dir.display().to_string();
+            if let Some(idx) = opts
+                .holdout_seed
+                .and_then(|seed| crate::fidelity::holdout::held_out(samples.len(), seed))
+            {
+                let total = samples.len();
+                let mut i = 0;
+                samples.retain(|_| {
+                    i += 1;
+                    idx.binary_search(&(i - 1)).is_ok()
+                });
+                used = format!(
+                    "{used} (held out of calibration: {} of {total} samples)",
+                    samples.len()
+                );
+            }
+            if let Some(only) = &opts.only_samples {
+                let total = samples.len();
+                samples.retain(|s| only.contains(&s.id));
+                used = format!(
+                    "{used} (held out of calibration: {} of {total} samples)",
+                    samples.len()
+                );
+            }
+            Ok((ValidationSamples::Loaded(samples), used))
+        }
         None => {
             if opts.samples == 0 {
                 return Err(Error::Usage(
@@ -180,6 +240,12 @@ pub fn validation_samples(
 struct Agreement {
     /// Per output: its metrics and its largest tolerance error.
     per_output: Vec<(String, Metrics, f64)>,
+    /// Per output (in plan order): its fidelity meter.
+    meters: Vec<(OutputPlan, Meter)>,
+    /// Sample names, by index.
+    ids: Vec<String>,
+    /// Samples added so far (the index of the next one).
+    next: usize,
     /// Output elements compared over all samples.
     compared: u64,
     /// The first output the optimized model lacks or that cannot be compared.
@@ -192,6 +258,8 @@ impl Agreement {
         if let Some(p) = &self.progress {
             p.inc(1);
         }
+        let index = self.next;
+        self.next += 1;
         if self.error.is_some() {
             return;
         }
@@ -214,6 +282,10 @@ impl Agreement {
                 }
             };
             self.compared += ta.element_count() as u64;
+            if let Some((plan, meter)) = self.meters.iter_mut().find(|(p, _)| &p.name == name) {
+                let id = self.ids.get(index).map(String::as_str).unwrap_or("");
+                meter.add(index, id, score(plan.metric, ta, tb, m.cosine));
+            }
             let tol = tolerance_error(ta, tb);
             match self.per_output.iter_mut().find(|(n, _, _)| n == name) {
                 Some((_, acc, t)) => {
@@ -251,7 +323,7 @@ fn tolerance_error(reference: &HostTensor, candidate: &HostTensor) -> f64 {
 }
 
 fn criterion(opts: &ValidationOptions) -> &'static str {
-    if opts.lossy_min_fidelity.is_some() {
+    if opts.lossy {
         "fidelity"
     } else {
         "tolerance"
@@ -271,9 +343,20 @@ pub fn validate(
         Error::Usage(msg) => Error::input(original, msg),
         other => other,
     })?;
+    let plans = if opts.fidelity.is_empty() {
+        FidelitySpec::default().resolve(model)?
+    } else {
+        opts.fidelity.clone()
+    };
+    let ids: Vec<String> = (0..samples.len()).map(|i| samples.id(i)).collect();
     let progress = crate::progress::bar("validation", samples.len() as u64, "samples");
     let init = || Agreement {
         progress: Some(progress.clone()),
+        meters: plans
+            .iter()
+            .map(|p| (p.clone(), Meter::new(p.metric)))
+            .collect(),
+        ids: ids.clone(),
         ..Default::default()
     };
     let exec = execute(
@@ -305,10 +388,11 @@ pub fn validate(
                 tolerance: opts.tolerance,
                 tolerance_err: f64::NAN,
                 criterion: criterion(opts).into(),
-                min_fidelity: opts.lossy_min_fidelity,
+                min_fidelity: opts.min_fidelity,
                 bit_identical: false,
                 passed: false,
                 outputs: Vec::new(),
+                fidelity: None,
             })
         }
     };
@@ -337,9 +421,19 @@ pub fn validate(
         .collect();
     let tolerance_err = per_output.iter().map(|(_, _, t)| *t).fold(0.0, f64::max);
     let cosine = outputs.iter().map(|o| o.cosine).fold(1.0, f64::min);
-    let passed = match opts.lossy_min_fidelity {
-        Some(min) => cosine >= min,
-        None => tolerance_err <= opts.tolerance,
+    let fidelity = FidelityReport::new(
+        agreement
+            .meters
+            .iter()
+            .map(|(p, m)| OutputFidelity::of(p, m))
+            .collect(),
+        opts.fidelity_enforced,
+        opts.fidelity_mode.clone(),
+    );
+    let passed = if opts.lossy {
+        fidelity.passed
+    } else {
+        tolerance_err <= opts.tolerance && (fidelity.passed || !opts.fidelity_enforced)
     };
     Ok(ValidationReport {
         runtime: exec.runtime,
@@ -353,9 +447,10 @@ pub fn validate(
         tolerance: opts.tolerance,
         tolerance_err,
         criterion: criterion(opts).into(),
-        min_fidelity: opts.lossy_min_fidelity,
+        min_fidelity: opts.min_fidelity,
         bit_identical: outputs.iter().all(|o| o.bit_identical),
         passed,
         outputs,
+        fidelity: Some(fidelity),
     })
 }

@@ -42,15 +42,6 @@ pub fn tolerance(v: f64) -> Result<(), String> {
     }
 }
 
-/// `--min-fidelity`: a cosine similarity, in [-1, 1].
-pub fn min_fidelity(v: f64) -> Result<(), String> {
-    if (-1.0..=1.0).contains(&v) {
-        Ok(())
-    } else {
-        Err("expected a cosine similarity between -1 and 1, e.g. 0.999".into())
-    }
-}
-
 /// `--samples`: 1 to [`MAX_SAMPLES`].
 pub fn samples(n: usize) -> Result<(), String> {
     if (1..=MAX_SAMPLES).contains(&n) {
@@ -146,7 +137,7 @@ impl Shown for usize {
 
 /// The error for a bad flag value.
 pub fn flag_error(flag: &str, value: impl Display, why: String) -> Error {
-    Error::Usage(format!("{flag} {value}: {why}"))
+    Error::Usage(crate::error::one_line(&format!("{flag} {value}: {why}")))
 }
 
 /// The error for a bad value of a config file's key.
@@ -179,7 +170,8 @@ pub fn key<T: Shown>(
 /// the file is checked, and named, by [`crate::config`]).
 pub fn check_run_flags(a: &RunArgs) -> Result<()> {
     flag("--tolerance", a.tolerance, tolerance)?;
-    flag("--min-fidelity", a.min_fidelity, min_fidelity)?;
+    crate::fidelity::FidelitySpec::parse(&a.metric, &a.min_fidelity)
+        .map_err(|e| flag_error(&format!("--{}", e.key), e.value, e.why))?;
     flag("--samples", a.samples, samples)?;
     flag("--size-budget", a.size_budget, size_budget)?;
     flag("--avg-bits", a.avg_bits, avg_bits)?;
@@ -203,8 +195,6 @@ mod tests {
     #[test]
     fn bounds() {
         assert!(tolerance(0.0).is_ok() && tolerance(f64::NAN).is_err() && tolerance(-1.0).is_err());
-        assert!(min_fidelity(-1.0).is_ok() && min_fidelity(2.0).is_err());
-        assert!(min_fidelity(-2.0).is_err() && min_fidelity(f64::NAN).is_err());
         assert!(samples(1).is_ok() && samples(0).is_err());
         assert!(size_budget(0.125).is_ok() && size_budget(1e-30).is_err());
         assert!(size_budget(1.0).is_ok() && size_budget(1.5).is_err());

@@ -368,6 +368,7 @@ fn fixtures(d: &Path) {
     write(d, "ifcal/s0/c.npy", &npy_bool_scalar(true));
     write(d, "bad-key.toml", b"tolerance = 1e-4\nsamples-count = 3\n");
     write(d, "bad-value.toml", b"seed = 1\nmin-fidelity = nan\n");
+    write(d, "bad-metric.toml", b"metric = [\"top1\", \"bogus\"]\n");
     write(
         d,
         "tiny-budget.toml",
@@ -541,6 +542,14 @@ fn exact_validation(d: &Path, name: &str) {
     );
 }
 
+fn batch_bound_to_1(d: &Path, name: &str) {
+    let r = report(d, "r.json");
+    let b = &r["inputs"]["batch_bound_to_1"][0];
+    assert_eq!(b["input"], "x", "{name}: {r}");
+    assert_eq!(b["bound_to"], serde_json::json!([1, 8]), "{name}: {b}");
+    assert_eq!(r["validation"]["passed"], true, "{name}");
+}
+
 fn int8_dropped(d: &Path, name: &str) {
     let r = report(d, "r.json");
     let dropped = r["precision"]["int8_without_range"]
@@ -708,6 +717,20 @@ fn rows() -> Vec<Row> {
         row("validation_failure_writes_report_only", &[], &["@m.onnx", "-o", "@o.onnx", "--avg-bits", "4", "--min-fidelity", "1", "--calib", "@cal", "--report", "@r.json"], 3)
             .out(&["r.json"]).err("fidelity"),
         row("inspect_model", &[], &["inspect", "@m.onnx"], 0),
+        // Issue 16: task metrics and targets; a bad one is exit 2, one line naming the flag.
+        row("metric_unknown", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "accuracy"], 2).err("--metric accuracy: unknown metric 'accuracy'"),
+        row("metric_for_a_missing_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "nope=top1", NP], 2).err("--metric nope=…: the model has no output 'nope'"),
+        row("target_for_a_missing_output", &[], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "nope=0.9", NP], 2).err("the model has no output 'nope'"),
+        row("rate_target_0", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "top1", "--min-fidelity", "0"], 2).err("--min-fidelity 0: a target for top1 (a rate over the set) must be in (0, 1]"),
+        row("auto_rate_target_negative", &[], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "-0.5", NP], 2).err("output 'y' is measured with top1"),
+        row("iou_target_above_1", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=iou:0.5", "--min-fidelity", "y=1.5"], 2).err("--min-fidelity y=1.5"),
+        row("min_fidelity_with_no_validate", &[], &["@m.onnx", "-o", "@o.onnx", "--min-fidelity", "0.9", NV], 2).err("--min-fidelity needs validation"),
+        row("config_unknown_metric", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@bad-metric.toml"], 2).err("bad-metric.toml: key 'metric' = bogus: unknown metric 'bogus'"),
+        // Issue 16: a dynamic batch dimension binds to 1 without data; with data the data decides.
+        row("dynamic_batch_bound_to_1", &[], &["@dyn.onnx", "-o", "@o.onnx", NP, "--report", "@r.json", "-q"], 0)
+            .out(&["o.onnx", "r.json"]).check(batch_bound_to_1),
+        row("metric_and_target_per_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=snr", "--min-fidelity", "y=10", NP, "--report", "@r.json", "-q"], 0)
+            .out(&["o.onnx", "r.json"]),
     ]
 }
 

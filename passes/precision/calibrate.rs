@@ -47,6 +47,8 @@ pub struct Calibration {
     pub source: String,
     /// Set when the ranges come from random inputs (they may be far from real data).
     pub warning: Option<String>,
+    /// The calibration hold-out (report JSON), when one was asked for.
+    pub holdout: Option<serde_json::Value>,
 }
 
 /// Running statistics of one tensor.
@@ -170,6 +172,7 @@ pub fn calibrate(
         samples: samples.len(),
         source: String::new(),
         warning: None,
+        holdout: None,
     })
 }
 

@@ -96,6 +96,46 @@ pub struct PrecisionConfig {
     /// then an output that does not meet it, for any reason, is an error naming the
     /// smallest feasible value. The default budget may be missed with a note.
     pub budget_explicit: bool,
+    /// Hold a seeded quarter of the `--calib` samples out of calibration for validation
+    /// (the pipeline sets it when no `--inputs` are given; see [`crate::fidelity::holdout`]).
+    pub holdout: bool,
+    /// The fidelity-driven search over size budgets (set by the pipeline when `--calib` is
+    /// given without a budget); `None` runs at `budget`.
+    pub search: Option<Search>,
+}
+
+/// What one probe measured: whether every output met its target, and each output's
+/// pooled fidelity.
+#[derive(Clone, Debug)]
+pub struct ProbeVerdict {
+    pub passed: bool,
+    pub outputs: Vec<(String, f64)>,
+}
+
+/// Validates a candidate model (a probe of the search).
+pub type Prober = Arc<dyn Fn(&Model) -> Result<ProbeVerdict> + Send + Sync>;
+
+/// The fidelity-driven search: probes (ILP solve, rewrite, measured validation) over size
+/// budgets, bisecting on the measured verdict, keeping the smallest budget that passes.
+#[derive(Clone)]
+pub struct Search {
+    pub probe: Prober,
+    /// The first budget probed.
+    pub start: f64,
+    /// The largest useful budget (every weight at fp16 fits): when it fails, the search fails.
+    pub max: f64,
+    /// Bisection stops when the passing and failing budgets are this close.
+    pub tolerance: f64,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search")
+            .field("start", &self.start)
+            .field("max", &self.max)
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
 }
 
 impl Default for PrecisionConfig {
@@ -120,6 +160,8 @@ impl Default for PrecisionConfig {
             strict: false,
             explicit: false,
             budget_explicit: false,
+            holdout: false,
+            search: None,
         }
     }
 }
@@ -644,8 +686,48 @@ fn calibrate_candidates(
                 .into(),
         ));
     }
-    let (samples, warning) =
-        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, cfg.calib_samples)?;
+    let split = cfg.holdout && cfg.calib_dir.is_some();
+    let count = if split { 0 } else { cfg.calib_samples };
+    let (mut samples, warning) =
+        load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, count)?;
+    let mut holdout = None;
+    if split {
+        let total = samples.len();
+        holdout = Some(match crate::fidelity::holdout::held_out(total, cfg.seed) {
+            Some(idx) => {
+                let mut held = Vec::new();
+                let mut kept = Vec::new();
+                for (i, s) in samples.into_iter().enumerate() {
+                    if idx.binary_search(&i).is_ok() {
+                        held.push(s.id);
+                    } else {
+                        kept.push(s);
+                    }
+                }
+                samples = kept;
+                json!({
+                    "seed": cfg.seed,
+                    "folder_samples": total,
+                    "validation_samples": held,
+                    "calibration_pool": samples.len(),
+                    "rule": crate::fidelity::holdout::rule(),
+                })
+            }
+            None => json!({
+                "seed": cfg.seed,
+                "folder_samples": total,
+                "validation_samples": [],
+                "calibration_pool": total,
+                "rule": crate::fidelity::holdout::rule(),
+                "not_split": format!(
+                    "{total} samples: too few to hold out; validation reuses the calibration samples (pass --inputs for held-apart ones)"
+                ),
+            }),
+        });
+        if cfg.calib_samples > 0 {
+            samples.truncate(cfg.calib_samples);
+        }
+    }
     if let Some(w) = &warning {
         crate::progress::warn(w);
     }
@@ -665,6 +747,7 @@ fn calibrate_candidates(
         None => format!("seeded random (seed {})", cfg.seed),
     };
     calib.warning = warning;
+    calib.holdout = holdout;
     Ok((samples, calib))
 }
 
@@ -723,53 +806,33 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             time_limit_s: cfg.measure_time_limit_s,
         },
     )?;
-    let mut problem = build_problem(
+    let ctx = AllocContext {
         model,
-        &cands,
-        &errors,
-        cfg.objective,
-        cfg.budget,
+        cands: &cands,
+        errors: &errors,
+        calib: &calib,
+        bindings: &bindings,
         weight_bytes_before,
-    );
-    // Solve → rewrite a copy → re-check the real bytes. The rewrite also stores activation
-    // scales and zero points the candidates' byte counts do not see; when the rewritten
-    // model overshoots a size budget, that overshoot is added to the fixed bytes and the
-    // allocation is solved again (a few rounds at most).
-    let mut overhead = 0u64;
-    let mut attempt = 0;
-    let (sol, checker, uniform_used, stats, after, assignment) = loop {
-        attempt += 1;
-        let progress = crate::progress::spinner("precision");
-        progress.set_message(format!("allocating {} operators", cands.len()));
-        let allocated = allocate(&problem, cfg);
-        progress.finish_and_clear();
-        let (sol, checker, uniform_used) = allocated?;
-        let assignment = problem.assignment(&sol.choice);
-        let mut m = model.clone();
-        let stats = super::rewrite::apply(&mut m, &assignment, &calib.ranges)?;
-        crate::shape::infer(&mut m, &bindings).map_err(|e| {
-            Error::Internal(format!("shape inference after the precision rewrite: {e}"))
-        })?;
-        let after = total_weight_bytes(&m);
-        if let Budget::SizeFraction(f) = cfg.budget {
-            let post = check_rewritten_size(after, weight_bytes_before, f);
-            if !post.passed {
-                let predicted = problem.budget_use(&sol.choice).0 as u64;
-                let extra = after.saturating_sub(predicted).max(1);
-                if attempt >= 8 {
-                    // The quantization parameters the rewrite adds keep the output above the
-                    // budget: the budget, with them counted, is infeasible.
-                    problem.fixed_bytes += extra;
-                    return Err(infeasible_error(&problem, cfg.time_limit_s));
-                }
-                overhead += extra;
-                problem.fixed_bytes += extra;
-                continue;
-            }
-        }
-        *model = m;
-        break (sol, checker, uniform_used, stats, after, assignment);
     };
+    let (alloc, search_section) = match cfg.search.as_ref().filter(|_| !cfg.budget_explicit) {
+        Some(search) => {
+            let (alloc, probes) = run_search(&ctx, cfg, search)?;
+            (alloc, Some(probes))
+        }
+        None => (allocate_rewrite(&ctx, cfg, cfg.budget)?, None),
+    };
+    let Allocation {
+        model: m,
+        sol,
+        checker,
+        uniform_used,
+        stats,
+        after,
+        assignment,
+        overhead,
+        attempt,
+    } = alloc;
+    *model = m;
     let section = section(
         cfg,
         &cands,
@@ -791,6 +854,9 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         o.insert("simplified".into(), json!(simplified));
         // Operators kept out of int8 because calibration saw no range for their tensors.
         o.insert("int8_without_range".into(), json!(unranged));
+        if let Some(search) = search_section {
+            o.insert("search".into(), search);
+        }
     }
     Ok(PrecisionOutcome {
         assignment,
@@ -802,6 +868,184 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         weight_bytes_after: after,
         section,
     })
+}
+
+/// What every allocation at some budget shares: the analysed model and its error table.
+struct AllocContext<'a> {
+    model: &'a Model,
+    cands: &'a [OpCandidate],
+    errors: &'a ErrorTable,
+    calib: &'a Calibration,
+    bindings: &'a crate::shape::Bindings,
+    weight_bytes_before: u64,
+}
+
+/// One allocation, rewritten.
+struct Allocation {
+    model: Model,
+    sol: AllocSolution,
+    checker: CheckReport,
+    uniform_used: Option<Precision>,
+    stats: super::rewrite::RewriteStats,
+    after: u64,
+    assignment: Assignment,
+    overhead: u64,
+    attempt: usize,
+}
+
+/// Solve → rewrite a copy → re-check the real bytes. The rewrite also stores activation
+/// scales and zero points the candidates' byte counts do not see; when the rewritten model
+/// overshoots a size budget, that overshoot is added to the fixed bytes and the allocation
+/// is solved again (a few rounds at most).
+fn allocate_rewrite(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    budget: Budget,
+) -> Result<Allocation> {
+    let mut problem = build_problem(
+        ctx.model,
+        ctx.cands,
+        ctx.errors,
+        cfg.objective,
+        budget,
+        ctx.weight_bytes_before,
+    );
+    let mut overhead = 0u64;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let progress = crate::progress::spinner("precision");
+        progress.set_message(format!("allocating {} operators", ctx.cands.len()));
+        let allocated = allocate(&problem, cfg);
+        progress.finish_and_clear();
+        let (sol, checker, uniform_used) = allocated?;
+        let assignment = problem.assignment(&sol.choice);
+        let mut m = ctx.model.clone();
+        let stats = super::rewrite::apply(&mut m, &assignment, &ctx.calib.ranges)?;
+        crate::shape::infer(&mut m, ctx.bindings).map_err(|e| {
+            Error::Internal(format!("shape inference after the precision rewrite: {e}"))
+        })?;
+        let after = total_weight_bytes(&m);
+        if let Budget::SizeFraction(f) = budget {
+            let post = check_rewritten_size(after, ctx.weight_bytes_before, f);
+            if !post.passed {
+                let predicted = problem.budget_use(&sol.choice).0 as u64;
+                let extra = after.saturating_sub(predicted).max(1);
+                if attempt >= 8 {
+                    // The quantization parameters the rewrite adds keep the output above the
+                    // budget: the budget, with them counted, is infeasible.
+                    problem.fixed_bytes += extra;
+                    return Err(infeasible_error(&problem, cfg.time_limit_s));
+                }
+                overhead += extra;
+                problem.fixed_bytes += extra;
+                continue;
+            }
+        }
+        return Ok(Allocation {
+            model: m,
+            sol,
+            checker,
+            uniform_used,
+            stats,
+            after,
+            assignment,
+            overhead,
+            attempt,
+        });
+    }
+}
+
+/// The fidelity-driven search: probe `start`; when it passes bisect below it (down to the
+/// narrowest precision's fraction), else probe `max` and bisect between. A budget the
+/// allocation cannot meet counts as a failed probe. Returns the smallest passing
+/// allocation and the probes (report JSON); when even `max` fails, a validation error.
+fn run_search(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+) -> Result<(Allocation, Value)> {
+    let floor = crate::value_checks::min_weight_bits() as f64 / 32.0;
+    let mut probes: Vec<Value> = Vec::new();
+    let mut best: Option<(f64, Allocation)> = None;
+    let probe = |b: f64, probes: &mut Vec<Value>| -> Result<Option<Allocation>> {
+        let t = std::time::Instant::now();
+        let alloc = match allocate_rewrite(ctx, cfg, Budget::SizeFraction(b)) {
+            Ok(a) => a,
+            Err(e @ Error::Usage(_)) => {
+                probes.push(json!({
+                    "budget": b,
+                    "passed": false,
+                    "infeasible": crate::error::one_line(&e.to_string()),
+                    "seconds": t.elapsed().as_secs_f64(),
+                }));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let verdict = (search.probe)(&alloc.model)?;
+        let fidelity: serde_json::Map<String, Value> = verdict
+            .outputs
+            .iter()
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect();
+        probes.push(json!({
+            "budget": b,
+            "size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
+            "weight_bytes": alloc.after,
+            "fidelity": fidelity,
+            "passed": verdict.passed,
+            "seconds": t.elapsed().as_secs_f64(),
+        }));
+        Ok(verdict.passed.then_some(alloc))
+    };
+    let start = search.start.clamp(floor, search.max);
+    let (mut lo, mut hi) = (floor, search.max);
+    match probe(start, &mut probes)? {
+        Some(a) => {
+            hi = start;
+            best = Some((start, a));
+        }
+        None => {
+            lo = start;
+            if start < search.max {
+                if let Some(a) = probe(search.max, &mut probes)? {
+                    best = Some((search.max, a));
+                }
+            }
+        }
+    }
+    if best.is_none() {
+        let last = probes.last().cloned().unwrap_or(Value::Null);
+        return Err(Error::Validation(format!(
+            "no size budget up to {} meets the fidelity targets (probed {}; at {}: {}); no output written (lower --min-fidelity, or give --size-budget to write a fixed size)",
+            search.max,
+            probes.len(),
+            search.max,
+            last.get("fidelity").map(|f| f.to_string()).unwrap_or_else(|| "infeasible".into())
+        )));
+    }
+    while hi - lo > search.tolerance {
+        let mid = ((lo + hi) / 2.0 * 1e4).round() / 1e4;
+        match probe(mid, &mut probes)? {
+            Some(a) => {
+                hi = mid;
+                best = Some((mid, a));
+            }
+            None => lo = mid,
+        }
+    }
+    let (chosen, alloc) =
+        best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
+    let section = json!({
+        "start": start,
+        "max": search.max,
+        "tolerance": search.tolerance,
+        "chosen_budget": chosen,
+        "chosen_size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
+        "probes": probes,
+    });
+    Ok((alloc, section))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -867,6 +1111,7 @@ fn section(
             "samples": calib.samples,
             "method": cfg.calib_method.name(),
             "warning": calib.warning,
+            "holdout": calib.holdout,
         },
         "objective": cfg.objective.name(),
         "errors": {

@@ -1,5 +1,6 @@
 //! Tensor data on the host: the in-memory tensor type, input files (.npy/.pb) and input folders.
 
+pub mod batch;
 pub mod compare;
 pub mod host_tensor;
 pub mod images;

@@ -751,8 +751,8 @@ fn check_accepted(o: &optimize::PipelineOptions, args: &[String]) {
         "{args:?}: samples {}",
         o.samples
     );
-    if let Some(f) = o.min_fidelity {
-        assert!(v::min_fidelity(f).is_ok(), "{args:?}: min fidelity {f}");
+    for f in o.fidelity.all_targets() {
+        assert!(f.is_finite(), "{args:?}: min fidelity {f}");
     }
     if let Some(p) = &o.precision {
         match p.budget {
