@@ -488,6 +488,85 @@ fn gate_mode(opts: &PipelineOptions, lossy: bool) -> (bool, String) {
     }
 }
 
+/// The report's `inputs` section when a dynamic batch dimension was bound to 1.
+fn batch_section(batch: &[crate::data::batch::BatchBinding]) -> serde_json::Value {
+    let bound: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|b| serde_json::json!({"input": b.input, "symbol": b.symbol, "bound_to": b.dims}))
+        .collect();
+    serde_json::json!({
+        "batch_bound_to_1": bound,
+        "note": "a dynamic batch dimension was bound to 1 (no --inputs, --calib or --input-shape says otherwise); pass --input-shape NAME=DIMS to choose another",
+    })
+}
+
+/// The samples the precision pass held out of calibration for validation, when it split
+/// the calibration folder.
+fn held_out_samples(report: &Report) -> Option<Vec<String>> {
+    report
+        .sections
+        .get("precision")
+        .map(|p| &p["calibration"]["holdout"]["validation_samples"])
+        .and_then(|v| v.as_array())
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+}
+
+/// What a finished validation means for the run: `Some` refuses it (nothing written but
+/// the report and HTML). A fidelity below target with an explicit budget and no
+/// `--min-fidelity` (not `enforced`), or a validation no runtime could do, only warns.
+fn validation_failure(
+    v: &crate::validate::ValidationReport,
+    lossy: bool,
+    enforced: bool,
+    real_inputs: bool,
+) -> Option<Error> {
+    let below: Vec<String> = v
+        .fidelity
+        .iter()
+        .flat_map(|f| f.failing())
+        .map(|o| o.describe())
+        .collect();
+    if !v.done {
+        // `--runtime auto` found no runtime able to run the models: reported as not
+        // done (never as passed); the output is written as with --no-validate.
+        crate::progress::warn(&format!(
+            "validation not done: {}",
+            v.fallback_reason.as_deref().unwrap_or("no runtime")
+        ));
+    } else if lossy && !below.is_empty() && !enforced {
+        crate::progress::warn(&format!(
+            "fidelity below target ({}); written anyway: an explicit --size-budget/--avg-bits is the contract (give --min-fidelity to refuse)",
+            below.join("; ")
+        ));
+    } else if !v.passed && lossy {
+        let hint = if real_inputs {
+            "raise --size-budget, or lower --min-fidelity"
+        } else {
+            "raise --size-budget, pass --calib with real inputs, or lower --min-fidelity"
+        };
+        return Some(Error::Validation(format!(
+            "fidelity of the mixed-precision output below target: {}; no output written ({hint})",
+            below.join("; ")
+        )));
+    } else if !v.passed && v.tolerance_err > v.tolerance {
+        return Some(Error::Validation(format!(
+            "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",
+            v.tolerance_err, v.tolerance, v.max_abs_err
+        )));
+    } else if !v.passed {
+        return Some(Error::Validation(format!(
+            "fidelity below --min-fidelity: {}; no output written",
+            below.join("; ")
+        )));
+    }
+    None
+}
+
 /// Runs the whole default pipeline.
 pub fn run_pipeline(opts: &PipelineOptions) -> Result<PipelineOutcome> {
     let mut outs = plan_outputs(opts)?;
@@ -533,17 +612,9 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
     }
     let mut report = Report::new(ModelSummary::of(&model, &opts.model));
     if !batch.is_empty() {
-        let bound: Vec<serde_json::Value> = batch
-            .iter()
-            .map(|b| serde_json::json!({"input": b.input, "symbol": b.symbol, "bound_to": b.dims}))
-            .collect();
-        report.sections.insert(
-            "inputs".into(),
-            serde_json::json!({
-                "batch_bound_to_1": bound,
-                "note": "a dynamic batch dimension was bound to 1 (no --inputs, --calib or --input-shape says otherwise); pass --input-shape NAME=DIMS to choose another",
-            }),
-        );
+        report
+            .sections
+            .insert("inputs".into(), batch_section(&batch));
     }
     // Metrics are picked on the original graph, and bad output names refused before any work.
     let plans = if opts.validate {
@@ -570,17 +641,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         .map(PathBuf::from);
     let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
     // The held-out part of the calibration folder, when it was split (and validates here).
-    let held_out: Option<Vec<String>> = report
-        .sections
-        .get("precision")
-        .map(|p| &p["calibration"]["holdout"]["validation_samples"])
-        .and_then(|v| v.as_array())
-        .filter(|v| !v.is_empty() && opts.inputs.is_none() && lossy)
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        });
+    let held_out = held_out_samples(&report).filter(|_| opts.inputs.is_none() && lossy);
     let mut failure = None;
     if opts.validate {
         let (enforced, mode) = gate_mode(opts, lossy);
@@ -608,45 +669,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
                 &opts.output.display().to_string(),
             )
         });
-        let below: Vec<String> = v
-            .fidelity
-            .iter()
-            .flat_map(|f| f.failing())
-            .map(|o| o.describe())
-            .collect();
-        if !v.done {
-            // `--runtime auto` found no runtime able to run the models: reported as not
-            // done (never as passed); the output is written as with --no-validate.
-            crate::progress::warn(&format!(
-                "validation not done: {}",
-                v.fallback_reason.as_deref().unwrap_or("no runtime")
-            ));
-        } else if lossy && !below.is_empty() && !enforced {
-            crate::progress::warn(&format!(
-                "fidelity below target ({}); written anyway: an explicit --size-budget/--avg-bits is the contract (give --min-fidelity to refuse)",
-                below.join("; ")
-            ));
-        } else if !v.passed && lossy {
-            let hint = if validation_dir.is_some() {
-                "raise --size-budget, or lower --min-fidelity"
-            } else {
-                "raise --size-budget, pass --calib with real inputs, or lower --min-fidelity"
-            };
-            failure = Some(Error::Validation(format!(
-                "fidelity of the mixed-precision output below target: {}; no output written ({hint})",
-                below.join("; ")
-            )));
-        } else if !v.passed && v.tolerance_err > v.tolerance {
-            failure = Some(Error::Validation(format!(
-                "outputs differ by {:.3e} (relative to max(1,|x|)), above --tolerance {:.3e}; max_abs_err {:.3e}; no output written",
-                v.tolerance_err, v.tolerance, v.max_abs_err
-            )));
-        } else if !v.passed {
-            failure = Some(Error::Validation(format!(
-                "fidelity below --min-fidelity: {}; no output written",
-                below.join("; ")
-            )));
-        }
+        failure = validation_failure(&v, lossy, enforced, validation_dir.is_some());
         report.validation = Some(v);
     }
     if !opts.check {
