@@ -159,8 +159,12 @@ fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
     )
 }
 
-/// One line per probe of the fidelity-driven search, then the choice:
-/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` … `search      chose budget 0.2375 (size 0.236)`
+/// Where the first probe came from, one line per probe of the fidelity-driven search, uniform
+/// int8 (a reference, not written), then the choice:
+/// `search      first probe 0.1730 from the error model (…)`,
+/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` …,
+/// `search      uniform int8: size 0.297, below target (…) 0.1s (reference, not written)`,
+/// `search      chose budget 0.2375 (size 0.236)`
 fn search_lines(search: &serde_json::Value) -> Option<String> {
     let mut out = String::new();
     if let Some(first) = search.get("first_probe") {
