@@ -150,6 +150,35 @@ fn precision_picture(section: &Value) -> Option<String> {
     Some(svg)
 }
 
+/// Uniform int8 (`search.uniform_int8`) as a green diamond, when it was measured on `output`.
+fn uniform_int8_marker(
+    svg: &mut String,
+    search: &Value,
+    output: &str,
+    x: &dyn Fn(f64) -> f64,
+    y: &dyn Fn(f64) -> f64,
+) {
+    let u = &search["uniform_int8"];
+    let (Some(size), Some(v)) = (
+        u["size_fraction"].as_f64(),
+        u["fidelity"].get(output).and_then(|v| v.as_f64()),
+    ) else {
+        return;
+    };
+    let (cx, cy) = (x(size), y(v));
+    let verdict = if u["passed"] == true {
+        "passed"
+    } else {
+        "below target"
+    };
+    let _ = write!(
+        svg,
+        r##"<rect class="uniform-int8" x="{:.1}" y="{:.1}" width="10" height="10" fill="#2ca02c" transform="rotate(45 {cx:.1} {cy:.1})"><title>uniform int8: size {size:.3}: {v:.4} ({verdict})</title></rect>"##,
+        cx - 5.0,
+        cy - 5.0,
+    );
+}
+
 /// The scratchpad plan as rectangles of residency (steps, x) × address range (y): one
 /// rectangle per placement of a tensor (a reloaded tensor can sit at a new address).
 fn memory_plan_picture(section: &Value) -> Option<String> {
@@ -400,7 +429,8 @@ fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
 
 /// The size–fidelity curve of the search's probes: weight size (fraction of fp32) across,
 /// the first output's pooled fidelity up; passed probes blue, failed orange, the written one
-/// ringed, fp32 (size 1, fidelity 1 by definition) grey.
+/// ringed, uniform int8 (measured once beside the probes) a green diamond, fp32 (size 1,
+/// fidelity 1 by definition) grey; a legend names them.
 fn search_curve_picture(search: &Value) -> Option<String> {
     let probes = search.get("probes")?.as_array()?;
     let mut pts: Vec<(f64, f64, bool, f64)> = Vec::new();
@@ -433,12 +463,19 @@ fn search_curve_picture(search: &Value) -> Option<String> {
         .map(|p| p.1)
         .filter(|v| v.is_finite())
         .fold(1.0f64, f64::min)
+        .min(
+            search["uniform_int8"]["fidelity"]
+                .get(&output)
+                .and_then(|v| v.as_f64())
+                .filter(|v| v.is_finite())
+                .unwrap_or(1.0),
+        )
         .min(0.9);
     let (w, h, left, bottom) = (700.0, 240.0, 50.0, 30.0);
     let x = |s: f64| left + s.clamp(0.0, 1.0) * (w - left - 10.0);
     let y = |v: f64| 10.0 + (1.0 - ((v - lo) / (1.0 - lo)).clamp(0.0, 1.0)) * (h - bottom - 10.0);
     let mut svg = format!(
-        r#"<figure id="search-curve" class="picture"><figcaption>Size–fidelity of the search's probes ('{}', fidelity up, weight size as a fraction of fp32 across): blue passed, orange below target, ringed: written, grey: fp32</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="{h}" role="img">"#,
+        r#"<figure id="search-curve" class="picture"><figcaption>Size–fidelity of the search's probes ('{}', fidelity up, weight size as a fraction of fp32 across): blue passed, orange below target, ringed: written, green diamond: uniform int8, grey: fp32</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="{h}" role="img">"#,
         esc(&output)
     );
     let _ = write!(
@@ -471,6 +508,14 @@ fn search_curve_picture(search: &Value) -> Option<String> {
             );
         }
     }
+    uniform_int8_marker(&mut svg, search, output.as_str(), &x, &y);
+    let _ = write!(
+        svg,
+        r##"<g class="legend"><circle cx="{lx}" cy="20" r="5" fill="#3b7dd8"/><text x="{tx}" y="24" class="lbl">passed</text><circle cx="{lx}" cy="38" r="5" fill="#e8913a"/><text x="{tx}" y="42" class="lbl">below target</text><rect x="{rx}" y="51" width="10" height="10" fill="#2ca02c" transform="rotate(45 {lx} 56)"/><text x="{tx}" y="60" class="lbl">uniform int8</text><circle cx="{lx}" cy="74" r="5" fill="#888"/><text x="{tx}" y="78" class="lbl">fp32</text></g>"##,
+        lx = w - 120.0,
+        tx = w - 110.0,
+        rx = w - 125.0,
+    );
     svg.push_str("</svg></figure>");
     Some(svg)
 }

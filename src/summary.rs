@@ -159,41 +159,45 @@ fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
     )
 }
 
-/// One line per probe of the fidelity-driven search, then the choice:
-/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` … `search      chose budget 0.2375 (size 0.236)`
+/// Where the first probe came from, one line per probe of the fidelity-driven search, uniform
+/// int8 (a reference, not written), then the choice:
+/// `search      first probe 0.1730 from the error model (…)`,
+/// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` …,
+/// `search      uniform int8: size 0.297, below target (…) 0.1s (reference, not written)`,
+/// `search      chose budget 0.2375 (size 0.236)`
 fn search_lines(search: &serde_json::Value) -> Option<String> {
-    use crate::fidelity::gate::fmt_value;
     let mut out = String::new();
+    if let Some(first) = search.get("first_probe") {
+        let _ = writeln!(
+            out,
+            "search      first probe {:.4} from the {}",
+            first
+                .get("budget")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN),
+            match first.get("source").and_then(|v| v.as_str()) {
+                Some("error model") =>
+                    "error model (the smallest budget the ILP predicts no worse than uniform int8)",
+                _ => "default (no prediction)",
+            }
+        );
+    }
     for p in search.get("probes")?.as_array()? {
         let budget = p.get("budget")?.as_f64()?;
         let secs = p.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
-        let what = match p.get("infeasible").and_then(|v| v.as_str()) {
-            Some(_) => "infeasible".to_string(),
-            None => {
-                let size = p
-                    .get("size_fraction")
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0);
-                let fid: Vec<String> = p
-                    .get("fidelity")
-                    .and_then(|f| f.as_object())
-                    .map(|f| {
-                        f.iter()
-                            .map(|(k, v)| {
-                                format!("'{k}' {}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let verdict = if p.get("passed").and_then(|v| v.as_bool()) == Some(true) {
-                    "passed"
-                } else {
-                    "below target"
-                };
-                format!("size {size:.3}, {verdict} ({})", fid.join(", "))
-            }
-        };
-        let _ = writeln!(out, "search      budget {budget:.4}: {what} {secs:.1}s");
+        let _ = writeln!(
+            out,
+            "search      budget {budget:.4}: {} {secs:.1}s",
+            probe_what(p)
+        );
+    }
+    if let Some(u) = search.get("uniform_int8").filter(|u| u.is_object()) {
+        let secs = u.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "search      uniform int8: {} {secs:.1}s (reference, not written)",
+            probe_what(u)
+        );
     }
     let _ = writeln!(
         out,
@@ -202,6 +206,37 @@ fn search_lines(search: &serde_json::Value) -> Option<String> {
         search.get("chosen_size_fraction")?.as_f64()?
     );
     Some(out)
+}
+
+/// `size 0.300, passed ('y' 0.98)` or `infeasible`: what one probe found.
+fn probe_what(p: &serde_json::Value) -> String {
+    use crate::fidelity::gate::fmt_value;
+    match p.get("infeasible").and_then(|v| v.as_str()) {
+        Some(_) => "infeasible".to_string(),
+        None => {
+            let size = p
+                .get("size_fraction")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
+            let fid: Vec<String> = p
+                .get("fidelity")
+                .and_then(|f| f.as_object())
+                .map(|f| {
+                    f.iter()
+                        .map(|(k, v)| {
+                            format!("'{k}' {}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let verdict = if p.get("passed").and_then(|v| v.as_bool()) == Some(true) {
+                "passed"
+            } else {
+                "below target"
+            };
+            format!("size {size:.3}, {verdict} ({})", fid.join(", "))
+        }
+    }
 }
 
 /// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`

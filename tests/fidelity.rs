@@ -499,11 +499,31 @@ fn the_search_writes_the_smallest_passing_budget_and_lists_its_probes() {
         .nth(1)
         .and_then(|rest| rest.split("</figure>").next())
         .expect("the search-curve figure");
+    let (points, legend) = curve.split_once("<g class=\"legend\">").expect("a legend");
     assert_eq!(
-        curve.matches("<circle").count(),
+        points.matches("<circle").count(),
         probes.len() + 2,
         "{curve}"
     );
+    assert!(legend.contains("uniform int8"), "{legend}");
+    // Uniform int8, measured once like a probe, is a distinct marker and in the report.
+    assert_eq!(
+        points.matches("class=\"uniform-int8\"").count(),
+        1,
+        "{curve}"
+    );
+    let u = &s["uniform_int8"];
+    assert!(
+        u["size_fraction"].is_number() && u["passed"].is_boolean() && u["fidelity"].is_object(),
+        "{u}"
+    );
+    // The first probe says where it came from, and is the first one listed.
+    let first = &s["first_probe"];
+    assert!(
+        first["source"] == "error model" || first["source"] == "default",
+        "{first}"
+    );
+    assert_eq!(first["budget"], probes[0]["budget"], "{s}");
 
     // A sweep of fixed budgets, validated on the same held-out quarter: the chosen size is
     // within 0.03 of the smallest that passes.

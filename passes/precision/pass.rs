@@ -956,74 +956,198 @@ fn allocate_rewrite(
     }
 }
 
-/// The fidelity-driven search: probe `start`; when it passes bisect below it (down to the
-/// narrowest precision's fraction), else probe `max` and bisect between. A budget the
-/// allocation cannot meet counts as a failed probe. Returns the smallest passing
-/// allocation and the probes (report JSON); when even `max` fails, a validation error.
+/// Where the search's first probe came from.
+struct FirstProbe {
+    budget: f64,
+    source: &'static str,
+    detail: Value,
+}
+
+/// The search's first probe, from the error model: the **smallest budget at which the ILP
+/// predicts no more output error than uniform int8**.
+///
+/// The error table's estimates are relative output errors, relevance-weighted; they are not
+/// calibrated against the task metrics (a top1 rate, an IoU), so no target can be turned into
+/// an allowed error directly. The one point the user's target is likely to accept is uniform
+/// int8 (the conventional safe quantization), so its predicted error (the ILP objective of the
+/// all-int8 assignment) is the threshold. The ILP is solved alone (no rewrite, no validation)
+/// at budgets bisected between int4's floor and uniform int8's size, to 0.01; the smallest one
+/// whose optimal objective is at most int8's is the first probe, clamped to [floor, `max`].
+/// Falls back to `search.start` (0.30, "default") when the strategy is not the ILP, the
+/// error table predicts nothing (int8's objective is 0 or not finite), or a solve fails.
+fn first_probe(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+    floor: f64,
+) -> FirstProbe {
+    let fallback = |why: String| FirstProbe {
+        budget: search.start.clamp(floor, search.max),
+        source: "default",
+        detail: json!({"why": why}),
+    };
+    if !matches!(cfg.strategy, Strategy::Ilp) {
+        return fallback("the allocation strategy is not the ILP".into());
+    }
+    let t = std::time::Instant::now();
+    let problem_at = |b: f64| {
+        let budget = Budget::SizeFraction(b);
+        build_problem(
+            ctx.model,
+            ctx.cands,
+            ctx.errors,
+            cfg.objective,
+            budget,
+            ctx.weight_bytes_before,
+        )
+    };
+    let p = problem_at(search.max);
+    let Ok((int8, Precision::Int8)) = uniform(&p, Precision::Int8) else {
+        return fallback("uniform int8 does not fit the largest budget".into());
+    };
+    let reference = int8.objective;
+    let int8_size = p.budget_use(&int8.choice).0 / ctx.weight_bytes_before.max(1) as f64;
+    if !(reference.is_finite() && reference > 0.0) {
+        return fallback(format!(
+            "the error model predicts {reference} for uniform int8"
+        ));
+    }
+    let (mut lo, mut hi) = (floor, int8_size.clamp(floor, search.max));
+    let mut solves = 0;
+    while hi - lo > 0.01 {
+        let mid = ((lo + hi) / 2.0 * 1e4).round() / 1e4;
+        solves += 1;
+        match solve(&problem_at(mid), cfg.time_limit_s) {
+            Ok(s) if s.objective <= reference * (1.0 + 1e-9) => hi = mid,
+            Ok(_) => lo = mid,
+            Err(Error::Usage(_)) => lo = mid,
+            Err(e) => {
+                return fallback(format!(
+                    "an ILP solve failed: {}",
+                    crate::error::one_line(&e.to_string())
+                ))
+            }
+        }
+    }
+    FirstProbe {
+        budget: ((hi * 1e4).ceil() / 1e4).clamp(floor, search.max),
+        source: "error model",
+        detail: json!({
+            "rule": "smallest budget whose ILP-predicted error is at most uniform int8's",
+            "uniform_int8_predicted_error": reference,
+            "uniform_int8_size_fraction": int8_size,
+            "ilp_solves": solves,
+            "seconds": t.elapsed().as_secs_f64(),
+        }),
+    }
+}
+
+/// One probe of the search: allocate at budget `b` (with `cfg`'s strategy), rewrite, and
+/// validate. Pushes its report entry; returns the allocation with its verdict, or `None`
+/// when the budget is infeasible.
+fn probe_budget(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+    b: f64,
+    probes: &mut Vec<Value>,
+) -> Result<Option<(Allocation, bool)>> {
+    let t = std::time::Instant::now();
+    let alloc = match allocate_rewrite(ctx, cfg, Budget::SizeFraction(b)) {
+        Ok(a) => a,
+        Err(e @ Error::Usage(_)) => {
+            probes.push(json!({
+                "budget": b,
+                "passed": false,
+                "infeasible": crate::error::one_line(&e.to_string()),
+                "seconds": t.elapsed().as_secs_f64(),
+            }));
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let verdict = (search.probe)(&alloc.model)?;
+    let fidelity: serde_json::Map<String, Value> = verdict
+        .outputs
+        .iter()
+        .map(|(n, v)| (n.clone(), json!(v)))
+        .collect();
+    probes.push(json!({
+        "budget": b,
+        "size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
+        "weight_bytes": alloc.after,
+        "fidelity": fidelity,
+        "passed": verdict.passed,
+        "seconds": t.elapsed().as_secs_f64(),
+    }));
+    Ok(Some((alloc, verdict.passed)))
+}
+
+/// Uniform int8, measured once with the probes' machinery (at the largest budget, where it
+/// fits): the reference point of the size–fidelity curve. Not a candidate for writing.
+fn uniform_int8_point(ctx: &AllocContext, cfg: &PrecisionConfig, search: &Search) -> Result<Value> {
+    let mut uni = cfg.clone();
+    uni.strategy = Strategy::Uniform(Precision::Int8);
+    let mut entry = Vec::new();
+    let alloc = probe_budget(ctx, &uni, search, search.max, &mut entry)?;
+    let mut v = entry.pop().unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("budget");
+        let used = alloc.and_then(|(a, _)| a.uniform_used).map(|p| p.name());
+        o.insert("precision_used".into(), json!(used));
+    }
+    Ok(v)
+}
+
+/// The fidelity-driven search. The first probe is the error model's prediction
+/// ([`first_probe`]; 0.30 when there is none). When it passes, probes step down from it
+/// (by 0.04, doubling while they pass, to the narrowest precision's fraction at most) until
+/// one fails; when it fails, `max` is probed. Then bisection on measured fidelity between
+/// the smallest pass and the largest fail below it, to `search.tolerance`. A budget the
+/// allocation cannot meet counts as a failed probe. Uniform int8 is measured once beside
+/// them. Returns the smallest passing allocation and the section (report JSON); when even
+/// `max` fails, a validation error.
 fn run_search(
     ctx: &AllocContext,
     cfg: &PrecisionConfig,
     search: &Search,
 ) -> Result<(Allocation, Value)> {
     let floor = crate::value_checks::min_weight_bits() as f64 / 32.0;
+    let first = first_probe(ctx, cfg, search, floor);
     let mut probes: Vec<Value> = Vec::new();
     let mut best: Option<(f64, Allocation)> = None;
     let probe = |b: f64, probes: &mut Vec<Value>| -> Result<Option<Allocation>> {
-        let t = std::time::Instant::now();
-        let alloc = match allocate_rewrite(ctx, cfg, Budget::SizeFraction(b)) {
-            Ok(a) => a,
-            Err(e @ Error::Usage(_)) => {
-                probes.push(json!({
-                    "budget": b,
-                    "passed": false,
-                    "infeasible": crate::error::one_line(&e.to_string()),
-                    "seconds": t.elapsed().as_secs_f64(),
-                }));
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let verdict = (search.probe)(&alloc.model)?;
-        let fidelity: serde_json::Map<String, Value> = verdict
-            .outputs
-            .iter()
-            .map(|(n, v)| (n.clone(), json!(v)))
-            .collect();
-        probes.push(json!({
-            "budget": b,
-            "size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
-            "weight_bytes": alloc.after,
-            "fidelity": fidelity,
-            "passed": verdict.passed,
-            "seconds": t.elapsed().as_secs_f64(),
-        }));
-        Ok(verdict.passed.then_some(alloc))
+        Ok(probe_budget(ctx, cfg, search, b, probes)?.and_then(|(a, ok)| ok.then_some(a)))
     };
-    let start = search.start.clamp(floor, search.max);
+    let start = first.budget;
     let (mut lo, mut hi) = (floor, search.max);
-    match probe(start, &mut probes)? {
-        Some(a) => {
-            hi = start;
-            best = Some((start, a));
-        }
-        None => {
-            lo = start;
-            if start < search.max {
-                if let Some(a) = probe(search.max, &mut probes)? {
-                    best = Some((search.max, a));
-                }
+    let mut measure = |b: f64, probes: &mut Vec<Value>| -> Result<bool> {
+        Ok(match probe(b, probes)? {
+            Some(a) => {
+                hi = b;
+                best = Some((b, a));
+                true
             }
+            None => {
+                lo = lo.max(b);
+                false
+            }
+        })
+    };
+    // Step away from the first probe by 0.04, doubling, until the verdict flips: down while
+    // probes pass (to the floor), up while they fail (to `max`).
+    let first_passed = measure(start, &mut probes)?;
+    let (mut b, mut step) = (start, 0.04);
+    loop {
+        let next = if first_passed { b - step } else { b + step };
+        let next = (next.clamp(floor, search.max) * 1e4).round() / 1e4;
+        if next == b || measure(next, &mut probes)? != first_passed {
+            break;
         }
+        (b, step) = (next, step * 2.0);
     }
     if best.is_none() {
-        let last = probes.last().cloned().unwrap_or(Value::Null);
-        return Err(Error::Validation(format!(
-            "no size budget up to {} meets the fidelity targets (probed {}; at {}: {}); no output written (lower --min-fidelity, or give --size-budget to write a fixed size)",
-            search.max,
-            probes.len(),
-            search.max,
-            last.get("fidelity").map(|f| f.to_string()).unwrap_or_else(|| "infeasible".into())
-        )));
+        return Err(no_budget_passes(search, &probes));
     }
     while hi - lo > search.tolerance {
         let mid = ((lo + hi) / 2.0 * 1e4).round() / 1e4;
@@ -1037,15 +1161,30 @@ fn run_search(
     }
     let (chosen, alloc) =
         best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
+    let uniform_int8 = uniform_int8_point(ctx, cfg, search)?;
     let section = json!({
         "start": start,
+        "first_probe": {"budget": start, "source": first.source, "detail": first.detail},
         "max": search.max,
         "tolerance": search.tolerance,
         "chosen_budget": chosen,
         "chosen_size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
         "probes": probes,
+        "uniform_int8": uniform_int8,
     });
     Ok((alloc, section))
+}
+
+/// The search's failure: even the largest budget is below target.
+fn no_budget_passes(search: &Search, probes: &[Value]) -> Error {
+    let last = probes.last().cloned().unwrap_or(Value::Null);
+    Error::Validation(format!(
+        "no size budget up to {} meets the fidelity targets (probed {}; at {}: {}); no output written (lower --min-fidelity, or give --size-budget to write a fixed size)",
+        search.max,
+        probes.len(),
+        search.max,
+        last.get("fidelity").map(|f| f.to_string()).unwrap_or_else(|| "infeasible".into())
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
