@@ -397,11 +397,7 @@ fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
         "<table><tr><th>output</th><th>metric</th><th>fidelity</th><th>target</th><th>worst sample</th><th>verdict</th><th>why this metric</th></tr>",
     );
     for o in &f.outputs {
-        let unit = o
-            .unit
-            .as_deref()
-            .map(|u| format!(" {u}"))
-            .unwrap_or_default();
+        let unit = o.unit_suffix();
         let worst = o
             .worst
             .as_ref()

@@ -137,11 +137,7 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
 /// `fidelity    'y' top1 1 (target 0.99) over 2 sample(s), worst random_1: 1 -> ok; auto: produced by Softmax over the last axis: class scores`
 fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
     use crate::fidelity::gate::fmt_value;
-    let unit = o
-        .unit
-        .as_deref()
-        .map(|u| format!(" {u}"))
-        .unwrap_or_default();
+    let unit = o.unit_suffix();
     let worst = o
         .worst
         .as_ref()

@@ -191,21 +191,8 @@ fn window(n: &Node, sh: &Shapes) -> Result<Class, String> {
     let input = [x.0[2], x.0[3]];
     let output = [sh.output[2], sh.output[3]];
     let pads = explicit_pads(n, input, output, span, [strides[0], strides[1]])?;
-    let mut axes = [WindowAxis {
-        kernel: 1,
-        stride: 1,
-        dilation: 1,
-        pad_begin: 0,
-        pad_end: 0,
-    }; 2];
+    let axes = window_axes([kernel[0], kernel[1]], &strides, &dil, &pads);
     for a in 0..2 {
-        axes[a] = WindowAxis {
-            kernel: kernel[a],
-            stride: strides[a],
-            dilation: dil[a],
-            pad_begin: pads[a],
-            pad_end: pads[a + 2],
-        };
         if pads[a] >= span[a] || pads[a + 2] >= span[a] || strides[a] < 1 {
             return Err("a pad as wide as the window".into());
         }
@@ -228,6 +215,18 @@ fn window(n: &Node, sh: &Shapes) -> Result<Class, String> {
         maps,
         macs_per_pixel: per_pixel,
         why: None,
+    })
+}
+
+/// The H and W window axes of a 2-D sliding window: `pads` is ONNX's
+/// `[h_begin, w_begin, h_end, w_end]`; strides and dilations have two entries.
+fn window_axes(kernel: [i64; 2], strides: &[i64], dil: &[i64], pads: &[i64]) -> [WindowAxis; 2] {
+    std::array::from_fn(|a| WindowAxis {
+        kernel: kernel[a],
+        stride: strides[a],
+        dilation: dil[a],
+        pad_begin: pads[a],
+        pad_end: pads[a + 2],
     })
 }
 
@@ -254,22 +253,9 @@ fn transposed(n: &Node, sh: &Shapes) -> Result<Class, String> {
     if strides.len() != 2 || dil.len() != 2 || pads.len() != 4 {
         return Err("not 2-D".into());
     }
-    let mut axes = [WindowAxis {
-        kernel: 1,
-        stride: 1,
-        dilation: 1,
-        pad_begin: 0,
-        pad_end: 0,
-    }; 2];
-    for a in 0..2 {
-        axes[a] = WindowAxis {
-            kernel: w.0[2 + a],
-            stride: strides[a],
-            dilation: dil[a],
-            pad_begin: pads[a],
-            pad_end: pads[a + 2],
-        };
-        if axes[a].span() < strides[a] {
+    let axes = window_axes([w.0[2], w.0[3]], &strides, &dil, &pads);
+    for (a, axis) in axes.iter().enumerate() {
+        if axis.span() < strides[a] {
             return Err("ConvTranspose whose kernel is narrower than its stride".into());
         }
     }

@@ -66,13 +66,17 @@ impl OutputFidelity {
         }
     }
 
-    /// `output 'y' top1 0.875 below 0.99; worst sample s3.npy: 0.5`, for messages.
-    pub fn describe(&self) -> String {
-        let unit = self
-            .unit
+    /// `" dB"` for snr, empty otherwise: what follows a value or a target when printed.
+    pub fn unit_suffix(&self) -> String {
+        self.unit
             .as_deref()
             .map(|u| format!(" {u}"))
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// `output 'y' top1 0.875 below 0.99; worst sample s3.npy: 0.5`, for messages.
+    pub fn describe(&self) -> String {
+        let unit = self.unit_suffix();
         let worst = match &self.worst {
             Some(w) => format!("; worst sample {}: {}", w.sample, fmt_value(w.value)),
             None => String::new(),
