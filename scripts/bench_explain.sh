@@ -9,12 +9,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --example bench_explain
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/examples/bench_explain"
+. scripts/bench_common.sh
+bench_build example bench_explain
 n=${N:-3}
-echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_machine
 echo "onnxruntime 1.31.1, 1 thread, graph optimizations off (as everywhere in this crate); profile=$profile, N=$n"
 printf '%-32s %-8s %6s | %9s %9s | %9s %9s %9s | %7s %7s | %8s %8s %8s\n' model preset nodes "forward s" "fwd opt s" "explain s" "collect s" "sweep s" ratio "r. opt" "RSS MB" "peak MB" "heap MB"
 run() {

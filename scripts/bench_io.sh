@@ -6,10 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --example bench_io
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/examples/bench_io"
+. scripts/bench_common.sh
+bench_build example bench_io
 n=${N:-5}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf '%-30s %8s | %8s %8s %7s %8s %7s | %8s %9s %7s | %7s\n' model "file MB" "ours s" "RSS MB" "x file" "heap MB" "x file" "python s" "RSS MB" "x file" "speedup"

@@ -7,11 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --example bench_precision
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/examples/bench_precision"
-echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+. scripts/bench_common.sh
+bench_build example bench_precision
+bench_machine
 echo "command: $bin $*"
 # onnxruntime's warnings (unused initializers of the quantized models) are noise here.
 "$bin" "$@" 2> >(grep -v 'W:onnxruntime' >&2)

@@ -9,10 +9,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --example bench_tiling
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="${CARGO_TARGET_DIR:-target}/$dir/examples/bench_tiling"
-echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+. scripts/bench_common.sh
+bench_build example bench_tiling
+bench_machine
 echo "command: ${TILING_INT8:+TILING_INT8=1 }$bin $*"
 "$bin" "$@" 2> >(grep -v 'W:onnxruntime' >&2)

@@ -9,10 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 [ -f .deps/models/.complete ] || bash scripts/setup.sh
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --example bench_wgpu
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-bin="target/$dir/examples/bench_wgpu"
+. scripts/bench_common.sh
+bench_build example bench_wgpu
 n=${N:-3}
 det=${DET_SHAPE:-1x3x640x640}
 printf '%-38s %-14s %10s %10s %10s %12s  %s\n' model input "wgpu s" "ort s" "wgpu/ort" "max rel err" device

@@ -9,12 +9,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-profile=${PROFILE:-release}
-cargo build --quiet --profile "$profile" --bin optimize
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|avx512f|avx512_vnni|amx_tile' | tr '\n' ' ')
-echo "machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), flags: ${flags:-none}, $(free -g | awk '/Mem:/ {print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "optimizer: target/$dir/optimize ($(git rev-parse --short HEAD 2>/dev/null || echo '?')); onnxruntime 1.31.1 (CPU, 1 thread, all graph optimizations) for every task metric"
+. scripts/bench_common.sh
+bench_build bin optimize
+bench_machine
+echo "optimizer: $bin ($(git rev-parse --short HEAD 2>/dev/null || echo '?')); onnxruntime 1.31.1 (CPU, 1 thread, all graph optimizations) for every task metric"
 # onnxruntime's warnings (ddddocr's wrong declared output shape, unused initializers) are noise here.
-PYTHONPATH="$root/.deps/py-zoo:$root/.deps/py" python3 scripts/zoo_bench.py --bin "target/$dir/optimize" "$@" \
+PYTHONPATH="$root/.deps/py-zoo:$root/.deps/py" python3 scripts/zoo_bench.py --bin "$bin" "$@" \
   2> >(grep --line-buffered -v 'W:onnxruntime' >&2)
