@@ -162,32 +162,40 @@ fn weight_buffers(
             for &x in &ops {
                 out.insert(x, buffers.len());
             }
-            buffers.push(Buffer {
-                label: "weights (streamed)".into(),
-                offset: *cursor,
-                bytes,
-                rows: 1,
-                row_bytes: bytes,
-                segs: (s, s),
-                whole: false,
-            });
-            *cursor += bytes;
+            push_weight_buffer(buffers, cursor, s, "weights (streamed)".into(), bytes);
         }
         return out;
     }
     for x in ops {
         let bytes = align_up(g.ops[x].weight_bytes, g.alignment);
         out.insert(x, buffers.len());
-        buffers.push(Buffer {
-            label: format!("{} weights", g.ops[x].name),
-            offset: *cursor,
+        push_weight_buffer(
+            buffers,
+            cursor,
+            s,
+            format!("{} weights", g.ops[x].name),
             bytes,
-            rows: 1,
-            row_bytes: bytes,
-            segs: (s, s),
-            whole: false,
-        });
-        *cursor += bytes;
+        );
     }
     out
+}
+
+/// Places one weight buffer of segment `s` at `cursor` (a single row, never whole).
+fn push_weight_buffer(
+    buffers: &mut Vec<Buffer>,
+    cursor: &mut u64,
+    s: usize,
+    label: String,
+    bytes: u64,
+) {
+    buffers.push(Buffer {
+        label,
+        offset: *cursor,
+        bytes,
+        rows: 1,
+        row_bytes: bytes,
+        segs: (s, s),
+        whole: false,
+    });
+    *cursor += bytes;
 }
