@@ -3,7 +3,6 @@
 //! GB, TB) are powers of 1000, binary units (K, KiB, M, MiB, G, GiB, T, TiB) powers of 1024,
 //! as the `KiB` convention has it. A bare number is bytes; `B` may follow it.
 
-use std::fmt;
 use std::str::FromStr;
 
 /// A positive number of bytes, parsed from `524288`, `512KiB`, `512K`, `1.5MiB`, `2MB`,
@@ -58,12 +57,6 @@ impl FromStr for ByteSize {
             return Err(format!("bad size '{s}': must be at least 1 byte"));
         }
         Ok(ByteSize(bytes as u64))
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes", self.0)
     }
 }
 

@@ -94,7 +94,7 @@ pub fn time_limit(t: f64) -> Result<(), String> {
 
 /// A scratchpad size (bytes, or a number with a unit).
 pub fn scratchpad(s: &str) -> Result<(), String> {
-    let b = crate::passes::schedule::target::parse_size(s)?;
+    let b = crate::byte_size::parse_size(s)?;
     if b == 0 || b > MAX_SCRATCHPAD {
         return Err(format!(
             "expected a size from 1 byte to {}",

@@ -59,8 +59,8 @@ impl ScheduleConfig {
             None => None,
         };
         if let Some(s) = scratchpad {
-            let bytes =
-                target::parse_size(s).map_err(|e| Error::Usage(format!("--scratchpad: {e}")))?;
+            let bytes = crate::byte_size::parse_size(s)
+                .map_err(|e| Error::Usage(format!("--scratchpad: {e}")))?;
             match &mut target {
                 Some(t) => t.scratchpad_bytes = bytes,
                 None => target = Some(target::Target::with_scratchpad(bytes)),

@@ -10,6 +10,7 @@
 //! weights_in_scratchpad = false
 //! ```
 
+use crate::byte_size::parse_size;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -131,8 +132,6 @@ fn bandwidth_value(v: &toml::Value) -> Result<f64, String> {
         )),
     }
 }
-
-pub use crate::byte_size::parse_size;
 
 #[cfg(test)]
 mod tests {

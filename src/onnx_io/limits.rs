@@ -58,8 +58,6 @@ pub fn fmt_bytes(b: u64) -> String {
     format!("{b} bytes")
 }
 
-pub use crate::byte_size::parse_size;
-
 /// This machine's memory: RAM plus swap, from `/proc/meminfo` (`None` when unreadable).
 pub fn machine_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -76,11 +74,11 @@ pub fn machine_memory() -> Option<u64> {
     )
 }
 
-/// Parses `--max-memory`: a size ([`parse_size`]) no larger than this machine's memory (or
+/// Parses `--max-memory`: a size ([`crate::byte_size::ByteSize`]) no larger than this machine's memory (or
 /// the default, on a smaller machine): a limit beyond what the machine holds protects
 /// nothing, since a model that size could not be loaded anyway.
 pub fn parse_max_memory(s: &str) -> std::result::Result<u64, String> {
-    let bytes = parse_size(s)?;
+    let bytes = crate::byte_size::parse_size(s)?;
     if let Some(machine) = machine_memory() {
         let cap = machine.max(DEFAULT_MAX_MEMORY);
         if bytes > cap {
