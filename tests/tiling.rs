@@ -472,4 +472,38 @@ fn cli_tiles_below_m_r_and_validates_the_tiled_model() {
     );
     let html = std::fs::read_to_string(p("report.html")).expect("html");
     assert!(html.contains(r#"<figure id="tiles""#), "no tiles picture");
+
+    // At or above M_R with `--tiling on`, the cheaper plan is kept: here the whole-tensor
+    // schedule, which moves nothing off chip.
+    let on = std::process::Command::new(common::optimize_bin())
+        .args([
+            model.to_str().expect("utf8"),
+            "-o",
+            &p("det.on.onnx"),
+            "--no-precision",
+            "--input-shape",
+            "x=1x3x160x160",
+            "--scratchpad",
+            "8MiB",
+            "--tiling",
+            "on",
+            "--report",
+            &p("on.json"),
+        ])
+        .output()
+        .expect("run optimize");
+    assert!(
+        on.status.success(),
+        "{}",
+        String::from_utf8_lossy(&on.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("on.json")).expect("report"))
+            .expect("json");
+    let s = &r["schedule"];
+    assert!(
+        s.get("tiled").is_none(),
+        "tiled although COSMA moves nothing: {s}"
+    );
+    assert_eq!(s["traffic_bytes"]["ours"], 0, "{s}");
 }

@@ -3,8 +3,8 @@
 //! plan the pipeline writes to `--plan`, in a slot the pipeline reads.
 
 use super::plan::plan_json;
-use super::problem::extract;
-use super::solve::{schedule, ScheduleError, ScheduleOptions};
+use super::problem::{extract, Problem};
+use super::solve::{schedule, Outcome, ScheduleError, ScheduleOptions};
 use super::target::Target;
 use crate::error::{Error, Result};
 use crate::ir::Model;
@@ -39,7 +39,15 @@ impl Pass for SchedulePass {
             ScheduleError::Other(m) => Error::Internal(format!("scheduling failed: {m}")),
         });
         progress.finish_and_clear();
-        let out = out?;
+        self.apply(model, &p, &out?)
+    }
+}
+
+impl SchedulePass {
+    /// Puts a solved schedule of `p` (extracted from `model`) into the model and the report
+    /// slot. The tiling pass calls it with the COSMA outcome it already computed to compare
+    /// with its tiled plan, so the schedule is not solved twice.
+    pub fn apply(&self, model: &mut Model, p: &Problem, out: &Outcome) -> Result<PassChanges> {
         let Some(plan) = &out.ours.plan else {
             return Err(Error::Internal("the chosen schedule has no plan".into()));
         };
@@ -55,8 +63,8 @@ impl Pass for SchedulePass {
             .filter(|(a, b)| a != b)
             .count();
         model.graph.order = new_order;
-        let plan_v = plan_json(&p, plan, &check.segments, self.target.scratchpad_bytes);
-        let mut section = out.to_json(&p);
+        let plan_v = plan_json(p, plan, &check.segments, self.target.scratchpad_bytes);
+        let mut section = out.to_json(p);
         if let Some(obj) = section.as_object_mut() {
             // The HTML report draws the memory timeline from it.
             obj.insert("plan".into(), plan_v);

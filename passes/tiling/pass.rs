@@ -66,17 +66,21 @@ impl Pass for TiledSchedulePass {
             .filter(|t| t.graph_input || t.graph_output)
             .map(|t| t.bytes)
             .sum();
-        let cosma = if budget >= mr {
-            schedule(&p, budget, opts)
-                .ok()
-                .and_then(|o| o.ours.traffic())
-                .map(|t| t + compulsory)
+        let cosma_outcome = if budget >= mr {
+            schedule(&p, budget, opts).ok()
         } else {
             None
         };
+        let cosma = cosma_outcome
+            .as_ref()
+            .and_then(|o| o.ours.traffic())
+            .map(|t| t + compulsory);
         let ours = out.ours.traffic().unwrap_or(u64::MAX);
-        if cosma.is_some_and(|c| c <= ours) {
-            return self.inner.run(model);
+        if let (Some(c), Some(outcome)) = (cosma, &cosma_outcome) {
+            if c <= ours {
+                // Already solved: applied as is rather than scheduled a second time.
+                return self.inner.apply(model, &p, outcome);
+            }
         }
         let plan = out
             .ours
