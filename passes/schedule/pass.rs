@@ -27,6 +27,14 @@ impl Pass for SchedulePass {
 
     fn run(&self, model: &mut Model) -> Result<PassChanges> {
         let p = extract(model, &self.target).map_err(Error::Usage)?;
+        self.run_extracted(model, &p)
+    }
+}
+
+impl SchedulePass {
+    /// [`Pass::run`] on a problem already extracted from `model` (the tiling pass extracts
+    /// it to decide whether to tile).
+    pub fn run_extracted(&self, model: &mut Model, p: &Problem) -> Result<PassChanges> {
         let progress = crate::progress::spinner("schedule");
         progress.set_message(format!(
             "{} operators, {} tensors, scratchpad {} bytes",
@@ -34,16 +42,14 @@ impl Pass for SchedulePass {
             p.tensors.len(),
             self.target.scratchpad_bytes
         ));
-        let out = schedule(&p, self.target.scratchpad_bytes, &self.options).map_err(|e| match e {
+        let out = schedule(p, self.target.scratchpad_bytes, &self.options).map_err(|e| match e {
             ScheduleError::BelowMr { .. } => Error::Usage(e.to_string()),
             ScheduleError::Other(m) => Error::Internal(format!("scheduling failed: {m}")),
         });
         progress.finish_and_clear();
-        self.apply(model, &p, &out?)
+        self.apply(model, p, &out?)
     }
-}
 
-impl SchedulePass {
     /// Puts a solved schedule of `p` (extracted from `model`) into the model and the report
     /// slot. The tiling pass calls it with the COSMA outcome it already computed to compare
     /// with its tiled plan, so the schedule is not solved twice.

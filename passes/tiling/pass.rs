@@ -35,7 +35,7 @@ impl Pass for TiledSchedulePass {
         let (mr, mr_op) = m_r(&p);
         let budget = target.scratchpad_bytes;
         if budget >= mr && opts.tiling == TilingMode::Auto {
-            return self.inner.run(model);
+            return self.inner.run_extracted(model, &p);
         }
         let g = tiling_view(model, target.alignment, target.weights_in_scratchpad)
             .map_err(Error::Usage)?;
