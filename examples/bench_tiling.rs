@@ -86,6 +86,7 @@ fn main() {
                 strategy: Strategy::Uniform(optimize::passes::precision::Precision::Int8),
                 objective: Objective::Proxy,
                 measure: false,
+                calib_random: true,
                 ..PrecisionConfig::default()
             };
             optimize::passes::tiling::submodel::materialize_filled_constants(&mut model)

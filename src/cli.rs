@@ -86,9 +86,14 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Calibration inputs for mixed precision: a folder of .npy/.pb samples (real data).
-    /// Without it, seeded random inputs are used and a warning is printed.
+    /// Without it, only weight-only formats are offered (fp16, int8/int4 weights decoded
+    /// at load, MatMulNBits, quantized embedding tables): no activation range from noise.
     #[arg(long, value_name = "DIR")]
     pub calib: Option<PathBuf>,
+    /// Without --calib, calibrate int8 activation ranges on seeded random inputs anyway
+    /// (may be far from real data; a warning is printed).
+    #[arg(long)]
+    pub calib_random: bool,
     /// Activation range estimate: minmax, percentile (99.99) or percentile:P [default: minmax].
     #[arg(long, value_name = "METHOD")]
     pub calib_method: Option<String>,
@@ -321,13 +326,18 @@ fn precision_config(
     default_seed: u64,
 ) -> Result<Option<crate::passes::precision::pass::PrecisionConfig>> {
     if a.no_precision {
-        if a.calib.is_some() || a.size_budget.is_some() || a.avg_bits.is_some() {
+        if a.calib.is_some() || a.calib_random || a.size_budget.is_some() || a.avg_bits.is_some() {
             return Err(Error::Usage(
-                "--no-precision turns mixed precision off; drop --calib/--size-budget/--avg-bits"
+                "--no-precision turns mixed precision off; drop --calib/--calib-random/--size-budget/--avg-bits"
                     .into(),
             ));
         }
         return Ok(None);
+    }
+    if a.calib_random && a.calib.is_some() {
+        return Err(Error::Usage(
+            "--calib-random is for runs without calibration data; drop it or --calib".into(),
+        ));
     }
     let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
     if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
@@ -345,9 +355,11 @@ fn precision_config(
     cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
     cfg.explicit = a.calib.is_some()
         || cfg.budget_explicit
+        || a.calib_random
         || a.calib_method.is_some()
         || a.precision_time_limit.is_some();
     cfg.calib_dir = a.calib.clone();
+    cfg.calib_random = a.calib_random;
     cfg.seed = a.seed.unwrap_or(default_seed);
     Ok(Some(cfg))
 }

@@ -185,7 +185,7 @@ fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> TiledSchedulePass
 }
 
 /// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
-/// `calib`, `calib-method`, `time-limit`.
+/// `calib`, `calib-random`, `calib-method`, `time-limit`.
 fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result<()> {
     for (k, v) in options {
         let bad = || Error::Usage(format!("pass 'precision': bad value for '{k}': {v:?}"));
@@ -204,6 +204,7 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
                 cfg.budget_explicit = true;
             }
             "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
+            "calib-random" => cfg.calib_random = v.as_bool().ok_or_else(bad)?,
             "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
             "time-limit" => {
                 let t = num()?;
@@ -216,7 +217,7 @@ fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> 
             }
             other => {
                 return Err(Error::Usage(format!(
-                    "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-method, time-limit)"
+                    "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-random, calib-method, time-limit)"
                 )))
             }
         }

@@ -293,6 +293,14 @@ fn precision_line(section: &serde_json::Value) -> Option<String> {
     {
         let _ = write!(line, "\n            warning: {w}");
     }
+    let formats = section.get("formats");
+    if formats.and_then(|f| f.get("mode")).and_then(|v| v.as_str()) == Some("weight-only") {
+        let why = formats
+            .and_then(|f| f.get("why"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("no calibration data");
+        let _ = write!(line, "\n            weight-only formats: {why}");
+    }
     if section
         .get("errors")
         .and_then(|e| e.get("time_limit_hit"))

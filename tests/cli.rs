@@ -182,9 +182,10 @@ fn default_pipeline_writes_validated_model_and_report() {
     assert!(fraction <= 0.30 + 1e-9, "size fraction {fraction}");
     assert_eq!(p["checker"]["passed"], true);
     assert!(
-        summary.contains("warning: no calibration data"),
-        "no loud warning without --calib: {summary}"
+        summary.contains("weight-only formats: no --calib"),
+        "without --calib the summary says only weight-only formats were offered: {summary}"
     );
+    assert_eq!(p["formats"]["mode"], "weight-only", "{}", p["formats"]);
     let v = &r["validation"];
     for key in [
         "runtime",

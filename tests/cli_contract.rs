@@ -632,11 +632,11 @@ fn rows() -> Vec<Row> {
         // 6: calibration data and ranges.
         row("calib_with_nan", &[6], &["@m.onnx", "-o", "@o.onnx", "--calib", "@nan", "--size-budget", "0.5"], 2).err("nan/s0.npy: input 'x' holds NaN"),
         row("calib_with_inf", &[6], &["@m.onnx", "-o", "@o.onnx", "--calib", "@inf", "--size-budget", "0.5"], 2).err("inf/s0.npy: input 'x' holds an infinity"),
-        row("batch_of_zero_calibrates", &[6], &["@dyn.onnx", "-o", "@o.onnx", "--input-shape", "x=0x8", "--size-budget", "0.5", NV, "-q", "--report", "@r.json"], 0)
+        row("batch_of_zero_calibrates", &[6], &["@dyn.onnx", "-o", "@o.onnx", "--input-shape", "x=0x8", "--size-budget", "0.5", NV, "--calib-random", "-q", "--report", "@r.json"], 0)
             .out(&["o.onnx", "r.json"]).check(int8_dropped),
-        row("zero_size_tensor_calibrates", &[6], &["@zs.onnx", "-o", "@o.onnx", "--size-budget", "0.6", "-q", "--report", "@r.json"], 0)
+        row("zero_size_tensor_calibrates", &[6], &["@zs.onnx", "-o", "@o.onnx", "--size-budget", "0.6", "--calib-random", "-q", "--report", "@r.json"], 0)
             .out(&["o.onnx", "r.json"]).check(int8_dropped),
-        row("fused_op_before_candidate", &[6], &["@fused.onnx", "-o", "@o.onnx", "--size-budget", "0.6", "-q", "--report", "@r.json"], 0)
+        row("fused_op_before_candidate", &[6], &["@fused.onnx", "-o", "@o.onnx", "--size-budget", "0.6", "--calib-random", "-q", "--report", "@r.json"], 0)
             .out(&["o.onnx", "r.json"]).check(int8_dropped),
         // 7: budgets beyond the solver's range.
         row("size_budget_1e-30", &[7], &["@m.onnx", "-o", "@o.onnx", "--size-budget", "1e-30"], 2).err("--size-budget 1e-30"),

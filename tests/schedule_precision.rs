@@ -25,7 +25,7 @@ fn plan_sizes_follow_the_precision_pass() {
         .arg("-o")
         .arg(&out)
         .args(["--input-shape", "x=1x3x48x192", "--scratchpad", "8MiB"])
-        .args(["--weights-in-scratchpad", "--no-validate"])
+        .args(["--weights-in-scratchpad", "--no-validate", "--calib-random"])
         .args(["--precision-time-limit", "5", "--schedule-time-limit", "5"])
         .arg("--plan")
         .arg(&plan)

@@ -379,6 +379,7 @@ fn int8_tiles_are_bit_identical() {
         strategy: Strategy::Uniform(Precision::Int8),
         objective: Objective::Proxy,
         measure: false,
+        calib_random: true,
         ..PrecisionConfig::default()
     };
     run_precision(&mut m, &cfg).expect("int8");

@@ -1,9 +1,13 @@
 //! Which operators can change precision, in which formats, and what each format stores.
 //!
 //! Only ops whose weight is a constant tensor (initializer or Constant node) are candidates:
-//! Conv (any group), MatMul with a constant 2-D second input, Gemm with constant B, and
-//! ConvTranspose (fp16 only: onnxruntime has no fused int8 kernel for it on x86, so QDQ
-//! around it would only add work).
+//! Conv (any group), MatMul with a constant 2-D second input, Gemm with constant B,
+//! ConvTranspose (fp16 and weight-only int8: onnxruntime has no fused int8 kernel for it on
+//! x86, so QDQ around it would only add work), and Gather on a constant 2-D float table
+//! along axis 0 (an embedding table: fp16, weight-only int8 and int4 per row).
+//!
+//! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
+//! to what a run offers the allocation (weight-only formats without calibration data).
 
 use super::quantize::{stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
@@ -22,6 +26,8 @@ pub struct OpCandidate {
     pub op: String,
     /// The constant weight tensor (initializer or Constant-node output).
     pub weight: String,
+    /// The node input the weight is read at (1 for Conv/MatMul/Gemm B, 0 for a Gather table).
+    pub weight_slot: usize,
     /// As stored (Gemm with transB: `[N, K]`).
     pub weight_shape: Vec<usize>,
     pub bias: Option<String>,
@@ -98,6 +104,10 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
     let mut out = Vec::new();
     for (_, n) in g.nodes() {
         let op = n.op_type.as_str();
+        if n.domain.is_empty() && op == "Gather" {
+            out.extend(gather_candidate(g, n));
+            continue;
+        }
         if !op_table::has(&n.domain, op, Trait::Quantizable) {
             continue;
         }
@@ -156,6 +166,9 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
             opts.push(Precision::Int8);
             opts.push(Precision::Int4);
         }
+        if int_ok || op == "ConvTranspose" {
+            opts.push(Precision::Int8W);
+        }
         let fp32_bytes = 4 * (element_count(&wt.dims) + bias_len as u64);
         let options = opts
             .into_iter()
@@ -166,6 +179,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
             node_name: n.name.clone(),
             op: op.to_string(),
             weight: wname.clone(),
+            weight_slot: w_slot,
             weight_shape: shape,
             bias: if bias_t.is_some() { bias } else { None },
             fp32_bytes,
@@ -181,6 +195,67 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         });
     }
     out
+}
+
+/// A Gather reading rows of a constant float table `[V, D]` (axis 0) with dynamic indices:
+/// an embedding table. Offered fp16, weight-only int8 and int4 (per-row scales); never
+/// `Int8` (its output is not an activation range anybody calibrated).
+fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
+    let key = n.outputs.first().filter(|o| !o.is_empty())?.clone();
+    let (table, ids) = (n.inputs.first()?, n.inputs.get(1)?);
+    if ids.is_empty() || constant_tensor(g, ids).is_some() || attr_int(n, "axis", 0) != 0 {
+        return None;
+    }
+    let t = constant_tensor(g, table)?;
+    if DataType::from_onnx(t.data_type) != Some(DataType::Float) || t.dims.len() != 2 {
+        return None;
+    }
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    if shape.contains(&0) {
+        return None;
+    }
+    let op = "Gather";
+    let axis = weight_channel_axis(op, false);
+    let options = [
+        Precision::Fp32,
+        Precision::Fp16,
+        Precision::Int8W,
+        Precision::Int4,
+    ]
+    .into_iter()
+    .map(|p| (p, stored_bytes(op, &shape, axis, 0, p)))
+    .collect();
+    Some(OpCandidate {
+        key,
+        node_name: n.name.clone(),
+        op: op.to_string(),
+        weight: table.clone(),
+        weight_slot: 0,
+        fp32_bytes: 4 * element_count(&t.dims),
+        weight_shape: shape,
+        bias: None,
+        options,
+        activation_inputs: vec![ids.clone()],
+        outputs: vec![n.outputs[0].clone()],
+        channel_axis: axis,
+    })
+}
+
+/// Narrows each candidate's formats to what the run offers. Without calibration data
+/// (`weight_only`), formats that quantize activations are dropped: their ranges would come
+/// from noise. With data, `Int8W` stays only where `Int8` is not offered (it would trade
+/// int8 speed for a little accuracy at the same size).
+pub fn offer_for_mode(cands: &mut [OpCandidate], weight_only: bool) {
+    for c in cands {
+        let has_int8 = c.bytes_at(Precision::Int8).is_some();
+        c.options.retain(|(p, _)| {
+            if weight_only {
+                !p.quantizes_activations()
+            } else {
+                *p != Precision::Int8W || !has_int8
+            }
+        });
+    }
 }
 
 /// Groups (of two or more) of candidates reading the same weight tensor; they must get the

@@ -37,16 +37,24 @@ pub enum Precision {
     /// weights, int32 bias; DQ → op → Q so onnxruntime fuses it to QLinearConv/QLinearMatMul.
     Int8,
     /// Weight-only int4: `com.microsoft.MatMulNBits` (block 32, accuracy_level 4) for
-    /// MatMul/Gemm; per-channel int4 for Conv, decoded by constant-foldable standard ops.
+    /// MatMul/Gemm; per-channel int4 for Conv (per-row for Gather tables), decoded by
+    /// constant-foldable standard ops.
     Int4,
+    /// Weight-only int8: per-channel (per-row for Gather tables) symmetric int8 weights,
+    /// decoded at session start by `Cast → Mul` (onnxruntime folds both), so the operator
+    /// runs in fp32 and no activation range is needed. The int8 format of runs without
+    /// calibration data; with `--calib` it is offered only where `Int8` is not (Gather
+    /// tables, ConvTranspose).
+    Int8W,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [
+    pub const ALL: [Precision; 5] = [
         Precision::Fp32,
         Precision::Fp16,
         Precision::Int8,
         Precision::Int4,
+        Precision::Int8W,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +62,7 @@ impl Precision {
             Precision::Fp16 => "fp16",
             Precision::Int8 => "int8",
             Precision::Int4 => "int4",
+            Precision::Int8W => "int8w",
         }
     }
     /// Bits per weight element (scales and zero points not counted).
@@ -61,7 +70,7 @@ impl Precision {
         match self {
             Precision::Fp32 => 32,
             Precision::Fp16 => 16,
-            Precision::Int8 => 8,
+            Precision::Int8 | Precision::Int8W => 8,
             Precision::Int4 => 4,
         }
     }

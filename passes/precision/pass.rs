@@ -67,8 +67,12 @@ pub struct PrecisionConfig {
     pub budget: Budget,
     pub strategy: Strategy,
     pub objective: Objective,
-    /// `--calib DIR`; seeded random inputs (with a loud warning) when `None`.
+    /// `--calib DIR`. When `None`, only weight-only formats are offered (see
+    /// [`PrecisionConfig::weight_only`]) and errors are measured on seeded random inputs.
     pub calib_dir: Option<PathBuf>,
+    /// `--calib-random`: without `--calib`, calibrate activation ranges on seeded random
+    /// inputs and offer int8 activations anyway (the old behaviour, with its warning).
+    pub calib_random: bool,
     pub calib_method: CalibMethod,
     /// Calibration samples: random ones to draw, or at most this many from the folder.
     pub calib_samples: usize,
@@ -138,6 +142,18 @@ impl std::fmt::Debug for Search {
     }
 }
 
+/// Why a run without calibration data offers weight-only formats (report and summary).
+pub const WEIGHT_ONLY_WHY: &str = "no --calib: activation ranges would come from random inputs, so only weight-only formats are offered (fp16, int8/int4 weights decoded at load, MatMulNBits, quantized embedding tables); pass --calib DIR for int8 activations, or --calib-random to calibrate on seeded random inputs";
+
+impl PrecisionConfig {
+    /// Whether only weight-only formats are offered: no calibration folder and no
+    /// `--calib-random`. Like onnxruntime's `quantize_dynamic`, these need no activation
+    /// ranges, so nothing is calibrated on noise.
+    pub fn weight_only(&self) -> bool {
+        self.calib_dir.is_none() && !self.calib_random
+    }
+}
+
 impl Default for PrecisionConfig {
     /// Size budget 0.30 of the fp32 weight bytes: a bit below what uniform int8 reaches
     /// (~0.26–0.27 of fp32 with scales on the PP-OCR models), so int8 everywhere fits and the
@@ -148,6 +164,7 @@ impl Default for PrecisionConfig {
             strategy: Strategy::Ilp,
             objective: Objective::RelevanceMeasured,
             calib_dir: None,
+            calib_random: false,
             calib_method: CalibMethod::MinMax,
             calib_samples: 8,
             seed: 0,
@@ -728,6 +745,7 @@ fn calibrate_candidates(
             samples.truncate(cfg.calib_samples);
         }
     }
+    let warning = warning.filter(|_| !cfg.weight_only());
     if let Some(w) = &warning {
         crate::progress::warn(w);
     }
@@ -744,6 +762,10 @@ fn calibrate_candidates(
     let mut calib: Calibration = calibrate(model, &samples, &tensors, cfg.calib_method)?;
     calib.source = match &cfg.calib_dir {
         Some(d) => d.display().to_string(),
+        None if cfg.weight_only() => format!(
+            "none (weight-only formats; errors measured on seeded random inputs, seed {})",
+            cfg.seed
+        ),
         None => format!("seeded random (seed {})", cfg.seed),
     };
     calib.warning = warning;
@@ -776,6 +798,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         })?;
     }
     let mut cands = candidates(model);
+    super::candidates::offer_for_mode(&mut cands, cfg.weight_only());
     check_budget_up_front(model, &cands, cfg, weight_bytes_before)?;
     if cands.is_empty() {
         return Ok(unchanged(
@@ -854,6 +877,14 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         o.insert("simplified".into(), json!(simplified));
         // Operators kept out of int8 because calibration saw no range for their tensors.
         o.insert("int8_without_range".into(), json!(unranged));
+        o.insert(
+            "formats".into(),
+            if cfg.weight_only() {
+                json!({"mode": "weight-only", "why": WEIGHT_ONLY_WHY})
+            } else {
+                json!({"mode": "all", "activations": calib.source})
+            },
+        );
         if let Some(search) = search_section {
             o.insert("search".into(), search);
         }

@@ -214,13 +214,19 @@ pub fn quantize_bias_int32(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32
 
 /// Per-channel axis of an op's constant weight in the emitted formats: Conv `[M, C/g, ...]`
 /// → 0; ConvTranspose `[C, M/g, ...]` → 1; MatMul `[K, N]` → 1; Gemm B → 0 with transB,
-/// else 1.
+/// else 1; a Gather table `[V, D]` → 0 (one scale per row: a row is what a lookup reads).
 pub fn weight_channel_axis(op: &str, trans_b: bool) -> usize {
     match op {
-        "Conv" => 0,
+        "Conv" | "Gather" => 0,
         "Gemm" if trans_b => 0,
         _ => 1,
     }
+}
+
+/// Whether int4 is stored per channel of axis 0, packed by halves and decoded by standard
+/// ops (Conv, Gather tables), rather than as `MatMulNBits` blocks (MatMul, Gemm).
+pub fn int4_packs_axis0(op: &str) -> bool {
+    matches!(op, "Conv" | "Gather")
 }
 
 fn sq_err(a: &[f32], b: &[f32]) -> f64 {
@@ -255,10 +261,10 @@ pub fn relative_weight_error_axis(
     let deq: Vec<f32> = match p {
         Precision::Fp32 => return 0.0,
         Precision::Fp16 => w.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
-        Precision::Int8 => {
+        Precision::Int8 | Precision::Int8W => {
             dequantize_per_channel(&quantize_per_channel(w, shape, axis, 8), shape, axis)
         }
-        Precision::Int4 if op == "Conv" => {
+        Precision::Int4 if int4_packs_axis0(op) => {
             dequantize_per_channel(&quantize_per_channel(w, shape, axis, 4), shape, axis)
         }
         Precision::Int4 => {
@@ -328,9 +334,11 @@ pub fn stored_bytes(
             };
             numel + 4 * ch + b
         }
-        // Output channels paired by halves (see rewrite.rs); odd M adds a padding channel
-        // and three int64 Slice constants.
-        Precision::Int4 if op == "Conv" => {
+        // int8 weight + one f32 scale per channel; the bias stays fp32.
+        Precision::Int8W => numel + 4 * ch + bias,
+        // Output channels (Gather: rows) paired by halves (see rewrite.rs); odd M adds a
+        // padding channel and three int64 Slice constants.
+        Precision::Int4 if int4_packs_axis0(op) => {
             let m = weight_shape.first().copied().unwrap_or(1) as u64;
             let inner = numel / m.max(1);
             m.div_ceil(2) * inner + 4 * ch + bias + if m % 2 == 1 { 24 } else { 0 }

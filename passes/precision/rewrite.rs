@@ -13,8 +13,8 @@ use super::builders::{a_int, node, Namer};
 use super::candidates::{candidates, constant_f32, constant_tensor, OpCandidate};
 use super::opset::upgrade_default_opset;
 use super::quantize::{
-    activation_qparams, quantize_bias_int32, quantize_matmul_nbits, quantize_per_channel, to_kn,
-    NBITS_BLOCK,
+    activation_qparams, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
+    quantize_per_channel, to_kn, NBITS_BLOCK,
 };
 use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::error::{Error, Result};
@@ -465,7 +465,12 @@ fn ensure_opset(model: &mut Model, domain: &str, version: i64) {
 pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Result<RewriteStats> {
     let mut stats = RewriteStats::default();
     check_assignment(model, assignment)?;
-    if assignment.values().any(|p| *p == Precision::Int8) {
+    // Int8 needs opset 13 (per-axis QDQ); the int4 and int8w decoding chains need Mod
+    // (opset 10) and the attribute-typed Cast (opset 6): one upgrade serves all.
+    if assignment
+        .values()
+        .any(|p| matches!(p, Precision::Int8 | Precision::Int4 | Precision::Int8W))
+    {
         stats.opset_changes = upgrade_default_opset(model, 13)?;
     }
     if assignment.values().any(|p| *p == Precision::Int4) {
@@ -571,7 +576,8 @@ impl Rewriter<'_> {
             Precision::Fp32 => {}
             Precision::Fp16 => self.fp16(g, &mut op),
             Precision::Int8 => self.int8(g, &mut op)?,
-            Precision::Int4 if c.op == "Conv" => self.int4_conv(g, &mut op)?,
+            Precision::Int8W => self.int8_weight_only(g, &mut op),
+            Precision::Int4 if int4_packs_axis0(&c.op) => self.int4_conv(g, &mut op)?,
             Precision::Int4 => self.matmul_nbits(g, &mut op)?,
         }
         let bytes_after = self.bytes_of(g, &op.after_names, true);
@@ -607,7 +613,7 @@ impl Rewriter<'_> {
         let nn = self.namer.fresh(&format!("{key}__w_cast"));
         self.add(g, node(&nn, "Cast", &[&wh], &[&wf], vec![a_int("to", 1)]));
         g.set_value_type(&wf, ValueType::tensor(DataType::Float, wdims));
-        g.ops[op.idx].inputs[1] = wf;
+        g.ops[op.idx].inputs[c.weight_slot] = wf;
         op.after_names.push(wh);
         op.after_names.extend(c.bias.clone());
     }
@@ -764,8 +770,49 @@ impl Rewriter<'_> {
         Ok(())
     }
 
-    /// Int4 Conv: the packed weight and its decoding chain (once per weight) in front of
-    /// the float Conv.
+    /// Weight-only int8: the per-channel int8 weight and its scales (shaped to broadcast
+    /// along the channel axis), decoded by `Cast → Mul` once per weight in front of the
+    /// float operator. Both inputs of the chain are constants, so onnxruntime folds it
+    /// when the session starts (like the int4 chain) and nothing runs per call.
+    fn int8_weight_only(&mut self, g: &mut Graph, op: &mut OpRewrite) {
+        let (c, key) = (op.c, op.key.clone());
+        let ek = (c.weight.clone(), Precision::Int8W);
+        let names = match self.emitted.get(&ek) {
+            Some(v) => v.clone(),
+            None => {
+                let axis = c.channel_axis;
+                let q = quantize_per_channel(&op.w, &op.wshape, axis, 8);
+                let mut sdims = vec![1i64; op.wdims.len()];
+                if let Some(d) = sdims.get_mut(axis) {
+                    *d = q.scales.len() as i64;
+                }
+                let wq = self.namer.fresh(&format!("{key}__w_i8w"));
+                let ws = self.namer.fresh(&format!("{key}__w_i8w_scale"));
+                let raw = q.values.iter().map(|&v| v as u8).collect();
+                add_init(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
+                add_init(g, f32_tensor(&ws, &sdims, &q.scales));
+                let (wf, wd) = (
+                    self.namer.fresh(&format!("{key}__w_i8w_f")),
+                    self.namer.fresh(&format!("{key}__w_i8w_decoded")),
+                );
+                let nc = self.namer.fresh(&format!("{key}__w_i8w_cast"));
+                self.add(g, node(&nc, "Cast", &[&wq], &[&wf], vec![a_int("to", 1)]));
+                g.set_value_type(&wf, ValueType::tensor(DataType::Float, &op.wdims));
+                let nm = self.namer.fresh(&format!("{key}__w_i8w_scale_node"));
+                self.add(g, node(&nm, "Mul", &[&wf, &ws], &[&wd], vec![]));
+                g.set_value_type(&wd, ValueType::tensor(DataType::Float, &op.wdims));
+                let v = vec![wq, ws, wd];
+                self.emitted.insert(ek, v.clone());
+                v
+            }
+        };
+        g.ops[op.idx].inputs[c.weight_slot] = names[2].clone();
+        op.after_names.extend(names[..2].iter().cloned());
+        op.after_names.extend(c.bias.clone());
+    }
+
+    /// Int4 Conv (and Gather table): the packed weight and its decoding chain (once per
+    /// weight) in front of the float operator.
     fn int4_conv(&mut self, g: &mut Graph, op: &mut OpRewrite) -> Result<()> {
         let ek = (op.c.weight.clone(), Precision::Int4);
         let names = match self.emitted.get(&ek) {
@@ -776,7 +823,7 @@ impl Rewriter<'_> {
                 v
             }
         };
-        g.ops[op.idx].inputs[1] = names[2].clone();
+        g.ops[op.idx].inputs[op.c.weight_slot] = names[2].clone();
         op.after_names.extend(names[..2].iter().cloned());
         op.after_names.extend(op.c.bias.clone());
         Ok(())
