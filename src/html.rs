@@ -153,24 +153,15 @@ fn precision_picture(section: &Value) -> Option<String> {
 /// Uniform int8 (`search.uniform_int8`) as a green diamond, when it was measured on `output`.
 fn uniform_int8_marker(
     svg: &mut String,
-    search: &Value,
-    output: &str,
+    uniform_int8: Option<(f64, f64, bool)>,
     x: &dyn Fn(f64) -> f64,
     y: &dyn Fn(f64) -> f64,
 ) {
-    let u = &search["uniform_int8"];
-    let (Some(size), Some(v)) = (
-        u["size_fraction"].as_f64(),
-        u["fidelity"].get(output).and_then(|v| v.as_f64()),
-    ) else {
+    let Some((size, v, passed)) = uniform_int8 else {
         return;
     };
     let (cx, cy) = (x(size), y(v));
-    let verdict = if u["passed"] == true {
-        "passed"
-    } else {
-        "below target"
-    };
+    let verdict = if passed { "passed" } else { "below target" };
     let _ = write!(
         svg,
         r##"<rect class="uniform-int8" x="{:.1}" y="{:.1}" width="10" height="10" fill="#2ca02c" transform="rotate(45 {cx:.1} {cy:.1})"><title>uniform int8: size {size:.3}: {v:.4} ({verdict})</title></rect>"##,
@@ -428,50 +419,13 @@ fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
 /// ringed, uniform int8 (measured once beside the probes) a green diamond, fp32 (size 1,
 /// fidelity 1 by definition) grey; a legend names them.
 fn search_curve_picture(search: &Value) -> Option<String> {
-    let probes = search.get("probes")?.as_array()?;
-    let mut pts: Vec<(f64, f64, bool, f64)> = Vec::new();
-    let mut output = String::new();
-    for p in probes {
-        let (Some(size), Some(f)) = (
-            p.get("size_fraction").and_then(|v| v.as_f64()),
-            p.get("fidelity").and_then(|v| v.as_object()),
-        ) else {
-            continue;
-        };
-        let Some((name, v)) = f.iter().next() else {
-            continue;
-        };
-        output = name.clone();
-        let budget = p.get("budget").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-        pts.push((
-            size,
-            v.as_f64().unwrap_or(f64::NAN),
-            p["passed"] == true,
-            budget,
-        ));
-    }
-    if pts.is_empty() {
-        return None;
-    }
-    let chosen = search.get("chosen_budget").and_then(|v| v.as_f64());
-    let lo = pts
-        .iter()
-        .map(|p| p.1)
-        .filter(|v| v.is_finite())
-        .fold(1.0f64, f64::min)
-        .min(
-            search["uniform_int8"]["fidelity"]
-                .get(&output)
-                .and_then(|v| v.as_f64())
-                .filter(|v| v.is_finite())
-                .unwrap_or(1.0),
-        )
-        .min(0.9);
+    let curve = crate::search_curve::Curve::from_search(search)?;
+    let (output, lo) = (curve.output.clone(), curve.lo);
     let (w, h, left, bottom) = (700.0, 240.0, 50.0, 30.0);
     let x = |s: f64| left + s.clamp(0.0, 1.0) * (w - left - 10.0);
     let y = |v: f64| 10.0 + (1.0 - ((v - lo) / (1.0 - lo)).clamp(0.0, 1.0)) * (h - bottom - 10.0);
     let mut svg = format!(
-        r#"<figure id="search-curve" class="picture"><figcaption>Size–fidelity of the search's probes ('{}', fidelity up, weight size as a fraction of fp32 across): blue passed, orange below target, ringed: written, green diamond: uniform int8, grey: fp32</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="{h}" role="img">"#,
+        r#"<figure id="search-curve" class="picture"><figcaption>Size–fidelity of the search's probes ('{}', fidelity up, weight size as a fraction of fp32 across): blue passed, orange failed (conservative estimate below target), ringed: written, green diamond: uniform int8, grey: fp32</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="{h}" role="img">"#,
         esc(&output)
     );
     let _ = write!(
@@ -487,24 +441,26 @@ fn search_curve_picture(search: &Value) -> Option<String> {
         x(1.0),
         y(1.0)
     );
-    for (size, v, passed, budget) in &pts {
-        let colour = if *passed { "#3b7dd8" } else { "#e8913a" };
+    for p in &curve.probes {
+        let colour = if p.passed { "#3b7dd8" } else { "#e8913a" };
         let _ = write!(
             svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="{colour}"><title>size {size:.3}: {v:.4}</title></circle>"##,
-            x(*size),
-            y(*v)
+            r##"<circle cx="{:.1}" cy="{:.1}" r="5" fill="{colour}"><title>size {:.3}: {:.4}</title></circle>"##,
+            x(p.size),
+            y(p.value),
+            p.size,
+            p.value
         );
-        if chosen == Some(*budget) && *passed {
+        if p.chosen {
             let _ = write!(
                 svg,
                 r##"<circle cx="{:.1}" cy="{:.1}" r="9" fill="none" stroke="#222"/>"##,
-                x(*size),
-                y(*v)
+                x(p.size),
+                y(p.value)
             );
         }
     }
-    uniform_int8_marker(&mut svg, search, output.as_str(), &x, &y);
+    uniform_int8_marker(&mut svg, curve.uniform_int8, &x, &y);
     let _ = write!(
         svg,
         r##"<g class="legend"><circle cx="{lx}" cy="20" r="5" fill="#3b7dd8"/><text x="{tx}" y="24" class="lbl">passed</text><circle cx="{lx}" cy="38" r="5" fill="#e8913a"/><text x="{tx}" y="42" class="lbl">below target</text><rect x="{rx}" y="51" width="10" height="10" fill="#2ca02c" transform="rotate(45 {lx} 56)"/><text x="{tx}" y="60" class="lbl">uniform int8</text><circle cx="{lx}" cy="74" r="5" fill="#888"/><text x="{tx}" y="78" class="lbl">fp32</text></g>"##,

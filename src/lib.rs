@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod runtime;
+pub mod search_curve;
 pub mod shape;
 pub mod summary;
 pub mod validate;

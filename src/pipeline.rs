@@ -404,6 +404,8 @@ pub const SEARCH_START: f64 = 0.30;
 pub const SEARCH_MAX: f64 = 0.5;
 /// The search stops when the smallest passing and the largest failing budget are this close.
 pub const SEARCH_TOLERANCE: f64 = 0.02;
+/// The search's step from its first probe until the verdict flips.
+pub const SEARCH_STEP: f64 = 0.025;
 
 /// The fidelity-driven search, when it applies: mixed precision with `--calib`, no explicit
 /// budget, and validation on. Each probe stages the candidate in a temporary folder and
@@ -433,7 +435,10 @@ fn search_for(
         fidelity_mode: "search probe".into(),
         min_fidelity: opts.fidelity.target_all,
         only_samples: None,
-        holdout_seed: opts.inputs.is_none().then_some(cfg.seed),
+        holdout: opts
+            .inputs
+            .is_none()
+            .then_some((cfg.seed, cfg.calib_samples)),
     };
     let original = opts.model.clone();
     let probe = move |m: &Model| -> Result<ProbeVerdict> {
@@ -442,15 +447,18 @@ fn search_for(
         let path = dir.path().join("probe.onnx");
         save_model(m, &path, &ExportOptions::default())?;
         let v = validate(&original, &path, m, &vopts)?;
-        let outputs = v
-            .fidelity
-            .iter()
-            .flat_map(|f| &f.outputs)
-            .map(|o| (o.name.clone(), o.value))
-            .collect();
+        let outs: Vec<_> = v.fidelity.iter().flat_map(|f| &f.outputs).collect();
+        // A probe passes on the conservative estimates (the final gate on the pooled
+        // values): the smallest budget that barely passes a small held-out set is the one
+        // most likely to miss on unseen data (see docs/fidelity.md).
+        let robust = outs.iter().all(|o| o.conservative >= o.target);
         Ok(ProbeVerdict {
-            passed: v.done && v.passed,
-            outputs,
+            passed: v.done && v.passed && robust,
+            outputs: outs.iter().map(|o| (o.name.clone(), o.value)).collect(),
+            conservative: outs
+                .iter()
+                .map(|o| (o.name.clone(), o.conservative))
+                .collect(),
         })
     };
     Some(Search {
@@ -458,6 +466,7 @@ fn search_for(
         start: SEARCH_START,
         max: SEARCH_MAX,
         tolerance: SEARCH_TOLERANCE,
+        step: SEARCH_STEP,
     })
 }
 
@@ -660,7 +669,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             fidelity_mode: mode,
             min_fidelity: opts.fidelity.target_all,
             only_samples: held_out,
-            holdout_seed: None,
+            holdout: None,
         };
         let mut v = validate(&opts.model, &staged, &model, &vopts)?;
         // Why `auto` left onnxruntime may name the staged file: name the destination.

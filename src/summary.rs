@@ -201,10 +201,14 @@ fn search_lines(search: &serde_json::Value) -> Option<String> {
         search.get("chosen_budget")?.as_f64()?,
         search.get("chosen_size_fraction")?.as_f64()?
     );
+    if let Some(curve) = crate::search_curve::Curve::from_search(search) {
+        out.push_str(&crate::search_curve::terminal_plot(&curve));
+    }
     Some(out)
 }
 
-/// `size 0.300, passed ('y' 0.98)` or `infeasible`: what one probe found.
+/// `size 0.300, passed ('y' 0.995, conservative 0.991)` or `infeasible`: what one probe
+/// found (a probe passes on the conservative estimate, see docs/fidelity.md).
 fn probe_what(p: &serde_json::Value) -> String {
     use crate::fidelity::gate::fmt_value;
     match p.get("infeasible").and_then(|v| v.as_str()) {
@@ -214,13 +218,19 @@ fn probe_what(p: &serde_json::Value) -> String {
                 .get("size_fraction")
                 .and_then(|v| v.as_f64())
                 .unwrap_or(0.0);
+            let conservative = p.get("conservative").and_then(|c| c.as_object());
             let fid: Vec<String> = p
                 .get("fidelity")
                 .and_then(|f| f.as_object())
                 .map(|f| {
                     f.iter()
                         .map(|(k, v)| {
-                            format!("'{k}' {}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
+                            let c = conservative
+                                .and_then(|c| c.get(k))
+                                .and_then(|c| c.as_f64())
+                                .map(|c| format!(", conservative {}", fmt_value(c)))
+                                .unwrap_or_default();
+                            format!("'{k}' {}{c}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
                         })
                         .collect()
                 })

@@ -49,9 +49,10 @@ pub struct ValidationOptions {
     /// Validate on these samples of `inputs_dir` only (by file or folder name): the part
     /// of a calibration folder held out of calibration.
     pub only_samples: Option<Vec<String>>,
-    /// Validate on the quarter of `inputs_dir` that [`crate::fidelity::holdout::held_out`]
-    /// holds out with this seed (all of it when the folder is too small to split).
-    pub holdout_seed: Option<u64>,
+    /// With `(seed, calib_used)`, validate on the samples of `inputs_dir` that
+    /// [`crate::fidelity::holdout::validation_indices`] keeps out of calibration (all of
+    /// them when the folder is too small to split).
+    pub holdout: Option<(u64, usize)>,
 }
 
 impl Default for ValidationOptions {
@@ -70,7 +71,7 @@ impl Default for ValidationOptions {
             fidelity_mode: "reports only: no --min-fidelity and a lossless run".into(),
             min_fidelity: None,
             only_samples: None,
-            holdout_seed: None,
+            holdout: None,
         }
     }
 }
@@ -195,10 +196,9 @@ pub fn validation_samples(
         Some(dir) => {
             let mut samples = load_input_dir(dir, &specs)?;
             let mut used = dir.display().to_string();
-            if let Some(idx) = opts
-                .holdout_seed
-                .and_then(|seed| crate::fidelity::holdout::held_out(samples.len(), seed))
-            {
+            if let Some(idx) = opts.holdout.and_then(|(seed, calib_used)| {
+                crate::fidelity::holdout::validation_indices(samples.len(), seed, calib_used)
+            }) {
                 let total = samples.len();
                 let mut i = 0;
                 samples.retain(|_| {
@@ -284,7 +284,8 @@ impl Agreement {
             self.compared += ta.element_count() as u64;
             if let Some((plan, meter)) = self.meters.iter_mut().find(|(p, _)| &p.name == name) {
                 let id = self.ids.get(index).map(String::as_str).unwrap_or("");
-                meter.add(index, id, score(plan.metric, ta, tb, m.cosine));
+                let extra = crate::fidelity::measure::sample_extra(plan.metric, ta, tb);
+                meter.add_sample(index, id, score(plan.metric, ta, tb, m.cosine), extra);
             }
             let tol = tolerance_error(ta, tb);
             match self.per_output.iter_mut().find(|(n, _, _)| n == name) {

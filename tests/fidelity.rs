@@ -372,7 +372,8 @@ fn calibration_folder_is_split_when_no_inputs_are_given() {
         assert!(o.status.success(), "{}", text(&o));
         report(&d.join("r.json"))
     };
-    // 16 samples: a quarter (4) validates, 12 remain for calibration (8 of them used).
+    // 16 samples: a quarter (4) is held out, 12 remain for calibration; 8 of them
+    // calibrate and the 4 others validate beside the held-out quarter.
     let r = run_ok(&["--calib", "cal"]);
     let h = holdout(&r);
     let held: Vec<String> = h["validation_samples"]
@@ -381,19 +382,20 @@ fn calibration_folder_is_split_when_no_inputs_are_given() {
         .iter()
         .map(|s| s.as_str().expect("name").to_string())
         .collect();
-    assert_eq!(held.len(), 4, "{h}");
+    assert_eq!(held.len(), 8, "{h}");
     assert_schema(&r);
     assert_eq!(
         (h["folder_samples"].as_u64(), h["calibration_pool"].as_u64()),
-        (Some(16), Some(12)),
+        (Some(16), Some(8)),
         "{h}"
     );
+    assert_eq!(r["precision"]["calibration"]["samples"], 8, "8 calibrate");
     let v = &r["validation"];
-    assert_eq!(v["samples"], 4, "{v}");
+    assert_eq!(v["samples"], 8, "{v}");
     assert!(
         v["inputs_used"]
             .as_str()
-            .is_some_and(|s| s.contains("held out of calibration: 4 of 16")),
+            .is_some_and(|s| s.contains("held out of calibration: 8 of 16")),
         "{v}"
     );
     let worst = v["fidelity"]["outputs"][0]["worst"]["sample"]

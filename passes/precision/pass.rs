@@ -114,6 +114,8 @@ pub struct PrecisionConfig {
 pub struct ProbeVerdict {
     pub passed: bool,
     pub outputs: Vec<(String, f64)>,
+    /// Each output's conservative estimate (what `passed` compared with the target).
+    pub conservative: Vec<(String, f64)>,
 }
 
 /// Validates a candidate model (a probe of the search).
@@ -130,6 +132,8 @@ pub struct Search {
     pub max: f64,
     /// Bisection stops when the passing and failing budgets are this close.
     pub tolerance: f64,
+    /// The step from the first probe until the verdict flips.
+    pub step: f64,
 }
 
 impl std::fmt::Debug for Search {
@@ -138,6 +142,7 @@ impl std::fmt::Debug for Search {
             .field("start", &self.start)
             .field("max", &self.max)
             .field("tolerance", &self.tolerance)
+            .field("step", &self.step)
             .finish()
     }
 }
@@ -710,7 +715,9 @@ fn calibrate_candidates(
     let mut holdout = None;
     if split {
         let total = samples.len();
-        holdout = Some(match crate::fidelity::holdout::held_out(total, cfg.seed) {
+        let validation =
+            crate::fidelity::holdout::validation_indices(total, cfg.seed, cfg.calib_samples);
+        holdout = Some(match validation {
             Some(idx) => {
                 let mut held = Vec::new();
                 let mut kept = Vec::new();
@@ -1098,16 +1105,15 @@ fn probe_budget(
         Err(e) => return Err(e),
     };
     let verdict = (search.probe)(&alloc.model)?;
-    let fidelity: serde_json::Map<String, Value> = verdict
-        .outputs
-        .iter()
-        .map(|(n, v)| (n.clone(), json!(v)))
-        .collect();
+    let map = |v: &[(String, f64)]| -> serde_json::Map<String, Value> {
+        v.iter().map(|(n, v)| (n.clone(), json!(v))).collect()
+    };
     probes.push(json!({
         "budget": b,
         "size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
         "weight_bytes": alloc.after,
-        "fidelity": fidelity,
+        "fidelity": map(&verdict.outputs),
+        "conservative": map(&verdict.conservative),
         "passed": verdict.passed,
         "seconds": t.elapsed().as_secs_f64(),
     }));
@@ -1132,8 +1138,8 @@ fn uniform_int8_point(ctx: &AllocContext, cfg: &PrecisionConfig, search: &Search
 
 /// The fidelity-driven search. The first probe is the error model's prediction
 /// ([`first_probe`]; 0.30 when there is none). When it passes, probes step down from it
-/// (by 0.04, doubling while they pass, to the narrowest precision's fraction at most) until
-/// one fails; when it fails, `max` is probed. Then bisection on measured fidelity between
+/// (by `search.step`, to the narrowest precision's fraction at most) until one fails; when
+/// it fails, they step up (to `max` at most) until one passes. Then bisection on measured fidelity between
 /// the smallest pass and the largest fail below it, to `search.tolerance`. A budget the
 /// allocation cannot meet counts as a failed probe. Uniform int8 is measured once beside
 /// them. Returns the smallest passing allocation and the section (report JSON); when even
@@ -1165,17 +1171,23 @@ fn run_search(
             }
         })
     };
-    // Step away from the first probe by 0.04, doubling, until the verdict flips: down while
-    // probes pass (to the floor), up while they fail (to `max`).
+    // Step away from the first probe by `search.step` until the verdict flips: down while
+    // probes pass (to the floor), up while they fail (to `max`). Even steps, not doubling
+    // ones: fidelity is not monotone in the budget, and a long jump can land past the
+    // smallest budget that passes.
     let first_passed = measure(start, &mut probes)?;
-    let (mut b, mut step) = (start, 0.04);
+    let mut b = start;
     loop {
-        let next = if first_passed { b - step } else { b + step };
+        let next = if first_passed {
+            b - search.step
+        } else {
+            b + search.step
+        };
         let next = (next.clamp(floor, search.max) * 1e4).round() / 1e4;
         if next == b || measure(next, &mut probes)? != first_passed {
             break;
         }
-        (b, step) = (next, step * 2.0);
+        b = next;
     }
     if best.is_none() {
         return Err(no_budget_passes(search, &probes));
@@ -1198,6 +1210,7 @@ fn run_search(
         "first_probe": {"budget": start, "source": first.source, "detail": first.detail},
         "max": search.max,
         "tolerance": search.tolerance,
+        "step": search.step,
         "chosen_budget": chosen,
         "chosen_size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
         "probes": probes,
@@ -1291,6 +1304,11 @@ fn section(
             "time_limit_hit": errors.time_limit_hit,
             "seconds": errors.seconds,
             "relevance_problem": relevance_problem,
+            "measured_at_logits": errors
+                .measured_at_logits
+                .iter()
+                .map(|(y, x)| json!({"output": y, "logits": x}))
+                .collect::<Vec<_>>(),
         },
         "nodes": nodes,
         "solver": {

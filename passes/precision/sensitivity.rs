@@ -53,6 +53,8 @@ pub struct ErrorTable {
     /// then which ops were measured depends on machine speed, and so may the output.
     pub time_limit_hit: bool,
     pub seconds: f64,
+    /// Outputs whose errors were measured at their logits: (output, logits tensor).
+    pub measured_at_logits: Vec<(String, String)>,
 }
 
 impl ErrorTable {
@@ -147,6 +149,42 @@ pub fn proxy_error(model: &Model, c: &OpCandidate, p: Precision, calib: &Calibra
     e
 }
 
+/// Ops whose output is a squashed form of their input: near saturation a tiny change of the
+/// input flips the output (PP-OCR det's Sigmoid is steep, k = 50), so an error measured after
+/// them is noise that does not grow with the quantization noise.
+const SQUASHING: [&str; 3] = ["Sigmoid", "Softmax", "LogSoftmax"];
+
+/// `model` with each output produced by a squashing op (see [`SQUASHING`]) replaced by that
+/// op's float input (the logits): single-operator errors are measured there, where they grow
+/// smoothly with the quantization noise. Returns the pairs (output, logits) replaced.
+pub fn measured_at_logits(model: &Model) -> (Model, Vec<(String, String)>) {
+    let mut m = model.clone();
+    let mut swaps = Vec::new();
+    let g = &model.graph;
+    for (i, y) in g.outputs.iter().enumerate() {
+        let Some(n) = g.producer(y).map(|idx| &g.ops[idx]) else {
+            continue;
+        };
+        let Some(x) = n.inputs.first() else {
+            continue;
+        };
+        let usable = n.domain.is_empty()
+            && SQUASHING.contains(&n.op_type.as_str())
+            && !x.is_empty()
+            && !g.outputs.contains(x)
+            && !g.inputs.contains(x)
+            && super::calibrate::is_float_tensor(model, x);
+        if usable {
+            m.graph.outputs[i] = x.clone();
+            swaps.push((y.clone(), x.clone()));
+        }
+    }
+    if !swaps.is_empty() && m.graph.relink().is_err() {
+        return (model.clone(), Vec::new());
+    }
+    (m, swaps)
+}
+
 /// Runs a serialized model on samples; the float outputs, per sample, in output order.
 fn run_float_outputs(bytes: &[u8], samples: &[Sample], what: &str) -> Result<Vec<Vec<Vec<f32>>>> {
     let mut session = OrtRuntime::get()?.session_from_bytes(bytes, what)?;
@@ -225,6 +263,9 @@ pub fn error_table(
     if opts.measure && !samples.is_empty() {
         let k = samples.len().min(opts.samples.max(1));
         let eval = &samples[..k];
+        let (measured_model, at_logits) = measured_at_logits(model);
+        let model = &measured_model;
+        table.measured_at_logits = at_logits;
         let base = to_bytes(model, &ExportOptions::default())?;
         let reference = run_float_outputs(&base, eval, "the fp32 model")?;
         // Most relevant first, then by key: a deterministic order.

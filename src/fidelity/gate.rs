@@ -21,6 +21,9 @@ pub struct OutputFidelity {
     pub pooling: String,
     /// The pooled fidelity (a rate, a mean cosine, or a mean SNR in dB).
     pub value: f64,
+    /// A conservative estimate of `value` on unseen data (see
+    /// [`super::measure::Meter::conservative`]): what the search compares with the target.
+    pub conservative: f64,
     pub target: f64,
     /// True when `--min-fidelity` set the target, false for the metric's default.
     pub target_given: bool,
@@ -29,6 +32,10 @@ pub struct OutputFidelity {
     pub unit: Option<String>,
     pub passed: bool,
     pub samples: usize,
+    /// Cosine samples left out of the mean because both outputs were empty (see
+    /// [`super::measure::EMPTY_NORM_FRACTION`]); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub empty_samples: usize,
     /// The sample with the smallest value (absent when no sample ran).
     pub worst: Option<WorstSample>,
 }
@@ -45,6 +52,10 @@ pub struct FidelityReport {
     pub outputs: Vec<OutputFidelity>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl OutputFidelity {
     /// The measured result of one plan.
     pub fn of(plan: &OutputPlan, meter: &Meter) -> OutputFidelity {
@@ -57,12 +68,14 @@ impl OutputFidelity {
             why: plan.why.clone(),
             pooling: plan.metric.pooling().to_string(),
             value,
+            conservative: meter.conservative(),
             target: plan.target,
             target_given: plan.target_given,
             unit: (plan.metric == super::Metric::Snr).then(|| "dB".to_string()),
             passed,
             samples: meter.samples(),
-            worst: meter.worst().cloned(),
+            empty_samples: meter.empty_samples(),
+            worst: meter.worst(),
         }
     }
 
