@@ -338,3 +338,30 @@ fn verification_overhead_on_ppocr_det() {
     // Loose: verification is a few shape inferences, far below a second each on det.
     assert!(verify < 5.0, "verification took {verify:.3}s");
 }
+
+/// The verification blames no pass that keeps the types: cleanup on every corpus model
+/// that loads and is typed (the onnx wheel's backend models, PP-OCRv4) passes it, whatever
+/// the models declare in their `value_info` and outputs.
+#[test]
+fn verification_accepts_cleanup_on_every_corpus_model() {
+    let mut checked = 0;
+    for m in common::corpus() {
+        let Ok(mut model) = load_and_infer(&m.path, &m.bindings) else {
+            continue;
+        };
+        let pm = passes_from_specs(
+            &[spec("cleanup")],
+            None,
+            &Default::default(),
+            None,
+            &Default::default(),
+        )
+        .expect("pass manager");
+        if let Err(e) = pm.run(&mut model) {
+            panic!("{}: {e}", m.name);
+        }
+        checked += 1;
+    }
+    println!("cleanup verified on {checked} corpus models");
+    assert!(checked > 100, "{checked} models");
+}
