@@ -132,6 +132,15 @@ pub struct RunArgs {
     /// M_R, keeping the cheaper plan), off (never; below M_R is an error) [default: auto].
     #[arg(long, value_name = "MODE")]
     pub tiling: Option<String>,
+    /// Write the IR's text dump after this pass (cleanup, precision, schedule) or after
+    /// `all`, as `NN-PASS.ir.txt` in --dump-dir (NN: the pass's position in the run);
+    /// repeatable or comma-separated.
+    #[arg(long, value_name = "PASS|all", value_delimiter = ',')]
+    pub dump_ir_after: Vec<String>,
+    /// The folder --dump-ir-after writes into (created when missing; written with the
+    /// other outputs, only when the run succeeds or fails validation).
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<PathBuf>,
     /// The pipeline's passes, from a config file (the default pipeline when absent).
     #[arg(skip)]
     pub passes: Option<Vec<crate::config::PassSpec>>,
@@ -287,6 +296,7 @@ pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
     };
     let defaults = PipelineOptions::new(&model, &output);
     let precision = precision_config(&a, defaults.seed)?;
+    let dump_ir = dump_ir_options(&a)?;
     let opts = PipelineOptions {
         report: a.report,
         inputs: a.inputs,
@@ -315,9 +325,31 @@ pub fn run_options(run: RunArgs) -> Result<(PipelineOptions, bool)> {
             )?,
             a.tiling.as_deref(),
         )?,
+        dump_ir,
         ..defaults
     };
     Ok((opts, a.quiet))
+}
+
+/// `--dump-ir-after PASS --dump-dir DIR` (the flags or the config file's keys): both or
+/// neither, and never with `--check`, which writes nothing.
+fn dump_ir_options(a: &RunArgs) -> Result<Option<crate::pipeline::IrDumpOptions>> {
+    match (a.dump_ir_after.is_empty(), &a.dump_dir) {
+        (true, None) => Ok(None),
+        (true, Some(_)) => Err(Error::Usage(
+            "--dump-dir needs --dump-ir-after PASS (or all)".into(),
+        )),
+        (false, None) => Err(Error::Usage(
+            "--dump-ir-after needs --dump-dir DIR, the folder the dumps go to".into(),
+        )),
+        (false, Some(_)) if a.check => Err(Error::Usage(
+            "--check writes nothing; drop --dump-ir-after/--dump-dir".into(),
+        )),
+        (false, Some(dir)) => Ok(Some(crate::pipeline::IrDumpOptions {
+            after: a.dump_ir_after.clone(),
+            dir: dir.clone(),
+        })),
+    }
 }
 
 /// The mixed-precision settings of a run (`None` with `--no-precision`).

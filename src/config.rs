@@ -14,6 +14,7 @@
 //! calib = "calib/"            # mixed precision: calibration inputs
 //! size-budget = 0.3           # or avg-bits = 6; precision = false turns the pass off
 //! scratchpad = "512KiB"       # scheduling: or target = "npu.toml"; plan = "plan.json"
+//! dump-ir-after = "all"       # or a list of passes; with dump-dir = "ir/"
 //!
 //! [[pass]]
 //! name = "cleanup"
@@ -66,6 +67,8 @@ struct ConfigFile {
     schedule_time_limit: Option<f64>,
     weights_in_scratchpad: Option<bool>,
     tiling: Option<String>,
+    dump_ir_after: Option<Entries>,
+    dump_dir: Option<PathBuf>,
     #[serde(rename = "pass")]
     passes: Option<Vec<PassSpec>>,
 }
@@ -221,6 +224,9 @@ fn check_values(cfg: &ConfigFile, path: &Path) -> Result<()> {
     for spec in cfg.passes.iter().flatten() {
         check_pass_values(spec, path)?;
     }
+    for name in cfg.dump_ir_after.iter().flat_map(Entries::strings) {
+        v::dump_pass(&name).map_err(|why| v::key_error(path, "dump-ir-after", &name, why))?;
+    }
     Ok(())
 }
 
@@ -344,6 +350,14 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
         a.avg_bits = cfg.avg_bits;
     }
     a.no_precision = a.no_precision || cfg.precision == Some(false);
+    if a.dump_ir_after.is_empty() {
+        a.dump_ir_after = cfg
+            .dump_ir_after
+            .as_ref()
+            .map(Entries::strings)
+            .unwrap_or_default();
+    }
+    a.dump_dir = a.dump_dir.or(rel(cfg.dump_dir));
     if a.passes.is_none() {
         a.passes = passes;
     }

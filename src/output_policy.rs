@@ -1,5 +1,6 @@
 //! One policy for every file the tool writes: `-o` (and the external data beside it),
-//! `--report`, `--html`, `--plan`, and `explain --out` / `--report` / `--html`.
+//! `--report`, `--html`, `--plan`, the IR dumps of `--dump-dir`, and `explain --out` /
+//! `--report` / `--html`.
 //!
 //! * **Only regular files or new paths.** A destination that exists must be a regular file
 //!   (or a link to one); devices, FIFOs, sockets and folders are refused, never replaced.

@@ -48,6 +48,31 @@ pub struct PipelineOptions {
     pub runtime: crate::runtime::select::RuntimeChoice,
     /// Forces the wgpu adapter whose name contains this.
     pub adapter: Option<String>,
+    /// Text dumps of the IR after some passes (`--dump-ir-after`, `--dump-dir`).
+    pub dump_ir: Option<IrDumpOptions>,
+}
+
+/// `--dump-ir-after PASS|all --dump-dir DIR`: after each pass named (or every pass), the IR's
+/// stable text dump ([`crate::ir::dump::dump`]) is written to `DIR/NN-PASS.ir.txt`, NN the
+/// pass's position in the run from 01. The folder is an output like any other (see
+/// [`crate::output_policy`]): staged, and committed with the other outputs.
+#[derive(Clone, Debug)]
+pub struct IrDumpOptions {
+    /// Pass names ([`KNOWN_PASSES`]) or `all`.
+    pub after: Vec<String>,
+    pub dir: PathBuf,
+}
+
+impl IrDumpOptions {
+    /// Whether the IR is dumped after the pass `name`.
+    pub fn wants(&self, name: &str) -> bool {
+        self.after.iter().any(|a| a == "all" || a == name)
+    }
+
+    /// The dump's file name after the pass at `position` (from 0).
+    pub fn file_name(position: usize, name: &str) -> String {
+        format!("{:02}-{name}.ir.txt", position + 1)
+    }
 }
 
 impl PipelineOptions {
@@ -72,6 +97,7 @@ impl PipelineOptions {
             schedule: None,
             runtime: v.runtime,
             adapter: v.adapter.clone(),
+            dump_ir: None,
         }
     }
 }
@@ -282,6 +308,7 @@ const OUT_DATA: &str = "-o's external data";
 const OUT_REPORT: &str = "--report";
 const OUT_HTML: &str = "--html";
 const OUT_PLAN: &str = "--plan";
+const OUT_DUMP: &str = "--dump-dir";
 
 /// Checks every destination of the run before any work (see [`crate::output_policy`]).
 /// With `--check` nothing is written: the model is staged in a private scratch folder.
@@ -301,6 +328,9 @@ fn plan_outputs(opts: &PipelineOptions) -> Result<Outputs> {
         if let Some(p) = path {
             outs.add_file(flag, p)?;
         }
+    }
+    if let Some(d) = &opts.dump_ir {
+        outs.add_folder(OUT_DUMP, &d.dir)?;
     }
     Ok(outs)
 }
@@ -359,12 +389,50 @@ fn stage_side_outputs(report: &mut Report, outs: &Outputs) -> Result<()> {
     Ok(())
 }
 
-/// Runs the passes the options ask for; fills the report's pass records and sections.
+/// Writes the IR dump after the pass at `position` into the staged dump folder, when the
+/// options ask for it.
+fn dump_after(
+    opts: &PipelineOptions,
+    outs: &Outputs,
+    position: usize,
+    name: &str,
+    model: &Model,
+) -> Result<()> {
+    let (Some(d), Some(dir)) = (&opts.dump_ir, outs.staged(OUT_DUMP)) else {
+        return Ok(());
+    };
+    if !d.wants(name) {
+        return Ok(());
+    }
+    let path = dir.join(IrDumpOptions::file_name(position, name));
+    std::fs::write(&path, crate::ir::dump::dump(model)).map_err(|e| {
+        Error::input(
+            &path,
+            format!("cannot write --dump-dir: {}", crate::error::io_reason(&e)),
+        )
+    })
+}
+
+/// Warns about the passes `--dump-ir-after` named that did not run.
+fn warn_undumped(opts: &PipelineOptions, ran: &[&str]) {
+    let Some(d) = &opts.dump_ir else { return };
+    for name in d.after.iter().filter(|a| *a != "all") {
+        if !ran.contains(&name.as_str()) {
+            crate::progress::warn(&format!(
+                "--dump-ir-after {name}: the pass did not run in this pipeline; nothing dumped"
+            ));
+        }
+    }
+}
+
+/// Runs the passes the options ask for; fills the report's pass records and sections, and
+/// writes the IR dumps into their staging folder.
 fn run_passes(
     model: &mut Model,
     opts: &PipelineOptions,
     plans: &[crate::fidelity::OutputPlan],
     report: &mut Report,
+    outs: &Outputs,
 ) -> Result<()> {
     let precision_slot = PrecisionSlot::default();
     let schedule_slot = ScheduleSlot::default();
@@ -388,7 +456,10 @@ fn run_passes(
     if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
         passes.add(schedule_pass(cfg, &schedule_slot));
     }
-    report.passes = passes.run(model)?;
+    warn_undumped(opts, &passes.names());
+    report.passes = passes.run_with(model, |position, name, m| {
+        dump_after(opts, outs, position, name, m)
+    })?;
     if let Some(section) = precision_slot.lock().ok().and_then(|mut s| s.take()) {
         report.sections.insert("precision".into(), section);
     }
@@ -632,7 +703,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
     } else {
         Vec::new()
     };
-    run_passes(&mut model, opts, &plans, &mut report)?;
+    run_passes(&mut model, opts, &plans, &mut report, outs)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
     let lossy = report
         .passes
@@ -691,7 +762,8 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
         stage_side_outputs(&mut report, outs)?;
         // A validation failure writes the report and HTML (they say why), not the model.
         let ok = failure.is_none();
-        outs.commit(|flag| ok || flag == OUT_REPORT || flag == OUT_HTML)?;
+        // The IR dumps too: they help find why.
+        outs.commit(|flag| ok || flag == OUT_REPORT || flag == OUT_HTML || flag == OUT_DUMP)?;
     }
     let summary = render_summary(&report, &opts.output);
     Ok(PipelineOutcome {

@@ -185,7 +185,22 @@ pub fn check_run_flags(a: &RunArgs) -> Result<()> {
             "give either --size-budget or --avg-bits, not both".into(),
         ));
     }
+    for name in &a.dump_ir_after {
+        dump_pass(name).map_err(|why| flag_error("--dump-ir-after", name, why))?;
+    }
     Ok(())
+}
+
+/// A pass name `--dump-ir-after` accepts: one of the pipeline's passes, or `all`.
+pub fn dump_pass(name: &str) -> Result<(), String> {
+    if name == "all" || crate::pipeline::KNOWN_PASSES.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown pass (known: {}, or all)",
+            crate::pipeline::KNOWN_PASSES.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]

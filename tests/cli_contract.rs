@@ -376,6 +376,16 @@ fn fixtures(d: &Path) {
     );
     write(d, "wrong-type.toml", b"samples = \"many\"\n");
     write(d, "target.toml", b"scratchpad = \"64KiB\"\n");
+    write(
+        d,
+        "dump.toml",
+        b"dump-ir-after = [\"cleanup\"]\ndump-dir = \"ir\"\n",
+    );
+    write(
+        d,
+        "bad-dump.toml",
+        b"dump-ir-after = \"tiling\"\ndump-dir = \"ir\"\n",
+    );
     std::fs::create_dir_all(d.join("folder")).expect("mkdir");
     std::fs::create_dir_all(d.join("confdir.toml")).expect("mkdir");
     std::fs::create_dir_all(d.join("tmp")).expect("mkdir");
@@ -584,6 +594,22 @@ fn modes_kept(d: &Path, name: &str) {
     );
 }
 
+/// `--dump-ir-after all`: one dump per pass, the precision pass's showing its rewrite.
+fn ir_dumps(d: &Path, name: &str) {
+    let read = |f: &str| std::fs::read_to_string(d.join("ir").join(f)).expect("dump");
+    let (cleanup, precision) = (read("01-cleanup.ir.txt"), read("02-precision.ir.txt"));
+    assert!(
+        cleanup.contains("MatMul \"MatMul_y\" (x, w)"),
+        "{name}: {cleanup}"
+    );
+    assert!(
+        precision.contains("Cast") || precision.contains("DequantizeLinear"),
+        "{name}: no narrowed weight after precision: {precision}"
+    );
+    assert_eq!(mode(d, "ir"), 0o755, "{name}: folder mode");
+    assert_eq!(mode(d, "ir/01-cleanup.ir.txt"), 0o644, "{name}: file mode");
+}
+
 fn explain_wrote(d: &Path, name: &str) {
     assert!(d.join("eo").is_dir(), "{name}");
     assert_eq!(mode(d, "eo"), 0o755, "{name}: folder mode");
@@ -729,6 +755,16 @@ fn rows() -> Vec<Row> {
         // Issue 16: a dynamic batch dimension binds to 1 without data; with data the data decides.
         row("dynamic_batch_bound_to_1", &[], &["@dyn.onnx", "-o", "@o.onnx", NP, "--report", "@r.json", "-q"], 0)
             .out(&["o.onnx", "r.json"]).check(batch_bound_to_1),
+        // Issue 18: IR dumps after passes.
+        row("dump_ir_unknown_pass", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "frobnicate", "--dump-dir", "@ir"], 2).err("--dump-ir-after frobnicate: unknown pass (known: cleanup, precision, schedule, or all)"),
+        row("dump_ir_without_a_folder", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "cleanup"], 2).err("--dump-ir-after needs --dump-dir DIR"),
+        row("dump_ir_with_check", &[], &["@m.onnx", "--check", "--dump-ir-after", "all", "--dump-dir", "@ir"], 2).err("--check writes nothing"),
+        row("dump_dir_is_a_file", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "all", "--dump-dir", "@old.json", NP, NV], 2).err("not a folder"),
+        row("dump_ir_config_unknown_pass", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@bad-dump.toml"], 2).err("bad-dump.toml: key 'dump-ir-after' = tiling: unknown pass"),
+        row("dump_ir_after_all", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "all", "--dump-dir", "@ir", "--size-budget", "0.5", "-q"], 0)
+            .out(&["o.onnx", "ir/01-cleanup.ir.txt", "ir/02-precision.ir.txt"]).check(ir_dumps),
+        row("dump_ir_from_config", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@dump.toml", NP, NV], 0)
+            .out(&["o.onnx", "ir/01-cleanup.ir.txt"]),
         row("metric_and_target_per_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=snr", "--min-fidelity", "y=10", NP, "--report", "@r.json", "-q"], 0)
             .out(&["o.onnx", "r.json"]),
     ]

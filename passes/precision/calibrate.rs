@@ -14,7 +14,6 @@ use crate::onnx_io::export::to_bytes;
 use crate::onnx_io::ExportOptions;
 use crate::runtime::intermediates::expose_intermediates;
 use crate::runtime::OrtRuntime;
-use crate::shape::Bindings;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -215,23 +214,7 @@ pub fn is_float_tensor(model: &Model, name: &str) -> bool {
     )
 }
 
-/// The bindings that reproduce `model`'s current input shapes: every runtime input whose
-/// inferred shape is fully known (so re-running shape inference keeps them).
-pub fn current_bindings(model: &Model) -> Bindings {
-    let mut b = Bindings::new();
-    for name in model.graph.runtime_inputs() {
-        if let Some(ValueType::Tensor {
-            shape: Some(dims), ..
-        }) = model.graph.value_type(name)
-        {
-            let known: Option<Vec<i64>> = dims.iter().map(crate::ir::Dim::known).collect();
-            if let Some(k) = known {
-                b.insert(name.to_string(), k);
-            }
-        }
-    }
-    b
-}
+pub use crate::shape::current_bindings;
 
 /// Calibration samples: the `--calib DIR` folder (same layout and checks as `--inputs`;
 /// at most `count` samples are used when `count > 0`), or `count` seeded random samples

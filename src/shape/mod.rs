@@ -451,6 +451,24 @@ fn apply_binding(name: &str, declared: Option<ValueType>, b: &[i64]) -> Res<Opti
     }))
 }
 
+/// The bindings that reproduce `model`'s current input shapes: every runtime input whose
+/// inferred shape is fully known (so re-running shape inference keeps them).
+pub fn current_bindings(model: &Model) -> Bindings {
+    let mut b = Bindings::new();
+    for name in model.graph.runtime_inputs() {
+        if let Some(ValueType::Tensor {
+            shape: Some(dims), ..
+        }) = model.graph.value_type(name)
+        {
+            let known: Option<Vec<i64>> = dims.iter().map(Dim::known).collect();
+            if let Some(k) = known {
+                b.insert(name.to_string(), k);
+            }
+        }
+    }
+    b
+}
+
 /// True for a dense tensor with all dims known, or a sequence/optional of such.
 pub fn is_fully_static(ty: &ValueType) -> bool {
     match ty {
