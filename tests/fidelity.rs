@@ -285,14 +285,17 @@ print(repr(inter / union), inter, union)
 #[test]
 fn one_bad_sample_passes_the_pooled_gate_and_is_named() {
     let (_dir, d) = workspace(false);
-    // Values far below the calibrated activation step: int8 activations round them all
-    // to zero, so this sample's output is all zeros (cosine 0) while the others are fine.
+    // One value per row far above the calibrated activation range: int8 activations clip
+    // it, so this sample's output loses the term that dominates it (a low cosine) while the
+    // others are fine. (Not a sample of tiny values: an output that is ~0 against the set's
+    // and stays ~0 is left out of the cosine mean as empty.)
     let mut noise = Noise(3);
-    let tiny = HostTensor::from_f32(
-        vec![ROWS as usize, K as usize],
-        &noise.vec((ROWS * K) as usize, 1e-5),
-    );
-    write_npy(&d.join("val/tiny.npy"), &tiny).expect("write tiny");
+    let mut v = noise.vec((ROWS * K) as usize, 1.0);
+    for r in 0..ROWS as usize {
+        v[r * K as usize] = 1000.0;
+    }
+    let spike = HostTensor::from_f32(vec![ROWS as usize, K as usize], &v);
+    write_npy(&d.join("val/tiny.npy"), &spike).expect("write the spiked sample");
     let args = |target: &'static str, out: &'static str| {
         vec![
             "head.onnx",

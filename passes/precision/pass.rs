@@ -1175,14 +1175,17 @@ fn run_search(
     // probes pass (to the floor), up while they fail (to `max`). Even steps, not doubling
     // ones: fidelity is not monotone in the budget, and a long jump can land past the
     // smallest budget that passes.
+    // The steps land on multiples of the step (0.025, 0.05, …), the grid a user sweeping
+    // fixed budgets would try, so the first pass going up is the sweep's.
     let first_passed = measure(start, &mut probes)?;
     let mut b = start;
     loop {
+        let k = b / search.step;
         let next = if first_passed {
-            b - search.step
+            (k - 1e-9).ceil() - 1.0
         } else {
-            b + search.step
-        };
+            (k + 1e-9).floor() + 1.0
+        } * search.step;
         let next = (next.clamp(floor, search.max) * 1e4).round() / 1e4;
         if next == b || measure(next, &mut probes)? != first_passed {
             break;
