@@ -12,28 +12,8 @@ use optimize::data::HostTensor;
 use optimize::fidelity::{FidelitySpec, Metric};
 use optimize::pipeline::load_and_infer;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::optimize_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run optimize")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).expect("report is JSON")
-}
+use common::{output_text as text, read_json as report, run_in as run};
 
 /// The report matches schema/report.schema.json (its search, hold-out and fidelity parts).
 fn assert_schema(report: &serde_json::Value) {
@@ -257,7 +237,7 @@ for f in sorted(glob.glob(os.path.join(d, "val", "*.npy"))):
     union += int(np.logical_or(ma, mb).sum())
 print(repr(inter / union), inter, union)
 "#;
-    let out = Command::new("python3")
+    let out = std::process::Command::new("python3")
         .env("PYTHONPATH", &py)
         .arg("-c")
         .arg(script)

@@ -14,28 +14,8 @@ use optimize::data::npy::{read_npy, write_npy};
 use optimize::data::HostTensor;
 use optimize::validate::{validate, ValidationOptions};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::optimize_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run optimize")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).expect("report is JSON")
-}
+use common::{output_text as text, read_json as report, run_in as run};
 
 /// Copies the first `n` samples (by name) of `from` into `to`.
 fn copy_samples(from: &Path, to: &Path, n: usize) {

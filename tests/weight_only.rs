@@ -10,28 +10,8 @@ use common::build::{float_input, node, serialize};
 use optimize::data::npy::write_npy;
 use optimize::data::HostTensor;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::optimize_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run optimize")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_slice(&bytes).expect("report is JSON")
-}
+use common::{output_text as text, read_json as json, run_in as run};
 
 /// How many nodes of each op type the written model has (subgraphs included).
 fn op_count(path: &Path, op: &str) -> usize {

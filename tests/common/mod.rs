@@ -140,6 +140,30 @@ pub fn optimize_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_optimize"))
 }
 
+/// Runs the `optimize` binary with `args` in `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(optimize_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run optimize")
+}
+
+/// A run's stdout and stderr, together.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A JSON file (a report), parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("report is JSON")
+}
+
 /// Small hand-built models for CLI tests.
 pub mod build {
     use onnx_protobuf::{
