@@ -439,6 +439,13 @@ fn run_passes(
     // Calibration data is not validation data: without --inputs, part of it is held out.
     let precision = opts.precision.clone().map(|mut p| {
         p.holdout = opts.inputs.is_none() && opts.validate;
+        // A `[[pass]] name = "precision"` entry's options (its calib, its budget) decide
+        // whether the search runs, as the same flags would; a bad option is reported when
+        // the pass list is built below.
+        let spec = opts.passes.iter().flatten().find(|s| s.name == "precision");
+        if let Some(spec) = spec {
+            let _ = apply_precision_options(&mut p, &spec.options);
+        }
         p.search = search_for(opts, &p, plans);
         p
     });

@@ -565,3 +565,34 @@ fn the_search_writes_the_smallest_passing_budget_and_lists_its_probes() {
     );
     assert!(!d.join("o.onnx").exists());
 }
+
+#[test]
+fn a_precision_pass_entry_with_calib_only_searches() {
+    let (_dir, d) = workspace(false);
+    let toml = "[[pass]]\nname = \"cleanup\"\n[[pass]]\nname = \"precision\"\ncalib = \"cal\"\n";
+    std::fs::write(d.join("optimize.toml"), toml).expect("config");
+    let run_json = |extra: &[&str]| {
+        let mut args = vec!["head.onnx", "-o", "o.onnx", "--metric", "cosine"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--report", "r.json", "-q"]);
+        let o = run(&d, &args);
+        assert!(o.status.success(), "{}", text(&o));
+        report(&d.join("r.json"))
+    };
+    // calib in the pass entry, no budget: the search runs, as with --calib.
+    let r = run_json(&[]);
+    let s = &r["precision"]["search"];
+    assert!(
+        s["probes"].as_array().is_some_and(|p| !p.is_empty()),
+        "no search: {}",
+        r["precision"]
+    );
+    assert_schema(&r);
+    // A budget in the entry is the contract: no search.
+    let toml = format!("{toml}size-budget = 0.4\n");
+    std::fs::write(d.join("optimize.toml"), toml).expect("config");
+    let r = run_json(&[]);
+    assert!(r["precision"]["search"].is_null(), "{}", r["precision"]);
+    let size = r["precision"]["size_fraction"].as_f64().expect("size");
+    assert!(size <= 0.4 + 1e-9, "{size}");
+}
