@@ -4,29 +4,37 @@
 //! Conv (any group), MatMul with a constant 2-D second input, Gemm with constant B,
 //! ConvTranspose (fp16 and weight-only int8: onnxruntime has no fused int8 kernel for it on
 //! x86, so QDQ around it would only add work), and Gather on a constant 2-D float table
-//! along axis 0 (an embedding table: fp16, weight-only int8 and int4 per row).
+//! along axis 0 (an embedding table: fp16, weight-only int8 and int4 per row), and LSTM,
+//! GRU and RNN with constant W and R (two candidates per node, fp16 and weight-only int8
+//! per direction and gate row; the bias B stays fp32).
 //!
 //! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
 //! to what a run offers the allocation (weight-only formats without calibration data).
 
-use super::quantize::{stored_bytes, weight_channel_axis};
+use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
 use crate::ir::attr::AttrExt;
 use crate::ir::op_table::{self, Trait};
 use crate::ir::tensor::{element_count, to_f64};
-use crate::ir::{DataType, Graph, Model, Source};
+use crate::ir::{DataType, Graph, Model, Node, Source};
 use onnx_protobuf::TensorProto;
+use petgraph::stable_graph::NodeIndex;
 use std::collections::BTreeMap;
 
 /// One operator whose precision the ILP chooses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OpCandidate {
+    /// The node's first output; for a recurrent op the first non-empty output for W and
+    /// that name plus [`RECURRENT_R_SUFFIX`] for R (see [`candidate_node`]).
     pub key: NodeKey,
     pub node_name: String,
+    /// The node as relevance labels it: its name, or `<first output>` when it has none.
+    pub label: String,
     pub op: String,
     /// The constant weight tensor (initializer or Constant-node output).
     pub weight: String,
-    /// The node input the weight is read at (1 for Conv/MatMul/Gemm B, 0 for a Gather table).
+    /// The node input the weight is read at (1 for Conv/MatMul/Gemm B, 0 for a Gather
+    /// table, 1 (W) or 2 (R) for LSTM/GRU/RNN).
     pub weight_slot: usize,
     /// As stored (Gemm with transB: `[N, K]`).
     pub weight_shape: Vec<usize>,
@@ -90,6 +98,43 @@ pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
     Some((v.into_iter().map(|x| x as f32).collect(), dims))
 }
 
+/// Appended to a recurrent node's key to name its R candidate (its W candidate has the key
+/// itself).
+pub const RECURRENT_R_SUFFIX: &str = "#R";
+
+/// The label relevance gives `n` (`passes/relevance/sweep.rs`).
+fn relevance_label(n: &Node) -> String {
+    if n.name.is_empty() {
+        format!("<{}>", n.outputs.first().cloned().unwrap_or_default())
+    } else {
+        n.name.clone()
+    }
+}
+
+/// The first non-empty output of a recurrent node (Y is optional): its key.
+fn recurrent_key(n: &Node) -> Option<&String> {
+    n.outputs.iter().find(|o| !o.is_empty())
+}
+
+/// The node of candidate `key`: the node whose first output is `key`, or the recurrent
+/// node whose key is `key` with or without [`RECURRENT_R_SUFFIX`].
+pub fn candidate_node(g: &Graph, key: &str) -> Option<NodeIndex> {
+    if let Some((i, _)) = g
+        .nodes()
+        .find(|(_, n)| n.outputs.first().map(String::as_str) == Some(key))
+    {
+        return Some(i);
+    }
+    let base = key.strip_suffix(RECURRENT_R_SUFFIX).unwrap_or(key);
+    g.nodes()
+        .find(|(_, n)| {
+            n.domain.is_empty()
+                && is_recurrent(&n.op_type)
+                && recurrent_key(n).map(String::as_str) == Some(base)
+        })
+        .map(|(i, _)| i)
+}
+
 fn attr_int(n: &crate::ir::Node, name: &str, default: i64) -> i64 {
     n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
 }
@@ -106,6 +151,10 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         let op = n.op_type.as_str();
         if n.domain.is_empty() && op == "Gather" {
             out.extend(gather_candidate(g, n));
+            continue;
+        }
+        if n.domain.is_empty() && is_recurrent(op) {
+            out.extend(recurrent_candidates(g, n));
             continue;
         }
         if !op_table::has(&n.domain, op, Trait::Quantizable) {
@@ -177,6 +226,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         out.push(OpCandidate {
             key,
             node_name: n.name.clone(),
+            label: relevance_label(n),
             op: op.to_string(),
             weight: wname.clone(),
             weight_slot: w_slot,
@@ -228,6 +278,7 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
     Some(OpCandidate {
         key,
         node_name: n.name.clone(),
+        label: relevance_label(n),
         op: op.to_string(),
         weight: table.clone(),
         weight_slot: 0,
@@ -239,6 +290,72 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
         outputs: vec![n.outputs[0].clone()],
         channel_axis: axis,
     })
+}
+
+/// LSTM, GRU or RNN with dynamic X: its constant float 3-D W (input 1) and R (input 2),
+/// each a candidate of its own, offered fp16 and weight-only int8 with one scale per
+/// direction and gate row. Never `Int8` (the recurrence has no QDQ form onnxruntime runs)
+/// nor int4 (no per-row int4 chain for these shapes). The bias B is not counted: it stays
+/// fp32.
+fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
+    let op = n.op_type.as_str();
+    let (Some(base), Some(x)) = (recurrent_key(n), n.inputs.first()) else {
+        return Vec::new();
+    };
+    if x.is_empty() || constant_tensor(g, x).is_some() {
+        return Vec::new();
+    }
+    let outputs: Vec<String> = n
+        .outputs
+        .iter()
+        .filter(|o| !o.is_empty())
+        .cloned()
+        .collect();
+    let mut out = Vec::new();
+    for slot in [1usize, 2] {
+        let key = match slot {
+            1 => base.clone(),
+            _ => format!("{base}{RECURRENT_R_SUFFIX}"),
+        };
+        // The R key must not be a tensor of the graph (then it would name two things).
+        if slot == 2 && (g.source(&key).is_some() || g.value_type(&key).is_some()) {
+            continue;
+        }
+        let Some(wname) = n.inputs.get(slot).filter(|w| !w.is_empty()) else {
+            continue;
+        };
+        let Some(t) = constant_tensor(g, wname) else {
+            continue;
+        };
+        let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        if DataType::from_onnx(t.data_type) != Some(DataType::Float)
+            || shape.len() != 3
+            || shape.contains(&0)
+        {
+            continue;
+        }
+        let axis = weight_channel_axis(op, false);
+        let options = [Precision::Fp32, Precision::Fp16, Precision::Int8W]
+            .into_iter()
+            .map(|p| (p, stored_bytes(op, &shape, axis, 0, p)))
+            .collect();
+        out.push(OpCandidate {
+            key,
+            node_name: n.name.clone(),
+            label: relevance_label(n),
+            op: op.to_string(),
+            weight: wname.clone(),
+            weight_slot: slot,
+            fp32_bytes: 4 * element_count(&t.dims),
+            weight_shape: shape,
+            bias: None,
+            options,
+            activation_inputs: vec![x.clone()],
+            outputs: outputs.clone(),
+            channel_axis: axis,
+        });
+    }
+    out
 }
 
 /// Narrows each candidate's formats to what the run offers. Without calibration data

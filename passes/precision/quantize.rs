@@ -214,13 +214,43 @@ pub fn quantize_bias_int32(b: &[f32], x_scale: f32, w_scales: &[f32]) -> Vec<i32
 
 /// Per-channel axis of an op's constant weight in the emitted formats: Conv `[M, C/g, ...]`
 /// → 0; ConvTranspose `[C, M/g, ...]` → 1; MatMul `[K, N]` → 1; Gemm B → 0 with transB,
-/// else 1; a Gather table `[V, D]` → 0 (one scale per row: a row is what a lookup reads).
+/// else 1; a Gather table `[V, D]` → 0 (one scale per row: a row is what a lookup reads);
+/// LSTM/GRU/RNN W `[D, gates·H, I]` and R `[D, gates·H, H]` → 1, the gate rows, with the
+/// direction axis before it kept apart (see [`is_recurrent`]).
 pub fn weight_channel_axis(op: &str, trans_b: bool) -> usize {
     match op {
         "Conv" | "Gather" => 0,
         "Gemm" if trans_b => 0,
         _ => 1,
     }
+}
+
+/// LSTM, GRU and RNN: their weights get one scale per (direction, gate row), i.e. per
+/// channel of every axis up to and including the channel axis, not of that axis alone.
+pub fn is_recurrent(op: &str) -> bool {
+    matches!(op, "LSTM" | "GRU" | "RNN")
+}
+
+/// The weight as the per-channel formats see it: `shape` and `axis` as they are, except
+/// for a recurrent op, whose axes up to `axis` merge into one leading channel axis
+/// (`[D, gates·H, I]`, axis 1 → `[D·gates·H, I]`, axis 0). The data order is unchanged.
+pub fn channel_view(op: &str, shape: &[usize], axis: usize) -> (Vec<usize>, usize) {
+    if !is_recurrent(op) || axis == 0 || axis >= shape.len() {
+        return (shape.to_vec(), axis);
+    }
+    let mut v = vec![shape[..=axis].iter().product()];
+    v.extend_from_slice(&shape[axis + 1..]);
+    (v, 0)
+}
+
+/// Dims of the per-channel scale tensor the weight-only formats emit: the weight's rank,
+/// 1 everywhere but the channel axis (for a recurrent op, every axis up to it), so that it
+/// broadcasts against the weight.
+pub fn scale_dims(op: &str, shape: &[usize], axis: usize) -> Vec<i64> {
+    let keep = |i: usize| i == axis || (is_recurrent(op) && i < axis);
+    (0..shape.len())
+        .map(|i| if keep(i) { shape[i] as i64 } else { 1 })
+        .collect()
 }
 
 /// Whether int4 is stored per channel of axis 0, packed by halves and decoded by standard
@@ -262,7 +292,8 @@ pub fn relative_weight_error_axis(
         Precision::Fp32 => return 0.0,
         Precision::Fp16 => w.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
         Precision::Int8 | Precision::Int8W => {
-            dequantize_per_channel(&quantize_per_channel(w, shape, axis, 8), shape, axis)
+            let (shape, axis) = channel_view(op, shape, axis);
+            dequantize_per_channel(&quantize_per_channel(w, &shape, axis, 8), &shape, axis)
         }
         Precision::Int4 if int4_packs_axis0(op) => {
             dequantize_per_channel(&quantize_per_channel(w, shape, axis, 4), shape, axis)
@@ -319,7 +350,8 @@ pub fn stored_bytes(
     p: Precision,
 ) -> u64 {
     let numel: u64 = weight_shape.iter().map(|&d| d as u64).product();
-    let ch = weight_shape.get(channel_axis).copied().unwrap_or(1) as u64;
+    let (view, view_axis) = channel_view(op, weight_shape, channel_axis);
+    let ch = view.get(view_axis).copied().unwrap_or(1) as u64;
     let bias = 4 * bias_len as u64;
     match p {
         Precision::Fp32 => 4 * numel + bias,
@@ -356,6 +388,38 @@ pub fn stored_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recurrent_weights_get_one_scale_per_direction_and_gate_row() {
+        // W [2 directions, 3 rows, 4 inputs]; direction 1 is 1000x larger than direction 0,
+        // so a scale shared across directions would round direction 0 to zeros.
+        let shape = [2usize, 3, 4];
+        let w: Vec<f32> = (0..24)
+            .map(|i| (i as f32 * 0.37).sin() * if i >= 12 { 1000.0 } else { 1.0 })
+            .collect();
+        let axis = weight_channel_axis("LSTM", false);
+        assert_eq!(axis, 1);
+        assert_eq!(channel_view("LSTM", &shape, axis), (vec![6, 4], 0));
+        assert_eq!(channel_view("MatMul", &[3, 4], 1), (vec![3, 4], 1));
+        assert_eq!(scale_dims("GRU", &shape, axis), vec![2, 3, 1]);
+        assert_eq!(scale_dims("Conv", &[8, 3, 3, 3], 0), vec![8, 1, 1, 1]);
+        assert_eq!(scale_dims("MatMul", &[3, 4], 1), vec![1, 4]);
+        assert_eq!(
+            stored_bytes("RNN", &shape, axis, 0, Precision::Int8W),
+            24 + 4 * 6
+        );
+        assert_eq!(stored_bytes("RNN", &shape, axis, 0, Precision::Fp16), 48);
+        let (view, va) = channel_view("LSTM", &shape, axis);
+        let q = quantize_per_channel(&w, &view, va, 8);
+        assert_eq!(q.scales.len(), 6);
+        let back = dequantize_per_channel(&q, &view, va);
+        let small: f64 = sq_err(&back[..12], &w[..12]);
+        let norm0: f64 = w[..12].iter().map(|&x| (x * x) as f64).sum();
+        assert!(small / norm0 < 1e-4, "direction 0 keeps its precision");
+        let e = relative_weight_error_axis(&w, &shape, "LSTM", axis, Precision::Int8W);
+        let norm: f64 = w.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        assert!((e - sq_err(&back, &w) / norm).abs() < 1e-12);
+    }
 
     #[test]
     fn qparams_include_zero_and_never_zero_scale() {

@@ -10,11 +10,11 @@
 //! * Fp16: weight stored as fp16, Cast back to float in front of the op.
 
 use super::builders::{a_int, node, Namer};
-use super::candidates::{candidates, constant_f32, constant_tensor, OpCandidate};
+use super::candidates::{candidate_node, candidates, constant_f32, constant_tensor, OpCandidate};
 use super::opset::upgrade_default_opset;
 use super::quantize::{
-    activation_qparams, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
-    quantize_per_channel, to_kn, NBITS_BLOCK,
+    activation_qparams, channel_view, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
+    quantize_per_channel, scale_dims, to_kn, NBITS_BLOCK,
 };
 use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::error::{Error, Result};
@@ -547,10 +547,7 @@ impl Rewriter<'_> {
     /// Rewrites operator `c` at precision `p` and measures its stored bytes before and
     /// after.
     fn rewrite_op(&mut self, g: &mut Graph, c: &OpCandidate, p: Precision) -> Result<NodeRewrite> {
-        let idx = g
-            .nodes()
-            .find(|(_, n)| n.outputs.first() == Some(&c.key))
-            .map(|(i, _)| i)
+        let idx = candidate_node(g, &c.key)
             .ok_or_else(|| Error::Internal(format!("operator '{}' vanished", c.key)))?;
         let mut before_names = vec![c.weight.clone()];
         before_names.extend(c.bias.clone());
@@ -780,12 +777,11 @@ impl Rewriter<'_> {
         let names = match self.emitted.get(&ek) {
             Some(v) => v.clone(),
             None => {
-                let axis = c.channel_axis;
-                let q = quantize_per_channel(&op.w, &op.wshape, axis, 8);
-                let mut sdims = vec![1i64; op.wdims.len()];
-                if let Some(d) = sdims.get_mut(axis) {
-                    *d = q.scales.len() as i64;
-                }
+                // Per channel of the channel view (a recurrent weight: per direction and
+                // gate row), the scales shaped to broadcast against the weight.
+                let (view, axis) = channel_view(&c.op, &op.wshape, c.channel_axis);
+                let q = quantize_per_channel(&op.w, &view, axis, 8);
+                let sdims = scale_dims(&c.op, &op.wshape, c.channel_axis);
                 let wq = self.namer.fresh(&format!("{key}__w_i8w"));
                 let ws = self.namer.fresh(&format!("{key}__w_i8w_scale"));
                 let raw = q.values.iter().map(|&v| v as u8).collect();

@@ -105,12 +105,7 @@ pub fn relevance_weights(
                 .or_insert(0.5 * (n.relevance_share + n.weight_relevance_share));
         }
         for c in cands {
-            let label = if c.node_name.is_empty() {
-                format!("<{}>", c.key)
-            } else {
-                c.node_name.clone()
-            };
-            if let Some(v) = by_label.get(label.as_str()) {
+            if let Some(v) = by_label.get(c.label.as_str()) {
                 raw.insert(c.key.clone(), *v);
             }
         }
