@@ -1176,15 +1176,16 @@ fn run_search(
     // ones: fidelity is not monotone in the budget, and a long jump can land past the
     // smallest budget that passes.
     // The steps land on multiples of the step (0.025, 0.05, …), the grid a user sweeping
-    // fixed budgets would try, so the first pass going up is the sweep's.
+    // fixed budgets would try, so the first pass going up is the sweep's; the first step
+    // from an off-grid start goes at least half a step.
     let first_passed = measure(start, &mut probes)?;
     let mut b = start;
     loop {
-        let k = b / search.step;
+        let half = 0.5 * search.step;
         let next = if first_passed {
-            (k - 1e-9).ceil() - 1.0
+            ((b - half) / search.step - 1e-9).ceil() - 1.0
         } else {
-            (k + 1e-9).floor() + 1.0
+            ((b + half) / search.step + 1e-9).floor() + 1.0
         } * search.step;
         let next = (next.clamp(floor, search.max) * 1e4).round() / 1e4;
         if next == b || measure(next, &mut probes)? != first_passed {
