@@ -140,6 +140,16 @@ fn auto_picks_top1_for_a_softmax_classifier_and_cosine_for_a_feature_map() {
     );
     assert_eq!(plans[1].metric, Metric::Cosine, "{plans:?}");
 
+    // ddddocr's CTC scores: a Gemm [T, 8210] reshaped to a shape computed at run time
+    // ([?, 1, ?]): the head's C decides.
+    let dd = common::root().join(".deps/zoo/ddddocr/common.onnx");
+    let m = load_and_infer(&dd, &Default::default()).expect("load ddddocr (scripts/setup.sh)");
+    let plans = FidelitySpec::default()
+        .resolve(&m)
+        .expect("resolve ddddocr");
+    assert_eq!(plans[0].metric, Metric::Top1, "{plans:?}");
+    assert!(plans[0].why.contains("C = 8210"), "{plans:?}");
+
     // End to end on cls: the report and the summary say which metric and why.
     let dir = tempfile::tempdir().expect("tempdir");
     let o = run(

@@ -1,8 +1,9 @@
 //! `--metric auto`: picks each output's metric from the original model's graph, and says why.
 //!
 //! * `top1` for an output produced by Softmax or LogSoftmax over its last axis, or by a
-//!   classifier head (Gemm or MatMul) when its last dimension C is known and ≥ 2: these are
-//!   class scores, and what must hold is the decision.
+//!   classifier head (Gemm or MatMul) when its last dimension C is known and ≥ 2 (the
+//!   head's own when a run-time Reshape hides the output's): these are class scores, and
+//!   what must hold is the decision.
 //! * `cosine` otherwise (feature maps, probability maps, embeddings of unknown width).
 //!
 //! Between the output and the op that decides, ops that do not change which value is
@@ -49,13 +50,22 @@ pub fn pick(model: &Model, output: &str) -> (Metric, String) {
             };
         }
         if node.is("Gemm") || node.is("MatMul") {
-            let c = last_dim(g, output);
+            // The output's own last dimension, else the head's (a Reshape with a shape
+            // computed at run time hides it; ddddocr's CTC scores: [T, 8210] → [T, 1, ?]).
+            let head_c = || last_dim(g, &name).map(|c| (c, true));
+            let c = last_dim(g, output).map(|c| (c, false)).or_else(head_c);
             return match c {
-                Some(c) if c >= 2 => (
+                Some((c, false)) if c >= 2 => (
                     Metric::Top1,
                     format!("shaped {shape} (C = {c}) after a classifier head ({op})"),
                 ),
-                Some(c) => (
+                Some((c, true)) if c >= 2 => (
+                    Metric::Top1,
+                    format!(
+                        "after a classifier head ({op}) of C = {c}; the output's last dimension is unknown ({shape}), the head's is taken"
+                    ),
+                ),
+                Some((c, _)) => (
                     Metric::Cosine,
                     format!("after {op}, but its last dimension is {c} (not classes)"),
                 ),
