@@ -11,7 +11,7 @@
 use crate::data::inputs::{apply_input_shapes, load_input_dir, InputSpec, RandomSamples, Sample};
 use crate::data::{compare, HostTensor, Metrics};
 use crate::error::{Error, Result};
-use crate::fidelity::measure::{score, Meter};
+use crate::fidelity::measure::{score_sample, Meter};
 use crate::fidelity::{FidelityReport, FidelitySpec, OutputFidelity, OutputPlan};
 use crate::ir::{Dim, Model, ValueType};
 use crate::runtime::select::{execute, NamedOutputs, RuntimeChoice, SampleSource};
@@ -284,8 +284,8 @@ impl Agreement {
             self.compared += ta.element_count() as u64;
             if let Some((plan, meter)) = self.meters.iter_mut().find(|(p, _)| &p.name == name) {
                 let id = self.ids.get(index).map(String::as_str).unwrap_or("");
-                let extra = crate::fidelity::measure::sample_extra(plan.metric, ta, tb);
-                meter.add_sample(index, id, score(plan.metric, ta, tb, m.cosine), extra);
+                let (s, extra) = score_sample(plan.metric, ta, tb, m.cosine);
+                meter.add_sample(index, id, s, extra);
             }
             let tol = tolerance_error(ta, tb);
             match self.per_output.iter_mut().find(|(n, _, _)| n == name) {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::build::{float_input, int_attr, node, serialize};
+use common::build::{float_input, int_attr, lcg, node, seeded_tensor as tensor, serialize};
 use common::{output_text as text, read_json as json, run_in as run};
 use optimize::data::npy::write_npy;
 use optimize::data::HostTensor;
@@ -20,33 +20,6 @@ const INPUT: i64 = 16;
 const LSTM_H: i64 = 32;
 /// GRU: forward, 3 gates of 24.
 const GRU_H: i64 = 24;
-
-fn lcg(seed: u64) -> impl FnMut() -> f32 {
-    let mut s = seed;
-    move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    }
-}
-
-fn tensor(
-    name: &str,
-    dims: Vec<i64>,
-    scale: f32,
-    next: &mut dyn FnMut() -> f32,
-) -> onnx_protobuf::TensorProto {
-    let mut t = onnx_protobuf::TensorProto::new();
-    t.name = name.into();
-    t.data_type = 1;
-    let n: i64 = dims.iter().product();
-    t.dims = dims;
-    t.raw_data = (0..n)
-        .flat_map(|_| (scale * next()).to_le_bytes())
-        .collect();
-    t
-}
 
 fn str_attr(name: &str, v: &str) -> onnx_protobuf::AttributeProto {
     let mut a = onnx_protobuf::AttributeProto::new();

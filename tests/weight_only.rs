@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::build::{float_input, node, serialize};
+use common::build::{float_input, lcg, node, seeded_tensor, serialize};
 use optimize::data::npy::write_npy;
 use optimize::data::HostTensor;
 use std::path::Path;
@@ -120,22 +120,7 @@ const DIM: i64 = 64;
 
 /// `y = MatMul(Gather(table, ids), w)`: ids int64[2,5], table float[1000,64], w float[64,32].
 fn embedding_model() -> Vec<u8> {
-    let mut lcg = 12345u64;
-    let mut next = || {
-        lcg = lcg
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((lcg >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-    };
-    let tensor = |name: &str, dims: Vec<i64>, next: &mut dyn FnMut() -> f32| {
-        let mut t = onnx_protobuf::TensorProto::new();
-        t.name = name.into();
-        t.data_type = 1;
-        let n: i64 = dims.iter().product();
-        t.dims = dims;
-        t.raw_data = (0..n).flat_map(|_| next().to_le_bytes()).collect();
-        t
-    };
+    let mut next = lcg(12345);
     let mut g = onnx_protobuf::GraphProto::new();
     g.name = "embed".into();
     g.node = vec![
@@ -143,8 +128,9 @@ fn embedding_model() -> Vec<u8> {
         node("MatMul", &["e", "w"], &["y"]),
     ];
     g.initializer
-        .push(tensor("table", vec![VOCAB, DIM], &mut next));
-    g.initializer.push(tensor("w", vec![DIM, 32], &mut next));
+        .push(seeded_tensor("table", vec![VOCAB, DIM], 1.0, &mut next));
+    g.initializer
+        .push(seeded_tensor("w", vec![DIM, 32], 1.0, &mut next));
     let mut ids = float_input("ids", &[2, 5]);
     if let Some(onnx_protobuf::type_proto::Value::TensorType(t)) =
         ids.type_.as_mut().and_then(|t| t.value.as_mut())

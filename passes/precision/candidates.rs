@@ -102,13 +102,26 @@ pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
 /// itself).
 pub const RECURRENT_R_SUFFIX: &str = "#R";
 
-/// The label relevance gives `n` (`passes/relevance/sweep.rs`).
-fn relevance_label(n: &Node) -> String {
-    if n.name.is_empty() {
-        format!("<{}>", n.outputs.first().cloned().unwrap_or_default())
-    } else {
-        n.name.clone()
-    }
+/// A constant float32 weight with no zero dimension: its tensor and shape.
+fn float_weight<'a>(g: &'a Graph, name: &str) -> Option<(&'a TensorProto, Vec<usize>)> {
+    let t = constant_tensor(g, name)?;
+    let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    (DataType::from_onnx(t.data_type) == Some(DataType::Float) && !shape.contains(&0))
+        .then_some((t, shape))
+}
+
+/// `formats` with the bytes each stores (see [`stored_bytes`]).
+fn offered(
+    op: &str,
+    shape: &[usize],
+    axis: usize,
+    bias_len: usize,
+    formats: impl IntoIterator<Item = Precision>,
+) -> Vec<(Precision, u64)> {
+    formats
+        .into_iter()
+        .map(|p| (p, stored_bytes(op, shape, axis, bias_len, p)))
+        .collect()
 }
 
 /// The first non-empty output of a recurrent node (Y is optional): its key.
@@ -172,16 +185,9 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         if x.is_empty() || constant_tensor(g, x).is_some() {
             continue;
         }
-        let Some(wt) = constant_tensor(g, wname) else {
+        let Some((wt, shape)) = float_weight(g, wname) else {
             continue;
         };
-        if DataType::from_onnx(wt.data_type) != Some(DataType::Float) {
-            continue;
-        }
-        let shape: Vec<usize> = wt.dims.iter().map(|&d| d.max(0) as usize).collect();
-        if shape.contains(&0) {
-            continue;
-        }
         let trans_b = attr_int(n, "transB", 0) != 0;
         let axis = weight_channel_axis(op, trans_b);
         let channels = shape.get(axis).copied().unwrap_or(0);
@@ -219,14 +225,11 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
             opts.push(Precision::Int8W);
         }
         let fp32_bytes = 4 * (element_count(&wt.dims) + bias_len as u64);
-        let options = opts
-            .into_iter()
-            .map(|p| (p, stored_bytes(op, &shape, axis, bias_len, p)))
-            .collect();
+        let options = offered(op, &shape, axis, bias_len, opts);
         out.push(OpCandidate {
             key,
             node_name: n.name.clone(),
-            label: relevance_label(n),
+            label: crate::passes::relevance::sweep::node_label(n),
             op: op.to_string(),
             weight: wname.clone(),
             weight_slot: w_slot,
@@ -256,29 +259,20 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
     if ids.is_empty() || constant_tensor(g, ids).is_some() || attr_int(n, "axis", 0) != 0 {
         return None;
     }
-    let t = constant_tensor(g, table)?;
-    if DataType::from_onnx(t.data_type) != Some(DataType::Float) || t.dims.len() != 2 {
-        return None;
-    }
-    let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    if shape.contains(&0) {
-        return None;
-    }
+    let (t, shape) = float_weight(g, table).filter(|(_, s)| s.len() == 2)?;
     let op = "Gather";
     let axis = weight_channel_axis(op, false);
-    let options = [
+    let formats = [
         Precision::Fp32,
         Precision::Fp16,
         Precision::Int8W,
         Precision::Int4,
-    ]
-    .into_iter()
-    .map(|p| (p, stored_bytes(op, &shape, axis, 0, p)))
-    .collect();
+    ];
+    let options = offered(op, &shape, axis, 0, formats);
     Some(OpCandidate {
         key,
         node_name: n.name.clone(),
-        label: relevance_label(n),
+        label: crate::passes::relevance::sweep::node_label(n),
         op: op.to_string(),
         weight: table.clone(),
         weight_slot: 0,
@@ -324,25 +318,16 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
         let Some(wname) = n.inputs.get(slot).filter(|w| !w.is_empty()) else {
             continue;
         };
-        let Some(t) = constant_tensor(g, wname) else {
+        let Some((t, shape)) = float_weight(g, wname).filter(|(_, s)| s.len() == 3) else {
             continue;
         };
-        let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-        if DataType::from_onnx(t.data_type) != Some(DataType::Float)
-            || shape.len() != 3
-            || shape.contains(&0)
-        {
-            continue;
-        }
         let axis = weight_channel_axis(op, false);
-        let options = [Precision::Fp32, Precision::Fp16, Precision::Int8W]
-            .into_iter()
-            .map(|p| (p, stored_bytes(op, &shape, axis, 0, p)))
-            .collect();
+        let formats = [Precision::Fp32, Precision::Fp16, Precision::Int8W];
+        let options = offered(op, &shape, axis, 0, formats);
         out.push(OpCandidate {
             key,
             node_name: n.name.clone(),
-            label: relevance_label(n),
+            label: crate::passes::relevance::sweep::node_label(n),
             op: op.to_string(),
             weight: wname.clone(),
             weight_slot: slot,

@@ -151,33 +151,35 @@ const SQUASHING: [&str; 3] = ["Sigmoid", "Softmax", "LogSoftmax"];
 
 /// `model` with each output produced by a squashing op (see [`SQUASHING`]) replaced by that
 /// op's float input (the logits): single-operator errors are measured there, where they grow
-/// smoothly with the quantization noise. Returns the pairs (output, logits) replaced.
-pub fn measured_at_logits(model: &Model) -> (Model, Vec<(String, String)>) {
-    let mut m = model.clone();
-    let mut swaps = Vec::new();
+/// smoothly with the quantization noise. Returns the copy and the pairs (output, logits)
+/// replaced; `None` (and no copy of the weights) when no output qualifies.
+pub fn measured_at_logits(model: &Model) -> Option<(Model, Vec<(String, String)>)> {
     let g = &model.graph;
-    for (i, y) in g.outputs.iter().enumerate() {
-        let Some(n) = g.producer(y).map(|idx| &g.ops[idx]) else {
-            continue;
-        };
-        let Some(x) = n.inputs.first() else {
-            continue;
-        };
-        let usable = n.domain.is_empty()
-            && SQUASHING.contains(&n.op_type.as_str())
-            && !x.is_empty()
-            && !g.outputs.contains(x)
-            && !g.inputs.contains(x)
-            && super::calibrate::is_float_tensor(model, x);
-        if usable {
-            m.graph.outputs[i] = x.clone();
-            swaps.push((y.clone(), x.clone()));
-        }
+    let swaps: Vec<(usize, String, String)> = g
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, y)| {
+            let n = &g.ops[g.producer(y)?];
+            let x = n.inputs.first()?;
+            let usable = n.domain.is_empty()
+                && SQUASHING.contains(&n.op_type.as_str())
+                && !x.is_empty()
+                && !g.outputs.contains(x)
+                && !g.inputs.contains(x)
+                && super::calibrate::is_float_tensor(model, x);
+            usable.then(|| (i, y.clone(), x.clone()))
+        })
+        .collect();
+    if swaps.is_empty() {
+        return None;
     }
-    if !swaps.is_empty() && m.graph.relink().is_err() {
-        return (model.clone(), Vec::new());
+    let mut m = model.clone();
+    for (i, _, x) in &swaps {
+        m.graph.outputs[*i] = x.clone();
     }
-    (m, swaps)
+    m.graph.relink().ok()?;
+    Some((m, swaps.into_iter().map(|(_, y, x)| (y, x)).collect()))
 }
 
 /// Runs a serialized model on samples; the float outputs, per sample, in output order.
@@ -258,9 +260,9 @@ pub fn error_table(
     if opts.measure && !samples.is_empty() {
         let k = samples.len().min(opts.samples.max(1));
         let eval = &samples[..k];
-        let (measured_model, at_logits) = measured_at_logits(model);
-        let model = &measured_model;
-        table.measured_at_logits = at_logits;
+        let at_logits = measured_at_logits(model);
+        let model = at_logits.as_ref().map_or(model, |(m, _)| m);
+        table.measured_at_logits = at_logits.as_ref().map_or(Vec::new(), |(_, s)| s.clone());
         let base = to_bytes(model, &ExportOptions::default())?;
         let reference = run_float_outputs(&base, eval, "the fp32 model")?;
         // Most relevant first, then by key: a deterministic order.

@@ -99,7 +99,9 @@ pub fn explain(
     explain_with(model, &acts, target, cfg, strict)
 }
 
-fn label(n: &Node) -> String {
+/// The label an operator gets in relevance results: its name, or `<first output>` when
+/// unnamed. Callers that look results up by operator use it too.
+pub fn node_label(n: &Node) -> String {
     if n.name.is_empty() {
         format!("<{}>", n.outputs.first().cloned().unwrap_or_default())
     } else {
@@ -353,7 +355,7 @@ impl<'a> Backprop<'a> {
             let r = fit(r, &shape).map_err(|e| {
                 Error::Internal(format!(
                     "node '{}' ({}), input '{name}': {e}",
-                    label(node),
+                    node_label(node),
                     node.op_type
                 ))
             })?;
@@ -409,7 +411,7 @@ impl<'a> Backprop<'a> {
                         return Err(Error::Usage(format!(
                             "no relevance rule for op '{}' (node '{}'); without --strict it would split relevance evenly",
                             node.qualified_op(),
-                            label(node)
+                            node_label(node)
                         )));
                     }
                     self.failed.insert(idx, "no rule for this op".into());
@@ -420,7 +422,7 @@ impl<'a> Backprop<'a> {
                         return Err(Error::Usage(format!(
                             "relevance rule for op '{}' (node '{}') failed: {why}",
                             node.qualified_op(),
-                            label(node)
+                            node_label(node)
                         )));
                     }
                     self.failed.insert(idx, why);
@@ -458,13 +460,13 @@ impl<'a> Backprop<'a> {
                         *coverage.uncovered_ops.entry(n.qualified_op()).or_insert(0) += 1;
                         coverage
                             .uncovered_nodes
-                            .push((label(n), n.qualified_op(), w));
+                            .push((node_label(n), n.qualified_op(), w));
                     }
                 }
             }
             let (out_abs, weight_abs) = self.stats.get(&idx).copied().unwrap_or((0.0, 0.0));
             nodes.push(NodeRelevance {
-                name: label(n),
+                name: node_label(n),
                 op: n.qualified_op(),
                 out_abs,
                 weight_abs,

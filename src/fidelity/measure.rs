@@ -49,29 +49,39 @@ pub struct WorstSample {
 /// Scores one sample of one output. `cosine` is the sample's cosine (already computed by
 /// the comparison); `a` and `b` have the same type and shape.
 pub fn score(metric: Metric, a: &HostTensor, b: &HostTensor, cosine: f64) -> Score {
-    if metric == Metric::Cosine {
-        return Score {
-            num: cosine,
-            den: 1.0,
-        };
-    }
+    score_sample(metric, a, b, cosine).0
+}
+
+/// [`score`] and the sample's [`SampleExtra`], from one conversion of the two outputs.
+pub fn score_sample(
+    metric: Metric,
+    a: &HostTensor,
+    b: &HostTensor,
+    cosine: f64,
+) -> (Score, SampleExtra) {
     let (Some(va), Some(vb)) = (a.to_f64(), b.to_f64()) else {
-        let same = a.bit_identical(b);
-        return Score {
-            num: if same { 1.0 } else { 0.0 },
-            den: 1.0,
+        let num = match metric {
+            Metric::Cosine => cosine,
+            _ if a.bit_identical(b) => 1.0,
+            _ => 0.0,
         };
+        return (Score { num, den: 1.0 }, SampleExtra::default());
     };
-    match metric {
-        Metric::Cosine => Score {
-            num: cosine,
-            den: 1.0,
-        },
-        Metric::Snr => Score {
-            num: snr_db(&va, &vb),
-            den: 1.0,
-        },
-        Metric::Top1 => topk(&va, &vb, last_dim(a), 1),
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut extra = SampleExtra::default();
+    let score = match metric {
+        Metric::Cosine | Metric::Snr => {
+            extra.norms = Some((norm(&va), norm(&vb)));
+            let num = match metric {
+                Metric::Snr => snr_db(&va, &vb),
+                _ => cosine,
+            };
+            Score { num, den: 1.0 }
+        }
+        Metric::Top1 => {
+            extra.robust_rows = Some(robust_top1_rows(&va, &vb, last_dim(a)));
+            topk(&va, &vb, last_dim(a), 1)
+        }
         Metric::TopK(k) => topk(&va, &vb, last_dim(a), k),
         Metric::Iou(t) => {
             let (mut inter, mut union) = (0u64, 0u64);
@@ -85,7 +95,8 @@ pub fn score(metric: Metric, a: &HostTensor, b: &HostTensor, cosine: f64) -> Sco
                 den: union as f64,
             }
         }
-    }
+    };
+    (score, extra)
 }
 
 /// The length of the last axis (1 for a scalar).
@@ -187,27 +198,6 @@ pub struct SampleExtra {
     pub robust_rows: Option<f64>,
 }
 
-/// [`SampleExtra`] of one sample (`a` the original's output, `b` the optimized one's).
-pub fn sample_extra(metric: Metric, a: &HostTensor, b: &HostTensor) -> SampleExtra {
-    let (Some(va), Some(vb)) = (a.to_f64(), b.to_f64()) else {
-        return SampleExtra::default();
-    };
-    match metric {
-        Metric::Cosine | Metric::Snr => {
-            let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            SampleExtra {
-                norms: Some((norm(&va), norm(&vb))),
-                robust_rows: None,
-            }
-        }
-        Metric::Top1 => SampleExtra {
-            norms: None,
-            robust_rows: Some(robust_top1_rows(&va, &vb, last_dim(a))),
-        },
-        _ => SampleExtra::default(),
-    }
-}
-
 /// Rows of length `c` where b's argmax is a's and b keeps at least half of a's margin
 /// between its top class and the runner-up (b's margin: a's class against b's best other).
 fn robust_top1_rows(a: &[f64], b: &[f64], c: usize) -> f64 {
@@ -252,7 +242,7 @@ impl Meter {
         self.add_sample(index, id, s, SampleExtra::default());
     }
 
-    /// Adds sample `index` with what [`sample_extra`] found.
+    /// Adds sample `index` with what [`score_sample`] found beside its score.
     pub fn add_sample(&mut self, index: usize, id: &str, s: Score, extra: SampleExtra) {
         self.entries.push(Entry {
             index,
@@ -451,8 +441,8 @@ mod tests {
         let a = t(&[3, 2], &[0.9, 0.1, 0.8, 0.2, 0.6, 0.4]);
         let b = t(&[3, 2], &[0.85, 0.15, 0.53, 0.47, 0.45, 0.55]);
         let mut m = Meter::new(Metric::Top1);
-        let s = score(Metric::Top1, &a, &b, 1.0);
-        m.add_sample(0, "s", s, sample_extra(Metric::Top1, &a, &b));
+        let (s, extra) = score_sample(Metric::Top1, &a, &b, 1.0);
+        m.add_sample(0, "s", s, extra);
         assert!((m.pooled() - 2.0 / 3.0).abs() < 1e-12);
         assert!((m.conservative() - 1.0 / 3.0).abs() < 1e-12);
         // Cosine: the mean minus its standard error; one sample is its own estimate.

@@ -225,6 +225,35 @@ pub mod build {
         serialize(g, 8)
     }
 
+    /// A deterministic stream of values in [−0.5, 0.5) (an LCG) from `seed`.
+    pub fn lcg(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        }
+    }
+
+    /// A raw-data float initializer of `dims` filled with `scale · next()`.
+    pub fn seeded_tensor(
+        name: &str,
+        dims: Vec<i64>,
+        scale: f32,
+        next: &mut dyn FnMut() -> f32,
+    ) -> onnx_protobuf::TensorProto {
+        let mut t = onnx_protobuf::TensorProto::new();
+        t.name = name.into();
+        t.data_type = 1;
+        let n: i64 = dims.iter().product();
+        t.dims = dims;
+        t.raw_data = (0..n)
+            .flat_map(|_| (scale * next()).to_le_bytes())
+            .collect();
+        t
+    }
+
     /// Serializes `g` as a model of the given IR version importing opset 17.
     pub fn serialize(g: GraphProto, ir_version: i64) -> Vec<u8> {
         let mut m = ModelProto::new();
