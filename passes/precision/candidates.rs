@@ -6,12 +6,14 @@
 //! x86, so QDQ around it would only add work), and Gather on a constant 2-D float table
 //! along axis 0 (an embedding table: fp16, weight-only int8 and int4 per row), and LSTM,
 //! GRU and RNN with constant W and R (two candidates per node, fp16 and weight-only int8
-//! per direction and gate row; the bias B stays fp32).
+//! per direction and gate row; the bias B stays fp32). Weights read inside If/Loop/Scan
+//! bodies are candidates too, in the weight-only formats (see [`super::subgraph_weights`]).
 //!
 //! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
 //! to what a run offers the allocation (weight-only formats without calibration data).
 
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
+use super::subgraph_weights::{subgraph_candidates, SubgraphSite};
 use super::{NodeKey, Precision};
 use crate::ir::attr::AttrExt;
 use crate::ir::op_table::{self, Trait};
@@ -49,19 +51,38 @@ pub struct OpCandidate {
     /// Per-channel axis of the weight in the emitted formats (see
     /// [`super::quantize::weight_channel_axis`]).
     pub channel_axis: usize,
+    /// Set for a weight read inside a subgraph (see [`super::subgraph_weights`]).
+    pub subgraph: Option<SubgraphSite>,
 }
 
 impl OpCandidate {
+    /// The op whose number formats the weight is stored in: the op itself, or, for a
+    /// subgraph weight, the per-row format of a Gather table.
+    pub fn format_op(&self) -> &str {
+        match self.subgraph {
+            Some(_) => super::subgraph_weights::FORMAT_OP,
+            None => &self.op,
+        }
+    }
+
     /// Relative weight error of this op at `p`, in the exact emitted format (handles the
     /// transB Gemm axis, which [`super::quantize::relative_weight_error`] cannot see).
     pub fn weight_error(&self, w: &[f32], p: Precision) -> f64 {
         super::quantize::relative_weight_error_axis(
             w,
             &self.weight_shape,
-            &self.op,
+            self.format_op(),
             self.channel_axis,
             p,
         )
+    }
+
+    /// The float weight as stored now (inside its body, for a subgraph weight).
+    pub fn weight_f32(&self, g: &Graph) -> Option<(Vec<f32>, Vec<usize>)> {
+        match &self.subgraph {
+            Some(site) => tensor_f32(super::subgraph_weights::stored(g, site, &self.weight)?),
+            None => constant_f32(g, &self.weight),
+        }
     }
 
     /// Bytes stored at `p` (`None` when `p` is not offered).
@@ -89,7 +110,11 @@ pub fn constant_tensor<'a>(g: &'a Graph, name: &str) -> Option<&'a TensorProto> 
 
 /// A constant float tensor's values and dims (`None` if not constant or not float32).
 pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
-    let t = constant_tensor(g, name)?;
+    tensor_f32(constant_tensor(g, name)?)
+}
+
+/// A float32 tensor's values and dims (`None` for another element type).
+pub fn tensor_f32(t: &TensorProto) -> Option<(Vec<f32>, Vec<usize>)> {
     if DataType::from_onnx(t.data_type) != Some(DataType::Float) {
         return None;
     }
@@ -245,8 +270,10 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
                 .cloned()
                 .collect(),
             channel_axis: axis,
+            subgraph: None,
         });
     }
+    out.extend(subgraph_candidates(g));
     out
 }
 
@@ -283,6 +310,7 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
         activation_inputs: vec![ids.clone()],
         outputs: vec![n.outputs[0].clone()],
         channel_axis: axis,
+        subgraph: None,
     })
 }
 
@@ -338,6 +366,7 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
             activation_inputs: vec![x.clone()],
             outputs: outputs.clone(),
             channel_axis: axis,
+            subgraph: None,
         });
     }
     out
@@ -370,44 +399,8 @@ pub fn shared_weight_groups(cands: &[OpCandidate]) -> Vec<Vec<NodeKey>> {
     by_weight.into_values().filter(|v| v.len() > 1).collect()
 }
 
-/// fp32-equivalent bytes of all constant tensors (initializers and Constant nodes): the
-/// size budget is a fraction of this.
+/// fp32-equivalent bytes of all constant tensors (initializers and Constant nodes,
+/// subgraphs included): the size budget is a fraction of this.
 pub fn total_weight_bytes(model: &Model) -> u64 {
     model.graph.parameter_stats().1
-}
-
-/// Bytes of the constant tensors inside subgraphs (If/Loop/Scan bodies, at any depth):
-/// initializers and Constant values. The allocation never changes them.
-pub fn subgraph_weight_bytes(model: &Model) -> u64 {
-    fn graph_bytes(g: &onnx_protobuf::GraphProto) -> u64 {
-        let inits: u64 = g
-            .initializer
-            .iter()
-            .map(crate::ir::tensor::storage_bytes)
-            .sum();
-        inits
-            + g.node
-                .iter()
-                .map(|n| attrs_bytes(&n.attribute, n.op_type == "Constant"))
-                .sum::<u64>()
-    }
-    fn attrs_bytes(attrs: &[onnx_protobuf::AttributeProto], constant: bool) -> u64 {
-        attrs
-            .iter()
-            .map(|a| {
-                let value = match (&a.t.as_ref(), constant) {
-                    (Some(t), true) => crate::ir::tensor::storage_bytes(t),
-                    _ => 0,
-                };
-                value
-                    + a.g.as_ref().map_or(0, graph_bytes)
-                    + a.graphs.iter().map(graph_bytes).sum::<u64>()
-            })
-            .sum()
-    }
-    model
-        .graph
-        .nodes()
-        .map(|(_, n)| attrs_bytes(&n.attributes, false))
-        .sum()
 }

@@ -21,6 +21,7 @@ pub mod quantize;
 pub mod rewrite;
 pub mod sensitivity;
 pub mod simplify;
+pub mod subgraph_weights;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

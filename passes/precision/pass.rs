@@ -606,10 +606,11 @@ fn num(x: f64) -> Value {
 }
 
 /// An explicit budget on a model without candidate operators (no Conv/MatMul/Gemm with
-/// constant weights outside subgraphs): met only when the unchanged weights (`after` of
-/// `before` bytes, subgraphs included) already meet it; a model without weights meets any.
+/// constant weights, in the graph or its subgraphs): met only when the unchanged weights
+/// (`after` of `before` bytes, subgraphs included) already meet it; a model without
+/// weights meets any.
 fn no_candidate_budget(budget: Budget, before: u64, after: u64) -> Result<()> {
-    const WHY: &str = "the model has no operator with constant weights to quantize (Conv, MatMul or Gemm with constant weights outside subgraphs), so its weights stay as they are";
+    const WHY: &str = "the model has no operator with constant weights to quantize (Conv, MatMul or Gemm with constant weights), so its weights stay as they are";
     match budget {
         Budget::SizeFraction(f) => {
             let frac = after as f64 / before.max(1) as f64;
@@ -641,13 +642,7 @@ fn check_budget_up_front(
 ) -> Result<()> {
     if cands.is_empty() {
         if cfg.budget_explicit {
-            // Weights inside subgraphs stay as they are: they count against the budget.
-            let inner = super::candidates::subgraph_weight_bytes(model);
-            no_candidate_budget(
-                cfg.budget,
-                weight_bytes_before + inner,
-                total_weight_bytes(model) + inner,
-            )?;
+            no_candidate_budget(cfg.budget, weight_bytes_before, total_weight_bytes(model))?;
         }
         return Ok(());
     }
@@ -1306,6 +1301,7 @@ fn section(
             "unmeasured": errors.unmeasured,
             "max_measurements": cfg.max_measurements,
             "time_limit_hit": errors.time_limit_hit,
+            "unexercised": errors.unexercised,
             "seconds": errors.seconds,
             "relevance_problem": relevance_problem,
             "measured_at_logits": errors

@@ -10,15 +10,18 @@
 //! * Fp16: weight stored as fp16, Cast back to float in front of the op.
 
 use super::builders::{a_int, node, Namer};
-use super::candidates::{candidate_node, candidates, constant_f32, constant_tensor, OpCandidate};
+use super::candidates::{
+    candidate_node, candidates, constant_f32, constant_tensor, tensor_f32, OpCandidate,
+};
 use super::opset::upgrade_default_opset;
 use super::quantize::{
     activation_qparams, channel_view, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
     quantize_per_channel, scale_dims, to_kn, NBITS_BLOCK,
 };
+use super::subgraph_weights::{take_body_initializer, SubgraphSite};
 use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::error::{Error, Result};
-use crate::ir::attr::AttrExt;
+use crate::ir::attr::{outer_scope_reads, AttrExt};
 use crate::ir::tensor::storage_bytes;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::TensorProto;
@@ -58,11 +61,12 @@ fn relink(g: &mut Graph, what: &str) -> Result<()> {
         .map_err(|e| Error::Internal(format!("{what} broke the graph: {e}")))
 }
 
-/// Names read by some node or listed as graph outputs.
+/// Names read by some node (inside its subgraphs too) or listed as graph outputs.
 fn used_names(g: &Graph) -> HashSet<String> {
     let mut s: HashSet<String> = g.outputs.iter().cloned().collect();
     for (_, n) in g.nodes() {
         s.extend(n.inputs.iter().cloned());
+        s.extend(n.subgraphs().flat_map(outer_scope_reads));
     }
     s
 }
@@ -99,6 +103,7 @@ fn prune_values(g: &mut Graph) {
     for (_, n) in g.nodes() {
         live.extend(n.outputs.iter().cloned());
         live.extend(n.inputs.iter().cloned());
+        live.extend(n.subgraphs().flat_map(outer_scope_reads));
     }
     g.values.retain(|k, _| live.contains(k));
     g.value_info_names.retain(|k| live.contains(k));
@@ -547,6 +552,9 @@ impl Rewriter<'_> {
     /// Rewrites operator `c` at precision `p` and measures its stored bytes before and
     /// after.
     fn rewrite_op(&mut self, g: &mut Graph, c: &OpCandidate, p: Precision) -> Result<NodeRewrite> {
+        if let Some(site) = &c.subgraph {
+            return self.rewrite_subgraph_weight(g, c, site, p);
+        }
         let idx = candidate_node(g, &c.key)
             .ok_or_else(|| Error::Internal(format!("operator '{}' vanished", c.key)))?;
         let mut before_names = vec![c.weight.clone()];
@@ -574,7 +582,7 @@ impl Rewriter<'_> {
             Precision::Fp16 => self.fp16(g, &mut op),
             Precision::Int8 => self.int8(g, &mut op)?,
             Precision::Int8W => self.int8_weight_only(g, &mut op),
-            Precision::Int4 if int4_packs_axis0(&c.op) => self.int4_conv(g, &mut op)?,
+            Precision::Int4 if int4_packs_axis0(c.format_op()) => self.int4_conv(g, &mut op)?,
             Precision::Int4 => self.matmul_nbits(g, &mut op)?,
         }
         let bytes_after = self.bytes_of(g, &op.after_names, true);
@@ -586,6 +594,84 @@ impl Rewriter<'_> {
             bytes_before,
             bytes_after,
         })
+    }
+
+    /// A weight read inside a subgraph: taken out of where it is stored (the body's own
+    /// initializers or the main graph's) and emitted at `p` in the main graph, its decoded
+    /// tensor under the weight's own name, which the body reads from the outer scope.
+    fn rewrite_subgraph_weight(
+        &mut self,
+        g: &mut Graph,
+        c: &OpCandidate,
+        site: &SubgraphSite,
+        p: Precision,
+    ) -> Result<NodeRewrite> {
+        let lost = || Error::Internal(format!("subgraph weight '{}' vanished", c.weight));
+        let idx = g
+            .nodes()
+            .find(|(_, n)| n.outputs.first() == Some(&site.host))
+            .map(|(i, _)| i)
+            .ok_or_else(lost)?;
+        let tensor = match &site.body_attr {
+            Some(attr) => take_body_initializer(&mut g.ops[idx], attr, &c.weight),
+            None => g.initializers.shift_remove(&c.weight),
+        }
+        .ok_or_else(lost)?;
+        let bytes_before = storage_bytes(&tensor);
+        let (w, wshape) = tensor_f32(&tensor).ok_or_else(lost)?;
+        let wdims = tensor.dims.clone();
+        let mut op = OpRewrite {
+            c,
+            idx,
+            w,
+            wshape,
+            wdims,
+            key: c.weight.clone(),
+            after_names: Vec::new(),
+        };
+        match p {
+            Precision::Fp16 => self.fp16(g, &mut op),
+            Precision::Int8W => self.int8_weight_only(g, &mut op),
+            Precision::Int4 => self.int4_conv(g, &mut op)?,
+            Precision::Fp32 | Precision::Int8 => {
+                return Err(Error::Internal(format!(
+                    "{} is not a format of subgraph weight '{}'",
+                    p.name(),
+                    c.weight
+                )))
+            }
+        }
+        let bytes_after = self.bytes_of(g, &op.after_names, true);
+        Ok(NodeRewrite {
+            key: c.key.clone(),
+            node_name: c.node_name.clone(),
+            op: c.op.clone(),
+            precision: p,
+            bytes_before,
+            bytes_after,
+        })
+    }
+
+    /// Makes the operator read the `decoded` weight: at its weight input, or, for a
+    /// subgraph weight, by giving the decoding's last output the weight's own name.
+    fn attach(&mut self, g: &mut Graph, op: &OpRewrite, decoded: &str) {
+        let c = op.c;
+        if c.subgraph.is_none() {
+            g.ops[op.idx].inputs[c.weight_slot] = decoded.to_string();
+            return;
+        }
+        let producer = self.added.iter().copied().find(|&i| {
+            g.ops
+                .node_weight(i)
+                .is_some_and(|n| n.outputs.iter().any(|o| o == decoded))
+        });
+        if let Some(i) = producer {
+            for o in g.ops[i].outputs.iter_mut().filter(|o| *o == decoded) {
+                *o = c.weight.clone();
+            }
+            g.values.remove(decoded);
+            g.set_value_type(&c.weight, ValueType::tensor(DataType::Float, &op.wdims));
+        }
     }
 
     /// Fp16: the weight stored as fp16 (once per weight) and Cast back to float in front
@@ -610,7 +696,7 @@ impl Rewriter<'_> {
         let nn = self.namer.fresh(&format!("{key}__w_cast"));
         self.add(g, node(&nn, "Cast", &[&wh], &[&wf], vec![a_int("to", 1)]));
         g.set_value_type(&wf, ValueType::tensor(DataType::Float, wdims));
-        g.ops[op.idx].inputs[c.weight_slot] = wf;
+        self.attach(g, op, &wf);
         op.after_names.push(wh);
         op.after_names.extend(c.bias.clone());
     }
@@ -779,9 +865,9 @@ impl Rewriter<'_> {
             None => {
                 // Per channel of the channel view (a recurrent weight: per direction and
                 // gate row), the scales shaped to broadcast against the weight.
-                let (view, axis) = channel_view(&c.op, &op.wshape, c.channel_axis);
+                let (view, axis) = channel_view(c.format_op(), &op.wshape, c.channel_axis);
                 let q = quantize_per_channel(&op.w, &view, axis, 8);
-                let sdims = scale_dims(&c.op, &op.wshape, c.channel_axis);
+                let sdims = scale_dims(c.format_op(), &op.wshape, c.channel_axis);
                 let wq = self.namer.fresh(&format!("{key}__w_i8w"));
                 let ws = self.namer.fresh(&format!("{key}__w_i8w_scale"));
                 let raw = q.values.iter().map(|&v| v as u8).collect();
@@ -802,7 +888,7 @@ impl Rewriter<'_> {
                 v
             }
         };
-        g.ops[op.idx].inputs[c.weight_slot] = names[2].clone();
+        self.attach(g, op, &names[2]);
         op.after_names.extend(names[..2].iter().cloned());
         op.after_names.extend(c.bias.clone());
     }
@@ -819,7 +905,7 @@ impl Rewriter<'_> {
                 v
             }
         };
-        g.ops[op.idx].inputs[op.c.weight_slot] = names[2].clone();
+        self.attach(g, op, &names[2]);
         op.after_names.extend(names[..2].iter().cloned());
         op.after_names.extend(op.c.bias.clone());
         Ok(())

@@ -11,7 +11,7 @@
 //! ones at the same precision (their `measured` stays `None` in the report).
 
 use super::calibrate::Calibration;
-use super::candidates::{constant_f32, OpCandidate};
+use super::candidates::OpCandidate;
 use super::quantize::relative_activation_error;
 use super::{Assignment, NodeKey, Precision};
 use crate::data::{HostTensor, Sample};
@@ -52,6 +52,9 @@ pub struct ErrorTable {
     /// Set when the time limit (a safety stop) rather than the count cap ended measuring:
     /// then which ops were measured depends on machine speed, and so may the output.
     pub time_limit_hit: bool,
+    /// Measurements that changed no output although the weight did change (the op did not
+    /// run on the samples, e.g. an `If` branch not taken): left to the scaled proxy.
+    pub unexercised: usize,
     pub seconds: f64,
     /// Outputs whose errors were measured at their logits: (output, logits tensor).
     pub measured_at_logits: Vec<(String, String)>,
@@ -130,7 +133,7 @@ pub fn proxy_error(model: &Model, c: &OpCandidate, p: Precision, calib: &Calibra
     if p == Precision::Fp32 {
         return 0.0;
     }
-    let mut e = match constant_f32(&model.graph, &c.weight) {
+    let mut e = match c.weight_f32(&model.graph) {
         Some((w, _)) => c.weight_error(&w, p),
         None => 0.0,
     };
@@ -309,6 +312,11 @@ pub fn error_table(
         }
         progress.finish_and_clear();
     }
+    // A zero error where the weight changed means the samples never ran the op: no
+    // measurement at all.
+    let before = measured.len();
+    measured.retain(|k, m| k.1 == Precision::Fp32 || *m != 0.0 || proxies[k] <= 0.0);
+    table.unexercised = before - measured.len();
     // measured / proxy ratio per precision, for the unmeasured ones.
     let mut ratio: BTreeMap<Precision, (f64, f64)> = BTreeMap::new();
     for (k, m) in &measured {

@@ -403,11 +403,40 @@ impl Graph {
         )
     }
 
-    /// Number of parameters (elements of initializers and Constant tensors) and their bytes.
+    /// The constant tensors inside subgraphs (If/Loop/Scan bodies, at any depth): their
+    /// initializers and the `value` of their Constant nodes.
+    pub fn subgraph_constant_tensors(&self) -> Vec<&TensorProto> {
+        fn walk<'a>(g: &'a onnx_protobuf::GraphProto, out: &mut Vec<&'a TensorProto>) {
+            out.extend(g.initializer.iter());
+            for n in &g.node {
+                for a in &n.attribute {
+                    if n.op_type == "Constant" && a.name == "value" {
+                        out.extend(a.t.as_ref());
+                    }
+                    for sub in a.g.as_ref().into_iter().chain(a.graphs.iter()) {
+                        walk(sub, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (_, n) in self.nodes() {
+            for sub in n.subgraphs() {
+                walk(sub, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Number of parameters (elements of initializers and Constant tensors, subgraphs
+    /// included: a runtime holds those too) and their bytes.
     pub fn parameter_stats(&self) -> (u64, u64) {
         let mut count = 0u64;
         let mut bytes = 0u64;
-        for t in self.constant_tensors() {
+        for t in self
+            .constant_tensors()
+            .chain(self.subgraph_constant_tensors())
+        {
             count += tensor::element_count(&t.dims);
             bytes += tensor::storage_bytes(t);
         }
