@@ -1,13 +1,17 @@
 //! Canonical clean-up that changes no result: removes Identity nodes (rewiring their
-//! readers), operators whose outputs nobody reads, and initializers nobody reads.
+//! readers), folds `Shape`/`Size` of constant tensors into int64 constants, removes
+//! operators whose outputs nobody reads, and initializers nobody reads. A weight read only
+//! by `Shape` (tf2onnx writes such) thus stops counting as weight bytes.
 //!
 //! Tensors read by name inside subgraphs, graph outputs, and initializers that are also
 //! graph inputs (overridable, IR < 4) are never touched.
 
 use crate::error::Result;
-use crate::ir::attr::outer_scope_reads;
-use crate::ir::Model;
+use crate::ir::attr::{outer_scope_reads, AttrExt};
+use crate::ir::{DataType, Graph, Model, Node, Source, ValueType};
 use crate::pass_manager::{Pass, PassChanges};
+use onnx_protobuf::TensorProto;
+use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 
 pub struct Cleanup;
@@ -20,6 +24,7 @@ impl Pass for Cleanup {
     fn run(&self, model: &mut Model) -> Result<PassChanges> {
         let mut changes = PassChanges::default();
         changes.add("removed_identity", remove_identities(model));
+        changes.add("folded_constant_shapes", fold_constant_shapes(model)?);
         changes.add("removed_dead_nodes", remove_dead_nodes(model));
         changes.add("removed_initializers", remove_unused_initializers(model));
         Ok(changes)
@@ -83,6 +88,72 @@ fn remove_identities(model: &mut Model) -> u64 {
     doomed.len() as u64
 }
 
+/// The dims of the constant tensor `name` (an initializer that is not an overridable
+/// graph input, or a Constant node's value).
+fn constant_dims(g: &Graph, name: &str) -> Option<Vec<i64>> {
+    match g.source(name)? {
+        Source::Initializer => g.initializers.get(name).map(|t| t.dims.clone()),
+        Source::Node(idx, 0) if g.ops[idx].is("Constant") => g.ops[idx]
+            .attr("value")
+            .and_then(|a| a.t.as_ref())
+            .map(|t| t.dims.clone()),
+        _ => None,
+    }
+}
+
+/// What `Shape` (with its opset-15 `start`/`end`, negative from the back, clamped) or
+/// `Size` of a tensor with `dims` returns.
+fn shape_value(n: &Node, dims: &[i64]) -> (Vec<i64>, Vec<i64>) {
+    if n.op_type == "Size" {
+        return (Vec::new(), vec![dims.iter().product()]);
+    }
+    let rank = dims.len() as i64;
+    let at = |name: &str, default: i64| {
+        let v = n.attr(name).and_then(|a| a.as_int()).unwrap_or(default);
+        (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize
+    };
+    let (start, end) = (at("start", 0), at("end", rank));
+    let v = dims[start..end.max(start)].to_vec();
+    (vec![v.len() as i64], v)
+}
+
+/// Replaces each `Shape`/`Size` of a constant tensor by an int64 initializer of the same
+/// name (not where that name is a graph output: an output stays produced by a node).
+/// The constant itself goes when nothing else reads it ([`remove_unused_initializers`]).
+fn fold_constant_shapes(model: &mut Model) -> Result<u64> {
+    // Before IR 4 every initializer must also be a graph input, which callers could
+    // override: such a model keeps its Shape nodes.
+    if model.ir_version < 4 {
+        return Ok(0);
+    }
+    let g = &mut model.graph;
+    let folds: Vec<(NodeIndex, String, Vec<i64>, Vec<i64>)> = g
+        .nodes()
+        .filter(|(_, n)| (n.is("Shape") || n.is("Size")) && n.outputs.len() == 1)
+        .filter(|(_, n)| !g.outputs.contains(&n.outputs[0]))
+        .filter_map(|(i, n)| {
+            let dims = constant_dims(g, n.inputs.first()?)?;
+            let (shape, value) = shape_value(n, &dims);
+            Some((i, n.outputs[0].clone(), shape, value))
+        })
+        .collect();
+    for (idx, out, shape, value) in &folds {
+        g.remove_node(*idx);
+        let mut t = TensorProto::new();
+        t.name = out.clone();
+        t.data_type = DataType::Int64 as i32;
+        t.dims = shape.clone();
+        t.raw_data = value.iter().flat_map(|v| v.to_le_bytes()).collect();
+        g.initializers.insert(out.clone(), t);
+        g.set_value_type(out, ValueType::tensor(DataType::Int64, shape));
+    }
+    if !folds.is_empty() {
+        g.relink()
+            .map_err(|e| crate::error::Error::Internal(format!("shape folding: {e}")))?;
+    }
+    Ok(folds.len() as u64)
+}
+
 fn remove_dead_nodes(model: &mut Model) -> u64 {
     let protected = subgraph_reads(model);
     let g = &mut model.graph;
@@ -139,4 +210,52 @@ fn remove_unused_initializers(model: &mut Model) -> u64 {
         g.value_info_names.retain(|v| v != k);
     }
     unused.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onnx_protobuf::attribute_proto::AttributeType;
+    use onnx_protobuf::AttributeProto;
+
+    fn op(op_type: &str, attrs: &[(&str, i64)]) -> Node {
+        let attributes = attrs
+            .iter()
+            .map(|&(name, v)| {
+                let mut a = AttributeProto::new();
+                a.name = name.into();
+                a.type_ = AttributeType::INT.into();
+                a.i = v;
+                a
+            })
+            .collect();
+        Node {
+            op_type: op_type.into(),
+            attributes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn shape_and_size_of_a_constant_follow_the_spec() {
+        let dims = [2, 3, 5, 7];
+        assert_eq!(
+            shape_value(&op("Shape", &[]), &dims),
+            (vec![4], dims.to_vec())
+        );
+        assert_eq!(
+            shape_value(&op("Shape", &[("start", 1), ("end", -1)]), &dims),
+            (vec![2], vec![3, 5])
+        );
+        // Out-of-range bounds clamp; an empty slice is a [0] tensor.
+        assert_eq!(
+            shape_value(&op("Shape", &[("start", -9), ("end", 99)]), &dims),
+            (vec![4], dims.to_vec())
+        );
+        assert_eq!(
+            shape_value(&op("Shape", &[("start", 3), ("end", 1)]), &dims),
+            (vec![0], vec![])
+        );
+        assert_eq!(shape_value(&op("Size", &[]), &dims), (vec![], vec![210]));
+    }
 }

@@ -21,9 +21,13 @@ fn initializer(name: &str, values: &[f32]) -> TensorProto {
     t
 }
 
-/// x → Identity → Identity → Add(b) → Relu → y, plus a dead Mul branch, an unused
-/// initializer, and an Identity that is itself a graph output (must stay).
+/// x → Identity → Identity → Add(b) → Reshape(Shape(big)) → Relu → y, plus a dead Mul
+/// branch, an unused initializer, a weight read only by Shape, and an Identity that is
+/// itself a graph output (must stay).
 fn messy_model() -> Vec<u8> {
+    // A weight read only by Shape: its dims are all anybody needs.
+    let mut big = initializer("big", &[0.25; 6]);
+    big.dims = vec![2, 3];
     let mut g = GraphProto::new();
     g.name = "messy".into();
     g.node = vec![
@@ -32,12 +36,15 @@ fn messy_model() -> Vec<u8> {
         node("Add", &["i2", "b"], &["s"]),
         node("Mul", &["s", "s"], &["dead1"]),
         node("Neg", &["dead1"], &["dead2"]),
-        node("Relu", &["s"], &["y"]),
+        node("Shape", &["big"], &["big_shape"]),
+        node("Reshape", &["s", "big_shape"], &["r"]),
+        node("Relu", &["r"], &["y"]),
         node("Identity", &["y"], &["y_copy"]),
     ];
     g.initializer = vec![
         initializer("b", &[0.5, -0.5, 1.0]),
         initializer("unused", &[1.0; 16]),
+        big,
     ];
     g.input.push(common::build::float_input("x", &[2, 3]));
     g.output.push(common::build::float_input("y", &[2, 3]));
@@ -59,7 +66,12 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
     assert_eq!(records[0].name, "cleanup");
     assert_eq!(c.get("removed_identity"), Some(&2), "{c:?}");
     assert_eq!(c.get("removed_dead_nodes"), Some(&2), "{c:?}");
-    assert_eq!(c.get("removed_initializers"), Some(&1), "{c:?}");
+    assert_eq!(c.get("folded_constant_shapes"), Some(&1), "{c:?}");
+    assert_eq!(c.get("removed_initializers"), Some(&2), "{c:?}");
+    assert!(
+        !model.graph.initializers.contains_key("big"),
+        "a weight read only by Shape must go"
+    );
     let ops: Vec<String> = model
         .graph
         .nodes()
@@ -67,7 +79,7 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
         .collect();
     assert_eq!(
         ops,
-        ["Add", "Relu", "Identity"],
+        ["Add", "Reshape", "Relu", "Identity"],
         "the output Identity must stay"
     );
     assert_eq!(
