@@ -22,6 +22,7 @@ pub mod rewrite;
 pub mod sensitivity;
 pub mod simplify;
 pub mod subgraph_weights;
+pub mod suffix;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

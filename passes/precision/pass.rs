@@ -829,6 +829,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             samples: cfg.measure_samples,
             max_measurements: cfg.max_measurements,
             time_limit_s: cfg.measure_time_limit_s,
+            suffix: true,
         },
     )?;
     let ctx = AllocContext {
@@ -1302,6 +1303,7 @@ fn section(
             "max_measurements": cfg.max_measurements,
             "time_limit_hit": errors.time_limit_hit,
             "unexercised": errors.unexercised,
+            "suffix_measured": errors.suffix_measured,
             "seconds": errors.seconds,
             "relevance_problem": relevance_problem,
             "measured_at_logits": errors

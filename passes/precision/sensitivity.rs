@@ -13,6 +13,7 @@
 use super::calibrate::Calibration;
 use super::candidates::OpCandidate;
 use super::quantize::relative_activation_error;
+use super::suffix::Captures;
 use super::{Assignment, NodeKey, Precision};
 use crate::data::{HostTensor, Sample};
 use crate::error::{Error, Result};
@@ -55,6 +56,8 @@ pub struct ErrorTable {
     /// Measurements that changed no output although the weight did change (the op did not
     /// run on the samples, e.g. an `If` branch not taken): left to the scaled proxy.
     pub unexercised: usize,
+    /// Whether measurements ran suffixes of the rewritten models (see [`super::suffix`]).
+    pub suffix_measured: bool,
     pub seconds: f64,
     /// Outputs whose errors were measured at their logits: (output, logits tensor).
     pub measured_at_logits: Vec<(String, String)>,
@@ -226,6 +229,24 @@ pub fn output_error(reference: &[Vec<Vec<f32>>], got: &[Vec<Vec<f32>>]) -> f64 {
     }
 }
 
+/// The float outputs per sample of a one-operator rewrite: its suffix when captures
+/// serve, the whole model otherwise.
+fn measure_rewrite(
+    m: Model,
+    captures: Option<&Captures>,
+    eval: &[Sample],
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let m = match captures {
+        Some(c) => match c.run_suffix(m) {
+            Ok(got) => return got,
+            Err(m) => m,
+        },
+        None => m,
+    };
+    let bytes = to_bytes(&m, &ExportOptions::default())?;
+    run_float_outputs(&bytes, eval, "a one-operator rewrite")
+}
+
 /// How [`error_table`] measures.
 #[derive(Clone, Debug)]
 pub struct MeasureOptions {
@@ -236,6 +257,9 @@ pub struct MeasureOptions {
     /// cap (the time limit is only a safety stop).
     pub max_measurements: usize,
     pub time_limit_s: f64,
+    /// Run only the part of each rewritten model its change reaches, fed from one capture
+    /// run per sample (see [`super::suffix`]); whole models otherwise.
+    pub suffix: bool,
 }
 
 /// Builds the error table: proxies for all, measurements while time lasts.
@@ -266,8 +290,19 @@ pub fn error_table(
         let at_logits = measured_at_logits(model);
         let model = at_logits.as_ref().map_or(model, |(m, _)| m);
         table.measured_at_logits = at_logits.as_ref().map_or(Vec::new(), |(_, s)| s.clone());
-        let base = to_bytes(model, &ExportOptions::default())?;
-        let reference = run_float_outputs(&base, eval, "the fp32 model")?;
+        // A capture that fails (or would not fit) leaves the whole-model measurement.
+        let captures = opts
+            .suffix
+            .then(|| Captures::collect(model, eval).ok())
+            .flatten();
+        table.suffix_measured = captures.is_some();
+        let reference = match &captures {
+            Some(c) => c.reference(),
+            None => {
+                let base = to_bytes(model, &ExportOptions::default())?;
+                run_float_outputs(&base, eval, "the fp32 model")?
+            }
+        };
         // Most relevant first, then by key: a deterministic order.
         let mut order: Vec<&OpCandidate> = cands.iter().collect();
         order.sort_by(|a, b| {
@@ -296,15 +331,13 @@ pub fn error_table(
                 let mut m = model.clone();
                 let single: Assignment = [(c.key.clone(), p)].into_iter().collect();
                 super::rewrite::apply(&mut m, &single, &calib.ranges)?;
-                let bytes = to_bytes(&m, &ExportOptions::default())?;
-                let got =
-                    run_float_outputs(&bytes, eval, "a one-operator rewrite").map_err(|e| {
-                        Error::Internal(format!(
-                            "onnxruntime refused the rewrite of '{}' at {}: {e}",
-                            c.key,
-                            p.name()
-                        ))
-                    })?;
+                let got = measure_rewrite(m, captures.as_ref(), eval).map_err(|e| {
+                    Error::Internal(format!(
+                        "onnxruntime refused the rewrite of '{}' at {}: {e}",
+                        c.key,
+                        p.name()
+                    ))
+                })?;
                 measured.insert((c.key.clone(), p), output_error(&reference, &got));
                 done += 1;
                 progress.inc(1);
