@@ -7,13 +7,14 @@
 //! along axis 0 (an embedding table: fp16, weight-only int8 and int4 per row), and LSTM,
 //! GRU and RNN with constant W and R (two candidates per node, fp16 and weight-only int8
 //! per direction and gate row; the bias B stays fp32). Weights read inside If/Loop/Scan
-//! bodies are candidates too, in the weight-only formats (see [`super::subgraph_weights`]).
+//! bodies, and large constants other operators read (Einsum, fused ops, Add), are
+//! candidates too, in the weight-only formats (see [`super::decoded_weights`]).
 //!
 //! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
 //! to what a run offers the allocation (weight-only formats without calibration data).
 
+use super::decoded_weights::{decoded_candidates, DecodedSite};
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
-use super::subgraph_weights::{subgraph_candidates, SubgraphSite};
 use super::{NodeKey, Precision};
 use crate::ir::attr::AttrExt;
 use crate::ir::op_table::{self, Trait};
@@ -21,7 +22,7 @@ use crate::ir::tensor::{element_count, to_f64};
 use crate::ir::{DataType, Graph, Model, Node, Source};
 use onnx_protobuf::TensorProto;
 use petgraph::stable_graph::NodeIndex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// One operator whose precision the ILP chooses.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,16 +52,16 @@ pub struct OpCandidate {
     /// Per-channel axis of the weight in the emitted formats (see
     /// [`super::quantize::weight_channel_axis`]).
     pub channel_axis: usize,
-    /// Set for a weight read inside a subgraph (see [`super::subgraph_weights`]).
-    pub subgraph: Option<SubgraphSite>,
+    /// Set for a weight decoded under its own name (see [`super::decoded_weights`]).
+    pub decoded: Option<DecodedSite>,
 }
 
 impl OpCandidate {
     /// The op whose number formats the weight is stored in: the op itself, or, for a
-    /// subgraph weight, the per-row format of a Gather table.
+    /// decoded weight, the per-row format of a Gather table.
     pub fn format_op(&self) -> &str {
-        match self.subgraph {
-            Some(_) => super::subgraph_weights::FORMAT_OP,
+        match self.decoded {
+            Some(_) => super::decoded_weights::FORMAT_OP,
             None => &self.op,
         }
     }
@@ -77,10 +78,13 @@ impl OpCandidate {
         )
     }
 
-    /// The float weight as stored now (inside its body, for a subgraph weight).
+    /// The float weight as stored now (for a decoded weight, in its per-row view).
     pub fn weight_f32(&self, g: &Graph) -> Option<(Vec<f32>, Vec<usize>)> {
-        match &self.subgraph {
-            Some(site) => tensor_f32(super::subgraph_weights::stored(g, site, &self.weight)?),
+        match &self.decoded {
+            Some(site) => {
+                let (v, _) = tensor_f32(super::decoded_weights::stored(g, site, &self.weight)?)?;
+                Some((v, self.weight_shape.clone()))
+            }
             None => constant_f32(g, &self.weight),
         }
     }
@@ -270,10 +274,14 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
                 .cloned()
                 .collect(),
             channel_axis: axis,
-            subgraph: None,
+            decoded: None,
         });
     }
-    out.extend(subgraph_candidates(g));
+    let decoded = {
+        let taken: HashSet<&str> = out.iter().map(|c| c.weight.as_str()).collect();
+        decoded_candidates(g, &taken)
+    };
+    out.extend(decoded);
     out
 }
 
@@ -310,7 +318,7 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
         activation_inputs: vec![ids.clone()],
         outputs: vec![n.outputs[0].clone()],
         channel_axis: axis,
-        subgraph: None,
+        decoded: None,
     })
 }
 
@@ -366,7 +374,7 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
             activation_inputs: vec![x.clone()],
             outputs: outputs.clone(),
             channel_axis: axis,
-            subgraph: None,
+            decoded: None,
         });
     }
     out

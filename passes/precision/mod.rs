@@ -14,6 +14,7 @@ mod builders;
 pub mod calibrate;
 pub mod candidates;
 pub mod check;
+pub mod decoded_weights;
 pub mod ilp;
 pub mod opset;
 pub mod pass;
@@ -21,7 +22,6 @@ pub mod quantize;
 pub mod rewrite;
 pub mod sensitivity;
 pub mod simplify;
-pub mod subgraph_weights;
 pub mod suffix;
 
 use serde::Serialize;

@@ -13,12 +13,12 @@ use super::builders::{a_int, node, Namer};
 use super::candidates::{
     candidate_node, candidates, constant_f32, constant_tensor, tensor_f32, OpCandidate,
 };
+use super::decoded_weights::{take, DecodedSite};
 use super::opset::upgrade_default_opset;
 use super::quantize::{
     activation_qparams, channel_view, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
     quantize_per_channel, scale_dims, to_kn, NBITS_BLOCK,
 };
-use super::subgraph_weights::{take_body_initializer, SubgraphSite};
 use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::error::{Error, Result};
 use crate::ir::attr::{outer_scope_reads, AttrExt};
@@ -552,8 +552,8 @@ impl Rewriter<'_> {
     /// Rewrites operator `c` at precision `p` and measures its stored bytes before and
     /// after.
     fn rewrite_op(&mut self, g: &mut Graph, c: &OpCandidate, p: Precision) -> Result<NodeRewrite> {
-        if let Some(site) = &c.subgraph {
-            return self.rewrite_subgraph_weight(g, c, site, p);
+        if let Some(site) = &c.decoded {
+            return self.rewrite_decoded_weight(g, c, site, p);
         }
         let idx = candidate_node(g, &c.key)
             .ok_or_else(|| Error::Internal(format!("operator '{}' vanished", c.key)))?;
@@ -596,36 +596,26 @@ impl Rewriter<'_> {
         })
     }
 
-    /// A weight read inside a subgraph: taken out of where it is stored (the body's own
-    /// initializers or the main graph's) and emitted at `p` in the main graph, its decoded
-    /// tensor under the weight's own name, which the body reads from the outer scope.
-    fn rewrite_subgraph_weight(
+    /// A weight decoded under its own name: taken out of where it is stored (an
+    /// initializer, a Constant node, a body's initializers) and emitted at `p` in the main
+    /// graph, the decoding's last output named as the weight (see `decoded_weights`).
+    fn rewrite_decoded_weight(
         &mut self,
         g: &mut Graph,
         c: &OpCandidate,
-        site: &SubgraphSite,
+        site: &DecodedSite,
         p: Precision,
     ) -> Result<NodeRewrite> {
-        let lost = || Error::Internal(format!("subgraph weight '{}' vanished", c.weight));
-        let idx = g
-            .nodes()
-            .find(|(_, n)| n.outputs.first() == Some(&site.host))
-            .map(|(i, _)| i)
-            .ok_or_else(lost)?;
-        let tensor = match &site.body_attr {
-            Some(attr) => take_body_initializer(&mut g.ops[idx], attr, &c.weight),
-            None => g.initializers.shift_remove(&c.weight),
-        }
-        .ok_or_else(lost)?;
+        let lost = || Error::Internal(format!("decoded weight '{}' vanished", c.weight));
+        let tensor = take(g, site, &c.weight).ok_or_else(lost)?;
         let bytes_before = storage_bytes(&tensor);
-        let (w, wshape) = tensor_f32(&tensor).ok_or_else(lost)?;
-        let wdims = tensor.dims.clone();
+        let (w, _) = tensor_f32(&tensor).ok_or_else(lost)?;
         let mut op = OpRewrite {
             c,
-            idx,
+            idx: NodeIndex::end(),
             w,
-            wshape,
-            wdims,
+            wshape: c.weight_shape.clone(),
+            wdims: c.weight_shape.iter().map(|&d| d as i64).collect(),
             key: c.weight.clone(),
             after_names: Vec::new(),
         };
@@ -635,7 +625,7 @@ impl Rewriter<'_> {
             Precision::Int4 => self.int4_conv(g, &mut op)?,
             Precision::Fp32 | Precision::Int8 => {
                 return Err(Error::Internal(format!(
-                    "{} is not a format of subgraph weight '{}'",
+                    "{} is not a format of decoded weight '{}'",
                     p.name(),
                     c.weight
                 )))
@@ -653,25 +643,41 @@ impl Rewriter<'_> {
     }
 
     /// Makes the operator read the `decoded` weight: at its weight input, or, for a
-    /// subgraph weight, by giving the decoding's last output the weight's own name.
-    fn attach(&mut self, g: &mut Graph, op: &OpRewrite, decoded: &str) {
+    /// decoded weight, by naming the decoding's last output (or a Reshape of it back to
+    /// the stored dims) as the weight.
+    fn attach(&mut self, g: &mut Graph, op: &mut OpRewrite, decoded: &str) {
         let c = op.c;
-        if c.subgraph.is_none() {
+        let Some(site) = &c.decoded else {
             g.ops[op.idx].inputs[c.weight_slot] = decoded.to_string();
             return;
-        }
-        let producer = self.added.iter().copied().find(|&i| {
-            g.ops
-                .node_weight(i)
-                .is_some_and(|n| n.outputs.iter().any(|o| o == decoded))
-        });
-        if let Some(i) = producer {
-            for o in g.ops[i].outputs.iter_mut().filter(|o| *o == decoded) {
-                *o = c.weight.clone();
+        };
+        if site.dims == op.wdims {
+            let producer = self.added.iter().copied().find(|&i| {
+                g.ops
+                    .node_weight(i)
+                    .is_some_and(|n| n.outputs.iter().any(|o| o == decoded))
+            });
+            if let Some(i) = producer {
+                for o in g.ops[i].outputs.iter_mut().filter(|o| *o == decoded) {
+                    *o = c.weight.clone();
+                }
+                g.values.remove(decoded);
             }
-            g.values.remove(decoded);
-            g.set_value_type(&c.weight, ValueType::tensor(DataType::Float, &op.wdims));
+        } else {
+            let dims = self.namer.fresh(&format!("{}__dims", c.weight));
+            let raw = site.dims.iter().flat_map(|d| d.to_le_bytes()).collect();
+            add_init(
+                g,
+                raw_tensor(&dims, DataType::Int64, &[site.dims.len() as i64], raw),
+            );
+            let nn = self.namer.fresh(&format!("{}__reshape", c.weight));
+            self.add(
+                g,
+                node(&nn, "Reshape", &[decoded, &dims], &[&c.weight], vec![]),
+            );
+            op.after_names.push(dims);
         }
+        g.set_value_type(&c.weight, ValueType::tensor(DataType::Float, &site.dims));
     }
 
     /// Fp16: the weight stored as fp16 (once per weight) and Cast back to float in front
