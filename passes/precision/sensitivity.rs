@@ -239,7 +239,7 @@ fn measure_rewrite(
     let m = match captures {
         Some(c) => match c.run_suffix(m) {
             Ok(got) => return got,
-            Err(m) => m,
+            Err(m) => *m,
         },
         None => m,
     };

@@ -81,13 +81,13 @@ impl Captures {
     pub fn run_suffix(
         &self,
         mut rewritten: Model,
-    ) -> std::result::Result<Result<Vec<Vec<Vec<f32>>>>, Model> {
+    ) -> std::result::Result<Result<Vec<Vec<Vec<f32>>>>, Box<Model>> {
         let Some(first) = self.per_sample.first() else {
-            return Err(rewritten);
+            return Err(Box::new(rewritten));
         };
         let plan = match plan(&self.nodes, &rewritten) {
             Some(p) if p.cut.iter().all(|n| first.contains_key(n)) => p,
-            _ => return Err(rewritten),
+            _ => return Err(Box::new(rewritten)),
         };
         let cut = plan.cut.clone();
         cut_down(&mut rewritten, plan);
