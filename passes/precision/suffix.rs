@@ -20,6 +20,9 @@ use crate::runtime::OrtRuntime;
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 
+/// Float outputs per sample, in output order.
+pub type SampleOutputs = Vec<Vec<Vec<f32>>>;
+
 /// Above this many bytes of captured tensors, measurements run the whole model.
 const MAX_CAPTURE_BYTES: usize = 4 << 30;
 
@@ -68,7 +71,7 @@ impl Captures {
 
     /// The reference's float outputs per sample, in output order (as the whole-model
     /// measurement returns them).
-    pub fn reference(&self) -> Vec<Vec<Vec<f32>>> {
+    pub fn reference(&self) -> SampleOutputs {
         self.per_sample
             .iter()
             .map(|v| float_outputs(&self.outputs, |o| v.get(o).cloned()))
@@ -81,7 +84,7 @@ impl Captures {
     pub fn run_suffix(
         &self,
         mut rewritten: Model,
-    ) -> std::result::Result<Result<Vec<Vec<Vec<f32>>>>, Box<Model>> {
+    ) -> std::result::Result<Result<SampleOutputs>, Box<Model>> {
         let Some(first) = self.per_sample.first() else {
             return Err(Box::new(rewritten));
         };
@@ -103,7 +106,7 @@ impl Captures {
         Ok(self.run_cut(&rewritten, &cut))
     }
 
-    fn run_cut(&self, suffix: &Model, cut: &[String]) -> Result<Vec<Vec<Vec<f32>>>> {
+    fn run_cut(&self, suffix: &Model, cut: &[String]) -> Result<SampleOutputs> {
         let bytes = to_bytes(suffix, &ExportOptions::default())?;
         let mut session = OrtRuntime::get()?.session_from_bytes(&bytes, "a one-operator suffix")?;
         let mut all = Vec::with_capacity(self.per_sample.len());
