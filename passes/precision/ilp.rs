@@ -417,6 +417,13 @@ fn decode(x: &[Vec<Variable>], sol: &impl Solution) -> Option<Vec<usize>> {
         .collect()
 }
 
+/// Activation quantization parameters an int8 op adds at most: a float scale and a uint8
+/// zero point for its input and for its output.
+const QPARAM_BYTES_PER_INT8_OP: usize = 2 * (4 + 1);
+
+/// The constants the int4 decoding chains share (an int32 16 and a float 8).
+const INT4_SHARED_BYTES: usize = 8;
+
 /// Smallest budget any assignment meeting the ties reaches: `(fraction, bytes)` for a size
 /// budget (fraction of `total_weight_bytes`), `(bits, 0)` for a bit budget.
 pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
@@ -431,10 +438,30 @@ pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
     let choice = decode(&b.x, &sol)?;
     let (used, _) = p.budget_use(&choice);
     Some(match p.budget {
-        Budget::SizeFraction(_) => (
-            used / p.total_weight_bytes.max(1) as f64,
-            used.round() as u64,
-        ),
+        Budget::SizeFraction(_) => {
+            // The rewrite adds bytes the per-op counts leave out: the activation scale and
+            // zero point (5 bytes per quantized tensor, at most 2 per int8 op) and the two
+            // constants every int4 decoding chain shares. Reserve them, so that the budget
+            // named is one the rewritten model meets.
+            let chosen = |want: Precision| {
+                choice
+                    .iter()
+                    .zip(&p.items)
+                    .filter(|(&o, it)| it.options[o].precision == want)
+                    .count()
+            };
+            let int4_shared = if chosen(Precision::Int4) > 0 {
+                INT4_SHARED_BYTES
+            } else {
+                0
+            };
+            let used =
+                used + (QPARAM_BYTES_PER_INT8_OP * chosen(Precision::Int8) + int4_shared) as f64;
+            (
+                used / p.total_weight_bytes.max(1) as f64,
+                used.round() as u64,
+            )
+        }
         Budget::AvgBits(_) => {
             let total: f64 = p.items.iter().map(|it| it.elements as f64).sum();
             (used / total.max(1.0), 0)
