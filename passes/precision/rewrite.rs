@@ -21,6 +21,7 @@ use super::quantize::{
 };
 use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::error::{Error, Result};
+use crate::ir::affine::{batchnorm_affine, fold_output_affine};
 use crate::ir::attr::{outer_scope_reads, AttrExt};
 use crate::ir::tensor::storage_bytes;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};
@@ -168,23 +169,10 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
         let Some(params) = params else {
             continue;
         };
-        let (gamma, beta, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
         let eps = attr_f(&bn, "epsilon", 1e-5) as f64;
-        let s: Vec<f64> = (0..m)
-            .map(|c| gamma[c] as f64 / (var[c] as f64 + eps).sqrt())
-            .collect();
-        let inner = w.len() / m.max(1);
-        let new_w: Vec<f32> = w
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v as f64 * s[i / inner]) as f32)
-            .collect();
-        let new_b: Vec<f32> = (0..m)
-            .map(|c| {
-                let b0 = bias.as_ref().map_or(0.0, |b| b[c] as f64);
-                ((b0 - mean[c] as f64) * s[c] + beta[c] as f64) as f32
-            })
-            .collect();
+        let (k, shift) = batchnorm_affine(&params[0], &params[1], &params[2], &params[3], eps);
+        let (mut new_w, mut new_b) = (w, bias.unwrap_or_else(|| vec![0.0; m]));
+        fold_output_affine(&mut new_w, &mut new_b, &k, &shift);
         let y = bn.outputs[0].clone();
         let wn = namer.fresh(&format!("{y}__folded_w"));
         let bnm = namer.fresh(&format!("{y}__folded_b"));

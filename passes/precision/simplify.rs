@@ -17,6 +17,7 @@
 use super::builders::{node, Namer};
 use super::candidates::constant_f32;
 use crate::error::{Error, Result};
+use crate::ir::affine::fold_output_affine;
 use crate::ir::attr::AttrExt;
 use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, TensorProto};
@@ -220,19 +221,13 @@ pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
             else {
                 break;
             };
-            if next.is("Mul") {
-                let inner = w.len() / m.max(1);
-                for (i, x) in w.iter_mut().enumerate() {
-                    *x *= c[i / inner];
-                }
-                for (x, s) in b.iter_mut().zip(&c) {
-                    *x *= s;
-                }
+            let c: Vec<f64> = c.iter().map(|&v| v as f64).collect();
+            let (k, shift) = if next.is("Mul") {
+                (c, vec![0.0; m])
             } else {
-                for (x, s) in b.iter_mut().zip(&c) {
-                    *x += s;
-                }
-            }
+                (vec![1.0; m], c)
+            };
+            fold_output_affine(&mut w, &mut b, &k, &shift);
             set_conv_params(g, &mut namer, conv_idx, &w, &wd, &b);
             g.ops[conv_idx].outputs = next.outputs.clone();
             g.values.remove(y);

@@ -4,6 +4,7 @@
 //! Anything the optimizer does not interpret is kept verbatim (attributes, subgraphs,
 //! functions, training info, doc strings, metadata) so that export is lossless.
 
+pub mod affine;
 pub mod attr;
 pub mod dtype;
 pub mod dump;

@@ -2,6 +2,7 @@
 //! the conv, linear and elementwise rules; kept apart so that none of them imports another.
 
 use super::{Ctx, RResult};
+use crate::ir::affine::{batchnorm_affine, fold_output_affine};
 use crate::ir::Node;
 use crate::passes::relevance::tensor::{reshape, T};
 use ndarray::IxDyn;
@@ -25,9 +26,12 @@ pub fn bn_scale_shift(c: &Ctx, bn: &Node) -> RResult<(T, T)> {
 
 /// k = scale/√(var+ε), shift = bias − mean·k.
 pub fn bn_params(scale: &T, bias: &T, mean: &T, var: &T, eps: f64) -> RResult<(T, T)> {
-    let k = scale / &var.mapv(|v| (v + eps).sqrt());
-    let sh = bias - &(mean * &k);
-    Ok((k, sh))
+    let flat = |t: &T| -> Vec<f64> { t.iter().copied().collect() };
+    let (k, sh) = batchnorm_affine(&flat(scale), &flat(bias), &flat(mean), &flat(var), eps);
+    let like = |v: Vec<f64>| {
+        T::from_shape_vec(IxDyn(scale.shape()), v).map_err(|e| format!("BatchNormalization: {e}"))
+    };
+    Ok((like(k)?, like(sh)?))
 }
 
 /// Folds a per-output-channel affine map (k, shift) into a Conv weight [cout, …] and bias.
@@ -39,19 +43,19 @@ pub fn fold_into_conv(w: &T, b: Option<&T>, k: &T, shift: &T) -> RResult<(T, T)>
             k.len()
         ));
     }
-    // Scale each output channel's block in place (a broadcast multiply on IxDyn is slow).
+    // In place on the standard layout (a broadcast multiply on IxDyn is slow).
     let mut w2 = w.as_standard_layout().into_owned();
-    let per = w2.len() / cout.max(1);
-    let ks: Vec<f64> = k.iter().copied().collect();
-    if let Some(ws) = w2.as_slice_mut() {
-        for (chunk, kv) in ws.chunks_mut(per.max(1)).zip(&ks) {
-            chunk.iter_mut().for_each(|v| *v *= kv);
-        }
-    }
-    let b0 = match b {
+    let mut b2 = match b {
         Some(b) => reshape(b.clone(), &[cout])?,
         None => T::zeros(IxDyn(&[cout])),
-    };
-    let b2 = &b0 * &reshape(k.clone(), &[cout])? + &reshape(shift.clone(), &[cout])?;
+    }
+    .as_standard_layout()
+    .into_owned();
+    let ks: Vec<f64> = k.iter().copied().collect();
+    let shifts: Vec<f64> = shift.iter().copied().collect();
+    match (w2.as_slice_mut(), b2.as_slice_mut()) {
+        (Some(ws), Some(bs)) => fold_output_affine(ws, bs, &ks, &shifts),
+        _ => return Err("a Conv weight not in standard layout".into()),
+    }
     Ok((w2, b2))
 }

@@ -1,0 +1,85 @@
+//! Per-output-channel affine maps folded into a weight: the one implementation behind
+//! BatchNormalization folding (precision's rewrite), the learnable-affine simplification
+//! (`Conv → Mul → Add`) and relevance's view of a Conv followed by a BatchNormalization.
+
+/// A weight or bias element: f32 in the IR's tensors, f64 in relevance's.
+pub trait Element: Copy {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Element for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Element for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// BatchNormalization (inference) as `y = k·x + shift` per channel:
+/// `k = γ/√(σ² + ε)`, `shift = β − μ·k`, computed in f64.
+pub fn batchnorm_affine<E: Element>(
+    gamma: &[E],
+    beta: &[E],
+    mean: &[E],
+    var: &[E],
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let k: Vec<f64> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g.to_f64() / (v.to_f64() + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&k)
+        .map(|((b, m), k)| b.to_f64() - m.to_f64() * k)
+        .collect();
+    (k, shift)
+}
+
+/// Folds `y' = k·y + shift` (per output channel) into the producer of `y`: a weight laid
+/// out `[cout, …]` is scaled block by block, the bias becomes `b·k + shift`. `k` and
+/// `shift` hold one value per output channel (`b.len()` of them); arithmetic in f64.
+pub fn fold_output_affine<E: Element>(w: &mut [E], b: &mut [E], k: &[f64], shift: &[f64]) {
+    let cout = b.len();
+    let per = w.len() / cout.max(1);
+    for (block, kv) in w.chunks_mut(per.max(1)).zip(k) {
+        block
+            .iter_mut()
+            .for_each(|v| *v = E::from_f64(v.to_f64() * kv));
+    }
+    for ((bv, kv), s) in b.iter_mut().zip(k).zip(shift) {
+        *bv = E::from_f64(bv.to_f64() * kv + s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batchnorm_after_a_conv_folds_into_its_weight_and_bias() {
+        // Two output channels of 3 weights each.
+        let (k, shift) =
+            batchnorm_affine(&[2.0f32, 0.5], &[1.0, -1.0], &[0.5, 2.0], &[3.0, 0.0], 1.0);
+        assert_eq!(k, vec![1.0, 0.5]);
+        assert_eq!(shift, vec![0.5, -2.0]);
+        let mut w = vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut b = vec![1.0f32, 2.0];
+        fold_output_affine(&mut w, &mut b, &k, &shift);
+        assert_eq!(w, vec![1.0, 2.0, 3.0, 2.0, 2.5, 3.0]);
+        assert_eq!(b, vec![1.5, -1.0]);
+    }
+}
