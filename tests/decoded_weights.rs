@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::build::{float_input, lcg, node, seeded_tensor as tensor, serialize};
+use common::build::{
+    float_input, lcg, node, seeded_tensor as tensor, serialize, write_seeded_samples,
+};
 use common::{output_text as text, read_json as json, run_in as run};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::AttributeProto;
-use optimize::data::npy::write_npy;
-use optimize::data::HostTensor;
 
 const SEQ: i64 = 64;
 const DIM: i64 = 64;
@@ -56,14 +56,7 @@ fn einsum_first_operand_and_position_tables_are_narrowed_and_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     std::fs::write(d.join("m.onnx"), model()).expect("model");
-    let inputs = d.join("x");
-    std::fs::create_dir_all(&inputs).expect("mkdir");
-    let mut next = lcg(17);
-    for s in 0..4 {
-        let x: Vec<f32> = (0..SEQ * DIM).map(|_| 2.0 * next()).collect();
-        let t = HostTensor::from_f32(vec![1, SEQ as usize, DIM as usize], &x);
-        write_npy(&inputs.join(format!("s{s}.npy")), &t).expect("npy");
-    }
+    write_seeded_samples(&d.join("x"), &[1, SEQ as usize, DIM as usize], 2.0, 17, 4);
     // fp32: pos 16384 + we 32768 + ac 16384 bytes. int8w everywhere stores a quarter plus
     // one scale per row (and pos's dims for the reshape back): 0.2621; fp16 anywhere misses.
     let o = run(

@@ -7,10 +7,10 @@
 
 mod common;
 
-use common::build::{float_input, int_attr, lcg, node, seeded_tensor as tensor, serialize};
+use common::build::{
+    float_input, int_attr, lcg, node, seeded_tensor as tensor, serialize, write_seeded_samples,
+};
 use common::{output_text as text, read_json as json, run_in as run};
-use optimize::data::npy::write_npy;
-use optimize::data::HostTensor;
 use std::collections::BTreeMap;
 
 const SEQ: i64 = 5;
@@ -61,18 +61,8 @@ fn recurrent_w_and_r_are_narrowed_per_gate_row_and_validate_on_onnxruntime() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     std::fs::write(d.join("rnn.onnx"), recurrent_model()).expect("model");
-    let inputs = d.join("x");
-    std::fs::create_dir_all(&inputs).expect("mkdir");
-    let mut next = lcg(99);
-    for s in 0..4 {
-        let x: Vec<f32> = (0..SEQ * BATCH * INPUT).map(|_| 3.0 * next()).collect();
-        let shape = vec![SEQ as usize, BATCH as usize, INPUT as usize];
-        write_npy(
-            &inputs.join(format!("s{s}.npy")),
-            &HostTensor::from_f32(shape, &x),
-        )
-        .expect("npy");
-    }
+    let shape = [SEQ as usize, BATCH as usize, INPUT as usize];
+    write_seeded_samples(&d.join("x"), &shape, 3.0, 99, 4);
     // W/R in fp32: 16384 + 32768 + 4608 + 6912 bytes, the biases 2624 (4 %). int8w on all
     // four is 0.3226 of the whole; fp16 anywhere misses 0.33.
     let o = run(

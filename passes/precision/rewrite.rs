@@ -215,6 +215,19 @@ pub struct NodeRewrite {
     pub bytes_after: u64,
 }
 
+impl NodeRewrite {
+    fn of(c: &OpCandidate, precision: Precision, bytes_before: u64, bytes_after: u64) -> Self {
+        NodeRewrite {
+            key: c.key.clone(),
+            node_name: c.node_name.clone(),
+            op: c.op.clone(),
+            precision,
+            bytes_before,
+            bytes_after,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RewriteStats {
     pub nodes: Vec<NodeRewrite>,
@@ -574,14 +587,7 @@ impl Rewriter<'_> {
             Precision::Int4 => self.matmul_nbits(g, &mut op)?,
         }
         let bytes_after = self.bytes_of(g, &op.after_names, true);
-        Ok(NodeRewrite {
-            key: c.key.clone(),
-            node_name: c.node_name.clone(),
-            op: c.op.clone(),
-            precision: p,
-            bytes_before,
-            bytes_after,
-        })
+        Ok(NodeRewrite::of(c, p, bytes_before, bytes_after))
     }
 
     /// A weight decoded under its own name: taken out of where it is stored (an
@@ -620,14 +626,7 @@ impl Rewriter<'_> {
             }
         }
         let bytes_after = self.bytes_of(g, &op.after_names, true);
-        Ok(NodeRewrite {
-            key: c.key.clone(),
-            node_name: c.node_name.clone(),
-            op: c.op.clone(),
-            precision: p,
-            bytes_before,
-            bytes_after,
-        })
+        Ok(NodeRewrite::of(c, p, bytes_before, bytes_after))
     }
 
     /// Makes the operator read the `decoded` weight: at its weight input, or, for a

@@ -254,6 +254,25 @@ pub mod build {
         t
     }
 
+    /// Writes `count` float samples `s0.npy`, `s1.npy`, … of `shape` filled with
+    /// `scale · next()` from the LCG of `seed` into the new folder `dir`.
+    pub fn write_seeded_samples(
+        dir: &std::path::Path,
+        shape: &[usize],
+        scale: f32,
+        seed: u64,
+        count: usize,
+    ) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let mut next = lcg(seed);
+        let n: usize = shape.iter().product();
+        for s in 0..count {
+            let x: Vec<f32> = (0..n).map(|_| scale * next()).collect();
+            let t = optimize::data::HostTensor::from_f32(shape.to_vec(), &x);
+            optimize::data::npy::write_npy(&dir.join(format!("s{s}.npy")), &t).expect("npy");
+        }
+    }
+
     /// Serializes `g` as a model of the given IR version importing opset 17.
     pub fn serialize(g: GraphProto, ir_version: i64) -> Vec<u8> {
         let mut m = ModelProto::new();
