@@ -217,6 +217,11 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         let Some((wt, shape)) = float_weight(g, wname) else {
             continue;
         };
+        // A MatMul weight of another rank than 2 (batched `[B, K, N]`) has no QDQ or
+        // MatMulNBits form here: it is a decoded weight (weight-only formats, per row).
+        if op == "MatMul" && shape.len() != 2 {
+            continue;
+        }
         let trans_b = attr_int(n, "transB", 0) != 0;
         let axis = weight_channel_axis(op, trans_b);
         let channels = shape.get(axis).copied().unwrap_or(0);
@@ -237,7 +242,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         let mut opts = vec![Precision::Fp32, Precision::Fp16];
         let int_ok = match op {
             "Conv" => shape.len() >= 3,
-            "MatMul" => shape.len() == 2,
+            "MatMul" => true,
             "Gemm" => {
                 shape.len() == 2
                     && attr_int(n, "transA", 0) == 0
