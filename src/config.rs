@@ -22,21 +22,14 @@
 //! name = "schedule"           # options: the scheduling keys above, e.g. scratchpad
 //! ```
 
-use crate::cli::RunArgs;
 use crate::error::{Error, Result};
+pub use crate::run_args::PassSpec;
+use crate::run_args::{RunArgs, KNOWN_PASSES};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// The file name looked up beside the model.
 pub const CONFIG_FILE_NAME: &str = "optimize.toml";
-
-/// One pass of the pipeline with its options (everything but `name`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct PassSpec {
-    pub name: String,
-    #[serde(flatten)]
-    pub options: toml::Table,
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -276,13 +269,13 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     };
     let cfg = read_config(&path)?;
     for spec in cfg.passes.iter().flatten() {
-        if !crate::pipeline::KNOWN_PASSES.contains(&spec.name.as_str()) {
+        if !KNOWN_PASSES.contains(&spec.name.as_str()) {
             return Err(Error::input(
                 &path,
                 format!(
                     "unknown pass '{}' (known: {})",
                     spec.name,
-                    crate::pipeline::KNOWN_PASSES.join(", ")
+                    KNOWN_PASSES.join(", ")
                 ),
             ));
         }

@@ -21,6 +21,7 @@ pub mod passes;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run_args;
 pub mod runtime;
 pub mod search_curve;
 pub mod shape;

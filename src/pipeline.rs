@@ -1,7 +1,6 @@
 //! The default pipeline as a library API: import, shape inference, passes, export,
 //! validation, report. The CLI is a thin layer over [`run_pipeline`].
 
-use crate::config::PassSpec;
 use crate::error::{Error, Result};
 use crate::ir::Model;
 use crate::onnx_io::export::writes_external_data;
@@ -14,6 +13,8 @@ use crate::passes::precision::pass::{Budget, PrecisionConfig, PrecisionPass, Pre
 use crate::passes::schedule::{ScheduleConfig, SchedulePass, ScheduleSlot};
 use crate::passes::tiling::TiledSchedulePass;
 use crate::report::{ModelSummary, Report};
+use crate::run_args::PassSpec;
+pub use crate::run_args::KNOWN_PASSES;
 use crate::shape::{infer, Bindings};
 use crate::summary::render_summary;
 use crate::validate::{validate, ValidationOptions};
@@ -118,9 +119,6 @@ impl PipelineOutcome {
         }
     }
 }
-
-/// Names of the passes a config file may list.
-pub const KNOWN_PASSES: &[&str] = &["cleanup", "precision", "schedule"];
 
 /// The passes of the default pipeline, in order: cleanup, then mixed precision (with its
 /// relevance analysis) unless it is turned off.

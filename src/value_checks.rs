@@ -8,9 +8,9 @@
 //! reach the solver as coefficients beyond CLP's range), time limits stay finite and
 //! below 10^6 s, sample counts are at least 1.
 
-use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::passes::precision::Precision;
+use crate::run_args::{RunArgs, KNOWN_PASSES};
 use std::fmt::Display;
 use std::path::Path;
 
@@ -193,12 +193,12 @@ pub fn check_run_flags(a: &RunArgs) -> Result<()> {
 
 /// A pass name `--dump-ir-after` accepts: one of the pipeline's passes, or `all`.
 pub fn dump_pass(name: &str) -> Result<(), String> {
-    if name == "all" || crate::pipeline::KNOWN_PASSES.contains(&name) {
+    if name == "all" || KNOWN_PASSES.contains(&name) {
         Ok(())
     } else {
         Err(format!(
             "unknown pass (known: {}, or all)",
-            crate::pipeline::KNOWN_PASSES.join(", ")
+            KNOWN_PASSES.join(", ")
         ))
     }
 }

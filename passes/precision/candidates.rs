@@ -13,119 +13,17 @@
 //! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
 //! to what a run offers the allocation (weight-only formats without calibration data).
 
-use super::decoded_weights::{decoded_candidates, DecodedSite};
+pub use super::candidate::{constant_f32, constant_tensor, tensor_f32, OpCandidate};
+use super::decoded_weights::decoded_candidates;
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
 use crate::ir::attr::AttrExt;
 use crate::ir::op_table::{self, Trait};
-use crate::ir::tensor::{element_count, to_f64};
-use crate::ir::{DataType, Graph, Model, Node, Source};
+use crate::ir::tensor::element_count;
+use crate::ir::{DataType, Graph, Model, Node};
 use onnx_protobuf::TensorProto;
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{BTreeMap, HashSet};
-
-/// One operator whose precision the ILP chooses.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OpCandidate {
-    /// The node's first output; for a recurrent op the first non-empty output for W and
-    /// that name plus [`RECURRENT_R_SUFFIX`] for R (see [`candidate_node`]).
-    pub key: NodeKey,
-    pub node_name: String,
-    /// The node as relevance labels it: its name, or `<first output>` when it has none.
-    pub label: String,
-    pub op: String,
-    /// The constant weight tensor (initializer or Constant-node output).
-    pub weight: String,
-    /// The node input the weight is read at (1 for Conv/MatMul/Gemm B, 0 for a Gather
-    /// table, 1 (W) or 2 (R) for LSTM/GRU/RNN).
-    pub weight_slot: usize,
-    /// As stored (Gemm with transB: `[N, K]`).
-    pub weight_shape: Vec<usize>,
-    pub bias: Option<String>,
-    /// Bytes of weight + bias now (fp32).
-    pub fp32_bytes: u64,
-    /// Supported precisions with the bytes each stores (weights, bias, scales, zero points).
-    pub options: Vec<(Precision, u64)>,
-    /// Float activation inputs that get Q/DQ at Int8.
-    pub activation_inputs: Vec<String>,
-    pub outputs: Vec<String>,
-    /// Per-channel axis of the weight in the emitted formats (see
-    /// [`super::quantize::weight_channel_axis`]).
-    pub channel_axis: usize,
-    /// Set for a weight decoded under its own name (see [`super::decoded_weights`]).
-    pub decoded: Option<DecodedSite>,
-}
-
-impl OpCandidate {
-    /// The op whose number formats the weight is stored in: the op itself, or, for a
-    /// decoded weight, the per-row format of a Gather table.
-    pub fn format_op(&self) -> &str {
-        match self.decoded {
-            Some(_) => super::decoded_weights::FORMAT_OP,
-            None => &self.op,
-        }
-    }
-
-    /// Relative weight error of this op at `p`, in the exact emitted format (handles the
-    /// transB Gemm axis, which [`super::quantize::relative_weight_error`] cannot see).
-    pub fn weight_error(&self, w: &[f32], p: Precision) -> f64 {
-        super::quantize::relative_weight_error_axis(
-            w,
-            &self.weight_shape,
-            self.format_op(),
-            self.channel_axis,
-            p,
-        )
-    }
-
-    /// The float weight as stored now (for a decoded weight, in its per-row view).
-    pub fn weight_f32(&self, g: &Graph) -> Option<(Vec<f32>, Vec<usize>)> {
-        match &self.decoded {
-            Some(site) => {
-                let (v, _) = tensor_f32(super::decoded_weights::stored(g, site, &self.weight)?)?;
-                Some((v, self.weight_shape.clone()))
-            }
-            None => constant_f32(g, &self.weight),
-        }
-    }
-
-    /// Bytes stored at `p` (`None` when `p` is not offered).
-    pub fn bytes_at(&self, p: Precision) -> Option<u64> {
-        self.options.iter().find(|(q, _)| *q == p).map(|(_, b)| *b)
-    }
-}
-
-/// The constant tensor named `name`: an initializer (that is not an overridable graph
-/// input) or the `value` of the Constant node producing it.
-pub fn constant_tensor<'a>(g: &'a Graph, name: &str) -> Option<&'a TensorProto> {
-    match g.source(name)? {
-        Source::Initializer => g.initializers.get(name),
-        Source::Node(idx, 0) => {
-            let n = &g.ops[idx];
-            if n.is("Constant") {
-                n.attr("value").and_then(|a| a.t.as_ref())
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
-/// A constant float tensor's values and dims (`None` if not constant or not float32).
-pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
-    tensor_f32(constant_tensor(g, name)?)
-}
-
-/// A float32 tensor's values and dims (`None` for another element type).
-pub fn tensor_f32(t: &TensorProto) -> Option<(Vec<f32>, Vec<usize>)> {
-    if DataType::from_onnx(t.data_type) != Some(DataType::Float) {
-        return None;
-    }
-    let v = to_f64(t)?;
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    Some((v.into_iter().map(|x| x as f32).collect(), dims))
-}
 
 /// Appended to a recurrent node's key to name its R candidate (its W candidate has the key
 /// itself).

@@ -24,7 +24,7 @@
 //! A Gemm with `transB` (the usual export) or a Conv thus gets one scale per output
 //! channel; a `[K, N]` weight one per input row.
 
-use super::candidates::OpCandidate;
+use super::candidate::{constant_tensor, tensor_f32, DecodedSite, OpCandidate, Storage, FORMAT_OP};
 use super::quantize::stored_bytes;
 use super::Precision;
 use crate::ir::attr::outer_scope_reads;
@@ -39,29 +39,6 @@ pub const SUBGRAPH_SUFFIX: &str = "#subgraph";
 pub const CONST_SUFFIX: &str = "#const";
 /// Main-graph constants smaller than this stay as they are: not worth the nodes.
 pub const MIN_MAIN_ELEMENTS: u64 = 4096;
-
-/// The number format a decoded weight is stored in: per row, like a Gather table.
-pub const FORMAT_OP: &str = "Gather";
-
-/// Where a decoded weight is stored in the input model.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Storage {
-    /// A main-graph initializer.
-    Initializer,
-    /// The `value` of the main-graph Constant node producing it.
-    ConstantNode,
-    /// An initializer of the body in attribute `attr` of the main-graph node whose first
-    /// output is `host`.
-    Body { host: String, attr: String },
-}
-
-/// A weight decoded under its own name: where it is stored and its dims as stored (the
-/// candidate's `weight_shape` is the per-row view).
-#[derive(Clone, Debug, PartialEq)]
-pub struct DecodedSite {
-    pub storage: Storage,
-    pub dims: Vec<i64>,
-}
 
 /// One read of a name at a node input.
 struct Read {
@@ -280,7 +257,7 @@ fn candidate(
         return None;
     }
     // A mask of -inf (or a NaN) has no scale; leave it as it is.
-    let (values, _) = super::candidates::tensor_f32(t)?;
+    let (values, _) = tensor_f32(t)?;
     if values.iter().any(|v| !v.is_finite()) {
         return None;
     }
@@ -330,28 +307,6 @@ fn candidate(
     })
 }
 
-/// The body node holding `storage`'s initializers (`None` for main-graph storage).
-fn body_host<'a>(g: &'a Graph, host: &str) -> Option<&'a Node> {
-    g.nodes()
-        .map(|(_, n)| n)
-        .find(|n| n.outputs.first().map(String::as_str) == Some(host))
-}
-
-/// Decoded weight `name` where `site` says it is stored.
-pub fn stored<'a>(g: &'a Graph, site: &DecodedSite, name: &str) -> Option<&'a TensorProto> {
-    match &site.storage {
-        Storage::Initializer => g.initializers.get(name),
-        Storage::ConstantNode => super::candidates::constant_tensor(g, name),
-        Storage::Body { host, attr } => {
-            let a = body_host(g, host)?
-                .attributes
-                .iter()
-                .find(|a| &a.name == attr)?;
-            a.g.as_ref()?.initializer.iter().find(|t| t.name == name)
-        }
-    }
-}
-
 /// Takes decoded weight `name` out of where `site` says it is stored and returns it: the
 /// name is then free for the decoding chain to produce.
 pub fn take(g: &mut Graph, site: &DecodedSite, name: &str) -> Option<TensorProto> {
@@ -361,7 +316,7 @@ pub fn take(g: &mut Graph, site: &DecodedSite, name: &str) -> Option<TensorProto
             g.initializers.shift_remove(name)
         }
         Storage::ConstantNode => {
-            let t = super::candidates::constant_tensor(g, name)?.clone();
+            let t = constant_tensor(g, name)?.clone();
             let idx = g.producer(name)?;
             g.remove_node(idx);
             Some(t)

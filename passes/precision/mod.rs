@@ -12,6 +12,7 @@
 pub mod budget;
 mod builders;
 pub mod calibrate;
+pub mod candidate;
 pub mod candidates;
 pub mod check;
 pub mod decoded_weights;

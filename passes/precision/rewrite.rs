@@ -10,10 +10,11 @@
 //! * Fp16: weight stored as fp16, Cast back to float in front of the op.
 
 use super::builders::{a_int, node, Namer};
+use super::candidate::DecodedSite;
 use super::candidates::{
     candidate_node, candidates, constant_f32, constant_tensor, tensor_f32, OpCandidate,
 };
-use super::decoded_weights::{take, DecodedSite};
+use super::decoded_weights::take;
 use super::opset::upgrade_default_opset;
 use super::quantize::{
     activation_qparams, channel_view, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
