@@ -8,7 +8,7 @@
 
 use crate::error::Result;
 use crate::ir::attr::{outer_scope_reads, AttrExt};
-use crate::ir::{DataType, Graph, Model, Node, Source, ValueType};
+use crate::ir::{DataType, Model, Node, ValueType};
 use crate::pass_manager::{Pass, PassChanges};
 use onnx_protobuf::TensorProto;
 use petgraph::stable_graph::NodeIndex;
@@ -88,19 +88,6 @@ fn remove_identities(model: &mut Model) -> u64 {
     doomed.len() as u64
 }
 
-/// The dims of the constant tensor `name` (an initializer that is not an overridable
-/// graph input, or a Constant node's value).
-fn constant_dims(g: &Graph, name: &str) -> Option<Vec<i64>> {
-    match g.source(name)? {
-        Source::Initializer => g.initializers.get(name).map(|t| t.dims.clone()),
-        Source::Node(idx, 0) if g.ops[idx].is("Constant") => g.ops[idx]
-            .attr("value")
-            .and_then(|a| a.t.as_ref())
-            .map(|t| t.dims.clone()),
-        _ => None,
-    }
-}
-
 /// What `Shape` (with its opset-15 `start`/`end`, negative from the back, clamped) or
 /// `Size` of a tensor with `dims` returns.
 fn shape_value(n: &Node, dims: &[i64]) -> (Vec<i64>, Vec<i64>) {
@@ -132,8 +119,8 @@ fn fold_constant_shapes(model: &mut Model) -> Result<u64> {
         .filter(|(_, n)| (n.is("Shape") || n.is("Size")) && n.outputs.len() == 1)
         .filter(|(_, n)| !g.outputs.contains(&n.outputs[0]))
         .filter_map(|(i, n)| {
-            let dims = constant_dims(g, n.inputs.first()?)?;
-            let (shape, value) = shape_value(n, &dims);
+            let dims = &g.constant_tensor(n.inputs.first()?)?.dims;
+            let (shape, value) = shape_value(n, dims);
             Some((i, n.outputs[0].clone(), shape, value))
         })
         .collect();

@@ -6,8 +6,9 @@
 use super::quantize::relative_weight_error_axis;
 use super::{NodeKey, Precision};
 use crate::ir::tensor::to_f64;
-use crate::ir::{DataType, Graph, Node, Source};
+use crate::ir::{DataType, Graph};
 use onnx_protobuf::TensorProto;
+use petgraph::stable_graph::NodeIndex;
 
 /// One operator whose precision the ILP chooses.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,26 +82,17 @@ impl OpCandidate {
     }
 }
 
-/// The constant tensor named `name`: an initializer (that is not an overridable graph
-/// input) or the `value` of the Constant node producing it.
-pub fn constant_tensor<'a>(g: &'a Graph, name: &str) -> Option<&'a TensorProto> {
-    match g.source(name)? {
-        Source::Initializer => g.initializers.get(name),
-        Source::Node(idx, 0) => {
-            let n = &g.ops[idx];
-            if n.is("Constant") {
-                n.attr("value").and_then(|a| a.t.as_ref())
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
 /// A constant float tensor's values and dims (`None` if not constant or not float32).
 pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
-    tensor_f32(constant_tensor(g, name)?)
+    tensor_f32(g.constant_tensor(name)?)
+}
+
+/// The dims of a float32 tensor with no zero dimension (`None` otherwise): what a weight
+/// candidate must be.
+pub fn float_dims(t: &TensorProto) -> Option<Vec<usize>> {
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    (DataType::from_onnx(t.data_type) == Some(DataType::Float) && !dims.contains(&0))
+        .then_some(dims)
 }
 
 /// A float32 tensor's values and dims (`None` for another element type).
@@ -136,20 +128,20 @@ pub struct DecodedSite {
     pub dims: Vec<i64>,
 }
 
-/// The body node holding `storage`'s initializers (`None` for main-graph storage).
-fn body_host<'a>(g: &'a Graph, host: &str) -> Option<&'a Node> {
+/// The main-graph node whose first output is `host`: the one holding a body.
+pub fn body_host(g: &Graph, host: &str) -> Option<NodeIndex> {
     g.nodes()
-        .map(|(_, n)| n)
-        .find(|n| n.outputs.first().map(String::as_str) == Some(host))
+        .find(|(_, n)| n.outputs.first().map(String::as_str) == Some(host))
+        .map(|(i, _)| i)
 }
 
 /// Decoded weight `name` where `site` says it is stored.
 pub fn stored<'a>(g: &'a Graph, site: &DecodedSite, name: &str) -> Option<&'a TensorProto> {
     match &site.storage {
         Storage::Initializer => g.initializers.get(name),
-        Storage::ConstantNode => constant_tensor(g, name),
+        Storage::ConstantNode => g.constant_tensor(name),
         Storage::Body { host, attr } => {
-            let a = body_host(g, host)?
+            let a = g.ops[body_host(g, host)?]
                 .attributes
                 .iter()
                 .find(|a| &a.name == attr)?;

@@ -13,7 +13,8 @@
 //! [`candidates`] lists every format the rewrite can emit; [`offer_for_mode`] narrows that
 //! to what a run offers the allocation (weight-only formats without calibration data).
 
-pub use super::candidate::{constant_f32, constant_tensor, tensor_f32, OpCandidate};
+use super::candidate::float_dims;
+pub use super::candidate::{constant_f32, tensor_f32, OpCandidate};
 use super::decoded_weights::decoded_candidates;
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
@@ -31,10 +32,8 @@ pub const RECURRENT_R_SUFFIX: &str = "#R";
 
 /// A constant float32 weight with no zero dimension: its tensor and shape.
 fn float_weight<'a>(g: &'a Graph, name: &str) -> Option<(&'a TensorProto, Vec<usize>)> {
-    let t = constant_tensor(g, name)?;
-    let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    (DataType::from_onnx(t.data_type) == Some(DataType::Float) && !shape.contains(&0))
-        .then_some((t, shape))
+    let t = g.constant_tensor(name)?;
+    Some((t, float_dims(t)?))
 }
 
 /// `formats` with the bytes each stores (see [`stored_bytes`]).
@@ -109,7 +108,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         let (Some(x), Some(wname)) = (n.inputs.first(), n.inputs.get(w_slot)) else {
             continue;
         };
-        if x.is_empty() || constant_tensor(g, x).is_some() {
+        if x.is_empty() || g.constant_tensor(x).is_some() {
             continue;
         }
         let Some((wt, shape)) = float_weight(g, wname) else {
@@ -126,7 +125,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         // Bias: Conv/ConvTranspose input 2, Gemm C (only a constant 1-D-like [N] C is
         // quantized; any other C keeps the op out of the integer formats).
         let bias = n.inputs.get(2).filter(|b| !b.is_empty()).cloned();
-        let bias_t = bias.as_deref().and_then(|b| constant_tensor(g, b));
+        let bias_t = bias.as_deref().and_then(|b| g.constant_tensor(b));
         if bias.is_some() && op != "Gemm" && bias_t.is_none() {
             continue;
         }
@@ -194,7 +193,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
 fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
     let key = n.outputs.first().filter(|o| !o.is_empty())?.clone();
     let (table, ids) = (n.inputs.first()?, n.inputs.get(1)?);
-    if ids.is_empty() || constant_tensor(g, ids).is_some() || attr_int(n, "axis", 0) != 0 {
+    if ids.is_empty() || g.constant_tensor(ids).is_some() || attr_int(n, "axis", 0) != 0 {
         return None;
     }
     let (t, shape) = float_weight(g, table).filter(|(_, s)| s.len() == 2)?;
@@ -235,7 +234,7 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
     let (Some(base), Some(x)) = (recurrent_key(n), n.inputs.first()) else {
         return Vec::new();
     };
-    if x.is_empty() || constant_tensor(g, x).is_some() {
+    if x.is_empty() || g.constant_tensor(x).is_some() {
         return Vec::new();
     }
     let outputs: Vec<String> = n

@@ -24,12 +24,14 @@
 //! A Gemm with `transB` (the usual export) or a Conv thus gets one scale per output
 //! channel; a `[K, N]` weight one per input row.
 
-use super::candidate::{constant_tensor, tensor_f32, DecodedSite, OpCandidate, Storage, FORMAT_OP};
+use super::candidate::{
+    body_host, float_dims, tensor_f32, DecodedSite, OpCandidate, Storage, FORMAT_OP,
+};
 use super::quantize::stored_bytes;
 use super::Precision;
 use crate::ir::attr::outer_scope_reads;
 use crate::ir::tensor::element_count;
-use crate::ir::{DataType, Graph, Node, Source};
+use crate::ir::{Graph, Node, Source};
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -51,16 +53,16 @@ struct Read {
     body: Option<(String, String)>,
 }
 
-/// What a scan of the graph and every body found.
+/// What a scan of the graph and every body found (borrowing the graph's tensors).
 #[derive(Default)]
-struct Scan {
+struct Scan<'g> {
     /// Reads that a decoded weight may serve, by name, in the order first seen.
     reads: Vec<(String, Vec<Read>)>,
     /// Names read in any other way (another input in a body, a nested body, a body or
     /// graph output, a graph input): not candidates.
     other_use: HashSet<String>,
     /// Body initializers by name: (host's first output, attribute name, tensor).
-    local: HashMap<String, Vec<(String, String, TensorProto)>>,
+    local: HashMap<String, Vec<(String, String, &'g TensorProto)>>,
 }
 
 /// The weight input of the ops whose weight a body read may be.
@@ -84,7 +86,7 @@ fn proto_name(n: &NodeProto) -> String {
     }
 }
 
-impl Scan {
+impl<'g> Scan<'g> {
     fn read(&mut self, name: &str, r: Read) {
         match self.reads.iter_mut().find(|(n, _)| n == name) {
             Some((_, v)) => v.push(r),
@@ -93,12 +95,12 @@ impl Scan {
     }
 
     /// One body directly under host `host` (first output, label), attribute `attr`.
-    fn body(&mut self, host: (&str, &str), attr: &str, body: &GraphProto) {
+    fn body(&mut self, host: (&str, &str), attr: &str, body: &'g GraphProto) {
         for t in &body.initializer {
             self.local.entry(t.name.clone()).or_default().push((
                 host.0.to_string(),
                 attr.to_string(),
-                t.clone(),
+                t,
             ));
         }
         // A body input of the same name as an initializer makes it overridable.
@@ -135,7 +137,7 @@ impl Scan {
     }
 
     /// One main-graph node: its reads, and the bodies it holds.
-    fn node(&mut self, n: &Node) {
+    fn node(&mut self, n: &'g Node) {
         let label = crate::passes::relevance::sweep::node_label(n);
         for i in n.inputs.iter().filter(|i| !i.is_empty()) {
             let r = Read {
@@ -163,7 +165,7 @@ impl Scan {
     }
 }
 
-fn scan(g: &Graph) -> Scan {
+fn scan(g: &Graph) -> Scan<'_> {
     let mut s = Scan::default();
     for (_, n) in g.nodes() {
         s.node(n);
@@ -176,19 +178,15 @@ fn scan(g: &Graph) -> Scan {
 /// The tensor `name` and where it is stored, when it is stored in one place only.
 fn storage<'a>(
     g: &'a Graph,
-    s: &'a Scan,
+    s: &Scan<'a>,
     name: &str,
     reads: &[Read],
 ) -> Option<(&'a TensorProto, Storage)> {
     let local = s.local.get(name).map(Vec::as_slice).unwrap_or_default();
-    let main = match g.source(name) {
-        Some(Source::Initializer) => g.initializers.get(name).map(|t| (t, Storage::Initializer)),
-        Some(Source::Node(idx, 0)) if g.ops[idx].is("Constant") => g.ops[idx]
-            .attr("value")
-            .and_then(|a| a.t.as_ref())
-            .map(|t| (t, Storage::ConstantNode)),
-        _ => None,
-    };
+    let main = g.constant_tensor(name).map(|t| match g.source(name) {
+        Some(Source::Initializer) => (t, Storage::Initializer),
+        _ => (t, Storage::ConstantNode),
+    });
     match (local, main) {
         ([(host, attr, t)], None) if g.source(name).is_none() && g.value_type(name).is_none() => {
             // Every read must be in that very body.
@@ -198,7 +196,7 @@ fn storage<'a>(
                     host: host.clone(),
                     attr: attr.clone(),
                 };
-                (t, storage)
+                (*t, storage)
             })
         }
         ([], main) => main,
@@ -251,9 +249,9 @@ fn candidate(
     storage: Storage,
     reads: &[Read],
 ) -> Option<OpCandidate> {
+    float_dims(t)?;
     let view = row_view(&t.dims);
-    let float = DataType::from_onnx(t.data_type) == Some(DataType::Float);
-    if !float || view.len() < 2 || t.dims.contains(&0) {
+    if view.len() < 2 {
         return None;
     }
     // A mask of -inf (or a NaN) has no scale; leave it as it is.
@@ -316,16 +314,13 @@ pub fn take(g: &mut Graph, site: &DecodedSite, name: &str) -> Option<TensorProto
             g.initializers.shift_remove(name)
         }
         Storage::ConstantNode => {
-            let t = constant_tensor(g, name)?.clone();
+            let t = g.constant_tensor(name)?.clone();
             let idx = g.producer(name)?;
             g.remove_node(idx);
             Some(t)
         }
         Storage::Body { host, attr } => {
-            let idx = g
-                .nodes()
-                .find(|(_, n)| n.outputs.first() == Some(host))
-                .map(|(i, _)| i)?;
+            let idx = body_host(g, host)?;
             let a = g.ops[idx].attributes.iter_mut().find(|a| &a.name == attr)?;
             let body = a.g.as_mut()?;
             let pos = body.initializer.iter().position(|t| t.name == name)?;

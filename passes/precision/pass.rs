@@ -7,9 +7,7 @@ use super::calibrate::{
     calibrate, current_bindings, drop_unranged_int8, is_float_tensor, load_calibration_samples,
     CalibMethod, Calibration,
 };
-use super::candidates::{
-    candidates, constant_tensor, shared_weight_groups, total_weight_bytes, OpCandidate,
-};
+use super::candidates::{candidates, shared_weight_groups, total_weight_bytes, OpCandidate};
 use super::check::{check_assignment, check_rewritten_size, CheckReport};
 use super::ilp::{
     check_feasible, common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem,
@@ -282,7 +280,7 @@ const PASS_THROUGH: &[&str] = &[
 fn dynamic_inputs<'a>(g: &Graph, n: &'a crate::ir::Node) -> Vec<&'a String> {
     n.inputs
         .iter()
-        .filter(|i| !i.is_empty() && constant_tensor(g, i).is_none())
+        .filter(|i| !i.is_empty() && g.constant_tensor(i).is_none())
         .collect()
 }
 

@@ -11,9 +11,7 @@
 
 use super::builders::{a_int, node, Namer};
 use super::candidate::DecodedSite;
-use super::candidates::{
-    candidate_node, candidates, constant_f32, constant_tensor, tensor_f32, OpCandidate,
-};
+use super::candidates::{candidate_node, candidates, constant_f32, tensor_f32, OpCandidate};
 use super::decoded_weights::take;
 use super::opset::upgrade_default_opset;
 use super::quantize::{
@@ -441,7 +439,7 @@ impl Rewriter<'_> {
             if !counted.insert(n.clone()) {
                 continue;
             }
-            if let Some(t) = constant_tensor(g, n) {
+            if let Some(t) = g.constant_tensor(n) {
                 b += storage_bytes(t);
             }
         }

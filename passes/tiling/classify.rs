@@ -11,7 +11,7 @@
 use super::halo::{Coord, Nearest, Resample, WindowAxis};
 use crate::ir::attr::AttrExt;
 use crate::ir::op_table::{self, Trait};
-use crate::ir::{Graph, Node, Source};
+use crate::ir::{Graph, Node};
 
 /// How the region an operator computes maps to the region one input must supply.
 #[derive(Clone, Debug, PartialEq)]
@@ -447,12 +447,5 @@ fn elementwise(sh: &Shapes) -> Result<Class, String> {
 
 /// A constant tensor's values (initializer or Constant node).
 pub fn constant_f64(g: &Graph, name: &str) -> Option<Vec<f64>> {
-    let t = match g.source(name)? {
-        Source::Initializer => g.initializers.get(name)?,
-        Source::Node(idx, 0) if g.ops[idx].is("Constant") => {
-            g.ops[idx].attr("value")?.t.as_ref()?
-        }
-        _ => return None,
-    };
-    crate::ir::tensor::to_f64(t)
+    crate::ir::tensor::to_f64(g.constant_tensor(name)?)
 }

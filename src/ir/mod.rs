@@ -393,6 +393,18 @@ impl Graph {
         Ok(out)
     }
 
+    /// The constant tensor named `name`: an initializer (that is not an overridable graph
+    /// input) or the `value` of the Constant node producing it.
+    pub fn constant_tensor(&self, name: &str) -> Option<&TensorProto> {
+        match self.source(name)? {
+            Source::Initializer => self.initializers.get(name),
+            Source::Node(idx, 0) if self.ops[idx].is("Constant") => {
+                self.ops[idx].attr("value").and_then(|a| a.t.as_ref())
+            }
+            _ => None,
+        }
+    }
+
     /// Every constant tensor of the graph: initializers, then the `value` tensors of
     /// Constant nodes in order (models exported by some frameworks keep all weights there).
     pub fn constant_tensors(&self) -> impl Iterator<Item = &TensorProto> {
