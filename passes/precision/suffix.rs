@@ -27,17 +27,17 @@ pub type SampleOutputs = Vec<Vec<Vec<f32>>>;
 const MAX_CAPTURE_BYTES: usize = 4 << 30;
 
 /// The reference model's tensors per sample (inputs and every typed intermediate), and
-/// the identity of its nodes, against which a rewrite's changes are found.
-pub struct Captures {
+/// the model itself, against whose nodes a rewrite's changes are found.
+pub struct Captures<'m> {
+    model: &'m Model,
     per_sample: Vec<HashMap<String, HostTensor>>,
     /// Each reference node by its first non-empty output.
-    nodes: HashMap<String, Node>,
-    outputs: Vec<String>,
+    nodes: HashMap<&'m str, NodeIndex>,
 }
 
-impl Captures {
+impl<'m> Captures<'m> {
     /// One run per sample of `model` with every typed intermediate exposed.
-    pub fn collect(model: &Model, samples: &[Sample]) -> Result<Captures> {
+    pub fn collect(model: &'m Model, samples: &[Sample]) -> Result<Captures<'m>> {
         let (exposed, _) = expose_intermediates(model);
         let bytes = to_bytes(&exposed, &ExportOptions::default())?;
         let mut session = OrtRuntime::get()?
@@ -60,13 +60,19 @@ impl Captures {
         let nodes = model
             .graph
             .nodes()
-            .filter_map(|(_, n)| Some((first_output(n)?.clone(), n.clone())))
+            .filter_map(|(i, n)| Some((first_output(n)?.as_str(), i)))
             .collect();
         Ok(Captures {
+            model,
             per_sample,
             nodes,
-            outputs: model.graph.outputs.clone(),
         })
+    }
+
+    /// The reference node with `n`'s first output.
+    fn reference_node(&self, n: &Node) -> Option<&'m Node> {
+        let i = self.nodes.get(first_output(n)?.as_str())?;
+        Some(&self.model.graph.ops[*i])
     }
 
     /// The reference's float outputs per sample, in output order (as the whole-model
@@ -74,7 +80,7 @@ impl Captures {
     pub fn reference(&self) -> SampleOutputs {
         self.per_sample
             .iter()
-            .map(|v| float_outputs(&self.outputs, |o| v.get(o).cloned()))
+            .map(|v| float_outputs(&self.model.graph.outputs, |o| v.get(o)))
             .collect()
     }
 
@@ -88,7 +94,7 @@ impl Captures {
         let Some(first) = self.per_sample.first() else {
             return Err(Box::new(rewritten));
         };
-        let plan = match plan(&self.nodes, &rewritten) {
+        let plan = match plan(|n| self.reference_node(n), &rewritten) {
             Some(p) if p.cut.iter().all(|n| first.contains_key(n)) => p,
             _ => return Err(Box::new(rewritten)),
         };
@@ -114,8 +120,8 @@ impl Captures {
             let feed: Vec<(String, HostTensor)> =
                 cut.iter().map(|n| (n.clone(), values[n].clone())).collect();
             let got: HashMap<String, HostTensor> = session.run(&feed)?.into_iter().collect();
-            all.push(float_outputs(&self.outputs, |o| {
-                got.get(o).or_else(|| values.get(o)).cloned()
+            all.push(float_outputs(&self.model.graph.outputs, |o| {
+                got.get(o).or_else(|| values.get(o))
             }));
         }
         Ok(all)
@@ -126,7 +132,10 @@ fn first_output(n: &Node) -> Option<&String> {
     n.outputs.iter().find(|o| !o.is_empty())
 }
 
-fn float_outputs(outputs: &[String], value: impl Fn(&str) -> Option<HostTensor>) -> Vec<Vec<f32>> {
+fn float_outputs<'t>(
+    outputs: &[String],
+    value: impl Fn(&str) -> Option<&'t HostTensor>,
+) -> Vec<Vec<f32>> {
     outputs.iter().filter_map(|o| value(o)?.as_f32()).collect()
 }
 
@@ -150,12 +159,12 @@ struct Plan {
 
 /// The nodes of `m` that differ from the reference, and those downstream of them, make
 /// the suffix; `None` when no original output is among what they produce.
-fn plan(reference: &HashMap<String, Node>, m: &Model) -> Option<Plan> {
+fn plan<'r>(reference: impl Fn(&Node) -> Option<&'r Node>, m: &Model) -> Option<Plan> {
     let g = &m.graph;
     let mut produced: HashSet<String> = HashSet::new();
     let (mut keep, mut drop) = (Vec::new(), Vec::new());
     for (idx, n) in g.nodes() {
-        let same = first_output(n).and_then(|o| reference.get(o)) == Some(n);
+        let same = reference(n) == Some(n);
         if !same || reads(n).iter().any(|r| produced.contains(r)) {
             produced.extend(n.outputs.iter().filter(|o| !o.is_empty()).cloned());
             keep.push(idx);
