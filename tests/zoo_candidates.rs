@@ -50,18 +50,19 @@ fn optimize(dir: &std::path::Path, key: &str, model: &str, budget: &str) -> serd
     json(&dir.join("r.json"))
 }
 
+/// The report's precision candidates of op `op`.
+fn candidates_of<'r>(r: &'r serde_json::Value, op: &str) -> Vec<&'r serde_json::Value> {
+    let nodes = r["precision"]["nodes"].as_array().expect("nodes");
+    nodes.iter().filter(|n| n["op"] == op).collect()
+}
+
 /// MiniLM: the word-embedding table is 52.8 % of the bytes, so 0.30 needs it narrowed.
 #[test]
 fn minilm_embedding_tables_are_narrowed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = optimize(dir.path(), "minilm", "model.onnx", "0.30");
     let p = &r["precision"];
-    let tables: Vec<&serde_json::Value> = p["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|n| n["op"] == "Gather")
-        .collect();
+    let tables = candidates_of(&r, "Gather");
     assert_eq!(
         tables.len(),
         3,
@@ -83,12 +84,7 @@ fn gru_weights_are_narrowed_and_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let r = optimize(dir.path(), "gru_encoder", "encoder.onnx", "0.30");
     let p = &r["precision"];
-    let recurrent: Vec<&serde_json::Value> = p["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .filter(|n| n["op"] == "GRU")
-        .collect();
+    let recurrent = candidates_of(&r, "GRU");
     assert_eq!(recurrent.len(), 4, "W and R of two GRUs: {recurrent:?}");
     for n in &recurrent {
         assert_ne!(n["precision"], "fp32", "{n}");
