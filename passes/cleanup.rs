@@ -6,11 +6,11 @@
 //! Tensors read by name inside subgraphs, graph outputs, and initializers that are also
 //! graph inputs (overridable, IR < 4) are never touched.
 
-use crate::error::Result;
-use crate::ir::attr::{outer_scope_reads, AttrExt};
-use crate::ir::{DataType, Model, Node, ValueType};
 use crate::pass_manager::{Pass, PassChanges};
 use onnx_protobuf::TensorProto;
+use optimize_ir::error::Result;
+use optimize_ir::ir::attr::{outer_scope_reads, AttrExt};
+use optimize_ir::ir::{DataType, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 
@@ -136,7 +136,7 @@ fn fold_constant_shapes(model: &mut Model) -> Result<u64> {
     }
     if !folds.is_empty() {
         g.relink()
-            .map_err(|e| crate::error::Error::Internal(format!("shape folding: {e}")))?;
+            .map_err(|e| optimize_ir::error::Error::Internal(format!("shape folding: {e}")))?;
     }
     Ok(folds.len() as u64)
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks that no function in non-test Rust code (src/, passes/) is longer than LIMIT lines
+# Checks that no function in non-test Rust code (src/, crates/, passes/) is longer than LIMIT lines
 # (issue 18). Prints the five longest functions with file:line and length; exits 1 when one
 # is over the limit, listing every such function.
 #
@@ -11,7 +11,7 @@ set -euo pipefail
 LIMIT=150
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-python3 - "$LIMIT" src passes <<'PY'
+python3 - "$LIMIT" src crates passes <<'PY'
 import os
 import re
 import sys

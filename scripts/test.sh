@@ -7,6 +7,7 @@ cd "$root"
 bash scripts/setup.sh
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+bash scripts/check_layers.sh --self-test
 bash scripts/check_fn_length.sh
-cargo test --no-fail-fast -- --nocapture
+cargo test --workspace --no-fail-fast -- --nocapture

@@ -41,7 +41,7 @@ pub enum Command {
     },
     /// Explain a prediction with operator-level LRP: per-operator relevance table, input
     /// relevance as .npy, heatmap PNGs for image inputs.
-    Explain(Box<crate::passes::relevance::explain::ExplainArgs>),
+    Explain(Box<crate::explain::ExplainArgs>),
 }
 
 /// Runs the CLI on `args` and returns the process exit code.
@@ -134,7 +134,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             print!("{}", inspect_text(&model, ir, &bindings)?);
             Ok(())
         }
-        Some(Command::Explain(args)) => crate::passes::relevance::explain::run_cli(*args),
+        Some(Command::Explain(args)) => crate::explain::run_cli(*args),
         None => {
             let (opts, quiet) = run_options(cli.run)?;
             let outcome = run_pipeline(&opts)?;

@@ -1,32 +1,31 @@
 //! ONNX optimizer: import ONNX into a petgraph IR, run passes, export, validate on onnxruntime.
+//!
+//! This crate is the top layer (CLI, pipeline, config, reports, `explain`). The layers
+//! below are crates of the workspace, re-exported here under the names the code and the
+//! tests use: `optimize-ir` (IR, import/export, shape inference, data), `optimize-runtimes`
+//! (onnxruntime, wgpu, validation, fidelity) and `optimize-passes` (the passes and the pass
+//! manager). See ARCHITECTURE.md.
 
-pub mod bounded_read;
-pub mod byte_size;
+pub use optimize_ir::{bounded_read, byte_size, data, error, ir, onnx_io, progress, shape};
+pub use optimize_passes as passes;
+pub use optimize_passes::pass_manager;
+pub use optimize_runtimes as runtime;
+pub use optimize_runtimes::{fidelity, validate};
+
 pub mod cli;
 pub mod config;
-pub mod data;
-pub mod error;
-pub mod fidelity;
+pub mod explain;
 pub mod heap;
 pub mod html;
 pub mod html_tiles;
 pub mod inspect;
 pub mod interrupt;
-pub mod ir;
-pub mod onnx_io;
 pub mod output_policy;
-pub mod pass_manager;
-#[path = "../passes/mod.rs"]
-pub mod passes;
 pub mod pipeline;
-pub mod progress;
 pub mod report;
 pub mod run_args;
-pub mod runtime;
 pub mod search_curve;
-pub mod shape;
 pub mod summary;
-pub mod validate;
 pub mod value_checks;
 
 pub use pipeline::{run_pipeline, PipelineOptions, PipelineOutcome};

@@ -17,20 +17,12 @@ use std::path::Path;
 /// A range check: `Err(why)` when the value is out of range.
 pub type Check = fn(f64) -> Result<(), String>;
 
-/// Longest time limit accepted for a solver, in seconds (about 11.6 days).
-pub const MAX_TIME_LIMIT_S: f64 = 1e6;
 /// Most random validation samples (they are made and run one at a time).
 pub const MAX_SAMPLES: usize = 1_000_000;
-/// Largest scratchpad accepted: 1 TiB, beyond any on-chip memory.
-pub const MAX_SCRATCHPAD: u64 = 1 << 40;
+pub use crate::passes::limits::{MAX_SCRATCHPAD, MAX_TIME_LIMIT_S};
 
-/// Bits per weight of the narrowest precision the allocation can choose.
-pub fn min_weight_bits() -> u32 {
-    Precision::ALL
-        .iter()
-        .map(|p| p.weight_bits())
-        .min()
-        .unwrap_or(32)
+fn min_weight_bits() -> u32 {
+    Precision::min_weight_bits()
 }
 
 /// `--tolerance`: a finite number ≥ 0.
@@ -104,36 +96,7 @@ pub fn scratchpad(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A number as a person writes it: `1e-30`, not thirty zeros.
-struct Num(f64);
-
-impl Display for Num {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let a = self.0.abs();
-        if a != 0.0 && a.is_finite() && !(1e-4..1e15).contains(&a) {
-            write!(f, "{:e}", self.0)
-        } else {
-            write!(f, "{}", self.0)
-        }
-    }
-}
-
-/// Values a check names in its message.
-pub trait Shown: Copy {
-    fn shown(self) -> String;
-}
-
-impl Shown for f64 {
-    fn shown(self) -> String {
-        Num(self).to_string()
-    }
-}
-
-impl Shown for usize {
-    fn shown(self) -> String {
-        self.to_string()
-    }
-}
+pub use crate::error::Shown;
 
 /// The error for a bad flag value.
 pub fn flag_error(flag: &str, value: impl Display, why: String) -> Error {

@@ -7,7 +7,7 @@ mod common;
 
 use optimize::data::images::{crops, crops_from, CropKind, Photo};
 use optimize::data::HostTensor;
-use optimize::passes::relevance::explain::rule_config;
+use optimize::explain::rule_config;
 use optimize::passes::relevance::faithfulness::{
     evaluate, mean_abpc, FlipConfig, ObjectiveKind, SampleFaithfulness,
 };

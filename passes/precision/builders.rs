@@ -2,8 +2,8 @@
 //! (the precision rewrite, the opset upgrade, simplification). They sit below all three so
 //! that the opset upgrade need not import the rewrite that calls it.
 
-use crate::ir::{Graph, Node};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto};
+use optimize_ir::ir::{Graph, Node};
 use std::collections::HashSet;
 
 pub(crate) fn a_int(name: &str, v: i64) -> AttributeProto {

@@ -7,13 +7,13 @@
 //! samples are taken in order, and selection is exact.
 
 use super::{Range, Ranges};
-use crate::data::{load_input_dir, random_inputs, HostTensor, Sample};
-use crate::error::{Error, Result};
-use crate::ir::{Model, ValueType};
-use crate::onnx_io::export::to_bytes;
-use crate::onnx_io::ExportOptions;
-use crate::runtime::intermediates::expose_intermediates;
-use crate::runtime::OrtRuntime;
+use optimize_ir::data::{load_input_dir, random_inputs, HostTensor, Sample};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::{Model, ValueType};
+use optimize_ir::onnx_io::export::to_bytes;
+use optimize_ir::onnx_io::ExportOptions;
+use optimize_runtimes::intermediates::expose_intermediates;
+use optimize_runtimes::OrtRuntime;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
@@ -100,7 +100,7 @@ pub fn calibrate(
     let bytes = to_bytes(&exposed, &ExportOptions::default())?;
     let mut session = OrtRuntime::get()?.session_from_bytes(&bytes, "the calibration model")?;
     let mut acc: HashMap<String, Acc> = HashMap::new();
-    let progress = crate::progress::bar("calibration", samples.len() as u64, "samples");
+    let progress = optimize_ir::progress::bar("calibration", samples.len() as u64, "samples");
     for s in samples {
         progress.set_message(s.id.clone());
         let outs = session.run(&s.values)?;
@@ -208,13 +208,13 @@ pub fn is_float_tensor(model: &Model, name: &str) -> bool {
     matches!(
         model.graph.value_type(name),
         Some(ValueType::Tensor {
-            elem: crate::ir::DataType::Float,
+            elem: optimize_ir::ir::DataType::Float,
             ..
         })
     )
 }
 
-pub use crate::shape::current_bindings;
+pub use optimize_ir::shape::current_bindings;
 
 /// Calibration samples: the `--calib DIR` folder (same layout and checks as `--inputs`;
 /// at most `count` samples are used when `count > 0`), or `count` seeded random samples
@@ -225,12 +225,12 @@ pub fn load_calibration_samples(
     seed: u64,
     count: usize,
 ) -> Result<(Vec<Sample>, Option<String>)> {
-    let specs = crate::validate::input_specs(model, &current_bindings(model))?;
+    let specs = optimize_runtimes::validate::input_specs(model, &current_bindings(model))?;
     match dir {
         Some(d) => {
-            crate::data::inputs::check_folder(d, "calibration folder")?;
+            optimize_ir::data::inputs::check_folder(d, "calibration folder")?;
             let mut samples = load_input_dir(d, &specs)?;
-            crate::data::require_finite(d, &samples, "calibration")?;
+            optimize_ir::data::require_finite(d, &samples, "calibration")?;
             if samples.is_empty() {
                 return Err(Error::input(d, "the calibration folder holds no samples"));
             }

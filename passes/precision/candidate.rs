@@ -5,9 +5,9 @@
 
 use super::quantize::relative_weight_error_axis;
 use super::{NodeKey, Precision};
-use crate::ir::tensor::to_f64;
-use crate::ir::{DataType, Graph};
 use onnx_protobuf::TensorProto;
+use optimize_ir::ir::tensor::to_f64;
+use optimize_ir::ir::{DataType, Graph};
 use petgraph::stable_graph::NodeIndex;
 
 /// One operator whose precision the ILP chooses.

@@ -18,11 +18,11 @@ pub use super::candidate::{constant_f32, tensor_f32, OpCandidate};
 use super::decoded_weights::decoded_candidates;
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
-use crate::ir::attr::AttrExt;
-use crate::ir::op_table::{self, Trait};
-use crate::ir::tensor::element_count;
-use crate::ir::{DataType, Graph, Model, Node};
 use onnx_protobuf::TensorProto;
+use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::op_table::{self, Trait};
+use optimize_ir::ir::tensor::element_count;
+use optimize_ir::ir::{DataType, Graph, Model, Node};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{BTreeMap, HashSet};
 
@@ -74,11 +74,11 @@ pub fn candidate_node(g: &Graph, key: &str) -> Option<NodeIndex> {
         .map(|(i, _)| i)
 }
 
-fn attr_int(n: &crate::ir::Node, name: &str, default: i64) -> i64 {
+fn attr_int(n: &optimize_ir::ir::Node, name: &str, default: i64) -> i64 {
     n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
 }
 
-fn attr_float(n: &crate::ir::Node, name: &str, default: f32) -> f32 {
+fn attr_float(n: &optimize_ir::ir::Node, name: &str, default: f32) -> f32 {
     n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
 }
 
@@ -160,7 +160,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         out.push(OpCandidate {
             key,
             node_name: n.name.clone(),
-            label: crate::passes::relevance::sweep::node_label(n),
+            label: crate::relevance::sweep::node_label(n),
             op: op.to_string(),
             weight: wname.clone(),
             weight_slot: w_slot,
@@ -190,7 +190,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
 /// A Gather reading rows of a constant float table `[V, D]` (axis 0) with dynamic indices:
 /// an embedding table. Offered fp16, weight-only int8 and int4 (per-row scales); never
 /// `Int8` (its output is not an activation range anybody calibrated).
-fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
+fn gather_candidate(g: &Graph, n: &optimize_ir::ir::Node) -> Option<OpCandidate> {
     let key = n.outputs.first().filter(|o| !o.is_empty())?.clone();
     let (table, ids) = (n.inputs.first()?, n.inputs.get(1)?);
     if ids.is_empty() || g.constant_tensor(ids).is_some() || attr_int(n, "axis", 0) != 0 {
@@ -209,7 +209,7 @@ fn gather_candidate(g: &Graph, n: &crate::ir::Node) -> Option<OpCandidate> {
     Some(OpCandidate {
         key,
         node_name: n.name.clone(),
-        label: crate::passes::relevance::sweep::node_label(n),
+        label: crate::relevance::sweep::node_label(n),
         op: op.to_string(),
         weight: table.clone(),
         weight_slot: 0,
@@ -265,7 +265,7 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
         out.push(OpCandidate {
             key,
             node_name: n.name.clone(),
-            label: crate::passes::relevance::sweep::node_label(n),
+            label: crate::relevance::sweep::node_label(n),
             op: op.to_string(),
             weight: wname.clone(),
             weight_slot: slot,

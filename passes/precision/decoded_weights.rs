@@ -29,10 +29,10 @@ use super::candidate::{
 };
 use super::quantize::stored_bytes;
 use super::Precision;
-use crate::ir::attr::outer_scope_reads;
-use crate::ir::tensor::element_count;
-use crate::ir::{Graph, Node, Source};
 use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
+use optimize_ir::ir::attr::outer_scope_reads;
+use optimize_ir::ir::tensor::element_count;
+use optimize_ir::ir::{Graph, Node, Source};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Appended to the name of a weight read inside a subgraph to make its candidate key.
@@ -138,7 +138,7 @@ impl<'g> Scan<'g> {
 
     /// One main-graph node: its reads, and the bodies it holds.
     fn node(&mut self, n: &'g Node) {
-        let label = crate::passes::relevance::sweep::node_label(n);
+        let label = crate::relevance::sweep::node_label(n);
         for i in n.inputs.iter().filter(|i| !i.is_empty()) {
             let r = Read {
                 label: label.clone(),

@@ -19,12 +19,12 @@
 
 use super::budget::Budget;
 use super::{NodeKey, Precision};
-use crate::error::{Error, Result};
 use good_lp::solvers::coin_cbc::coin_cbc;
 use good_lp::{
     constraint, variable, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
     SolverModel, Variable, WithTimeLimit,
 };
+use optimize_ir::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -429,7 +429,7 @@ const INT4_SHARED_BYTES: usize = 8;
 pub fn min_budget(p: &AllocProblem, time_limit_s: f64) -> Option<(f64, u64)> {
     let b = build(p, false);
     let mut m = b.vars.minimise(b.budget_expr.clone()).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut m);
+    crate::cbc::quiet(&mut m);
     for c in b.cons {
         m.add_constraint(c);
     }
@@ -559,7 +559,7 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
         }
     }
     let mut m = b.vars.minimise(objective).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut m);
+    crate::cbc::quiet(&mut m);
     for c in b.cons {
         m.add_constraint(c);
     }

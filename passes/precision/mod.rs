@@ -84,6 +84,15 @@ impl Precision {
     pub fn parse(s: &str) -> Option<Precision> {
         Precision::ALL.into_iter().find(|p| p.name() == s)
     }
+    /// Bits per weight of the narrowest precision the allocation can choose: the floor
+    /// below which no size budget can be met.
+    pub fn min_weight_bits() -> u32 {
+        Precision::ALL
+            .iter()
+            .map(|p| p.weight_bits())
+            .min()
+            .unwrap_or(32)
+    }
 }
 
 /// Operators are identified by their first output tensor's name: unique in SSA form and

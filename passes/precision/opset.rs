@@ -3,10 +3,10 @@
 //! exactly what it did. Ops not known to be unchanged are refused by name.
 
 use super::builders::{a_int, node, Namer};
-use crate::error::{Error, Result};
-use crate::ir::attr::AttrExt;
-use crate::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::TensorProto;
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 
 /// Ops whose behaviour is the same at every default-domain version from 7 to 13 (later

@@ -15,9 +15,9 @@ use super::ilp::{
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
-use crate::error::{Error, Result};
-use crate::ir::{Graph, Model};
 use crate::pass_manager::{Pass, PassChanges};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::{Graph, Model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -99,7 +99,7 @@ pub struct PrecisionConfig {
     /// smallest feasible value. The default budget may be missed with a note.
     pub budget_explicit: bool,
     /// Hold a seeded quarter of the `--calib` samples out of calibration for validation
-    /// (the pipeline sets it when no `--inputs` are given; see [`crate::fidelity::holdout`]).
+    /// (the pipeline sets it when no `--inputs` are given; see [`optimize_runtimes::fidelity::holdout`]).
     pub holdout: bool,
     /// The fidelity-driven search over size budgets (set by the pipeline when `--calib` is
     /// given without a budget); `None` runs at `budget`.
@@ -221,7 +221,7 @@ impl Pass for PrecisionPass {
             Err(e @ (Error::Usage(_) | Error::Input { .. } | Error::Runtime(_)))
                 if !self.config.explicit =>
             {
-                let reason = crate::error::one_line(&e.to_string());
+                let reason = optimize_ir::error::one_line(&e.to_string());
                 if let Ok(mut s) = self.slot.lock() {
                     *s = Some(json!({
                         "skipped": reason,
@@ -277,14 +277,14 @@ const PASS_THROUGH: &[&str] = &[
 ];
 
 /// The dynamic (non-constant, non-empty) inputs of a node.
-fn dynamic_inputs<'a>(g: &Graph, n: &'a crate::ir::Node) -> Vec<&'a String> {
+fn dynamic_inputs<'a>(g: &Graph, n: &'a optimize_ir::ir::Node) -> Vec<&'a String> {
     n.inputs
         .iter()
         .filter(|i| !i.is_empty() && g.constant_tensor(i).is_none())
         .collect()
 }
 
-fn is_pass_through(g: &Graph, n: &crate::ir::Node) -> bool {
+fn is_pass_through(g: &Graph, n: &optimize_ir::ir::Node) -> bool {
     n.domain.is_empty()
         && PASS_THROUGH.contains(&n.op_type.as_str())
         && dynamic_inputs(g, n).len() == 1
@@ -694,7 +694,7 @@ fn calibrate_candidates(
     model: &Model,
     cands: &[OpCandidate],
     cfg: &PrecisionConfig,
-) -> Result<(Vec<crate::data::Sample>, Calibration)> {
+) -> Result<(Vec<optimize_ir::data::Sample>, Calibration)> {
     if cfg.strict && cfg.calib_dir.is_none() {
         return Err(Error::Usage(
             "no calibration data: pass --calib DIR (strict mode refuses seeded random inputs)"
@@ -708,8 +708,11 @@ fn calibrate_candidates(
     let mut holdout = None;
     if split {
         let total = samples.len();
-        let validation =
-            crate::fidelity::holdout::validation_indices(total, cfg.seed, cfg.calib_samples);
+        let validation = optimize_runtimes::fidelity::holdout::validation_indices(
+            total,
+            cfg.seed,
+            cfg.calib_samples,
+        );
         holdout = Some(match validation {
             Some(idx) => {
                 let mut held = Vec::new();
@@ -727,7 +730,7 @@ fn calibrate_candidates(
                     "folder_samples": total,
                     "validation_samples": held,
                     "calibration_pool": samples.len(),
-                    "rule": crate::fidelity::holdout::rule(),
+                    "rule": optimize_runtimes::fidelity::holdout::rule(),
                 })
             }
             None => json!({
@@ -735,7 +738,7 @@ fn calibrate_candidates(
                 "folder_samples": total,
                 "validation_samples": [],
                 "calibration_pool": total,
-                "rule": crate::fidelity::holdout::rule(),
+                "rule": optimize_runtimes::fidelity::holdout::rule(),
                 "not_split": format!(
                     "{total} samples: too few to hold out; validation reuses the calibration samples (pass --inputs for held-apart ones)"
                 ),
@@ -747,7 +750,7 @@ fn calibrate_candidates(
     }
     let warning = warning.filter(|_| !cfg.weight_only());
     if let Some(w) = &warning {
-        crate::progress::warn(w);
+        optimize_ir::progress::warn(w);
     }
     let mut tensors: BTreeSet<String> = BTreeSet::new();
     for c in cands {
@@ -791,7 +794,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
     // Lossless simplifications first: they set how fast every precision choice runs.
     let simplified = super::simplify::simplify(model)?;
     if folded > 0 || simplified.total() > 0 {
-        crate::shape::infer(model, &bindings).map_err(|e| {
+        optimize_ir::shape::infer(model, &bindings).map_err(|e| {
             Error::Internal(format!(
                 "shape inference after BatchNorm folding and simplification: {e}"
             ))
@@ -908,7 +911,7 @@ struct AllocContext<'a> {
     cands: &'a [OpCandidate],
     errors: &'a ErrorTable,
     calib: &'a Calibration,
-    bindings: &'a crate::shape::Bindings,
+    bindings: &'a optimize_ir::shape::Bindings,
     weight_bytes_before: u64,
 }
 
@@ -946,7 +949,7 @@ fn allocate_rewrite(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let progress = crate::progress::spinner("precision");
+        let progress = optimize_ir::progress::spinner("precision");
         progress.set_message(format!("allocating {} operators", ctx.cands.len()));
         let allocated = allocate(&problem, cfg);
         progress.finish_and_clear();
@@ -954,7 +957,7 @@ fn allocate_rewrite(
         let assignment = problem.assignment(&sol.choice);
         let mut m = ctx.model.clone();
         let stats = super::rewrite::apply(&mut m, &assignment, &ctx.calib.ranges)?;
-        crate::shape::infer(&mut m, ctx.bindings).map_err(|e| {
+        optimize_ir::shape::infer(&mut m, ctx.bindings).map_err(|e| {
             Error::Internal(format!("shape inference after the precision rewrite: {e}"))
         })?;
         let after = total_weight_bytes(&m);
@@ -1056,7 +1059,7 @@ fn first_probe(
             Err(e) => {
                 return fallback(format!(
                     "an ILP solve failed: {}",
-                    crate::error::one_line(&e.to_string())
+                    optimize_ir::error::one_line(&e.to_string())
                 ))
             }
         }
@@ -1091,7 +1094,7 @@ fn probe_budget(
             probes.push(json!({
                 "budget": b,
                 "passed": false,
-                "infeasible": crate::error::one_line(&e.to_string()),
+                "infeasible": optimize_ir::error::one_line(&e.to_string()),
                 "seconds": t.elapsed().as_secs_f64(),
             }));
             return Ok(None);
@@ -1143,7 +1146,7 @@ fn run_search(
     cfg: &PrecisionConfig,
     search: &Search,
 ) -> Result<(Allocation, Value)> {
-    let floor = crate::value_checks::min_weight_bits() as f64 / 32.0;
+    let floor = super::Precision::min_weight_bits() as f64 / 32.0;
     let first = first_probe(ctx, cfg, search, floor);
     let mut probes: Vec<Value> = Vec::new();
     let mut best: Option<(f64, Allocation)> = None;

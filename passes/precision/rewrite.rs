@@ -19,12 +19,12 @@ use super::quantize::{
     quantize_per_channel, scale_dims, to_kn, NBITS_BLOCK,
 };
 use super::{Assignment, NodeKey, Precision, Ranges};
-use crate::error::{Error, Result};
-use crate::ir::affine::{batchnorm_affine, fold_output_affine};
-use crate::ir::attr::{outer_scope_reads, AttrExt};
-use crate::ir::tensor::storage_bytes;
-use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::TensorProto;
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::affine::{batchnorm_affine, fold_output_affine};
+use optimize_ir::ir::attr::{outer_scope_reads, AttrExt};
+use optimize_ir::ir::tensor::storage_bytes;
+use optimize_ir::ir::{DataType, Graph, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};

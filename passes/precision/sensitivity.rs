@@ -15,13 +15,13 @@ use super::candidates::OpCandidate;
 use super::quantize::relative_activation_error;
 use super::suffix::Captures;
 use super::{Assignment, NodeKey, Precision};
-use crate::data::{HostTensor, Sample};
-use crate::error::{Error, Result};
-use crate::ir::Model;
-use crate::onnx_io::export::to_bytes;
-use crate::onnx_io::ExportOptions;
-use crate::passes::relevance::{explain, summarize, RuleConfig, Target};
-use crate::runtime::OrtRuntime;
+use crate::relevance::{explain, summarize, RuleConfig, Target};
+use optimize_ir::data::{HostTensor, Sample};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::Model;
+use optimize_ir::onnx_io::export::to_bytes;
+use optimize_ir::onnx_io::ExportOptions;
+use optimize_runtimes::OrtRuntime;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -89,7 +89,7 @@ pub fn relevance_weights(
     let mut results = Vec::new();
     let mut failure = None;
     let take = samples.len().min(max_samples.max(1));
-    let progress = crate::progress::bar("relevance", take as u64, "samples");
+    let progress = optimize_ir::progress::bar("relevance", take as u64, "samples");
     for s in &samples[..take] {
         match explain(model, &s.values, &Target::default(), &cfg, false) {
             Ok(r) => results.push(r),
@@ -312,7 +312,7 @@ pub fn error_table(
                 .then_with(|| a.key.cmp(&b.key))
         });
         let total: usize = order.iter().map(|c| c.options.len() - 1).sum();
-        let progress = crate::progress::bar("errors", total as u64, "measurements");
+        let progress = optimize_ir::progress::bar("errors", total as u64, "measurements");
         let mut done = 0usize;
         'outer: for c in order {
             for &(p, _) in &c.options {

@@ -16,11 +16,11 @@
 
 use super::builders::{node, Namer};
 use super::candidates::constant_f32;
-use crate::error::{Error, Result};
-use crate::ir::affine::fold_output_affine;
-use crate::ir::attr::AttrExt;
-use crate::ir::{DataType, Graph, Model, Node, ValueType};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, TensorProto};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::affine::fold_output_affine;
+use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::{DataType, Graph, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 

@@ -9,14 +9,14 @@
 //! A cut that needs a tensor the capture lacks (an output shape inference could not
 //! type) is not measured this way: the caller falls back to the whole model.
 
-use crate::data::{HostTensor, Sample};
-use crate::error::{Error, Result};
-use crate::ir::attr::outer_scope_reads;
-use crate::ir::{Model, Node, ValueType};
-use crate::onnx_io::export::to_bytes;
-use crate::onnx_io::ExportOptions;
-use crate::runtime::intermediates::expose_intermediates;
-use crate::runtime::OrtRuntime;
+use optimize_ir::data::{HostTensor, Sample};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::attr::outer_scope_reads;
+use optimize_ir::ir::{Model, Node, ValueType};
+use optimize_ir::onnx_io::export::to_bytes;
+use optimize_ir::onnx_io::ExportOptions;
+use optimize_runtimes::intermediates::expose_intermediates;
+use optimize_runtimes::OrtRuntime;
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 

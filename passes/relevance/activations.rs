@@ -6,15 +6,15 @@
 use super::config::RuleConfig;
 use super::graph_info::{batchnorm_folds, needed_values};
 use super::tensor::{reshape, T};
-use crate::data::HostTensor;
-use crate::error::Result;
-use crate::ir::tensor::to_f64;
-use crate::ir::DataType;
-use crate::ir::Model;
-use crate::onnx_io::ExportOptions;
-use crate::runtime::intermediates::{expose_selected, expose_untyped};
-use crate::runtime::{OrtRuntime, OrtSession, OrtTensor};
 use ndarray::{ArrayD, IxDyn};
+use optimize_ir::data::HostTensor;
+use optimize_ir::error::Result;
+use optimize_ir::ir::tensor::to_f64;
+use optimize_ir::ir::DataType;
+use optimize_ir::ir::Model;
+use optimize_ir::onnx_io::ExportOptions;
+use optimize_runtimes::intermediates::{expose_selected, expose_untyped};
+use optimize_runtimes::{OrtRuntime, OrtSession, OrtTensor};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,7 +45,7 @@ impl Recorded {
     fn type_string(&self) -> String {
         match self {
             Recorded::Host(t) => t.type_string(),
-            Recorded::Ort(t) => crate::data::host_tensor::type_string(t.dtype(), t.shape()),
+            Recorded::Ort(t) => optimize_ir::data::host_tensor::type_string(t.dtype(), t.shape()),
         }
     }
 }
@@ -160,7 +160,7 @@ impl Collector {
         }
         let (mut exposed, mut added) = expose_selected(model, |o| expose.contains(o));
         added.extend(expose_untyped(&mut exposed, |o| expose.contains(o)));
-        let bytes = crate::onnx_io::export::to_bytes(&exposed, &ExportOptions::default())?;
+        let bytes = optimize_ir::onnx_io::export::to_bytes(&exposed, &ExportOptions::default())?;
         let t1 = Instant::now();
         let session =
             OrtRuntime::get()?.session_without_arena_from_bytes(&bytes, "the relevance model")?;
@@ -189,10 +189,9 @@ impl Collector {
             let v = if t.dtype() == DataType::Float {
                 Recorded::Ort(t)
             } else {
-                Recorded::Host(
-                    t.to_host()
-                        .map_err(|e| crate::error::Error::Runtime(format!("output '{n}': {e}")))?,
-                )
+                Recorded::Host(t.to_host().map_err(|e| {
+                    optimize_ir::error::Error::Runtime(format!("output '{n}': {e}"))
+                })?)
             };
             values.insert(n, v);
         }

@@ -16,13 +16,13 @@ use super::activations::Activations;
 use super::config::RuleConfig;
 use super::sweep::{explain_from, Start};
 use super::tensor::T;
-use crate::data::HostTensor;
-use crate::error::{Error, Result};
-use crate::ir::{Model, ValueType};
-use crate::onnx_io::type_proto::value_type_to_proto;
-use crate::runtime::{OrtRuntime, OrtSession};
 use ndarray::IxDyn;
 use onnx_protobuf::ValueInfoProto;
+use optimize_ir::data::HostTensor;
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::{Model, ValueType};
+use optimize_ir::onnx_io::type_proto::value_type_to_proto;
+use optimize_runtimes::{OrtRuntime, OrtSession};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -150,7 +150,7 @@ impl Scorer {
             g.value_info_names.retain(|v| v != &objective.tensor);
             g.outputs.push(objective.tensor.clone());
         }
-        let bytes = crate::onnx_io::export::to_bytes(&m, &Default::default())?;
+        let bytes = optimize_ir::onnx_io::export::to_bytes(&m, &Default::default())?;
         let session = OrtRuntime::get()?.session_from_bytes(&bytes, "the scoring model")?;
         Ok(Scorer {
             session,

@@ -3,7 +3,7 @@
 //! BatchNormalization nodes fold into the Conv/Gemm before them, and the self-gating
 //! and decomposed-LayerNorm patterns.
 
-use crate::ir::{DataType, Graph, Node, DEFAULT_DOMAIN};
+use optimize_ir::ir::{DataType, Graph, Node, DEFAULT_DOMAIN};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 
@@ -194,7 +194,7 @@ const SHAPE_ONLY_DATA: &[&str] = &[
 /// it. Activations that only pass through Relu-like ops, Mul and Div are not needed:
 /// exposing them all costs a copy each and made the collect run several forward passes long.
 pub fn needed_values(g: &Graph, folds: &HashMap<NodeIndex, Fold>) -> HashSet<String> {
-    use crate::ir::op_table::{relevance_rule, RelevanceRule};
+    use optimize_ir::ir::op_table::{relevance_rule, RelevanceRule};
     let folded: HashSet<NodeIndex> = folds.values().map(|f| f.bn).collect();
     let mut need = HashSet::new();
     for (idx, n) in g.nodes() {

@@ -2,7 +2,7 @@
 //! negative, white for zero, scaled by the largest |R|.
 
 use super::tensor::T;
-use crate::error::{Error, Result};
+use optimize_ir::error::{Error, Result};
 use std::path::Path;
 
 /// True when the relevance has the layout of an image batch [N, C, H, W] with 1 ≤ C ≤ 4.

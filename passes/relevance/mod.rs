@@ -7,11 +7,11 @@
 //! ([`rules`]), sums relevance where a tensor feeds several consumers and un-broadcasts it
 //! to each operand's shape. Constant and shape-only subgraphs carry no relevance
 //! ([`graph_info`]). Rule families per op class and presets are in [`config`]; per-operator
-//! scores and the report section in [`scores`]; `optimize explain` in [`explain`].
+//! scores and the report section in [`scores`]. `optimize explain` (the command) lives in
+//! the app layer and calls [`sweep`].
 
 pub mod activations;
 pub mod config;
-pub mod explain;
 pub mod faithfulness;
 pub mod graph_info;
 pub mod heatmap;

@@ -7,10 +7,10 @@ use super::config::{RuleConfig, SoftmaxRule, StartMode};
 use super::graph_info::{batchnorm_folds, carrying, Fold};
 use super::rules::{self, Backward, Ctx};
 use super::tensor::{abs_and_plain_sum, reshape, unbroadcast, T};
-use crate::data::HostTensor;
-use crate::error::{Error, Result};
-use crate::ir::{Graph, Model, Node};
 use ndarray::IxDyn;
+use optimize_ir::data::HostTensor;
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::{Graph, Model, Node};
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -479,14 +479,14 @@ impl<'a> Backprop<'a> {
 
 /// True when the graph multiplies two activations (MatMul of two relevance-carrying
 /// operands): attention, so a non-final Softmax gets the AttnLRP rule under `auto`.
-fn has_attention(g: &crate::ir::Graph, carry: &HashSet<String>) -> bool {
+fn has_attention(g: &optimize_ir::ir::Graph, carry: &HashSet<String>) -> bool {
     g.nodes().any(|(_, n)| {
         n.is("MatMul") && n.inputs.len() == 2 && n.inputs.iter().all(|i| carry.contains(i))
     })
 }
 
 /// Each data-path Conv/ConvTranspose's rank among them in topological order, 0 to 1.
-fn conv_depths(g: &crate::ir::Graph, carry: &HashSet<String>) -> HashMap<NodeIndex, f64> {
+fn conv_depths(g: &optimize_ir::ir::Graph, carry: &HashSet<String>) -> HashMap<NodeIndex, f64> {
     let convs: Vec<NodeIndex> = g
         .order
         .iter()

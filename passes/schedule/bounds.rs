@@ -244,7 +244,7 @@ pub fn forced_bystander_lower_bound(p: &Problem, budget: u64, limit_s: f64) -> O
         return Some(0);
     }
     let mut model = vars.minimise(objective).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut model);
+    crate::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

@@ -397,7 +397,7 @@ impl<'a> FreeProgram<'a> {
         let variables = x.iter().map(|m| m.len()).sum::<usize>() + tv.len() * 5 + pairs_z.len();
         let start_values = warm.and_then(|plan| warm_values(p, plan, unit, &x, &tv, &pairs_z));
         let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-        crate::passes::cbc::quiet(&mut model);
+        crate::cbc::quiet(&mut model);
         for c in cons {
             model.add_constraint(c);
         }

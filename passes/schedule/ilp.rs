@@ -358,7 +358,7 @@ impl<'w, 'a> WindowProgram<'w, 'a> {
             .warm
             .and_then(|plan| warm_values(w, plan, unit, &active, &tv, &zs));
         let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-        crate::passes::cbc::quiet(&mut model);
+        crate::cbc::quiet(&mut model);
         for c in cons {
             model.add_constraint(c);
         }

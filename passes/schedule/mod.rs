@@ -52,14 +52,14 @@ impl ScheduleConfig {
         time_limit_s: Option<f64>,
         weights_in_scratchpad: bool,
         plan: Option<std::path::PathBuf>,
-    ) -> Result<Option<ScheduleConfig>, crate::error::Error> {
-        use crate::error::Error;
+    ) -> Result<Option<ScheduleConfig>, optimize_ir::error::Error> {
+        use optimize_ir::error::Error;
         let mut target = match target_file {
             Some(f) => Some(target::Target::from_toml_file(f).map_err(|e| Error::input(f, e))?),
             None => None,
         };
         if let Some(s) = scratchpad {
-            let bytes = crate::byte_size::parse_size(s)
+            let bytes = optimize_ir::byte_size::parse_size(s)
                 .map_err(|e| Error::Usage(format!("--scratchpad: {e}")))?;
             match &mut target {
                 Some(t) => t.scratchpad_bytes = bytes,
@@ -67,12 +67,12 @@ impl ScheduleConfig {
             }
         }
         if let Some(t) = &target {
-            let max = crate::value_checks::MAX_SCRATCHPAD;
+            let max = crate::limits::MAX_SCRATCHPAD;
             if t.scratchpad_bytes > max {
                 let msg = format!(
                     "scratchpad of {} bytes: expected at most {}",
                     t.scratchpad_bytes,
-                    crate::onnx_io::limits::fmt_bytes(max)
+                    optimize_ir::onnx_io::limits::fmt_bytes(max)
                 );
                 return Err(match (target_file, scratchpad) {
                     (Some(f), None) => Error::input(f, msg),
@@ -98,10 +98,10 @@ impl ScheduleConfig {
                 .map_err(|e: String| Error::Usage(format!("--schedule-mode: {e}")))?;
         }
         if let Some(t) = time_limit_s {
-            if !(t.is_finite() && (1.0..=crate::value_checks::MAX_TIME_LIMIT_S).contains(&t)) {
+            if !(t.is_finite() && (1.0..=crate::limits::MAX_TIME_LIMIT_S).contains(&t)) {
                 return Err(Error::Usage(format!(
                     "--schedule-time-limit must be between 1 and {:e} seconds, got {t}",
-                    crate::value_checks::MAX_TIME_LIMIT_S
+                    crate::limits::MAX_TIME_LIMIT_S
                 )));
             }
             options.time_limit_s = t;

@@ -6,9 +6,9 @@ use super::plan::plan_json;
 use super::problem::{extract, Problem};
 use super::solve::{schedule, Outcome, ScheduleError, ScheduleOptions};
 use super::target::Target;
-use crate::error::{Error, Result};
-use crate::ir::Model;
 use crate::pass_manager::{Pass, PassChanges};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::Model;
 use std::sync::{Arc, Mutex};
 
 /// Where the pass leaves its report section.
@@ -35,7 +35,7 @@ impl SchedulePass {
     /// [`Pass::run`] on a problem already extracted from `model` (the tiling pass extracts
     /// it to decide whether to tile).
     pub fn run_extracted(&self, model: &mut Model, p: &Problem) -> Result<PassChanges> {
-        let progress = crate::progress::spinner("schedule");
+        let progress = optimize_ir::progress::spinner("schedule");
         progress.set_message(format!(
             "{} operators, {} tensors, scratchpad {} bytes",
             p.ops.len(),

@@ -11,8 +11,8 @@
 //! Operator ids are positions in `graph.order`, so the model's own order is `0..n`.
 
 use super::target::Target;
-use crate::ir::types::fmt_shape;
-use crate::ir::{Model, ValueType};
+use optimize_ir::ir::types::fmt_shape;
+use optimize_ir::ir::{Model, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -213,7 +213,7 @@ pub fn align_up(v: u64, a: u64) -> u64 {
 /// Byte size of a dense tensor type, or a message saying why it has none.
 fn tensor_bytes(name: &str, ty: Option<&ValueType>) -> Result<u64, String> {
     match ty {
-        Some(ValueType::Tensor { elem, shape }) => match crate::ir::types::static_dims(shape) {
+        Some(ValueType::Tensor { elem, shape }) => match optimize_ir::ir::types::static_dims(shape) {
             Some(dims) => {
                 let n: u64 = dims.iter().map(|&d| d.max(0) as u64).product();
                 Ok(elem.storage_bytes(n))
@@ -267,7 +267,7 @@ pub fn extract(model: &Model, target: &Target) -> Result<Problem, String> {
 
 /// The problem while [`extract`] builds it, with the tensor id of each tracked name.
 struct Extraction<'m> {
-    g: &'m crate::ir::Graph,
+    g: &'m optimize_ir::ir::Graph,
     target: &'m Target,
     p: Problem,
     /// The graph's outputs.

@@ -146,7 +146,7 @@ fn solve_capacity(
     }
     let variables = y.len() + spill.iter().flatten().count();
     let mut model = vars.minimise(objective.clone()).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut model);
+    crate::cbc::quiet(&mut model);
     for c in cons {
         model.add_constraint(c);
     }

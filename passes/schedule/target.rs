@@ -10,7 +10,7 @@
 //! weights_in_scratchpad = false
 //! ```
 
-use crate::byte_size::parse_size;
+use optimize_ir::byte_size::parse_size;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -40,12 +40,15 @@ impl Target {
 
     /// Reads a target file (TOML, see the module docs).
     pub fn from_toml_file(path: &Path) -> Result<Target, String> {
-        let text =
-            crate::bounded_read::read_text(path, "target file", crate::bounded_read::MAX_TEXT_FILE)
-                .map_err(|e| match e {
-                    crate::error::Error::Input { msg, .. } => msg,
-                    other => other.to_string(),
-                })?;
+        let text = optimize_ir::bounded_read::read_text(
+            path,
+            "target file",
+            optimize_ir::bounded_read::MAX_TEXT_FILE,
+        )
+        .map_err(|e| match e {
+            optimize_ir::error::Error::Input { msg, .. } => msg,
+            other => other.to_string(),
+        })?;
         Target::from_toml_str(&text)
     }
 

@@ -2,7 +2,7 @@
 //! optimize.toml). The tiling itself lives in `passes/tiling`; this is only the setting.
 
 use super::ScheduleConfig;
-use crate::error::Error;
+use optimize_ir::error::Error;
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -6,7 +6,7 @@ use super::graph::{SGraph, TId};
 use super::plan::{Buffer, SegPlan, Segmentation, TilePlan};
 use super::residency::{Placed, Table};
 use super::simulate::{simulate, Event, SimOpts};
-use crate::passes::schedule::problem::align_up;
+use crate::schedule::problem::align_up;
 use std::collections::BTreeMap;
 
 /// Builds the plan; `None` when a segment's recorded work area outgrew its planned one.

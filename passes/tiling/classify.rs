@@ -9,9 +9,9 @@
 //! over H and W (consumed stripe by stripe). Everything else is opaque: it runs whole.
 
 use super::halo::{Coord, Nearest, Resample, WindowAxis};
-use crate::ir::attr::AttrExt;
-use crate::ir::op_table::{self, Trait};
-use crate::ir::{Graph, Node};
+use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::op_table::{self, Trait};
+use optimize_ir::ir::{Graph, Node};
 
 /// How the region an operator computes maps to the region one input must supply.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,7 +87,7 @@ pub fn classify(g: &Graph, n: &Node, sh: &Shapes) -> Class {
         return Class::opaque(slots, "its output is not a 4-D NCHW tensor");
     }
     let r = match n.op_type.as_str() {
-        _ if !crate::ir::canonical_domain(&n.domain).is_empty() => {
+        _ if !optimize_ir::ir::canonical_domain(&n.domain).is_empty() => {
             Err("custom-domain operators run whole".to_string())
         }
         "Conv" | "MaxPool" | "AveragePool" => window(n, sh),
@@ -447,5 +447,5 @@ fn elementwise(sh: &Shapes) -> Result<Class, String> {
 
 /// A constant tensor's values (initializer or Constant node).
 pub fn constant_f64(g: &Graph, name: &str) -> Option<Vec<f64>> {
-    crate::ir::tensor::to_f64(g.constant_tensor(name)?)
+    optimize_ir::ir::tensor::to_f64(g.constant_tensor(name)?)
 }

@@ -11,7 +11,7 @@
 //!   kernels tile by tile (a shared DQ would block the fusion).
 
 use super::classify::{classify, is_elementwise, Class, Kind, Map, Shapes};
-use crate::ir::{DataType, Graph, Model, Node, Source, ValueType};
+use optimize_ir::ir::{DataType, Graph, Model, Node, Source, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
 
@@ -99,7 +99,7 @@ pub struct SGraph {
 
 fn tensor_type(g: &Graph, name: &str) -> Result<(DataType, Vec<i64>), String> {
     match g.value_type(name) {
-        Some(ValueType::Tensor { elem, shape }) => match crate::ir::types::static_dims(shape) {
+        Some(ValueType::Tensor { elem, shape }) => match optimize_ir::ir::types::static_dims(shape) {
             Some(d) => Ok((*elem, d)),
             None => Err(format!(
                 "tensor '{name}' has a dynamic shape: bind the model's symbolic input dimensions with --input-shape NAME=DIMS so the tiling knows every size"
@@ -141,7 +141,7 @@ fn shapes_of(g: &Graph, n: &Node, constant: &HashSet<String>) -> Result<SlotShap
                 return Ok(None);
             }
             let dims = match g.value_type(i) {
-                Some(ValueType::Tensor { shape, .. }) => crate::ir::types::static_dims(shape),
+                Some(ValueType::Tensor { shape, .. }) => optimize_ir::ir::types::static_dims(shape),
                 _ => None,
             };
             match (dims, constant.contains(i)) {

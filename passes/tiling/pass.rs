@@ -5,13 +5,13 @@ use super::graph::extract as tiling_view;
 use super::report::section;
 use super::rewrite::rewrite;
 use super::run::{solve, TilingOptions};
-use crate::error::{Error, Result};
-use crate::ir::Model;
 use crate::pass_manager::{Pass, PassChanges};
-use crate::passes::schedule::bounds::m_r;
-use crate::passes::schedule::problem::extract;
-use crate::passes::schedule::tiling_mode::TilingMode;
-use crate::passes::schedule::{schedule, SchedulePass};
+use crate::schedule::bounds::m_r;
+use crate::schedule::problem::extract;
+use crate::schedule::tiling_mode::TilingMode;
+use crate::schedule::{schedule, SchedulePass};
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::Model;
 
 /// [`SchedulePass`] that tiles where whole tensors do not fit.
 pub struct TiledSchedulePass {
@@ -44,7 +44,7 @@ impl Pass for TiledSchedulePass {
             time_limit_s: opts.time_limit_s,
             ..TilingOptions::default()
         };
-        let progress = crate::progress::spinner("schedule");
+        let progress = optimize_ir::progress::spinner("schedule");
         progress.set_message(format!(
             "tiling {} operators for a {budget}-byte scratchpad",
             g.ops.len()

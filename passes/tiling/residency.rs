@@ -10,8 +10,8 @@
 
 use super::graph::{SGraph, TId};
 use super::plan::Part;
-use crate::passes::schedule::placement::{pack, Block};
-use crate::passes::schedule::problem::align_up;
+use crate::schedule::placement::{pack, Block};
+use crate::schedule::problem::align_up;
 use good_lp::solvers::coin_cbc::coin_cbc;
 use good_lp::{
     variable, Expression, ProblemVariables, Solution, SolutionStatus, SolverModel, Variable,
@@ -233,7 +233,7 @@ fn solve(t: &Table, cap: &[u64], limit_s: f64) -> Option<(Vec<bool>, bool, Optio
         objective -= (b.streamed - b.resident) as f64 / unit * v;
     }
     let mut model = vars.minimise(objective).using(coin_cbc);
-    crate::passes::cbc::quiet(&mut model);
+    crate::cbc::quiet(&mut model);
     for (s, &cap_s) in cap.iter().enumerate() {
         let mut e = Expression::from(0.0);
         let mut any = false;

@@ -19,9 +19,9 @@ use super::classify::{Kind, Map};
 use super::graph::{SGraph, TId};
 use super::plan::{SegPlan, TilePlan};
 use super::simulate::{Event, Run};
-use crate::ir::{DataType, Model, Node, ValueType};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, TensorProto};
+use optimize_ir::ir::{DataType, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -85,7 +85,7 @@ impl Sim {
 
     /// Bytes of one class's ring buffer.
     pub fn class_bytes(&self, c: usize, align: u64) -> u64 {
-        crate::passes::schedule::problem::align_up(
+        crate::schedule::problem::align_up(
             self.caps[c].max(0) as u64 * self.widths[c].max(0) as u64 * self.pixel[c],
             align,
         )
@@ -186,7 +186,7 @@ pub fn simulate(g: &SGraph, seg: &Seg, cfg: Cfg, resident: &[bool], opts: SimOpt
 }
 
 fn align(g: &SGraph, v: u64) -> u64 {
-    crate::passes::schedule::problem::align_up(v, g.alignment)
+    crate::schedule::problem::align_up(v, g.alignment)
 }
 
 impl State<'_> {

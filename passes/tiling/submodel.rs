@@ -2,8 +2,8 @@
 //! tests and the benchmark cut VGG-19's first five convolution layers this way, as in
 //! Alwani et al.).
 
-use crate::ir::Model;
 use crate::pass_manager::Pass;
+use optimize_ir::ir::Model;
 
 /// Makes `outputs` the graph's outputs and removes every node they do not need.
 pub fn cut(model: &mut Model, outputs: &[&str]) -> Result<(), String> {
@@ -14,7 +14,7 @@ pub fn cut(model: &mut Model, outputs: &[&str]) -> Result<(), String> {
         }
     }
     g.outputs = outputs.iter().map(|s| s.to_string()).collect();
-    crate::passes::cleanup::Cleanup
+    crate::cleanup::Cleanup
         .run(model)
         .map_err(|e| e.to_string())?;
     model.graph.relink().map_err(|e| e.to_string())
@@ -24,8 +24,8 @@ pub fn cut(model: &mut Model, outputs: &[&str]) -> Result<(), String> {
 /// models of the onnx wheel carry their weights this way; the mixed-precision pass only
 /// quantizes weights it can read). Returns how many were replaced.
 pub fn materialize_filled_constants(model: &mut Model) -> Result<usize, String> {
-    use crate::ir::attr::AttrExt;
-    use crate::ir::DataType;
+    use optimize_ir::ir::attr::AttrExt;
+    use optimize_ir::ir::DataType;
     let g = &mut model.graph;
     let mut done = 0;
     for idx in g.indices_of(&["ConstantOfShape"]) {
@@ -33,7 +33,7 @@ pub fn materialize_filled_constants(model: &mut Model) -> Result<usize, String> 
         let Some(shape) = n.inputs.first().and_then(|s| g.initializers.get(s)) else {
             continue;
         };
-        let Some(dims) = crate::ir::tensor::to_i64(shape) else {
+        let Some(dims) = optimize_ir::ir::tensor::to_i64(shape) else {
             continue;
         };
         let value = n.attr("value").and_then(|a| a.t.as_ref());
@@ -41,7 +41,7 @@ pub fn materialize_filled_constants(model: &mut Model) -> Result<usize, String> 
             .and_then(|t| DataType::from_onnx(t.data_type))
             .unwrap_or(DataType::Float);
         let fill = value
-            .and_then(crate::ir::tensor::to_f64)
+            .and_then(optimize_ir::ir::tensor::to_f64)
             .and_then(|v| v.first().copied())
             .unwrap_or(0.0);
         if dt != DataType::Float || n.attr("value").is_some_and(|a| a.as_str().is_some()) {

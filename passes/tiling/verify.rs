@@ -4,14 +4,14 @@
 //! is what fuses a quantized tile's DQ → op → Q into an integer kernel, so int8 tiles must
 //! then match bit for bit.
 
-use crate::data::compare::compare;
-use crate::data::Metrics;
-use crate::error::{Error, Result};
-use crate::ir::Model;
-use crate::onnx_io::{save_model, ExportOptions};
-use crate::runtime::select::SampleSource;
-use crate::runtime::OrtRuntime;
-use crate::validate::{validation_samples, ValidationOptions};
+use optimize_ir::data::compare::compare;
+use optimize_ir::data::Metrics;
+use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::Model;
+use optimize_ir::onnx_io::{save_model, ExportOptions};
+use optimize_runtimes::select::SampleSource;
+use optimize_runtimes::validate::{validation_samples, ValidationOptions};
+use optimize_runtimes::OrtRuntime;
 use std::collections::HashMap;
 
 /// How the tiled model's outputs compare with the untiled model's.

@@ -1,6 +1,6 @@
 """Inputs made from the scikit-image photographs (.deps/images, fetched by scripts/setup.sh):
 YOLOv8n, PicoDet and the orientation classifier. Calibration and evaluation come from
-disjoint photographs (the split of src/data/images.rs: split_photographs), so the two sets
+disjoint photographs (the split of crates/ir/src/data/images.rs: split_photographs), so the two sets
 never share a pixel."""
 import json
 import os

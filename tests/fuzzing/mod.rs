@@ -828,7 +828,7 @@ pub fn cli_args(data: &[u8]) {
             Err(e) => expect_usage_error(&e, &args),
         },
         Some(optimize::cli::Command::Explain(a)) => {
-            if let Err(e) = optimize::passes::relevance::explain::options(*a) {
+            if let Err(e) = optimize::explain::options(*a) {
                 expect_usage_error(&e, &args);
             }
         }

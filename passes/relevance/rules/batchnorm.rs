@@ -2,10 +2,10 @@
 //! the conv, linear and elementwise rules; kept apart so that none of them imports another.
 
 use super::{Ctx, RResult};
-use crate::ir::affine::{batchnorm_affine, fold_output_affine};
-use crate::ir::Node;
-use crate::passes::relevance::tensor::{reshape, T};
+use crate::relevance::tensor::{reshape, T};
 use ndarray::IxDyn;
+use optimize_ir::ir::affine::{batchnorm_affine, fold_output_affine};
+use optimize_ir::ir::Node;
 
 /// Per-channel scale k = γ/√(σ²+ε) and shift β − μ·k of a BatchNormalization node.
 pub fn bn_scale_shift(c: &Ctx, bn: &Node) -> RResult<(T, T)> {
@@ -19,7 +19,7 @@ pub fn bn_scale_shift(c: &Ctx, bn: &Node) -> RResult<(T, T)> {
     };
     let eps = bn
         .attr("epsilon")
-        .and_then(crate::ir::attr::AttrExt::as_float)
+        .and_then(optimize_ir::ir::attr::AttrExt::as_float)
         .unwrap_or(1e-5) as f64;
     bn_params(&get(1)?, &get(2)?, &get(3)?, &get(4)?, eps)
 }

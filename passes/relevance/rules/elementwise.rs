@@ -2,9 +2,9 @@
 //! Div, winner-take-all for Max/Min, routing for Where, Softmax, standalone BatchNorm.
 
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::config::{Rule, SoftmaxRule};
-use crate::passes::relevance::graph_info::{is_centring, is_self_gate};
-use crate::passes::relevance::tensor::{
+use crate::relevance::config::{Rule, SoftmaxRule};
+use crate::relevance::graph_info::{is_centring, is_self_gate};
+use crate::relevance::tensor::{
     broadcast_shape, broadcast_to, div_stab, layer_eps_of, reshape, stab_div, T,
 };
 use ndarray::{Axis, IxDyn};
@@ -311,10 +311,7 @@ pub fn softmax(c: &Ctx, r: T) -> RResult<Backward> {
             let shape = x.shape().to_vec();
             let rank = shape.len();
             let default_axis = if c.opset >= 13 { -1 } else { 1 };
-            let axis = crate::passes::relevance::tensor::norm_axis(
-                c.attr_int("axis", default_axis),
-                rank,
-            )?;
+            let axis = crate::relevance::tensor::norm_axis(c.attr_int("axis", default_axis), rank)?;
             // Opset < 13 works on the 2-D coercion [prod(pre), prod(post)].
             let (rows, cols, ax) = if c.opset >= 13 {
                 (0, 0, axis)

@@ -2,8 +2,8 @@
 //! Conv, ConvTranspose), and the bilinear rule for activation × activation MatMul.
 
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::config::Rule;
-use crate::passes::relevance::tensor::{
+use crate::relevance::config::Rule;
+use crate::relevance::tensor::{
     abs_sum, broadcast_to, div_stab, lanes_zip_sum, layer_eps, matmul as mm, neg, pos, reshape,
     stab_div, t_last2, unbroadcast, T,
 };
@@ -425,7 +425,7 @@ fn matmul_shape(a: &[usize], b: &[usize]) -> RResult<Vec<usize>> {
     if ra < 2 || rb < 2 || a[ra - 1] != b[rb - 2] {
         return Err(format!("matmul of {a:?} and {b:?}"));
     }
-    let mut out = crate::passes::relevance::tensor::broadcast_shape(&[&a[..ra - 2], &b[..rb - 2]])?;
+    let mut out = crate::relevance::tensor::broadcast_shape(&[&a[..ra - 2], &b[..rb - 2]])?;
     out.extend([a[ra - 2], b[rb - 1]]);
     Ok(out)
 }

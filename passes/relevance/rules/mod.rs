@@ -14,9 +14,9 @@ pub mod routing;
 use super::activations::Activations;
 use super::config::RuleConfig;
 use super::tensor::T;
-use crate::ir::attr::AttrExt;
-use crate::ir::op_table::{relevance_rule, RelevanceRule};
-use crate::ir::{Graph, Node, DEFAULT_DOMAIN};
+use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::op_table::{relevance_rule, RelevanceRule};
+use optimize_ir::ir::{Graph, Node, DEFAULT_DOMAIN};
 use std::collections::HashSet;
 
 pub type RResult<X> = std::result::Result<X, String>;

@@ -2,7 +2,7 @@
 //! (R_i = x_i·R / stab(Σ_window x), the divisor cancels).
 
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::tensor::{norm_axis, reshape, stab, T};
+use crate::relevance::tensor::{norm_axis, reshape, stab, T};
 use ndarray::{ArrayD, IxDyn};
 
 /// For each output spatial position, the flat input spatial indices of its window.

@@ -3,7 +3,7 @@
 //! R_x = x ⊙ Mᵀ(R / stab(M x)).
 
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::tensor::{apply_along_axis, div_stab, reshape, T};
+use crate::relevance::tensor::{apply_along_axis, div_stab, reshape, T};
 use ndarray::Array2;
 
 /// The interpolation matrix (out × in) of one axis.
@@ -97,7 +97,7 @@ pub fn resize(c: &Ctx, r: T) -> RResult<Backward> {
         } else if let Some(a) = c
             .node
             .attr("scales")
-            .and_then(|a| crate::ir::attr::AttrExt::as_floats(a).map(|v| v.to_vec()))
+            .and_then(|a| optimize_ir::ir::attr::AttrExt::as_floats(a).map(|v| v.to_vec()))
         {
             a.iter().map(|&v| v as f64).collect()
         } else {

@@ -2,7 +2,7 @@
 //! (reshape back, inverse permutation, split/concat, scatter into zeros, sum over copies).
 
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::tensor::{apply_along_axis, gather_matrix, norm_axis, reshape, T};
+use crate::relevance::tensor::{apply_along_axis, gather_matrix, norm_axis, reshape, T};
 use ndarray::{Axis, IxDyn, Slice};
 
 /// Reshape, Flatten, Squeeze, Unsqueeze: reshape back to the input's shape.

@@ -5,10 +5,10 @@
 //! Relevance enters and leaves in f64, as everywhere in the sweep.
 
 use super::{to_f32, Geom};
-use crate::passes::relevance::config::Rule;
-use crate::passes::relevance::rules::linear::{abs_dot_f32, gamma_denominator, Stab};
-use crate::passes::relevance::rules::RResult;
-use crate::passes::relevance::tensor::{layer_eps_of, stab_div, T};
+use crate::relevance::config::Rule;
+use crate::relevance::rules::linear::{abs_dot_f32, gamma_denominator, Stab};
+use crate::relevance::rules::RResult;
+use crate::relevance::tensor::{layer_eps_of, stab_div, T};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::borrow::Cow;

@@ -6,7 +6,7 @@ mod fast;
 pub use super::batchnorm::{bn_params, bn_scale_shift, fold_into_conv};
 use super::linear::{linear_rule, LinearMap};
 use super::{Backward, Ctx, RResult};
-use crate::passes::relevance::tensor::{lanes_zip_sum, reshape, T};
+use crate::relevance::tensor::{lanes_zip_sum, reshape, T};
 use ndarray::{s, Array2, ArrayD, ArrayView2, CowArray, Ix2, IxDyn, LinalgScalar};
 use std::borrow::Cow;
 use std::ops::AddAssign;
