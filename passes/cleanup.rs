@@ -6,7 +6,7 @@
 //! Tensors read by name inside subgraphs, graph outputs, and initializers that are also
 //! graph inputs (overridable, IR < 4) are never touched.
 
-use crate::pass_manager::{Pass, PassChanges};
+use crate::pass_manager::{Pass, PassChanges, PassResult};
 use onnx_protobuf::TensorProto;
 use optimize_ir::error::Result;
 use optimize_ir::ir::attr::{outer_scope_reads, AttrExt};
@@ -21,13 +21,13 @@ impl Pass for Cleanup {
         "cleanup"
     }
 
-    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
         let mut changes = PassChanges::default();
         changes.add("removed_identity", remove_identities(model));
         changes.add("folded_constant_shapes", fold_constant_shapes(model)?);
         changes.add("removed_dead_nodes", remove_dead_nodes(model));
         changes.add("removed_initializers", remove_unused_initializers(model));
-        Ok(changes)
+        Ok(changes.into())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cleanup;
 pub mod limits;
 pub mod pass_manager;
 pub mod precision;
+pub mod registry;
 pub mod relevance;
 pub mod schedule;
 pub mod tiling;

@@ -20,6 +20,7 @@ use optimize_ir::shape::{current_bindings, infer, Bindings};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What a pass reports about its run: counts of what it changed, keyed by a short label
@@ -38,11 +39,66 @@ impl PassChanges {
     }
 }
 
+/// What a pass hands back: what it changed, and its section of the report if it writes one.
+#[derive(Clone, Debug, Default)]
+pub struct PassResult {
+    pub changes: PassChanges,
+    pub section: Option<ReportSection>,
+}
+
+impl PassResult {
+    pub fn changed(&self) -> bool {
+        self.changes.changed()
+    }
+}
+
+impl From<PassChanges> for PassResult {
+    fn from(changes: PassChanges) -> PassResult {
+        PassResult {
+            changes,
+            section: None,
+        }
+    }
+}
+
+/// A pass's section of the report. `body` is what the report carries under `key` (its
+/// schema is `schema/report.schema.json`); the fields beside it are what later steps of the
+/// run need from the pass, typed, so that nobody reads them back out of the JSON.
+#[derive(Clone, Debug)]
+pub struct ReportSection {
+    pub key: &'static str,
+    pub body: serde_json::Value,
+    /// The output's numbers differ from the input's by design (mixed precision), so
+    /// validation judges fidelity instead of the element-wise tolerance.
+    pub lossy: bool,
+    /// The folder the pass calibrated on: validation uses it when no `--inputs` are given.
+    pub calibration_dir: Option<PathBuf>,
+    /// The samples of that folder the pass held out of calibration for validation.
+    pub held_out_samples: Vec<String>,
+    /// The memory plan for `--plan` (with every tile event when tiled), kept out of the
+    /// report when it is larger than what the report carries.
+    pub plan: Option<serde_json::Value>,
+}
+
+impl ReportSection {
+    /// A section with nothing beside its body.
+    pub fn new(key: &'static str, body: serde_json::Value) -> ReportSection {
+        ReportSection {
+            key,
+            body,
+            lossy: false,
+            calibration_dir: None,
+            held_out_samples: Vec::new(),
+            plan: None,
+        }
+    }
+}
+
 /// A transformation of the IR with a name. Passes see only the model (and what they are
 /// constructed with); analyses they need are computed through public IR APIs.
 pub trait Pass {
     fn name(&self) -> &'static str;
-    fn run(&self, model: &mut Model) -> Result<PassChanges>;
+    fn run(&self, model: &mut Model) -> Result<PassResult>;
 }
 
 /// One pass's entry in the report.
@@ -55,6 +111,9 @@ pub struct PassRecord {
     /// Seconds spent verifying the IR after the pass (not in the report: its schema is fixed).
     #[serde(skip)]
     pub verify_seconds: f64,
+    /// The pass's report section; the pipeline moves it into the report's sections.
+    #[serde(skip)]
+    pub section: Option<ReportSection>,
 }
 
 #[derive(Default)]
@@ -69,6 +128,12 @@ impl PassManager {
 
     pub fn add(&mut self, pass: impl Pass + 'static) -> &mut Self {
         self.passes.push(Box::new(pass));
+        self
+    }
+
+    /// [`PassManager::add`] for a pass built at run time (see [`crate::registry`]).
+    pub fn add_boxed(&mut self, pass: Box<dyn Pass>) -> &mut Self {
+        self.passes.push(pass);
         self
     }
 
@@ -110,8 +175,9 @@ impl PassManager {
                 name: pass.name().to_string(),
                 seconds,
                 changed: outcome.changed(),
-                changes: outcome.0,
+                changes: outcome.changes.0,
                 verify_seconds: verify.elapsed().as_secs_f64(),
+                section: outcome.section,
             });
             after(position, pass.name(), model)?;
         }
@@ -272,9 +338,9 @@ mod tests {
         fn name(&self) -> &'static str {
             self.0
         }
-        fn run(&self, model: &mut Model) -> Result<PassChanges> {
+        fn run(&self, model: &mut Model) -> Result<PassResult> {
             (self.1)(model);
-            Ok(PassChanges::default())
+            Ok(PassResult::default())
         }
     }
 

@@ -42,6 +42,9 @@ pub enum Command {
     /// Explain a prediction with operator-level LRP: per-operator relevance table, input
     /// relevance as .npy, heatmap PNGs for image inputs.
     Explain(Box<crate::explain::ExplainArgs>),
+    /// List the passes a run or optimize.toml can name: what each does, its options, what
+    /// it requires and ensures, and whether the default pipeline runs it.
+    Passes,
 }
 
 /// Runs the CLI on `args` and returns the process exit code.
@@ -135,6 +138,10 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Explain(args)) => crate::explain::run_cli(*args),
+        Some(Command::Passes) => {
+            print!("{}", crate::pass_catalog::catalog_text());
+            Ok(())
+        }
         None => {
             let (opts, quiet) = run_options(cli.run)?;
             let outcome = run_pipeline(&opts)?;

@@ -23,8 +23,9 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::passes::registry;
 pub use crate::run_args::PassSpec;
-use crate::run_args::{RunArgs, KNOWN_PASSES};
+use crate::run_args::RunArgs;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -269,13 +270,13 @@ pub fn merge_config_file(mut a: RunArgs, model: &Path) -> Result<RunArgs> {
     };
     let cfg = read_config(&path)?;
     for spec in cfg.passes.iter().flatten() {
-        if !KNOWN_PASSES.contains(&spec.name.as_str()) {
+        if registry::find(&spec.name).is_none() {
             return Err(Error::input(
                 &path,
                 format!(
                     "unknown pass '{}' (known: {})",
                     spec.name,
-                    KNOWN_PASSES.join(", ")
+                    registry::names().join(", ")
                 ),
             ));
         }

@@ -21,6 +21,7 @@ pub mod html_tiles;
 pub mod inspect;
 pub mod interrupt;
 pub mod output_policy;
+pub mod pass_catalog;
 pub mod pipeline;
 pub mod report;
 pub mod run_args;

@@ -6,15 +6,12 @@ use crate::ir::Model;
 use crate::onnx_io::export::writes_external_data;
 use crate::onnx_io::{load_model, save_model, ExportOptions};
 use crate::output_policy::Outputs;
-use crate::pass_manager::PassManager;
-use crate::passes::cleanup::Cleanup;
-use crate::passes::precision::calibrate::CalibMethod;
-use crate::passes::precision::pass::{Budget, PrecisionConfig, PrecisionPass, PrecisionSlot};
-use crate::passes::schedule::{ScheduleConfig, SchedulePass, ScheduleSlot};
-use crate::passes::tiling::TiledSchedulePass;
+use crate::pass_manager::{PassManager, PassRecord, ReportSection};
+use crate::passes::precision::options::apply_options as apply_precision_options;
+use crate::passes::precision::pass::PrecisionConfig;
+use crate::passes::registry::{self, PassSettings};
 use crate::report::{ModelSummary, Report};
 use crate::run_args::PassSpec;
-pub use crate::run_args::KNOWN_PASSES;
 use crate::shape::{infer, Bindings};
 use crate::summary::render_summary;
 use crate::validate::{validate, ValidationOptions};
@@ -59,7 +56,7 @@ pub struct PipelineOptions {
 /// [`crate::output_policy`]): staged, and committed with the other outputs.
 #[derive(Clone, Debug)]
 pub struct IrDumpOptions {
-    /// Pass names ([`KNOWN_PASSES`]) or `all`.
+    /// Pass names (of [`crate::passes::registry`]) or `all`.
     pub after: Vec<String>,
     pub dir: PathBuf,
 }
@@ -120,177 +117,18 @@ impl PipelineOutcome {
     }
 }
 
-/// The passes of the default pipeline, in order: cleanup, then mixed precision (with its
-/// relevance analysis) unless it is turned off.
-pub fn default_passes(precision: Option<&PrecisionConfig>, slot: &PrecisionSlot) -> PassManager {
-    let mut pm = PassManager::new();
-    pm.add(Cleanup);
-    if let Some(cfg) = precision {
-        pm.add(PrecisionPass {
-            config: cfg.clone(),
-            slot: slot.clone(),
-        });
-    }
-    pm
+/// The pass manager for a config file's pass list (see [`crate::passes::registry`]): each
+/// pass with its `[[pass]]` options, in order, checked against what each requires;
+/// scheduling is appended when configured and not listed.
+pub fn passes_from_specs(specs: &[PassSpec], settings: &PassSettings) -> Result<PassManager> {
+    let list: Vec<(&str, &toml::Table)> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), &s.options))
+        .collect();
+    registry::from_list(&list, settings)
 }
 
-/// Builds the pass manager for a pass list from a config file. `precision` gives the
-/// precision pass's settings from the command line; the spec's options override them.
-/// `schedule` is the scheduling configuration (the config file already merged a schedule
-/// spec's options into it); scheduling must come last, since it fixes the final order.
-pub fn passes_from_specs(
-    specs: &[PassSpec],
-    precision: Option<&PrecisionConfig>,
-    slot: &PrecisionSlot,
-    schedule: Option<&ScheduleConfig>,
-    schedule_slot: &ScheduleSlot,
-) -> Result<PassManager> {
-    let mut pm = PassManager::new();
-    for (i, spec) in specs.iter().enumerate() {
-        match spec.name.as_str() {
-            "schedule" => {
-                if i + 1 != specs.len() {
-                    return Err(Error::Usage(
-                        "pass 'schedule' must be the last pass: it fixes the final operator order"
-                            .into(),
-                    ));
-                }
-                if let Some(k) = spec.options.keys().next() {
-                    return Err(Error::Usage(format!(
-                        "pass 'schedule' takes no option '{k}' here (give it in optimize.toml)"
-                    )));
-                }
-                let cfg = schedule.ok_or_else(|| {
-                    Error::Usage(
-                        "pass 'schedule' needs a scratchpad size or a target: set scratchpad or target in optimize.toml, or pass --scratchpad SIZE or --target FILE".into(),
-                    )
-                })?;
-                pm.add(schedule_pass(cfg, schedule_slot));
-            }
-            "precision" => {
-                let mut cfg = precision.cloned().unwrap_or_default();
-                cfg.explicit = true;
-                apply_precision_options(&mut cfg, &spec.options)?;
-                pm.add(PrecisionPass {
-                    config: cfg,
-                    slot: slot.clone(),
-                });
-            }
-            "cleanup" => {
-                if let Some(k) = spec.options.keys().next() {
-                    return Err(Error::Usage(format!(
-                        "pass 'cleanup' takes no option '{k}'"
-                    )));
-                }
-                pm.add(Cleanup);
-            }
-            other => {
-                return Err(Error::Usage(format!(
-                    "unknown pass '{other}' (known: {})",
-                    KNOWN_PASSES.join(", ")
-                )))
-            }
-        }
-    }
-    Ok(pm)
-}
-
-/// The scheduling pass for a configuration, reporting into `slot` (it tiles where whole
-/// tensors do not fit, see `passes/tiling`).
-fn schedule_pass(cfg: &ScheduleConfig, slot: &ScheduleSlot) -> TiledSchedulePass {
-    TiledSchedulePass {
-        inner: SchedulePass {
-            target: cfg.target.clone(),
-            options: cfg.options.clone(),
-            slot: slot.clone(),
-        },
-        plan_events: cfg.plan.is_some(),
-    }
-}
-
-/// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
-/// `calib`, `calib-random`, `calib-method`, `time-limit`.
-fn apply_precision_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result<()> {
-    for (k, v) in options {
-        let bad = || Error::Usage(format!("pass 'precision': bad value for '{k}': {v:?}"));
-        let num = || {
-            v.as_float()
-                .or(v.as_integer().map(|i| i as f64))
-                .ok_or_else(bad)
-        };
-        match k.as_str() {
-            "size-budget" => {
-                cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget);
-                cfg.budget_explicit = true;
-            }
-            "avg-bits" => {
-                cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget);
-                cfg.budget_explicit = true;
-            }
-            "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
-            "calib-random" => cfg.calib_random = v.as_bool().ok_or_else(bad)?,
-            "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
-            "time-limit" => {
-                let t = num()?;
-                crate::value_checks::time_limit(t)
-                    .map_err(|why| {
-                        use crate::value_checks::Shown;
-                        crate::value_checks::flag_error("time-limit", t.shown(), why)
-                    })?;
-                cfg.time_limit_s = t;
-            }
-            other => {
-                return Err(Error::Usage(format!(
-                    "pass 'precision' takes no option '{other}' (known: size-budget, avg-bits, calib, calib-random, calib-method, time-limit)"
-                )))
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `--size-budget F` or `--avg-bits B` (ranges in [`crate::value_checks`]); at most one.
-pub fn parse_budget(size: Option<f64>, bits: Option<f64>) -> Result<Option<Budget>> {
-    use crate::value_checks::{avg_bits, flag_error, size_budget, Shown};
-    match (size, bits) {
-        (Some(_), Some(_)) => Err(Error::Usage(
-            "give either --size-budget or --avg-bits, not both".into(),
-        )),
-        (Some(f), None) => {
-            size_budget(f).map_err(|why| flag_error("--size-budget", f.shown(), why))?;
-            Ok(Some(Budget::SizeFraction(f)))
-        }
-        (None, Some(b)) => {
-            avg_bits(b).map_err(|why| flag_error("--avg-bits", b.shown(), why))?;
-            Ok(Some(Budget::AvgBits(b)))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-/// `minmax`, `percentile` (99.99) or `percentile:P`.
-pub fn parse_calib_method(s: &str) -> Result<CalibMethod> {
-    let bad = || {
-        Error::Usage(format!(
-            "--calib-method {s}: expected minmax, percentile or percentile:P (50 < P < 100)"
-        ))
-    };
-    match s {
-        "minmax" => Ok(CalibMethod::MinMax),
-        "percentile" => Ok(CalibMethod::Percentile(99.99)),
-        _ => {
-            let p: f64 = s
-                .strip_prefix("percentile:")
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(bad)?;
-            if p > 50.0 && p < 100.0 {
-                Ok(CalibMethod::Percentile(p))
-            } else {
-                Err(bad())
-            }
-        }
-    }
-}
+pub use crate::passes::precision::options::{parse_budget, parse_calib_method};
 
 /// Loads a model and runs shape inference with the given bindings.
 pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
@@ -359,26 +197,18 @@ fn stage_model(model: &Model, opts: &PipelineOptions, outs: &mut Outputs) -> Res
     Ok(staged)
 }
 
-/// Key of the schedule section under which a pass leaves a plan meant for `--plan` only (a
-/// tiled plan with every tile event: megabytes the report should not carry).
-const PLAN_FILE_KEY: &str = "plan_file";
-
 /// Writes the report, HTML and plan into their staging folders.
-fn stage_side_outputs(report: &mut Report, outs: &Outputs) -> Result<()> {
-    let plan_file = report
-        .sections
-        .get_mut("schedule")
-        .and_then(|s| s.as_object_mut())
-        .and_then(|o| o.remove(PLAN_FILE_KEY));
+fn stage_side_outputs(
+    report: &Report,
+    plan: Option<&serde_json::Value>,
+    outs: &Outputs,
+) -> Result<()> {
     if let Some(p) = outs.staged(OUT_HTML) {
         crate::html::write_html(report, p)?;
     }
     if let Some(p) = outs.staged(OUT_REPORT) {
         report.write(p)?;
     }
-    let plan = plan_file
-        .as_ref()
-        .or_else(|| report.sections.get("schedule").and_then(|s| s.get("plan")));
     if let (Some(p), Some(plan)) = (outs.staged(OUT_PLAN), plan) {
         let text = serde_json::to_string_pretty(plan)
             .map_err(|e| Error::Internal(format!("plan JSON: {e}")))?;
@@ -423,6 +253,45 @@ fn warn_undumped(opts: &PipelineOptions, ran: &[&str]) {
     }
 }
 
+/// What the passes left for the steps after them (read from their typed report sections,
+/// not from the report's JSON).
+#[derive(Default)]
+struct PassFacts {
+    /// A pass changed the numbers by design: validation judges fidelity.
+    lossy: bool,
+    calibration_dir: Option<PathBuf>,
+    held_out_samples: Vec<String>,
+    /// The plan for `--plan`.
+    plan: Option<serde_json::Value>,
+}
+
+impl PassFacts {
+    /// Moves every pass's section into the report and keeps what later steps need.
+    fn collect(records: &mut [PassRecord], report: &mut Report) -> PassFacts {
+        let mut facts = PassFacts::default();
+        for section in records.iter_mut().filter_map(|r| r.section.take()) {
+            let ReportSection {
+                key,
+                body,
+                lossy,
+                calibration_dir,
+                held_out_samples,
+                plan,
+            } = section;
+            facts.lossy |= lossy;
+            if lossy {
+                facts.calibration_dir = facts.calibration_dir.or(calibration_dir);
+                if facts.held_out_samples.is_empty() {
+                    facts.held_out_samples = held_out_samples;
+                }
+            }
+            facts.plan = plan.or(facts.plan);
+            report.sections.insert(key.into(), body);
+        }
+        facts
+    }
+}
+
 /// Runs the passes the options ask for; fills the report's pass records and sections, and
 /// writes the IR dumps into their staging folder.
 fn run_passes(
@@ -431,9 +300,7 @@ fn run_passes(
     plans: &[crate::fidelity::OutputPlan],
     report: &mut Report,
     outs: &Outputs,
-) -> Result<()> {
-    let precision_slot = PrecisionSlot::default();
-    let schedule_slot = ScheduleSlot::default();
+) -> Result<PassFacts> {
     // Calibration data is not validation data: without --inputs, part of it is held out.
     let precision = opts.precision.clone().map(|mut p| {
         p.holdout = opts.inputs.is_none() && opts.validate;
@@ -447,31 +314,21 @@ fn run_passes(
         p.search = search_for(opts, &p, plans);
         p
     });
-    let mut passes = match &opts.passes {
-        Some(specs) => passes_from_specs(
-            specs,
-            precision.as_ref(),
-            &precision_slot,
-            opts.schedule.as_ref(),
-            &schedule_slot,
-        )?,
-        None => default_passes(precision.as_ref(), &precision_slot),
+    let settings = PassSettings {
+        precision,
+        schedule: opts.schedule.clone(),
     };
-    let listed = |name: &str| opts.passes.iter().flatten().any(|spec| spec.name == name);
-    if let Some(cfg) = opts.schedule.as_ref().filter(|_| !listed("schedule")) {
-        passes.add(schedule_pass(cfg, &schedule_slot));
-    }
+    let passes = match &opts.passes {
+        Some(specs) => passes_from_specs(specs, &settings)?,
+        None => registry::default_list(&settings)?,
+    };
     warn_undumped(opts, &passes.names());
-    report.passes = passes.run_with(model, |position, name, m| {
+    let mut records = passes.run_with(model, |position, name, m| {
         dump_after(opts, outs, position, name, m)
     })?;
-    if let Some(section) = precision_slot.lock().ok().and_then(|mut s| s.take()) {
-        report.sections.insert("precision".into(), section);
-    }
-    if let Some(section) = schedule_slot.lock().ok().and_then(|mut s| s.take()) {
-        report.sections.insert("schedule".into(), section);
-    }
-    Ok(())
+    let facts = PassFacts::collect(&mut records, report);
+    report.passes = records;
+    Ok(facts)
 }
 
 /// The first budget the search probes: the default budget, where uniform int8 fits.
@@ -586,22 +443,6 @@ fn batch_section(batch: &[crate::data::batch::BatchBinding]) -> serde_json::Valu
     })
 }
 
-/// The samples the precision pass held out of calibration for validation, when it split
-/// the calibration folder.
-fn held_out_samples(report: &Report) -> Option<Vec<String>> {
-    report
-        .sections
-        .get("precision")
-        .map(|p| &p["calibration"]["holdout"]["validation_samples"])
-        .and_then(|v| v.as_array())
-        .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-}
-
 /// What a finished validation means for the run: `Some` refuses it (nothing written but
 /// the report and HTML). A fidelity below target with an explicit budget and no
 /// `--min-fidelity` (not `enforced`), or a validation no runtime could do, only warns.
@@ -708,26 +549,19 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
     } else {
         Vec::new()
     };
-    run_passes(&mut model, opts, &plans, &mut report, outs)?;
+    let facts = run_passes(&mut model, opts, &plans, &mut report, outs)?;
     // Quantized output is lossy by design: validation then checks fidelity, not tolerance.
-    let lossy = report
-        .passes
-        .iter()
-        .any(|p| p.name == "precision" && p.changed);
+    let lossy = facts.lossy;
 
     // The model is validated as staged, and moved into place only when everything passed.
     let staged = stage_model(&model, opts, outs)?;
     // Without --inputs, a quantized model is validated on its calibration inputs when it
     // had real ones: seeded random inputs say little about fidelity (a detector's map on
     // noise is near zero everywhere, so its cosine is noise too).
-    let calib_dir = report
-        .sections
-        .get("precision")
-        .and_then(|p| p["calibration"]["dir"].as_str())
-        .map(PathBuf::from);
-    let validation_dir = opts.inputs.clone().or(calib_dir.filter(|_| lossy));
+    let validation_dir = opts.inputs.clone().or(facts.calibration_dir.clone());
     // The held-out part of the calibration folder, when it was split (and validates here).
-    let held_out = held_out_samples(&report).filter(|_| opts.inputs.is_none() && lossy);
+    let held_out =
+        Some(facts.held_out_samples.clone()).filter(|h| !h.is_empty() && opts.inputs.is_none());
     let mut failure = None;
     if opts.validate {
         let (enforced, mode) = gate_mode(opts, lossy);
@@ -764,7 +598,7 @@ fn run_planned(opts: &PipelineOptions, outs: &mut Outputs) -> Result<PipelineOut
             written.path = opts.output.display().to_string();
             report.output = Some(written);
         }
-        stage_side_outputs(&mut report, outs)?;
+        stage_side_outputs(&report, facts.plan.as_ref(), outs)?;
         // A validation failure writes the report and HTML (they say why), not the model.
         let ok = failure.is_none();
         // The IR dumps too: they help find why.

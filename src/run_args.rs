@@ -1,13 +1,10 @@
 //! The settings of one run, as the command line's flags and `optimize.toml`'s keys both
-//! give them, and the names of the passes a run may list. The CLI, the config file reader
+//! give them, and a pass list's entry (`PassSpec`). The CLI, the config file reader
 //! and the value checks all read these types; none of them is read by this module, so the
 //! app layer has no import cycle.
 
 use serde::Deserialize;
 use std::path::PathBuf;
-
-/// Names of the passes a config file may list.
-pub const KNOWN_PASSES: &[&str] = &["cleanup", "precision", "schedule"];
 
 /// One pass of the pipeline with its options (everything but `name`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -9,8 +9,8 @@
 //! below 10^6 s, sample counts are at least 1.
 
 use crate::error::{Error, Result};
-use crate::passes::precision::Precision;
-use crate::run_args::{RunArgs, KNOWN_PASSES};
+use crate::passes::registry;
+use crate::run_args::RunArgs;
 use std::fmt::Display;
 use std::path::Path;
 
@@ -20,10 +20,6 @@ pub type Check = fn(f64) -> Result<(), String>;
 /// Most random validation samples (they are made and run one at a time).
 pub const MAX_SAMPLES: usize = 1_000_000;
 pub use crate::passes::limits::{MAX_SCRATCHPAD, MAX_TIME_LIMIT_S};
-
-fn min_weight_bits() -> u32 {
-    Precision::min_weight_bits()
-}
 
 /// `--tolerance`: a finite number ≥ 0.
 pub fn tolerance(v: f64) -> Result<(), String> {
@@ -45,44 +41,8 @@ pub fn samples(n: usize) -> Result<(), String> {
     }
 }
 
-/// `--size-budget`: a fraction of the fp32 weight bytes no smaller than the narrowest
-/// precision stores, at most 1.
-pub fn size_budget(f: f64) -> Result<(), String> {
-    let floor = min_weight_bits() as f64 / 32.0;
-    if !(f.is_finite() && f > 0.0 && f <= 1.0) {
-        return Err("expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3".into());
-    }
-    if f < floor {
-        return Err(format!(
-            "below {floor}, what the narrowest precision (int{}) stores per fp32 weight byte; no allocation can meet it",
-            min_weight_bits()
-        ));
-    }
-    Ok(())
-}
-
-/// `--avg-bits`: between the narrowest precision's bits and 32.
-pub fn avg_bits(b: f64) -> Result<(), String> {
-    let lo = min_weight_bits() as f64;
-    if b.is_finite() && (lo..=32.0).contains(&b) {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected bits per weight between {lo} (int{lo}) and 32, e.g. 6"
-        ))
-    }
-}
-
-/// A solver time limit in seconds: finite, > 0, at most [`MAX_TIME_LIMIT_S`].
-pub fn time_limit(t: f64) -> Result<(), String> {
-    if t.is_finite() && t > 0.0 && t <= MAX_TIME_LIMIT_S {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected seconds > 0 and at most {MAX_TIME_LIMIT_S:e}"
-        ))
-    }
-}
+pub use crate::passes::limits::time_limit;
+pub use crate::passes::precision::options::{avg_bits, size_budget};
 
 /// A scratchpad size (bytes, or a number with a unit).
 pub fn scratchpad(s: &str) -> Result<(), String> {
@@ -98,10 +58,7 @@ pub fn scratchpad(s: &str) -> Result<(), String> {
 
 pub use crate::error::Shown;
 
-/// The error for a bad flag value.
-pub fn flag_error(flag: &str, value: impl Display, why: String) -> Error {
-    Error::Usage(crate::error::one_line(&format!("{flag} {value}: {why}")))
-}
+pub use crate::error::flag_error;
 
 /// The error for a bad value of a config file's key.
 pub fn key_error(file: &Path, key: &str, value: impl Display, why: String) -> Error {
@@ -156,12 +113,12 @@ pub fn check_run_flags(a: &RunArgs) -> Result<()> {
 
 /// A pass name `--dump-ir-after` accepts: one of the pipeline's passes, or `all`.
 pub fn dump_pass(name: &str) -> Result<(), String> {
-    if name == "all" || KNOWN_PASSES.contains(&name) {
+    if name == "all" || registry::find(name).is_some() {
         Ok(())
     } else {
         Err(format!(
             "unknown pass (known: {}, or all)",
-            KNOWN_PASSES.join(", ")
+            registry::names().join(", ")
         ))
     }
 }

@@ -6,7 +6,7 @@ use common::build::node;
 use onnx_protobuf::{GraphProto, TensorProto};
 use optimize::data::random_inputs;
 use optimize::onnx_io::{model_from_bytes, save_model, ExportOptions};
-use optimize::pipeline::default_passes;
+use optimize::passes::registry::{default_list, PassSettings};
 use optimize::runtime::OrtRuntime;
 use optimize::validate::input_specs;
 use std::collections::HashMap;
@@ -59,7 +59,8 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
     std::fs::write(&original, messy_model()).expect("write");
     let mut model =
         model_from_bytes(&std::fs::read(&original).expect("read"), &original).expect("import");
-    let records = default_passes(None, &Default::default())
+    let records = default_list(&PassSettings::default())
+        .expect("pass list")
         .run(&mut model)
         .expect("passes");
     let c = &records[0].changes;
@@ -88,7 +89,8 @@ fn cleanup_removes_identities_dead_nodes_and_unused_initializers_without_changin
     );
 
     // A second run finds nothing more to do.
-    let again = default_passes(None, &Default::default())
+    let again = default_list(&PassSettings::default())
+        .expect("pass list")
         .run(&mut model)
         .expect("passes");
     assert!(!again[0].changed);

@@ -449,3 +449,20 @@ fn quantized_model_is_validated_on_its_calibration_inputs() {
         calib.to_str()
     );
 }
+
+/// `optimize passes` lists every pass of the registry with what it requires and ensures;
+/// the text is a snapshot, so a pass added, or a requirement changed, shows in review.
+#[test]
+fn passes_lists_the_registry() {
+    let o = run(&["passes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8_lossy(&o.stdout).into_owned();
+    for name in optimize::passes::registry::names() {
+        assert!(
+            s.lines().any(|l| l == name),
+            "pass '{name}' not listed:\n{s}"
+        );
+    }
+    assert!(s.contains("requires: runs last"), "{s}");
+    insta::assert_snapshot!("passes", s);
+}

@@ -519,19 +519,17 @@ fn external_data_confinement_through_the_library() {
 /// that names the pass and asks for a report, and the model is left as it was.
 #[test]
 fn a_panicking_pass_is_an_internal_error_naming_it() {
-    use optimize::pass_manager::{Pass, PassChanges, PassManager};
+    use optimize::pass_manager::{Pass, PassChanges, PassManager, PassResult};
     struct Exploding;
     impl Pass for Exploding {
         fn name(&self) -> &'static str {
             "exploding"
         }
-        fn run(&self, model: &mut optimize::ir::Model) -> optimize::error::Result<PassChanges> {
+        fn run(&self, model: &mut optimize::ir::Model) -> optimize::error::Result<PassResult> {
             let n = model.graph.node_count();
             let v: Vec<usize> = Vec::new();
             // Index out of bounds: a real bug, not an explicit panic!().
-            Ok(PassChanges(
-                [("boom".to_string(), v[n] as u64)].into_iter().collect(),
-            ))
+            Ok(PassChanges([("boom".to_string(), v[n] as u64)].into_iter().collect()).into())
         }
     }
     let dir = tempfile::tempdir().expect("tempdir");

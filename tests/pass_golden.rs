@@ -1,4 +1,4 @@
-//! Golden IR dumps per pass: every pass of the pipeline's registry (`KNOWN_PASSES`) runs
+//! Golden IR dumps per pass: every pass of the registry (`passes::registry::REGISTRY`) runs
 //! alone, through the pass manager (so its result is verified too), on a small committed
 //! fixture under `testdata/passes/`, and the stable IR dump after it is an `insta` snapshot
 //! (`tests/snapshots/pass_golden__*.snap`). The scheduling pass has two: the COSMA schedule
@@ -20,8 +20,9 @@ use optimize::config::PassSpec;
 use optimize::ir::Model;
 use optimize::pass_manager::PassManager;
 use optimize::passes::precision::pass::{Budget, Objective, PrecisionConfig};
+use optimize::passes::registry::{self, PassSettings};
 use optimize::passes::schedule::ScheduleConfig;
-use optimize::pipeline::{load_and_infer, passes_from_specs, KNOWN_PASSES};
+use optimize::pipeline::{load_and_infer, passes_from_specs};
 use std::path::PathBuf;
 
 // ------------------------------------------------------------------ fixtures
@@ -231,14 +232,11 @@ fn pass_manager(name: &str, schedule: Option<&ScheduleConfig>) -> PassManager {
         time_limit_s: 60.0,
         ..Default::default()
     };
-    passes_from_specs(
-        &[spec(name)],
-        Some(&precision),
-        &Default::default(),
-        schedule,
-        &Default::default(),
-    )
-    .expect("pass manager")
+    let settings = PassSettings {
+        precision: Some(precision),
+        schedule: schedule.cloned(),
+    };
+    passes_from_specs(&[spec(name)], &settings).expect("pass manager")
 }
 
 fn schedule_config(scratchpad: &str, tiling: &str) -> ScheduleConfig {
@@ -256,11 +254,11 @@ fn ops(m: &Model) -> Vec<String> {
 #[test]
 fn every_registered_pass_has_a_golden() {
     let goldens = ["cleanup", "precision", "schedule"];
-    let mut known: Vec<&str> = KNOWN_PASSES.to_vec();
+    let mut known: Vec<&str> = registry::names();
     known.sort();
     let mut have = goldens.to_vec();
     have.sort();
-    assert_eq!(have, known, "a pass of KNOWN_PASSES without a golden here");
+    assert_eq!(have, known, "a registered pass without a golden here");
 }
 
 #[test]
@@ -322,7 +320,11 @@ fn verification_overhead_on_ppocr_det() {
         measure: false,
         ..Default::default()
     };
-    let pm = optimize::pipeline::default_passes(Some(&precision), &Default::default());
+    let settings = PassSettings {
+        precision: Some(precision),
+        schedule: None,
+    };
+    let pm = registry::default_list(&settings).expect("default passes");
     let records = pm.run(&mut model).expect("default passes on det");
     let (mut passes, mut verify) = (0.0, first);
     for r in &records {
@@ -352,14 +354,8 @@ fn verification_accepts_cleanup_on_every_corpus_model() {
         let Ok(mut model) = load_and_infer(&m.path, &m.bindings) else {
             continue;
         };
-        let pm = passes_from_specs(
-            &[spec("cleanup")],
-            None,
-            &Default::default(),
-            None,
-            &Default::default(),
-        )
-        .expect("pass manager");
+        let pm =
+            passes_from_specs(&[spec("cleanup")], &PassSettings::default()).expect("pass manager");
         if let Err(e) = pm.run(&mut model) {
             panic!("{}: {e}", m.name);
         }

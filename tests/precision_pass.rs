@@ -747,19 +747,20 @@ fn cls_end_to_end_at_030() {
 #[test]
 fn pass_without_candidates_changes_nothing() {
     use optimize::pass_manager::Pass;
-    use optimize::passes::precision::pass::{PrecisionPass, PrecisionSlot};
+    use optimize::passes::precision::pass::PrecisionPass;
     let mut model = relu_mul_model(8);
     let before = to_bytes(&model, &ExportOptions::default()).unwrap();
-    let slot = PrecisionSlot::default();
     let pass = PrecisionPass {
         config: PrecisionConfig::default(),
-        slot: slot.clone(),
     };
     assert_eq!(pass.name(), "precision");
-    let changes = pass.run(&mut model).expect("runs");
-    assert!(!changes.changed(), "{changes:?}");
+    let result = pass.run(&mut model).expect("runs");
+    assert!(!result.changed(), "{:?}", result.changes);
     assert_eq!(to_bytes(&model, &ExportOptions::default()).unwrap(), before);
-    let section = slot.lock().unwrap().clone().expect("a section");
+    let section = result.section.expect("a section");
+    assert_eq!(section.key, "precision");
+    assert!(!section.lossy, "nothing changed, so nothing is lossy");
+    let section = section.body;
     println!("{section}");
     assert!(section["note"]
         .as_str()

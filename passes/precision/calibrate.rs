@@ -48,6 +48,8 @@ pub struct Calibration {
     pub warning: Option<String>,
     /// The calibration hold-out (report JSON), when one was asked for.
     pub holdout: Option<serde_json::Value>,
+    /// The samples of the folder held out for validation (empty when not split).
+    pub held_out: Vec<String>,
 }
 
 /// Running statistics of one tensor.
@@ -172,6 +174,7 @@ pub fn calibrate(
         source: String::new(),
         warning: None,
         holdout: None,
+        held_out: Vec::new(),
     })
 }
 

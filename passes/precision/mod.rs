@@ -18,6 +18,7 @@ pub mod check;
 pub mod decoded_weights;
 pub mod ilp;
 pub mod opset;
+pub mod options;
 pub mod pass;
 pub mod quantize;
 pub mod rewrite;

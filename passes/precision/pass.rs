@@ -15,7 +15,10 @@ use super::ilp::{
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
-use crate::pass_manager::{Pass, PassChanges};
+use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
+
+/// The pass's name, and the key of its report section.
+pub const PASS_NAME: &str = "precision";
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::{Graph, Model};
 use rand::{Rng, SeedableRng};
@@ -23,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// How the assignment is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -186,9 +189,6 @@ impl Default for PrecisionConfig {
     }
 }
 
-/// Where the pass leaves its report section.
-pub type PrecisionSlot = Arc<Mutex<Option<serde_json::Value>>>;
-
 /// Everything one run produced.
 #[derive(Clone, Debug)]
 pub struct PrecisionOutcome {
@@ -200,21 +200,24 @@ pub struct PrecisionOutcome {
     /// Constant bytes of the input model (the budget's reference) and of the result.
     pub weight_bytes_before: u64,
     pub weight_bytes_after: u64,
+    /// The calibration folder the samples came from, when calibration ran on one.
+    pub calibration_dir: Option<std::path::PathBuf>,
+    /// The samples of that folder held out of calibration for validation.
+    pub held_out_samples: Vec<String>,
     pub section: Value,
 }
 
 /// The precision pass for the pass manager.
 pub struct PrecisionPass {
     pub config: PrecisionConfig,
-    pub slot: PrecisionSlot,
 }
 
 impl Pass for PrecisionPass {
     fn name(&self) -> &'static str {
-        "precision"
+        PASS_NAME
     }
 
-    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
         let mut work = model.clone();
         let out = match run_precision(&mut work, &self.config) {
             Ok(out) => out,
@@ -222,14 +225,15 @@ impl Pass for PrecisionPass {
                 if !self.config.explicit =>
             {
                 let reason = optimize_ir::error::one_line(&e.to_string());
-                if let Ok(mut s) = self.slot.lock() {
-                    *s = Some(json!({
-                        "skipped": reason,
-                        "hint": "the model keeps fp32; give --size-budget/--avg-bits, --calib or --input-shape to run mixed precision (errors are then reported)",
-                        "nodes": [],
-                    }));
-                }
-                return Ok(PassChanges::default());
+                let body = json!({
+                    "skipped": reason,
+                    "hint": "the model keeps fp32; give --size-budget/--avg-bits, --calib or --input-shape to run mixed precision (errors are then reported)",
+                    "nodes": [],
+                });
+                return Ok(PassResult {
+                    changes: PassChanges::default(),
+                    section: Some(ReportSection::new(PASS_NAME, body)),
+                });
             }
             Err(e) => return Err(e),
         };
@@ -244,10 +248,17 @@ impl Pass for PrecisionPass {
         if let Some(r) = &out.rewrite {
             changes.add("inserted_nodes", r.inserted_nodes as u64);
         }
-        if let Ok(mut s) = self.slot.lock() {
-            *s = Some(out.section);
-        }
-        Ok(changes)
+        let section = ReportSection {
+            // Any operator off fp32 changes the numbers by design.
+            lossy: changes.changed(),
+            calibration_dir: out.calibration_dir,
+            held_out_samples: out.held_out_samples,
+            ..ReportSection::new(PASS_NAME, out.section)
+        };
+        Ok(PassResult {
+            changes,
+            section: Some(section),
+        })
     }
 }
 
@@ -685,6 +696,8 @@ fn unchanged(
         },
         weight_bytes_before,
         weight_bytes_after: after,
+        calibration_dir: None,
+        held_out_samples: Vec::new(),
         section,
     }
 }
@@ -706,6 +719,7 @@ fn calibrate_candidates(
     let (mut samples, warning) =
         load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, count)?;
     let mut holdout = None;
+    let mut held_out = Vec::new();
     if split {
         let total = samples.len();
         let validation = optimize_runtimes::fidelity::holdout::validation_indices(
@@ -725,6 +739,7 @@ fn calibrate_candidates(
                     }
                 }
                 samples = kept;
+                held_out = held.clone();
                 json!({
                     "seed": cfg.seed,
                     "folder_samples": total,
@@ -773,6 +788,7 @@ fn calibrate_candidates(
     };
     calib.warning = warning;
     calib.holdout = holdout;
+    calib.held_out = held_out;
     Ok((samples, calib))
 }
 
@@ -901,6 +917,8 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         checker,
         weight_bytes_before,
         weight_bytes_after: after,
+        calibration_dir: cfg.calib_dir.clone(),
+        held_out_samples: calib.held_out.clone(),
         section,
     })
 }

@@ -27,7 +27,7 @@ pub mod windows;
 mod pass;
 mod solve;
 
-pub use pass::{SchedulePass, ScheduleSlot};
+pub use pass::{SchedulePass, PASS_NAME};
 pub use solve::{schedule, schedule_with, Mode, Outcome, ScheduleError, ScheduleOptions};
 
 #[cfg(test)]

@@ -6,26 +6,24 @@ use super::plan::plan_json;
 use super::problem::{extract, Problem};
 use super::solve::{schedule, Outcome, ScheduleError, ScheduleOptions};
 use super::target::Target;
-use crate::pass_manager::{Pass, PassChanges};
+use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::Model;
-use std::sync::{Arc, Mutex};
 
-/// Where the pass leaves its report section.
-pub type ScheduleSlot = Arc<Mutex<Option<serde_json::Value>>>;
+/// The pass's name, and the key of its report section.
+pub const PASS_NAME: &str = "schedule";
 
 pub struct SchedulePass {
     pub target: Target,
     pub options: ScheduleOptions,
-    pub slot: ScheduleSlot,
 }
 
 impl Pass for SchedulePass {
     fn name(&self) -> &'static str {
-        "schedule"
+        PASS_NAME
     }
 
-    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
         let p = extract(model, &self.target).map_err(Error::Usage)?;
         self.run_extracted(model, &p)
     }
@@ -34,7 +32,7 @@ impl Pass for SchedulePass {
 impl SchedulePass {
     /// [`Pass::run`] on a problem already extracted from `model` (the tiling pass extracts
     /// it to decide whether to tile).
-    pub fn run_extracted(&self, model: &mut Model, p: &Problem) -> Result<PassChanges> {
+    pub fn run_extracted(&self, model: &mut Model, p: &Problem) -> Result<PassResult> {
         let progress = optimize_ir::progress::spinner("schedule");
         progress.set_message(format!(
             "{} operators, {} tensors, scratchpad {} bytes",
@@ -53,7 +51,7 @@ impl SchedulePass {
     /// Puts a solved schedule of `p` (extracted from `model`) into the model and the report
     /// slot. The tiling pass calls it with the COSMA outcome it already computed to compare
     /// with its tiled plan, so the schedule is not solved twice.
-    pub fn apply(&self, model: &mut Model, p: &Problem, out: &Outcome) -> Result<PassChanges> {
+    pub fn apply(&self, model: &mut Model, p: &Problem, out: &Outcome) -> Result<PassResult> {
         let Some(plan) = &out.ours.plan else {
             return Err(Error::Internal("the chosen schedule has no plan".into()));
         };
@@ -84,13 +82,16 @@ impl SchedulePass {
                 obj.insert("traffic_seconds".into(), t.into());
             }
         }
-        if let Ok(mut s) = self.slot.lock() {
-            *s = Some(section);
-        }
         let mut changes = PassChanges::default();
         changes.add("reordered_nodes", moved as u64);
         changes.add("spill_bytes", check.spill_bytes);
         changes.add("reload_bytes", check.reload_bytes);
-        Ok(changes)
+        Ok(PassResult {
+            changes,
+            section: Some(ReportSection {
+                plan: section.get("plan").cloned(),
+                ..ReportSection::new(PASS_NAME, section)
+            }),
+        })
     }
 }

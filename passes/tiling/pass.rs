@@ -5,7 +5,7 @@ use super::graph::extract as tiling_view;
 use super::report::section;
 use super::rewrite::rewrite;
 use super::run::{solve, TilingOptions};
-use crate::pass_manager::{Pass, PassChanges};
+use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
 use crate::schedule::bounds::m_r;
 use crate::schedule::problem::extract;
 use crate::schedule::tiling_mode::TilingMode;
@@ -16,17 +16,17 @@ use optimize_ir::ir::Model;
 /// [`SchedulePass`] that tiles where whole tensors do not fit.
 pub struct TiledSchedulePass {
     pub inner: SchedulePass,
-    /// `--plan` asked: the section carries the plan with every tile event under `plan_file`,
-    /// which the pipeline writes to `--plan` and leaves out of the report.
+    /// `--plan` asked: the section's `plan` has every tile event, for `--plan` only (the
+    /// report does not carry it).
     pub plan_events: bool,
 }
 
 impl Pass for TiledSchedulePass {
     fn name(&self) -> &'static str {
-        "schedule"
+        crate::schedule::PASS_NAME
     }
 
-    fn run(&self, model: &mut Model) -> Result<PassChanges> {
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
         let (target, opts) = (&self.inner.target, &self.inner.options);
         if opts.tiling == TilingMode::Off {
             return self.inner.run(model);
@@ -93,11 +93,11 @@ impl Pass for TiledSchedulePass {
         let mut sec = section(&g, &out, mr, mr_name.as_deref(), cosma, opts.time_limit_s);
         let rw =
             rewrite(model, &g, plan).map_err(|e| Error::Internal(format!("tiled rewrite: {e}")))?;
+        // For `--plan` only: the report's plan is the one the section carries.
+        let plan_file = self
+            .plan_events
+            .then(|| super::plan::plan_json(&g, plan, true));
         if let Some(obj) = sec.as_object_mut() {
-            if self.plan_events {
-                // For `--plan` only: the pipeline takes it out of the report.
-                obj.insert("plan_file".into(), super::plan::plan_json(&g, plan, true));
-            }
             obj.insert("mode".into(), opts.mode.name().into());
             obj.insert("tiling".into(), opts.tiling.name().into());
             obj.insert(
@@ -109,14 +109,18 @@ impl Pass for TiledSchedulePass {
                 obj.insert("traffic_seconds".into(), (ours as f64 / bw).into());
             }
         }
-        if let Ok(mut s) = self.inner.slot.lock() {
-            *s = Some(sec);
-        }
+        let plan_out = plan_file.or_else(|| sec.get("plan").cloned());
         let mut changes = PassChanges::default();
         changes.add("tiled_segments", rw.tiled_segments as u64);
         changes.add("tile_runs", plan.runs() as u64);
         changes.add("load_bytes", check.load_bytes);
         changes.add("store_bytes", check.store_bytes);
-        Ok(changes)
+        Ok(PassResult {
+            changes,
+            section: Some(ReportSection {
+                plan: plan_out,
+                ..ReportSection::new(crate::schedule::PASS_NAME, sec)
+            }),
+        })
     }
 }

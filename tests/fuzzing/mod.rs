@@ -837,5 +837,7 @@ pub fn cli_args(data: &[u8]) {
                 expect_usage_error(&e, &args);
             }
         }
+        // Takes no arguments: nothing to build.
+        Some(optimize::cli::Command::Passes) => {}
     }
 }

@@ -119,3 +119,8 @@ impl Shown for usize {
         self.to_string()
     }
 }
+
+/// The error for a bad flag value: `--flag value: why`, one line.
+pub fn flag_error(flag: &str, value: impl Display, why: String) -> Error {
+    Error::Usage(one_line(&format!("{flag} {value}: {why}")))
+}

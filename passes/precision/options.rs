@@ -1,0 +1,132 @@
+//! The precision pass's settings as a user gives them: `--size-budget`/`--avg-bits` and
+//! `--calib-method` (flags), and the options of a `[[pass]] name = "precision"` entry of
+//! optimize.toml, with the range checks both share.
+
+use super::calibrate::CalibMethod;
+use super::pass::{Budget, PrecisionConfig};
+use super::Precision;
+use optimize_ir::error::{flag_error, Error, Result, Shown};
+use std::path::PathBuf;
+
+/// The keys a `[[pass]] name = "precision"` entry may give.
+pub const OPTION_KEYS: &[&str] = &[
+    "size-budget",
+    "avg-bits",
+    "calib",
+    "calib-random",
+    "calib-method",
+    "time-limit",
+];
+
+fn min_weight_bits() -> u32 {
+    Precision::min_weight_bits()
+}
+
+/// `--size-budget`: a fraction of the fp32 weight bytes no smaller than the narrowest
+/// precision stores, at most 1.
+pub fn size_budget(f: f64) -> Result<(), String> {
+    let floor = min_weight_bits() as f64 / 32.0;
+    if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+        return Err("expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3".into());
+    }
+    if f < floor {
+        return Err(format!(
+            "below {floor}, what the narrowest precision (int{}) stores per fp32 weight byte; no allocation can meet it",
+            min_weight_bits()
+        ));
+    }
+    Ok(())
+}
+
+/// `--avg-bits`: between the narrowest precision's bits and 32.
+pub fn avg_bits(b: f64) -> Result<(), String> {
+    let lo = min_weight_bits() as f64;
+    if b.is_finite() && (lo..=32.0).contains(&b) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected bits per weight between {lo} (int{lo}) and 32, e.g. 6"
+        ))
+    }
+}
+
+/// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
+/// `calib`, `calib-random`, `calib-method`, `time-limit`.
+pub fn apply_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result<()> {
+    for (k, v) in options {
+        let bad = || Error::Usage(format!("pass 'precision': bad value for '{k}': {v:?}"));
+        let num = || {
+            v.as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .ok_or_else(bad)
+        };
+        match k.as_str() {
+            "size-budget" => {
+                cfg.budget = parse_budget(Some(num()?), None)?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
+            "avg-bits" => {
+                cfg.budget = parse_budget(None, Some(num()?))?.unwrap_or(cfg.budget);
+                cfg.budget_explicit = true;
+            }
+            "calib" => cfg.calib_dir = Some(PathBuf::from(v.as_str().ok_or_else(bad)?)),
+            "calib-random" => cfg.calib_random = v.as_bool().ok_or_else(bad)?,
+            "calib-method" => cfg.calib_method = parse_calib_method(v.as_str().ok_or_else(bad)?)?,
+            "time-limit" => {
+                let t = num()?;
+                crate::limits::time_limit(t)
+                    .map_err(|why| flag_error("time-limit", t.shown(), why))?;
+                cfg.time_limit_s = t;
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "pass 'precision' takes no option '{other}' (known: {})",
+                    OPTION_KEYS.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--size-budget F` or `--avg-bits B` (ranges: [`size_budget`], [`avg_bits`]); at most one.
+pub fn parse_budget(size: Option<f64>, bits: Option<f64>) -> Result<Option<Budget>> {
+    match (size, bits) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either --size-budget or --avg-bits, not both".into(),
+        )),
+        (Some(f), None) => {
+            size_budget(f).map_err(|why| flag_error("--size-budget", f.shown(), why))?;
+            Ok(Some(Budget::SizeFraction(f)))
+        }
+        (None, Some(b)) => {
+            avg_bits(b).map_err(|why| flag_error("--avg-bits", b.shown(), why))?;
+            Ok(Some(Budget::AvgBits(b)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `minmax`, `percentile` (99.99) or `percentile:P`.
+pub fn parse_calib_method(s: &str) -> Result<CalibMethod> {
+    let bad = || {
+        Error::Usage(format!(
+            "--calib-method {s}: expected minmax, percentile or percentile:P (50 < P < 100)"
+        ))
+    };
+    match s {
+        "minmax" => Ok(CalibMethod::MinMax),
+        "percentile" => Ok(CalibMethod::Percentile(99.99)),
+        _ => {
+            let p: f64 = s
+                .strip_prefix("percentile:")
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(bad)?;
+            if p > 50.0 && p < 100.0 {
+                Ok(CalibMethod::Percentile(p))
+            } else {
+                Err(bad())
+            }
+        }
+    }
+}
