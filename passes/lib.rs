@@ -4,10 +4,13 @@
 
 pub mod cbc;
 pub mod cleanup;
+pub mod fold_batchnorm;
 pub mod limits;
+pub mod opset;
 pub mod pass_manager;
 pub mod precision;
 pub mod registry;
 pub mod relevance;
 pub mod schedule;
+pub mod simplify;
 pub mod tiling;

@@ -94,11 +94,34 @@ impl ReportSection {
     }
 }
 
+/// What the pass manager knows of the run so far, for a pass that needs more than the
+/// model in front of it.
+#[derive(Clone, Debug, Default)]
+pub struct PassContext {
+    /// Each pass that ran, with the model's weight bytes just before it.
+    weight_bytes_before: Vec<(&'static str, u64)>,
+}
+
+impl PassContext {
+    /// The weight bytes of the model just before `pass` first ran in this run, if it ran.
+    pub fn weight_bytes_before(&self, pass: &str) -> Option<u64> {
+        self.weight_bytes_before
+            .iter()
+            .find(|(name, _)| *name == pass)
+            .map(|(_, b)| *b)
+    }
+}
+
 /// A transformation of the IR with a name. Passes see only the model (and what they are
 /// constructed with); analyses they need are computed through public IR APIs.
 pub trait Pass {
     fn name(&self) -> &'static str;
     fn run(&self, model: &mut Model) -> Result<PassResult>;
+    /// [`Pass::run`] inside a pass manager's run, which `ctx` describes.
+    fn run_in(&self, model: &mut Model, ctx: &PassContext) -> Result<PassResult> {
+        let _ = ctx;
+        self.run(model)
+    }
 }
 
 /// One pass's entry in the report.
@@ -156,15 +179,19 @@ impl PassManager {
     ) -> Result<Vec<PassRecord>> {
         let mut records = Vec::new();
         let mut types = TypeCheck::new(model);
+        let mut ctx = PassContext::default();
         for (position, pass) in self.passes.iter().enumerate() {
             let start = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| pass.run(model))).map_err(|p| {
-                Error::Internal(format!(
-                    "pass '{}' panicked: {}",
-                    pass.name(),
-                    panic_message(&p)
-                ))
-            })??;
+            ctx.weight_bytes_before
+                .push((pass.name(), model.graph.parameter_stats().1));
+            let outcome =
+                catch_unwind(AssertUnwindSafe(|| pass.run_in(model, &ctx))).map_err(|p| {
+                    Error::Internal(format!(
+                        "pass '{}' panicked: {}",
+                        pass.name(),
+                        panic_message(&p)
+                    ))
+                })??;
             model.graph.relink().map_err(|e| {
                 Error::Internal(format!("pass '{}' left an invalid graph: {e}", pass.name()))
             })?;

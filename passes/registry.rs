@@ -5,10 +5,13 @@
 //! `optimize passes` all read this table: adding a pass means its folder plus one entry.
 
 use crate::cleanup::Cleanup;
+use crate::fold_batchnorm::FoldBatchNorm;
+use crate::opset::UpgradeOpset;
 use crate::pass_manager::{Pass, PassManager};
 use crate::precision::options::{apply_options, OPTION_KEYS};
 use crate::precision::pass::{PrecisionConfig, PrecisionPass};
 use crate::schedule::{ScheduleConfig, SchedulePass};
+use crate::simplify::Simplify;
 use crate::tiling::TiledSchedulePass;
 use optimize_ir::error::{Error, Result};
 
@@ -32,6 +35,8 @@ pub enum Requirement {
     NoOptions(Option<&'static str>),
     /// It runs without the data, but does less and warns; the text says what and how.
     DataOrWarns(&'static str),
+    /// It runs after this pass; a pass list that does not name it gets it inserted before.
+    After(&'static str),
 }
 
 /// When a run without a pass list runs the pass.
@@ -43,6 +48,10 @@ pub enum Inclusion {
     UnlessTurnedOff(&'static str),
     /// When its settings are present, also after a pass list that does not name it.
     AppendedWhenConfigured,
+    /// When a pass that runs requires it ([`Requirement::After`]).
+    WhenRequired,
+    /// Only when a pass list names it.
+    WhenListed,
 }
 
 /// Builds a pass from the run's settings and, when a pass list names it, its options.
@@ -79,12 +88,52 @@ pub static REGISTRY: &[PassInfo] = &[
         build: |_, _| Ok(Box::new(Cleanup)),
     },
     PassInfo {
+        name: crate::fold_batchnorm::PASS_NAME,
+        about: "folds inference-mode BatchNormalization into the Conv before it",
+        options: &[],
+        requires: &[Requirement::NoOptions(None)],
+        ensures: &[
+            "no BatchNormalization right after a Conv with constant weights",
+            "outputs equal up to float rounding",
+        ],
+        inclusion: Inclusion::WhenRequired,
+        configured: |_| true,
+        build: |_, _| Ok(Box::new(FoldBatchNorm)),
+    },
+    PassInfo {
+        name: crate::simplify::PASS_NAME,
+        about: "folds Conv→Mul→Add affines into the Conv, fuses written-out HardSwish, folds affines into 1x1 Convs",
+        options: &[],
+        requires: &[Requirement::NoOptions(None)],
+        ensures: &["outputs equal up to float rounding"],
+        inclusion: Inclusion::WhenRequired,
+        configured: |_| true,
+        build: |_, _| Ok(Box::new(Simplify)),
+    },
+    PassInfo {
+        name: crate::opset::PASS_NAME,
+        about: "raises the default-domain opset (13 unless the version option says otherwise), rewriting the ops that changed",
+        options: crate::opset::OPTION_KEYS,
+        requires: &[],
+        ensures: &["the same results at the new opset; an op it cannot upgrade is refused by name"],
+        inclusion: Inclusion::WhenListed,
+        configured: |_| true,
+        build: |_, listed| {
+            let empty = toml::Table::new();
+            Ok(Box::new(UpgradeOpset::from_options(listed.unwrap_or(&empty))?))
+        },
+    },
+    PassInfo {
         name: crate::precision::pass::PASS_NAME,
         about: "mixed precision: fp32/fp16/int8/int4 per operator by an ILP, steered by relevance and measured error",
         options: OPTION_KEYS,
-        requires: &[Requirement::DataOrWarns(
-            "calibration data (--calib DIR, or the calib option) for int8 activations; without it only weight-only formats are offered, with a warning",
-        )],
+        requires: &[
+            Requirement::After(crate::fold_batchnorm::PASS_NAME),
+            Requirement::After(crate::simplify::PASS_NAME),
+            Requirement::DataOrWarns(
+                "calibration data (--calib DIR, or the calib option) for int8 activations; without it only weight-only formats are offered, with a warning",
+            ),
+        ],
         ensures: &[
             "weight bytes within the size budget or, without one, the smallest size the fidelity search finds",
             "an allocation the independent checker accepted",
@@ -158,25 +207,25 @@ pub fn schedule_pass(cfg: &ScheduleConfig) -> TiledSchedulePass {
 }
 
 impl PassInfo {
-    /// Checks what the pass requires of its place in `list` (at `position`), of its options
-    /// and of the settings, then builds it.
-    fn build_at(
+    /// The passes it must run after.
+    fn after(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.requires.iter().filter_map(|r| match r {
+            Requirement::After(dep) => Some(*dep),
+            _ => None,
+        })
+    }
+
+    /// Checks what the pass requires of its options and of the settings, then builds it.
+    /// `listed` holds its `[[pass]]` options when a pass list names it.
+    fn build_checked(
         &self,
         settings: &PassSettings,
-        options: &toml::Table,
-        position: usize,
-        len: usize,
+        listed: Option<&toml::Table>,
     ) -> Result<Box<dyn Pass>> {
         for r in self.requires {
             match *r {
-                Requirement::RunsLast if position + 1 != len => {
-                    return Err(Error::Usage(format!(
-                        "pass '{}' must be the last pass: it fixes the final operator order",
-                        self.name
-                    )));
-                }
                 Requirement::NoOptions(instead) => {
-                    if let Some(k) = options.keys().next() {
+                    if let Some(k) = listed.and_then(|o| o.keys().next()) {
                         let hint = instead.map(|w| format!(" here ({w})")).unwrap_or_default();
                         return Err(Error::Usage(format!(
                             "pass '{}' takes no option '{k}'{hint}",
@@ -190,55 +239,91 @@ impl PassInfo {
                 _ => {}
             }
         }
-        (self.build)(settings, Some(options))
+        (self.build)(settings, listed)
     }
 }
 
-/// The pass manager for a pass list (from a config file: each name with its options), in
-/// that order; passes the settings turn on that the list does not name are appended where
-/// the registry says so (scheduling, which must come last).
-pub fn from_list(list: &[(&str, &toml::Table)], settings: &PassSettings) -> Result<PassManager> {
+/// Builds the passes of `entries` in order, each preceded by the passes it must run after
+/// that are not already before it (those are built with their defaults), and checks that
+/// a pass that runs last is last.
+fn assemble(
+    entries: &[(&'static PassInfo, Option<&toml::Table>)],
+    settings: &PassSettings,
+) -> Result<PassManager> {
     let mut pm = PassManager::new();
-    for (i, (name, options)) in list.iter().enumerate() {
-        let info = find(name).ok_or_else(|| unknown(name))?;
-        pm.add_boxed(info.build_at(settings, options, i, list.len())?);
+    let mut placed: Vec<&'static str> = Vec::new();
+    for (i, (info, listed)) in entries.iter().enumerate() {
+        for dep in info.after() {
+            if placed.contains(&dep) {
+                continue;
+            }
+            if entries[i + 1..].iter().any(|(later, _)| later.name == dep) {
+                return Err(Error::Usage(format!(
+                    "pass '{}' must run after '{dep}': list '{dep}' before it",
+                    info.name
+                )));
+            }
+            let dep_info = find(dep).ok_or_else(|| unknown(dep))?;
+            pm.add_boxed(dep_info.build_checked(settings, None)?);
+            placed.push(dep);
+        }
+        let last = i + 1 == entries.len();
+        if info.requires.contains(&Requirement::RunsLast) && !last {
+            return Err(Error::Usage(format!(
+                "pass '{}' must be the last pass: it fixes the final operator order",
+                info.name
+            )));
+        }
+        pm.add_boxed(info.build_checked(settings, *listed)?);
+        placed.push(info.name);
     }
-    append_configured(&mut pm, list.iter().map(|(n, _)| *n).collect(), settings)?;
     Ok(pm)
 }
 
-/// The passes of a run without a pass list, in registry order: those always run and those
-/// the settings turn on.
+/// The pass manager for a pass list (from a config file: each name with its options), in
+/// that order, with the passes each requires before it inserted where the list does not
+/// name them; passes the settings turn on that the list does not name are appended where
+/// the registry says so (scheduling, which must come last).
+pub fn from_list(list: &[(&str, &toml::Table)], settings: &PassSettings) -> Result<PassManager> {
+    let mut entries = Vec::new();
+    for (name, options) in list {
+        entries.push((find(name).ok_or_else(|| unknown(name))?, Some(*options)));
+    }
+    append_configured(&mut entries, settings);
+    assemble(&entries, settings)
+}
+
+/// The passes of a run without a pass list, in registry order: those always run, those the
+/// settings turn on, and those these require.
 pub fn default_list(settings: &PassSettings) -> Result<PassManager> {
-    let mut pm = PassManager::new();
+    let mut entries = Vec::new();
     for info in REGISTRY {
         let on = match info.inclusion {
             Inclusion::Always => true,
             Inclusion::UnlessTurnedOff(_) => (info.configured)(settings),
+            Inclusion::WhenRequired | Inclusion::WhenListed => false,
             Inclusion::AppendedWhenConfigured => false,
         };
         if on {
-            pm.add_boxed((info.build)(settings, None)?);
+            entries.push((info, None));
         }
     }
-    append_configured(&mut pm, Vec::new(), settings)?;
-    Ok(pm)
+    append_configured(&mut entries, settings);
+    assemble(&entries, settings)
 }
 
 fn append_configured(
-    pm: &mut PassManager,
-    named: Vec<&str>,
+    entries: &mut Vec<(&'static PassInfo, Option<&toml::Table>)>,
     settings: &PassSettings,
-) -> Result<()> {
+) {
     for info in REGISTRY {
         if info.inclusion == Inclusion::AppendedWhenConfigured
             && (info.configured)(settings)
-            && !named.contains(&info.name)
+            && !entries.iter().any(|(e, _)| e.name == info.name)
         {
-            pm.add_boxed((info.build)(settings, None)?);
+            entries.push((info, None));
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub fn catalog_text() -> String {
         let when = match info.inclusion {
             Inclusion::Always => "yes".to_string(),
             Inclusion::UnlessTurnedOff(how) => format!("yes, unless turned off ({how})"),
+            Inclusion::WhenRequired => "when a pass that runs requires it".to_string(),
+            Inclusion::WhenListed => "no, only when a [[pass]] entry names it".to_string(),
             Inclusion::AppendedWhenConfigured => {
                 "when configured, after every other pass (also after a pass list that does not name it)"
                     .to_string()
@@ -41,5 +43,8 @@ fn requirement_text(r: &Requirement) -> String {
             format!("no options in a [[pass]] entry ({instead})")
         }
         Requirement::DataOrWarns(what) => what.to_string(),
+        Requirement::After(dep) => {
+            format!("runs after {dep} (inserted before it when a pass list does not name it)")
+        }
     }
 }

@@ -59,7 +59,7 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let _ = writeln!(s, "pass        {:<12} {:>7.3}s  {what}", p.name, p.seconds);
+        let _ = writeln!(s, "pass        {:<14} {:>7.3}s  {what}", p.name, p.seconds);
     }
     match &r.output {
         Some(o) => {

@@ -594,10 +594,11 @@ fn modes_kept(d: &Path, name: &str) {
     );
 }
 
-/// `--dump-ir-after all`: one dump per pass, the precision pass's showing its rewrite.
+/// `--dump-ir-after all`: one dump per pass (precision's required passes included), the
+/// precision pass's showing its rewrite.
 fn ir_dumps(d: &Path, name: &str) {
     let read = |f: &str| std::fs::read_to_string(d.join("ir").join(f)).expect("dump");
-    let (cleanup, precision) = (read("01-cleanup.ir.txt"), read("02-precision.ir.txt"));
+    let (cleanup, precision) = (read("01-cleanup.ir.txt"), read("04-precision.ir.txt"));
     assert!(
         cleanup.contains("MatMul \"MatMul_y\" (x, w)"),
         "{name}: {cleanup}"
@@ -758,13 +759,13 @@ fn rows() -> Vec<Row> {
         row("dynamic_batch_bound_to_1", &[], &["@dyn.onnx", "-o", "@o.onnx", NP, "--report", "@r.json", "-q"], 0)
             .out(&["o.onnx", "r.json"]).check(batch_bound_to_1),
         // Issue 18: IR dumps after passes.
-        row("dump_ir_unknown_pass", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "frobnicate", "--dump-dir", "@ir"], 2).err("--dump-ir-after frobnicate: unknown pass (known: cleanup, precision, schedule, or all)"),
+        row("dump_ir_unknown_pass", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "frobnicate", "--dump-dir", "@ir"], 2).err("--dump-ir-after frobnicate: unknown pass (known: cleanup, fold-batchnorm, simplify, opset, precision, schedule, or all)"),
         row("dump_ir_without_a_folder", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "cleanup"], 2).err("--dump-ir-after needs --dump-dir DIR"),
         row("dump_ir_with_check", &[], &["@m.onnx", "--check", "--dump-ir-after", "all", "--dump-dir", "@ir"], 2).err("--check writes nothing"),
         row("dump_dir_is_a_file", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "all", "--dump-dir", "@old.json", NP, NV], 2).err("not a folder"),
         row("dump_ir_config_unknown_pass", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@bad-dump.toml"], 2).err("bad-dump.toml: key 'dump-ir-after' = tiling: unknown pass"),
         row("dump_ir_after_all", &[], &["@m.onnx", "-o", "@o.onnx", "--dump-ir-after", "all", "--dump-dir", "@ir", "--size-budget", "0.5", "-q"], 0)
-            .out(&["o.onnx", "ir/01-cleanup.ir.txt", "ir/02-precision.ir.txt"]).check(ir_dumps),
+            .out(&["o.onnx", "ir/01-cleanup.ir.txt", "ir/02-fold-batchnorm.ir.txt", "ir/03-simplify.ir.txt", "ir/04-precision.ir.txt"]).check(ir_dumps),
         row("dump_ir_from_config", &[], &["@m.onnx", "-o", "@o.onnx", "--config", "@dump.toml", NP, NV], 0)
             .out(&["o.onnx", "ir/01-cleanup.ir.txt"]),
         row("metric_and_target_per_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=snr", "--min-fidelity", "y=10", NP, "--report", "@r.json", "-q"], 0)

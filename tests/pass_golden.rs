@@ -160,12 +160,92 @@ fn tiling_fixture() -> Vec<u8> {
     )
 }
 
+/// BatchNorm folding: Conv(3×3, bias) → BatchNormalization → Relu over a 3×8×8 map.
+fn fold_batchnorm_fixture() -> Vec<u8> {
+    let mut conv = node("Conv", &["x", "w", "b"], &["c"]);
+    conv.attribute.push(ints_attr("kernel_shape", &[3, 3]));
+    conv.attribute.push(ints_attr("pads", &[1, 1, 1, 1]));
+    let nodes = vec![
+        conv,
+        node("BatchNormalization", &["c", "s", "bb", "m", "v"], &["n"]),
+        node("Relu", &["n"], &["y"]),
+    ];
+    // The variance stays positive: 0.5 + a wave in [-1, 1] scaled to [0, 0.5].
+    let inits = vec![
+        f32_tensor("w", &[4, 3, 3, 3], wave(10)),
+        f32_tensor("b", &[4], wave(11)),
+        f32_tensor("s", &[4], wave(12)),
+        f32_tensor("bb", &[4], wave(13)),
+        f32_tensor("m", &[4], wave(14)),
+        f32_tensor("v", &[4], |i| 0.75 + wave(15)(i) / 4.0),
+    ];
+    serialize(
+        graph(
+            "fold_batchnorm",
+            nodes,
+            ("x", &[1, 3, 8, 8]),
+            ("y", &[1, 4, 8, 8]),
+            inits,
+        ),
+        8,
+    )
+}
+
+/// Simplification: Conv(1×1, bias) → Mul(per channel) → Add(per channel), the
+/// "learnable affine" of PP-LCNetV3.
+fn simplify_fixture() -> Vec<u8> {
+    let nodes = vec![
+        node("Conv", &["x", "w", "b"], &["c"]),
+        node("Mul", &["c", "k"], &["s"]),
+        node("Add", &["s", "d"], &["y"]),
+    ];
+    let inits = vec![
+        f32_tensor("w", &[4, 3, 1, 1], wave(16)),
+        f32_tensor("b", &[4], wave(17)),
+        f32_tensor("k", &[1, 4, 1, 1], wave(18)),
+        f32_tensor("d", &[1, 4, 1, 1], wave(19)),
+    ];
+    serialize(
+        graph(
+            "simplify",
+            nodes,
+            ("x", &[1, 3, 8, 8]),
+            ("y", &[1, 4, 8, 8]),
+            inits,
+        ),
+        8,
+    )
+}
+
+/// The opset upgrade: a default-opset-11 model whose Unsqueeze takes `axes` as an attribute
+/// and whose Softmax flattens to 2-D at axis 1 (both change by opset 13).
+fn opset_fixture() -> Vec<u8> {
+    use protobuf::Message;
+    let mut unsqueeze = node("Unsqueeze", &["x"], &["u"]);
+    unsqueeze.attribute.push(ints_attr("axes", &[0]));
+    let mut softmax = node("Softmax", &["u"], &["y"]);
+    softmax.attribute.push(int_attr("axis", 1));
+    let g = graph(
+        "opset",
+        vec![unsqueeze, softmax],
+        ("x", &[2, 3]),
+        ("y", &[1, 2, 3]),
+        vec![],
+    );
+    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&serialize(g, 7)).expect("parse");
+    m.opset_import[0].version = 11;
+    m.write_to_bytes().expect("serialize")
+}
+
 /// Builds a fixture's bytes.
 type Builder = fn() -> Vec<u8>;
 
 /// (file name under `testdata/passes/`, builder).
 const FIXTURES: &[(&str, Builder)] = &[
     ("cleanup.onnx", cleanup_fixture),
+    ("fold_batchnorm.onnx", fold_batchnorm_fixture),
+    ("simplify.onnx", simplify_fixture),
+    ("opset.onnx", opset_fixture),
     ("precision.onnx", precision_fixture),
     ("schedule.onnx", schedule_fixture),
     ("tiling.onnx", tiling_fixture),
@@ -253,7 +333,14 @@ fn ops(m: &Model) -> Vec<String> {
 
 #[test]
 fn every_registered_pass_has_a_golden() {
-    let goldens = ["cleanup", "precision", "schedule"];
+    let goldens = [
+        "cleanup",
+        "fold-batchnorm",
+        "simplify",
+        "opset",
+        "precision",
+        "schedule",
+    ];
     let mut known: Vec<&str> = registry::names();
     known.sort();
     let mut have = goldens.to_vec();
@@ -266,6 +353,36 @@ fn golden_cleanup() {
     let (m, text) = dump_after("cleanup.onnx", &pass_manager("cleanup", None));
     assert_eq!(ops(&m), ["Relu", "Add"]);
     insta::assert_snapshot!("cleanup", text);
+}
+
+#[test]
+fn golden_fold_batchnorm() {
+    let (m, text) = dump_after("fold_batchnorm.onnx", &pass_manager("fold-batchnorm", None));
+    assert_eq!(ops(&m), ["Conv", "Relu"]);
+    insta::assert_snapshot!("fold_batchnorm", text);
+}
+
+#[test]
+fn golden_simplify() {
+    let (m, text) = dump_after("simplify.onnx", &pass_manager("simplify", None));
+    assert_eq!(ops(&m), ["Conv"]);
+    insta::assert_snapshot!("simplify", text);
+}
+
+#[test]
+fn golden_opset() {
+    let (m, text) = dump_after("opset.onnx", &pass_manager("opset", None));
+    assert_eq!(m.opset(""), Some(13));
+    insta::assert_snapshot!("opset", text);
+}
+
+/// A pass list naming precision alone gets the passes it requires before it.
+#[test]
+fn precision_brings_the_passes_it_requires() {
+    assert_eq!(
+        pass_manager("precision", None).names(),
+        ["fold-batchnorm", "simplify", "precision"]
+    );
 }
 
 #[test]

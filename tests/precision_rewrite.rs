@@ -13,10 +13,11 @@ use optimize::data::{random_inputs, HostTensor, InputSpec};
 use optimize::ir::{DataType, Graph, Model, Node, ValueType};
 use optimize::onnx_io::export::to_bytes;
 use optimize::onnx_io::ExportOptions;
+use optimize::passes::fold_batchnorm::fold_batchnorm;
+use optimize::passes::opset::upgrade_default_opset;
 use optimize::passes::precision::candidates::{candidates, total_weight_bytes};
-use optimize::passes::precision::opset::upgrade_default_opset;
 use optimize::passes::precision::quantize::*;
-use optimize::passes::precision::rewrite::{apply, fold_batchnorm};
+use optimize::passes::precision::rewrite::apply;
 use optimize::passes::precision::{Assignment, Precision, Range, Ranges};
 use optimize::pipeline::load_and_infer;
 use optimize::runtime::intermediates::expose_intermediates;
@@ -786,7 +787,7 @@ fn int4_conv_weight_decodes_exactly() {
 /// passes the onnx checker.
 #[test]
 fn simplify_det_keeps_outputs() {
-    use optimize::passes::precision::simplify::simplify;
+    use optimize::passes::simplify::simplify;
     let path = ppocr("ch_PP-OCRv4_det_infer.onnx");
     let dims = [1i64, 3, 160, 160];
     let bind = HashMap::from([("x".to_string(), dims.to_vec())]);

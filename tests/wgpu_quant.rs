@@ -899,9 +899,10 @@ fn spread(a: &HostTensor, b: &HostTensor) -> (f64, usize, f64) {
 /// and the cosine at least 0.999, and returns the max relative error.
 fn quantized_ppocr(name: &str, dims: Option<Vec<i64>>, tol: Option<f64>) -> f64 {
     use optimize::data::Sample;
+    use optimize::passes::fold_batchnorm::fold_batchnorm;
     use optimize::passes::precision::calibrate::{calibrate, CalibMethod};
     use optimize::passes::precision::candidates::candidates;
-    use optimize::passes::precision::rewrite::{apply, fold_batchnorm};
+    use optimize::passes::precision::rewrite::apply;
     use optimize::passes::precision::{Assignment, Precision};
 
     let mut m = common::ppocr_models()

@@ -6,7 +6,7 @@
 use super::quantize::relative_weight_error_axis;
 use super::{NodeKey, Precision};
 use onnx_protobuf::TensorProto;
-use optimize_ir::ir::tensor::to_f64;
+pub use optimize_ir::ir::tensor::{constant_f32, tensor_f32};
 use optimize_ir::ir::{DataType, Graph};
 use petgraph::stable_graph::NodeIndex;
 
@@ -82,27 +82,12 @@ impl OpCandidate {
     }
 }
 
-/// A constant float tensor's values and dims (`None` if not constant or not float32).
-pub fn constant_f32(g: &Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
-    tensor_f32(g.constant_tensor(name)?)
-}
-
 /// The dims of a float32 tensor with no zero dimension (`None` otherwise): what a weight
 /// candidate must be.
 pub fn float_dims(t: &TensorProto) -> Option<Vec<usize>> {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
     (DataType::from_onnx(t.data_type) == Some(DataType::Float) && !dims.contains(&0))
         .then_some(dims)
-}
-
-/// A float32 tensor's values and dims (`None` for another element type).
-pub fn tensor_f32(t: &TensorProto) -> Option<(Vec<f32>, Vec<usize>)> {
-    if DataType::from_onnx(t.data_type) != Some(DataType::Float) {
-        return None;
-    }
-    let v = to_f64(t)?;
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-    Some((v.into_iter().map(|x| x as f32).collect(), dims))
 }
 
 /// The number format a decoded weight is stored in: per row, like a Gather table.

@@ -19,7 +19,6 @@ use super::decoded_weights::decoded_candidates;
 use super::quantize::{is_recurrent, stored_bytes, weight_channel_axis};
 use super::{NodeKey, Precision};
 use onnx_protobuf::TensorProto;
-use optimize_ir::ir::attr::AttrExt;
 use optimize_ir::ir::op_table::{self, Trait};
 use optimize_ir::ir::tensor::element_count;
 use optimize_ir::ir::{DataType, Graph, Model, Node};
@@ -74,14 +73,6 @@ pub fn candidate_node(g: &Graph, key: &str) -> Option<NodeIndex> {
         .map(|(i, _)| i)
 }
 
-fn attr_int(n: &optimize_ir::ir::Node, name: &str, default: i64) -> i64 {
-    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
-}
-
-fn attr_float(n: &optimize_ir::ir::Node, name: &str, default: f32) -> f32 {
-    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
-}
-
 /// Candidates in graph order.
 pub fn candidates(model: &Model) -> Vec<OpCandidate> {
     let g = &model.graph;
@@ -119,7 +110,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         if op == "MatMul" && shape.len() != 2 {
             continue;
         }
-        let trans_b = attr_int(n, "transB", 0) != 0;
+        let trans_b = n.attr_int("transB", 0) != 0;
         let axis = weight_channel_axis(op, trans_b);
         let channels = shape.get(axis).copied().unwrap_or(0);
         // Bias: Conv/ConvTranspose input 2, Gemm C (only a constant 1-D-like [N] C is
@@ -142,8 +133,8 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
             "MatMul" => true,
             "Gemm" => {
                 shape.len() == 2
-                    && attr_int(n, "transA", 0) == 0
-                    && attr_float(n, "alpha", 1.0) == 1.0
+                    && n.attr_int("transA", 0) == 0
+                    && n.attr_float("alpha", 1.0) == 1.0
                     && (bias.is_none() || bias_is_vector)
             }
             _ => false,
@@ -193,7 +184,7 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
 fn gather_candidate(g: &Graph, n: &optimize_ir::ir::Node) -> Option<OpCandidate> {
     let key = n.outputs.first().filter(|o| !o.is_empty())?.clone();
     let (table, ids) = (n.inputs.first()?, n.inputs.get(1)?);
-    if ids.is_empty() || g.constant_tensor(ids).is_some() || attr_int(n, "axis", 0) != 0 {
+    if ids.is_empty() || g.constant_tensor(ids).is_some() || n.attr_int("axis", 0) != 0 {
         return None;
     }
     let (t, shape) = float_weight(g, table).filter(|(_, s)| s.len() == 2)?;

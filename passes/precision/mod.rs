@@ -10,20 +10,17 @@
 //! MatMulNBits / fp16 ([`rewrite`]) using the number formats in [`quantize`].
 
 pub mod budget;
-mod builders;
 pub mod calibrate;
 pub mod candidate;
 pub mod candidates;
 pub mod check;
 pub mod decoded_weights;
 pub mod ilp;
-pub mod opset;
 pub mod options;
 pub mod pass;
 pub mod quantize;
 pub mod rewrite;
 pub mod sensitivity;
-pub mod simplify;
 pub mod suffix;
 
 use serde::Serialize;

@@ -15,7 +15,7 @@ use super::ilp::{
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
-use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
+use crate::pass_manager::{Pass, PassChanges, PassContext, PassResult, ReportSection};
 
 /// The pass's name, and the key of its report section.
 pub const PASS_NAME: &str = "precision";
@@ -107,6 +107,11 @@ pub struct PrecisionConfig {
     /// The fidelity-driven search over size budgets (set by the pipeline when `--calib` is
     /// given without a budget); `None` runs at `budget`.
     pub search: Option<Search>,
+    /// The fp32 weight bytes the size budget is a fraction of. `None`: the model's, as the
+    /// pass receives it. In a pass manager's run it is the model's just before the passes
+    /// precision requires (BatchNorm folding, simplification) rewrote it, so those passes do
+    /// not move the budget.
+    pub reference_weight_bytes: Option<u64>,
 }
 
 /// What one probe measured: whether every output met its target, and each output's
@@ -185,6 +190,7 @@ impl Default for PrecisionConfig {
             budget_explicit: false,
             holdout: false,
             search: None,
+            reference_weight_bytes: None,
         }
     }
 }
@@ -218,11 +224,25 @@ impl Pass for PrecisionPass {
     }
 
     fn run(&self, model: &mut Model) -> Result<PassResult> {
+        self.run_config(model, &self.config)
+    }
+
+    fn run_in(&self, model: &mut Model, ctx: &PassContext) -> Result<PassResult> {
+        let mut config = self.config.clone();
+        if let Some(before) = ctx.weight_bytes_before(crate::fold_batchnorm::PASS_NAME) {
+            config.reference_weight_bytes = config.reference_weight_bytes.or(Some(before));
+        }
+        self.run_config(model, &config)
+    }
+}
+
+impl PrecisionPass {
+    fn run_config(&self, model: &mut Model, config: &PrecisionConfig) -> Result<PassResult> {
         let mut work = model.clone();
-        let out = match run_precision(&mut work, &self.config) {
+        let out = match run_precision(&mut work, config) {
             Ok(out) => out,
             Err(e @ (Error::Usage(_) | Error::Input { .. } | Error::Runtime(_)))
-                if !self.config.explicit =>
+                if !config.explicit =>
             {
                 let reason = optimize_ir::error::one_line(&e.to_string());
                 let body = json!({
@@ -805,10 +825,14 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         )));
     }
     let bindings = current_bindings(model);
-    let weight_bytes_before = total_weight_bytes(model);
-    let folded = super::rewrite::fold_batchnorm(model)?;
+    let weight_bytes_before = cfg
+        .reference_weight_bytes
+        .unwrap_or_else(|| total_weight_bytes(model));
+    // The passes precision requires, for a caller without the pass manager; after them
+    // (in the pipeline) these find nothing left to do.
+    let folded = crate::fold_batchnorm::fold_batchnorm(model)?;
     // Lossless simplifications first: they set how fast every precision choice runs.
-    let simplified = super::simplify::simplify(model)?;
+    let simplified = crate::simplify::simplify(model)?;
     if folded > 0 || simplified.total() > 0 {
         optimize_ir::shape::infer(model, &bindings).map_err(|e| {
             Error::Internal(format!(

@@ -9,20 +9,20 @@
 //!   `Rewriter::emit_int4_conv_weight`), in front of the float Conv.
 //! * Fp16: weight stored as fp16, Cast back to float in front of the op.
 
-use super::builders::{a_int, node, Namer};
 use super::candidate::DecodedSite;
 use super::candidates::{candidate_node, candidates, constant_f32, tensor_f32, OpCandidate};
 use super::decoded_weights::take;
-use super::opset::upgrade_default_opset;
 use super::quantize::{
     activation_qparams, channel_view, int4_packs_axis0, quantize_bias_int32, quantize_matmul_nbits,
     quantize_per_channel, scale_dims, to_kn, NBITS_BLOCK,
 };
 use super::{Assignment, NodeKey, Precision, Ranges};
-use onnx_protobuf::TensorProto;
+use crate::opset::upgrade_default_opset;
 use optimize_ir::error::{Error, Result};
-use optimize_ir::ir::affine::{batchnorm_affine, fold_output_affine};
-use optimize_ir::ir::attr::{outer_scope_reads, AttrExt};
+use optimize_ir::ir::build::{
+    a_int, add_initializer, f32_tensor, node, prune_values, raw_tensor, relink_after,
+    remove_dead_constants, used_names, Namer,
+};
 use optimize_ir::ir::tensor::storage_bytes;
 use optimize_ir::ir::{DataType, Graph, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
@@ -30,173 +30,6 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 // ------------------------------------------------------------------ small builders
-
-/// A tensor with little-endian raw data.
-pub(crate) fn raw_tensor(name: &str, dt: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.to_string();
-    t.data_type = dt as i32;
-    t.dims = dims.to_vec();
-    t.raw_data = raw;
-    t
-}
-
-fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
-    raw_tensor(
-        name,
-        DataType::Float,
-        dims,
-        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    )
-}
-
-fn add_init(g: &mut Graph, t: TensorProto) {
-    let dt = DataType::from_onnx(t.data_type).unwrap_or(DataType::Float);
-    g.set_value_type(&t.name, ValueType::tensor(dt, &t.dims));
-    g.initializers.insert(t.name.clone(), t);
-}
-
-fn relink(g: &mut Graph, what: &str) -> Result<()> {
-    g.relink()
-        .map_err(|e| Error::Internal(format!("{what} broke the graph: {e}")))
-}
-
-/// Names read by some node (inside its subgraphs too) or listed as graph outputs.
-fn used_names(g: &Graph) -> HashSet<String> {
-    let mut s: HashSet<String> = g.outputs.iter().cloned().collect();
-    for (_, n) in g.nodes() {
-        s.extend(n.inputs.iter().cloned());
-        s.extend(n.subgraphs().flat_map(outer_scope_reads));
-    }
-    s
-}
-
-/// Removes the constants among `names` nobody reads any more: initializers (and their
-/// graph-input entry, for IR < 4 models) and Constant nodes.
-fn remove_dead_constants(g: &mut Graph, names: &BTreeSet<String>) {
-    let used = used_names(g);
-    for name in names {
-        if used.contains(name) {
-            continue;
-        }
-        if g.initializers.shift_remove(name).is_some() {
-            g.inputs.retain(|i| i != name);
-            g.values.remove(name);
-            continue;
-        }
-        let found = g
-            .nodes()
-            .find(|(_, n)| n.is("Constant") && n.outputs.first() == Some(name))
-            .map(|(i, _)| i);
-        if let Some(i) = found {
-            g.remove_node(i);
-            g.values.remove(name);
-        }
-    }
-}
-
-/// Drops type entries of tensors that no longer exist.
-fn prune_values(g: &mut Graph) {
-    let mut live: HashSet<String> = g.inputs.iter().cloned().collect();
-    live.extend(g.outputs.iter().cloned());
-    live.extend(g.initializers.keys().cloned());
-    for (_, n) in g.nodes() {
-        live.extend(n.outputs.iter().cloned());
-        live.extend(n.inputs.iter().cloned());
-        live.extend(n.subgraphs().flat_map(outer_scope_reads));
-    }
-    g.values.retain(|k, _| live.contains(k));
-    g.value_info_names.retain(|k| live.contains(k));
-}
-
-// ------------------------------------------------------------------ BatchNorm folding
-
-fn attr_f(n: &Node, name: &str, default: f32) -> f32 {
-    n.attr(name).and_then(|a| a.as_float()).unwrap_or(default)
-}
-
-fn attr_i(n: &Node, name: &str, default: i64) -> i64 {
-    n.attr(name).and_then(|a| a.as_int()).unwrap_or(default)
-}
-
-/// Folds every BatchNormalization (inference mode, constant parameters) that directly
-/// follows a Conv with constant weight (and optional constant bias), when the Conv's output
-/// goes only to the BN and is not a graph output: one Conv with `W·s`, `(b − mean)·s + β`
-/// (`s = γ/√(var+ε)`, computed in f64) then produces the BN's output tensor. Returns the
-/// number folded.
-pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
-    let g = &mut model.graph;
-    let mut namer = Namer::new(g);
-    let bns = g.indices_of(&["BatchNormalization"]);
-    let mut dead = BTreeSet::new();
-    let mut folded = 0;
-    for bn_idx in bns {
-        let bn = g.ops[bn_idx].clone();
-        if bn.inputs.len() < 5
-            || bn.outputs.is_empty()
-            || bn.outputs.iter().skip(1).any(|o| !o.is_empty())
-            || attr_i(&bn, "training_mode", 0) != 0
-        {
-            continue;
-        }
-        let x = &bn.inputs[0];
-        let Some(conv_idx) = g.producer(x) else {
-            continue;
-        };
-        let conv = g.ops[conv_idx].clone();
-        if !conv.is("Conv") || conv.outputs.len() != 1 || g.outputs.contains(x) {
-            continue;
-        }
-        if g.consumers(x).len() != 1 {
-            continue;
-        }
-        let Some((w, wshape)) = conv.inputs.get(1).and_then(|w| constant_f32(g, w)) else {
-            continue;
-        };
-        let m = wshape.first().copied().unwrap_or(0);
-        let bias = match conv.inputs.get(2).filter(|b| !b.is_empty()) {
-            Some(b) => match constant_f32(g, b) {
-                Some((v, _)) if v.len() == m => Some(v),
-                _ => continue,
-            },
-            None => None,
-        };
-        let params: Option<Vec<Vec<f32>>> = bn.inputs[1..5]
-            .iter()
-            .map(|p| constant_f32(g, p).map(|(v, _)| v).filter(|v| v.len() == m))
-            .collect();
-        let Some(params) = params else {
-            continue;
-        };
-        let eps = attr_f(&bn, "epsilon", 1e-5) as f64;
-        let (k, shift) = batchnorm_affine(&params[0], &params[1], &params[2], &params[3], eps);
-        let (mut new_w, mut new_b) = (w, bias.unwrap_or_else(|| vec![0.0; m]));
-        fold_output_affine(&mut new_w, &mut new_b, &k, &shift);
-        let y = bn.outputs[0].clone();
-        let wn = namer.fresh(&format!("{y}__folded_w"));
-        let bnm = namer.fresh(&format!("{y}__folded_b"));
-        let wdims: Vec<i64> = wshape.iter().map(|&d| d as i64).collect();
-        add_init(g, f32_tensor(&wn, &wdims, &new_w));
-        add_init(g, f32_tensor(&bnm, &[m as i64], &new_b));
-        dead.extend(conv.inputs[1..].iter().filter(|s| !s.is_empty()).cloned());
-        dead.extend(bn.inputs[1..].iter().cloned());
-        let c = &mut g.ops[conv_idx];
-        c.inputs.truncate(1);
-        c.inputs.push(wn);
-        c.inputs.push(bnm);
-        c.outputs = vec![y];
-        g.values.remove(x);
-        g.remove_node(bn_idx);
-        folded += 1;
-    }
-    if folded > 0 {
-        relink(g, "BatchNorm folding")?;
-        remove_dead_constants(g, &dead);
-        prune_values(g);
-        relink(g, "BatchNorm folding")?;
-    }
-    Ok(folded)
-}
 
 // ------------------------------------------------------------------ the rewrite
 
@@ -278,8 +111,8 @@ impl Rewriter<'_> {
     fn qparam_inits(&mut self, g: &mut Graph, base: &str, scale: f32, zp: u8) -> (String, String) {
         let s = self.namer.fresh(&format!("{base}__scale"));
         let z = self.namer.fresh(&format!("{base}__zp"));
-        add_init(g, f32_tensor(&s, &[], &[scale]));
-        add_init(g, raw_tensor(&z, DataType::Uint8, &[], vec![zp]));
+        add_initializer(g, f32_tensor(&s, &[], &[scale]));
+        add_initializer(g, raw_tensor(&z, DataType::Uint8, &[], vec![zp]));
         (s, z)
     }
 
@@ -360,8 +193,8 @@ impl Rewriter<'_> {
         sdims[0] = m as i64;
         let wq = self.namer.fresh(&format!("{key}__w_i4"));
         let ws = self.namer.fresh(&format!("{key}__w_scale"));
-        add_init(g, raw_tensor(&wq, DataType::Uint8, &pdims, packed));
-        add_init(g, f32_tensor(&ws, &sdims, &q.scales));
+        add_initializer(g, raw_tensor(&wq, DataType::Uint8, &pdims, packed));
+        add_initializer(g, f32_tensor(&ws, &sdims, &q.scales));
         // Constants shared by every int4 Conv of the model.
         let shared_key = (String::new(), Precision::Int4);
         let shared = match self.emitted.get(&shared_key) {
@@ -369,11 +202,11 @@ impl Rewriter<'_> {
             None => {
                 let c16 = self.namer.fresh("int4__sixteen");
                 let c8 = self.namer.fresh("int4__eight");
-                add_init(
+                add_initializer(
                     g,
                     raw_tensor(&c16, DataType::Int32, &[], 16i32.to_le_bytes().to_vec()),
                 );
-                add_init(g, f32_tensor(&c8, &[], &[8.0]));
+                add_initializer(g, f32_tensor(&c8, &[], &[8.0]));
                 let v = vec![c16, c8];
                 self.emitted.insert(shared_key, v.clone());
                 v
@@ -405,9 +238,9 @@ impl Rewriter<'_> {
         if 2 * half != m {
             let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             let (st, en, ax) = (t(self, "starts"), t(self, "ends"), t(self, "axes"));
-            add_init(g, raw_tensor(&st, DataType::Int64, &[1], i64s(&[0])));
-            add_init(g, raw_tensor(&en, DataType::Int64, &[1], i64s(&[m as i64])));
-            add_init(g, raw_tensor(&ax, DataType::Int64, &[1], i64s(&[0])));
+            add_initializer(g, raw_tensor(&st, DataType::Int64, &[1], i64s(&[0])));
+            add_initializer(g, raw_tensor(&en, DataType::Int64, &[1], i64s(&[m as i64])));
+            add_initializer(g, raw_tensor(&ax, DataType::Int64, &[1], i64s(&[0])));
             whole = t(self, "sliced");
             let n5 = nn(self, "slice");
             self.add(
@@ -504,9 +337,9 @@ pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Res
         let node = rw.rewrite_op(g, c, assignment[&c.key])?;
         stats.nodes.push(node);
     }
-    relink(g, "precision rewrite")?;
+    relink_after(g, "precision rewrite")?;
     rw.sweep(g);
-    relink(g, "precision rewrite")?;
+    relink_after(g, "precision rewrite")?;
     stats.inserted_nodes = rw.added.len();
     Ok(stats)
 }
@@ -652,7 +485,7 @@ impl Rewriter<'_> {
         } else {
             let dims = self.namer.fresh(&format!("{}__dims", c.weight));
             let raw = site.dims.iter().flat_map(|d| d.to_le_bytes()).collect();
-            add_init(
+            add_initializer(
                 g,
                 raw_tensor(&dims, DataType::Int64, &[site.dims.len() as i64], raw),
             );
@@ -679,7 +512,7 @@ impl Rewriter<'_> {
                     op.w.iter()
                         .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
                         .collect();
-                add_init(g, raw_tensor(&wh, DataType::Float16, wdims, raw));
+                add_initializer(g, raw_tensor(&wh, DataType::Float16, wdims, raw));
                 self.emitted.insert(ek, vec![wh.clone()]);
                 wh
             }
@@ -741,8 +574,8 @@ impl Rewriter<'_> {
                 let wq = self.namer.fresh(&format!("{key}__w_i8"));
                 let ws = self.namer.fresh(&format!("{key}__w_scale"));
                 let raw = q.values.iter().map(|&v| v as u8).collect();
-                add_init(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
-                add_init(g, f32_tensor(&ws, &[ch], &q.scales));
+                add_initializer(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
+                add_initializer(g, f32_tensor(&ws, &[ch], &q.scales));
                 self.emitted.insert(ek, vec![wq.clone(), ws.clone()]);
                 (wq, ws, q.scales)
             }
@@ -763,7 +596,7 @@ impl Rewriter<'_> {
         let (mut bv, _) = constant_f32(g, b)
             .ok_or_else(|| Error::Internal(format!("bias '{b}' of '{key}' is not constant")))?;
         if c.op == "Gemm" {
-            let beta = attr_f(&g.ops[idx], "beta", 1.0);
+            let beta = g.ops[idx].attr_float("beta", 1.0);
             bv.iter_mut().for_each(|v| *v *= beta);
         }
         let bq = quantize_bias_int32(&bv, x_scale, wscales);
@@ -782,8 +615,8 @@ impl Rewriter<'_> {
         let bs = self.namer.fresh(&format!("{key}__b_scale"));
         let bd = self.namer.fresh(&format!("{key}__b_dq"));
         let raw = bq.iter().flat_map(|v| v.to_le_bytes()).collect();
-        add_init(g, raw_tensor(&bi, DataType::Int32, &[n], raw));
-        add_init(g, f32_tensor(&bs, &[n], &bscales));
+        add_initializer(g, raw_tensor(&bi, DataType::Int32, &[n], raw));
+        add_initializer(g, f32_tensor(&bs, &[n], &bscales));
         let nn = self.namer.fresh(&format!("{key}__b_dequantize"));
         self.add(
             g,
@@ -863,8 +696,8 @@ impl Rewriter<'_> {
                 let wq = self.namer.fresh(&format!("{key}__w_i8w"));
                 let ws = self.namer.fresh(&format!("{key}__w_i8w_scale"));
                 let raw = q.values.iter().map(|&v| v as u8).collect();
-                add_init(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
-                add_init(g, f32_tensor(&ws, &sdims, &q.scales));
+                add_initializer(g, raw_tensor(&wq, DataType::Int8, &op.wdims, raw));
+                add_initializer(g, f32_tensor(&ws, &sdims, &q.scales));
                 let (wf, wd) = (
                     self.namer.fresh(&format!("{key}__w_i8w_f")),
                     self.namer.fresh(&format!("{key}__w_i8w_decoded")),
@@ -912,7 +745,7 @@ impl Rewriter<'_> {
         let kb = k.div_ceil(NBITS_BLOCK) as i64;
         let bn = self.namer.fresh(&format!("{key}__nb_w"));
         let sn = self.namer.fresh(&format!("{key}__nb_scales"));
-        add_init(
+        add_initializer(
             g,
             raw_tensor(
                 &bn,
@@ -921,13 +754,13 @@ impl Rewriter<'_> {
                 q.packed.clone(),
             ),
         );
-        add_init(g, f32_tensor(&sn, &[q.scales.len() as i64], &q.scales));
+        add_initializer(g, f32_tensor(&sn, &[q.scales.len() as i64], &q.scales));
         let a = c.activation_inputs[0].clone();
         let mut ins = vec![a, bn.clone(), sn.clone()];
         op.after_names.extend([bn, sn]);
         if let Some(z) = &q.zero_points {
             let zn = self.namer.fresh(&format!("{key}__nb_zp"));
-            add_init(
+            add_initializer(
                 g,
                 raw_tensor(&zn, DataType::Uint8, &[z.len() as i64], z.clone()),
             );
@@ -936,7 +769,7 @@ impl Rewriter<'_> {
         }
         let y = key.clone();
         let node_ref = &g.ops[idx];
-        let beta = attr_f(node_ref, "beta", 1.0);
+        let beta = node_ref.attr_float("beta", 1.0);
         let bias = c.bias.clone();
         let n_node = &mut g.ops[idx];
         n_node.op_type = "MatMulNBits".into();
@@ -955,7 +788,7 @@ impl Rewriter<'_> {
                 .ok_or_else(|| Error::Internal(format!("bias '{b}' of '{key}' is not constant")))?;
             bv.iter_mut().for_each(|v| *v *= beta);
             let bname = self.namer.fresh(&format!("{key}__nb_bias"));
-            add_init(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
+            add_initializer(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
             let mid = self.namer.fresh(&format!("{y}__nb_out"));
             g.ops[idx].outputs[0] = mid.clone();
             set_like(g, &mid, &y, DataType::Float);

@@ -6,6 +6,7 @@
 
 pub mod affine;
 pub mod attr;
+pub mod build;
 pub mod dtype;
 pub mod dump;
 pub mod op_table;
@@ -92,6 +93,20 @@ pub struct Node {
 impl Node {
     pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.attributes.iter().find(|a| a.name == name)
+    }
+
+    /// An int attribute, or `default` when absent (or of another type).
+    pub fn attr_int(&self, name: &str, default: i64) -> i64 {
+        self.attr(name)
+            .and_then(attr::AttrExt::as_int)
+            .unwrap_or(default)
+    }
+
+    /// A float attribute, or `default` when absent (or of another type).
+    pub fn attr_float(&self, name: &str, default: f32) -> f32 {
+        self.attr(name)
+            .and_then(attr::AttrExt::as_float)
+            .unwrap_or(default)
     }
 
     /// `domain::op_type` for custom domains, plain `op_type` for the default domain.

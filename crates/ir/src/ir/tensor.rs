@@ -124,3 +124,18 @@ pub fn decode_raw(dt: DataType, raw: &[u8], n: usize) -> Option<Vec<f64>> {
         _ => return None,
     })
 }
+
+/// A float32 tensor's values and dims (`None` for another element type).
+pub fn tensor_f32(t: &TensorProto) -> Option<(Vec<f32>, Vec<usize>)> {
+    if DataType::from_onnx(t.data_type) != Some(DataType::Float) {
+        return None;
+    }
+    let v = to_f64(t)?;
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    Some((v.into_iter().map(|x| x as f32).collect(), dims))
+}
+
+/// A constant float tensor's values and dims (`None` if not constant or not float32).
+pub fn constant_f32(g: &super::Graph, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
+    tensor_f32(g.constant_tensor(name)?)
+}

@@ -1,4 +1,5 @@
-//! Lossless (up to float rounding) graph simplifications run before the precision choice,
+//! Lossless (up to float rounding) graph simplifications, a pass the precision pass requires
+//! (it runs before the precision choice),
 //! because they decide how fast onnxruntime runs the result whatever precision each
 //! operator gets. Measured on PP-OCRv4 det with onnxruntime's profiler: about a third of the
 //! fp32 time went to elementwise chains between convolutions, which onnxruntime neither
@@ -14,13 +15,15 @@
 //!   grouped Convs are left alone: the padding zeros would no longer be zeros of the affine's
 //!   output.
 
-use super::builders::{node, Namer};
-use super::candidates::constant_f32;
-use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto, TensorProto};
+use crate::pass_manager::{Pass, PassChanges, PassResult};
+use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto};
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::affine::fold_output_affine;
 use optimize_ir::ir::attr::AttrExt;
-use optimize_ir::ir::{DataType, Graph, Model, Node, ValueType};
+use optimize_ir::ir::build::{add_initializer, f32_tensor, node, relink_after, Namer};
+use optimize_ir::ir::tensor::constant_f32;
+use optimize_ir::ir::{Graph, Model, Node};
+use optimize_ir::shape::{current_bindings, infer};
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 
@@ -38,6 +41,33 @@ impl SimplifyStats {
     }
 }
 
+/// The pass's name.
+pub const PASS_NAME: &str = "simplify";
+
+/// Runs [`simplify`], then retypes the graph when something changed.
+pub struct Simplify;
+
+impl Pass for Simplify {
+    fn name(&self) -> &'static str {
+        PASS_NAME
+    }
+
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
+        let bindings = current_bindings(model);
+        let stats = simplify(model)?;
+        if stats.total() > 0 {
+            infer(model, &bindings).map_err(|e| {
+                Error::Internal(format!("shape inference after simplification: {e}"))
+            })?;
+        }
+        let mut changes = PassChanges::default();
+        changes.add("conv_affine", stats.conv_affine as u64);
+        changes.add("hardswish", stats.hardswish as u64);
+        changes.add("affine_into_conv", stats.affine_into_conv as u64);
+        Ok(changes.into())
+    }
+}
+
 /// Runs every simplification; returns what changed. Shape inference is up to the caller.
 pub fn simplify(model: &mut Model) -> Result<SimplifyStats> {
     let conv_affine = fold_conv_affine(&mut model.graph)?;
@@ -50,24 +80,8 @@ pub fn simplify(model: &mut Model) -> Result<SimplifyStats> {
     })
 }
 
-fn relink(g: &mut Graph, what: &str) -> Result<()> {
-    g.relink()
-        .map_err(|e| Error::Internal(format!("{what} broke the graph: {e}")))
-}
-
-fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.to_string();
-    t.data_type = DataType::Float as i32;
-    t.dims = dims.to_vec();
-    t.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    t
-}
-
 fn add_init(g: &mut Graph, name: &str, dims: &[i64], v: &[f32]) {
-    g.set_value_type(name, ValueType::tensor(DataType::Float, dims));
-    g.initializers
-        .insert(name.to_string(), f32_tensor(name, dims, v));
+    add_initializer(g, f32_tensor(name, dims, v));
 }
 
 fn a_float(name: &str, v: f32) -> AttributeProto {
@@ -188,7 +202,7 @@ fn remove_dead_constants(g: &mut Graph) -> Result<()> {
             }
         }
     }
-    relink(g, "graph simplification")
+    relink_after(g, "graph simplification")
 }
 
 /// Folds `Conv → Mul(c) → Add(c)` chains (each step optional, constants per output channel
@@ -232,7 +246,7 @@ pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
             g.ops[conv_idx].outputs = next.outputs.clone();
             g.values.remove(y);
             g.remove_node(next_idx);
-            relink(g, "Conv affine folding")?;
+            relink_after(g, "Conv affine folding")?;
             folded += 1;
         }
     }
@@ -337,7 +351,7 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<usize> {
         if let Some(t) = g.value_type(&y).cloned() {
             g.set_value_type(&hs_out, t);
         }
-        relink(g, "HardSwish fusion")?;
+        relink_after(g, "HardSwish fusion")?;
         fused += 1;
     }
     if fused > 0 {
@@ -479,7 +493,7 @@ pub fn fold_affine_into_conv(g: &mut Graph) -> Result<usize> {
             g.values.remove(&n.outputs[0]);
             g.remove_node(*i);
         }
-        relink(g, "affine folding into 1x1 Conv")?;
+        relink_after(g, "affine folding into 1x1 Conv")?;
         folded += chain.len();
     }
     if folded > 0 {

@@ -1,13 +1,68 @@
 //! Raising the default-domain opset (per-channel QuantizeLinear/DequantizeLinear need 13),
 //! rewriting the ops whose signature or semantics changed on the way so the model computes
 //! exactly what it did. Ops not known to be unchanged are refused by name.
+//!
+//! A pass of its own (`[[pass]] name = "opset"`, option `version`, 13 by default) and the
+//! step the precision rewrite takes when a format it chose needs opset 13.
 
-use super::builders::{a_int, node, Namer};
+use crate::pass_manager::{Pass, PassChanges, PassResult};
 use onnx_protobuf::TensorProto;
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::attr::AttrExt;
+use optimize_ir::ir::build::{a_int, node, Namer};
 use optimize_ir::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
+
+/// The pass's name.
+pub const PASS_NAME: &str = "opset";
+
+/// The version the pass raises to unless its `version` option says otherwise.
+pub const DEFAULT_TARGET: i64 = 13;
+
+/// The keys a `[[pass]] name = "opset"` entry may give.
+pub const OPTION_KEYS: &[&str] = &["version"];
+
+/// Raises the default-domain opset to `target` ([`upgrade_default_opset`]).
+pub struct UpgradeOpset {
+    pub target: i64,
+}
+
+impl UpgradeOpset {
+    /// The pass for a `[[pass]]` entry's options (`version`, 7 to 13).
+    pub fn from_options(options: &toml::Table) -> Result<UpgradeOpset> {
+        let mut target = DEFAULT_TARGET;
+        for (k, v) in options {
+            match (k.as_str(), v.as_integer()) {
+                ("version", Some(t)) if (7..=13).contains(&t) => target = t,
+                ("version", _) => {
+                    return Err(Error::Usage(format!(
+                        "pass 'opset': bad value for 'version': {v:?} (expected 7 to 13)"
+                    )))
+                }
+                (other, _) => {
+                    return Err(Error::Usage(format!(
+                        "pass 'opset' takes no option '{other}' (known: {})",
+                        OPTION_KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(UpgradeOpset { target })
+    }
+}
+
+impl Pass for UpgradeOpset {
+    fn name(&self) -> &'static str {
+        PASS_NAME
+    }
+
+    fn run(&self, model: &mut Model) -> Result<PassResult> {
+        let rewritten = upgrade_default_opset(model, self.target)?;
+        let mut changes = PassChanges::default();
+        changes.add("rewritten_nodes", rewritten.len() as u64);
+        Ok(changes.into())
+    }
+}
 
 /// Ops whose behaviour is the same at every default-domain version from 7 to 13 (later
 /// versions only added types or optional attributes with the old default).
