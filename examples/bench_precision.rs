@@ -758,15 +758,15 @@ pub fn run_ours(case: &Case, calib_dir: &Path, out: &Path, variant: Variant) -> 
     };
     let outcome = run_precision(&mut model, &cfg)?;
     save_model(&model, out, &ExportOptions::default())?;
-    let s = &outcome.section["solver"];
-    let gap = s["gap"]
-        .as_f64()
+    let optimize::passes::precision::section::PrecisionSection::Allocated(a) = &outcome.section
+    else {
+        return Ok("- gap - 0.0s".into());
+    };
+    let s = &a.solver;
+    let gap = s
+        .gap
         .map_or("-".to_string(), |g| format!("{:.1}%", 100.0 * g));
-    Ok(format!(
-        "{} gap {gap} {:.1}s",
-        s["status"].as_str().unwrap_or("-"),
-        s["seconds"].as_f64().unwrap_or(0.0)
-    ))
+    Ok(format!("{} gap {gap} {:.1}s", s.status, s.seconds))
 }
 
 /// The equal-or-better comparison with onnxruntime's quantizer the issue asks for: among our

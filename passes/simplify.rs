@@ -28,7 +28,7 @@ use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 
 /// How many patterns each simplification rewrote.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SimplifyStats {
     pub conv_affine: usize,
     pub hardswish: usize,

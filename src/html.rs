@@ -7,6 +7,7 @@
 //! it out with a non-empty box, which the headless-browser test checks.
 
 use crate::error::Result;
+use crate::passes::precision::section::{PrecisionSection, SearchInfo};
 use crate::report::{write_atomic, Report};
 use serde_json::Value;
 use std::fmt::Write;
@@ -124,8 +125,8 @@ fn relevance_picture(section: &Value) -> Option<String> {
 }
 
 /// The precision chosen for each operator, as a coloured strip in graph order.
-fn precision_picture(section: &Value) -> Option<String> {
-    let nodes = section.get("nodes")?.as_array()?;
+fn precision_picture(section: &PrecisionSection) -> Option<String> {
+    let nodes = section.nodes();
     if nodes.is_empty() {
         return None;
     }
@@ -134,16 +135,14 @@ fn precision_picture(section: &Value) -> Option<String> {
         r#"<figure id="precision" class="picture"><figcaption>Precision chosen per operator, in graph order (fp32 grey, fp16 green, int8 blue, int4 purple)</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="760" height="60" role="img">"#,
     );
     for (i, n) in nodes.iter().enumerate() {
-        let p = n.get("precision").and_then(Value::as_str).unwrap_or("fp32");
-        let name = n.get("name").and_then(Value::as_str).unwrap_or("");
         let _ = write!(
             svg,
             r#"<rect x="{:.2}" y="5" width="{:.2}" height="40" class="p-{}"><title>{}: {}</title></rect>"#,
             i as f64 * step,
             step.max(0.5),
-            esc(p),
-            esc(name),
-            esc(p)
+            esc(&n.precision),
+            esc(&n.name),
+            esc(&n.precision)
         );
     }
     svg.push_str("</svg></figure>");
@@ -343,17 +342,20 @@ pub fn render_html(r: &Report) -> String {
         None => body.push_str(&missing("Relevance", "not computed in this run")),
     }
     body.push_str("<h2>Precision</h2>");
-    match r.sections.get("precision").and_then(precision_picture) {
+    let precision = r
+        .sections
+        .get("precision")
+        .and_then(PrecisionSection::from_report);
+    match precision.as_ref().and_then(precision_picture) {
         Some(p) => body.push_str(&p),
         None => body.push_str(&missing(
             "Precision",
             "mixed precision did not run in this run",
         )),
     }
-    if let Some(p) = r
-        .sections
-        .get("precision")
-        .and_then(|p| p.get("search"))
+    if let Some(p) = precision
+        .as_ref()
+        .and_then(|p| p.search())
         .and_then(search_curve_picture)
     {
         body.push_str(&p);
@@ -418,7 +420,7 @@ fn fidelity_table(f: &crate::fidelity::FidelityReport) -> String {
 /// the first output's pooled fidelity up; passed probes blue, failed orange, the written one
 /// ringed, uniform int8 (measured once beside the probes) a green diamond, fp32 (size 1,
 /// fidelity 1 by definition) grey; a legend names them.
-fn search_curve_picture(search: &Value) -> Option<String> {
+fn search_curve_picture(search: &SearchInfo) -> Option<String> {
     let curve = crate::search_curve::Curve::from_search(search)?;
     let (output, lo) = (curve.output.clone(), curve.lo);
     let (w, h, left, bottom) = (700.0, 240.0, 50.0, 30.0);

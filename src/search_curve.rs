@@ -3,7 +3,7 @@
 //! output. The HTML report draws it as SVG ([`crate::html`]); [`terminal_plot`] draws it
 //! in the terminal summary, where a user picks a trade-off without opening a browser.
 
-use serde_json::Value;
+use crate::passes::precision::section::SearchInfo;
 use std::fmt::Write;
 
 /// One probe of the search.
@@ -30,42 +30,33 @@ pub struct Curve {
 
 impl Curve {
     /// The curve of a `precision.search` section (`None` without a measured probe).
-    pub fn from_search(search: &Value) -> Option<Curve> {
-        let chosen = search.get("chosen_budget").and_then(|v| v.as_f64());
+    pub fn from_search(search: &SearchInfo) -> Option<Curve> {
         let mut output = String::new();
         let mut probes = Vec::new();
-        for p in search.get("probes")?.as_array()? {
-            let (Some(size), Some(f)) = (
-                p.get("size_fraction").and_then(|v| v.as_f64()),
-                p.get("fidelity").and_then(|v| v.as_object()),
-            ) else {
+        for p in &search.probes {
+            let (Some(size), Some(f)) = (p.size_fraction, p.fidelity.as_ref()) else {
                 continue;
             };
             let Some((name, v)) = f.iter().next() else {
                 continue;
             };
             output = name.clone();
-            let budget = p.get("budget").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-            let passed = p["passed"] == true;
+            let budget = p.budget.unwrap_or(f64::NAN);
             probes.push(ProbePoint {
                 size,
-                value: v.as_f64().unwrap_or(f64::NAN),
-                passed,
+                value: v.unwrap_or(f64::NAN),
+                passed: p.passed,
                 budget,
-                chosen: passed && chosen == Some(budget),
+                chosen: p.passed && search.chosen_budget == budget,
             });
         }
         if probes.is_empty() {
             return None;
         }
-        let u = &search["uniform_int8"];
-        let uniform_int8 = match (
-            u["size_fraction"].as_f64(),
-            u["fidelity"].get(&output).and_then(|v| v.as_f64()),
-        ) {
-            (Some(s), Some(v)) => Some((s, v, u["passed"] == true)),
-            _ => None,
-        };
+        let uniform_int8 = search.uniform_int8.as_ref().and_then(|u| {
+            let v = u.probe.fidelity.as_ref()?.get(&output).copied().flatten()?;
+            Some((u.probe.size_fraction?, v, u.probe.passed))
+        });
         let lo = probes
             .iter()
             .map(|p| p.value)
@@ -140,16 +131,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn search() -> Value {
-        json!({
-            "chosen_budget": 0.25,
+    fn search() -> SearchInfo {
+        serde_json::from_value(json!({
+            "start": 0.2, "max": 0.5, "tolerance": 0.02, "step": 0.025,
+            "first_probe": {"budget": 0.2, "source": "default", "detail": null},
+            "chosen_budget": 0.25, "chosen_size_fraction": 0.25,
             "probes": [
-                {"budget": 0.2, "size_fraction": 0.2, "passed": false, "fidelity": {"y": 0.8}},
-                {"budget": 0.25, "size_fraction": 0.25, "passed": true, "fidelity": {"y": 1.0}},
-                {"budget": 0.1, "infeasible": "below int4"},
+                {"budget": 0.2, "size_fraction": 0.2, "passed": false, "seconds": 1.0, "fidelity": {"y": 0.8}},
+                {"budget": 0.25, "size_fraction": 0.25, "passed": true, "seconds": 1.0, "fidelity": {"y": 1.0}},
+                {"budget": 0.1, "passed": false, "seconds": 0.1, "infeasible": "below int4"},
             ],
-            "uniform_int8": {"size_fraction": 0.3, "passed": true, "fidelity": {"y": 0.95}},
-        })
+            "uniform_int8": {"size_fraction": 0.3, "passed": true, "seconds": 1.0, "fidelity": {"y": 0.95}, "precision_used": "int8"},
+        }))
+        .expect("a search section")
     }
 
     #[test]
@@ -160,7 +154,11 @@ mod tests {
         assert!(c.probes[1].chosen && !c.probes[0].chosen);
         assert_eq!(c.uniform_int8, Some((0.3, 0.95, true)));
         assert!((c.lo - 0.8).abs() < 1e-12);
-        assert!(Curve::from_search(&json!({"probes": []})).is_none());
+        let none = SearchInfo {
+            probes: Vec::new(),
+            ..search()
+        };
+        assert!(Curve::from_search(&none).is_none());
     }
 
     #[test]

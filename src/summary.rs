@@ -1,5 +1,6 @@
 //! The short terminal summary printed at the end of a run.
 
+use crate::passes::precision::section::{Formats, PrecisionSection, Probe, SearchInfo};
 use crate::report::Report;
 use std::fmt::Write;
 use std::path::Path;
@@ -77,16 +78,15 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
             let _ = writeln!(s, "output      {} not written", output.display());
         }
     }
-    if let Some(line) = r.sections.get("precision").and_then(precision_line) {
-        let _ = writeln!(s, "{line}");
-    }
-    if let Some(lines) = r
+    let precision = r
         .sections
         .get("precision")
-        .and_then(|p| p.get("search"))
-        .and_then(search_lines)
-    {
-        let _ = write!(s, "{lines}");
+        .and_then(PrecisionSection::from_report);
+    if let Some(p) = &precision {
+        let _ = writeln!(s, "{}", precision_line(p));
+    }
+    if let Some(search) = precision.as_ref().and_then(|p| p.search()) {
+        let _ = write!(s, "{}", search_lines(search));
     }
     if let Some(line) = r.sections.get("schedule").and_then(schedule_line) {
         let _ = writeln!(s, "{line}");
@@ -161,101 +161,98 @@ fn fidelity_line(o: &crate::fidelity::OutputFidelity) -> String {
 /// `search      budget 0.3000: size 0.300, passed (top1 0.98) 4.2s` …,
 /// `search      uniform int8: size 0.297, below target (…) 0.1s (reference, not written)`,
 /// `search      chose budget 0.2375 (size 0.236)`
-fn search_lines(search: &serde_json::Value) -> Option<String> {
+fn search_lines(search: &SearchInfo) -> String {
     let mut out = String::new();
-    if let Some(first) = search.get("first_probe") {
+    let _ = writeln!(
+        out,
+        "search      first probe {:.4} from the {}",
+        search.first_probe.budget,
+        match search.first_probe.source.as_str() {
+            "error model" =>
+                "error model (the smallest budget the ILP predicts no worse than uniform int8)",
+            _ => "default (no prediction)",
+        }
+    );
+    for p in &search.probes {
         let _ = writeln!(
             out,
-            "search      first probe {:.4} from the {}",
-            first
-                .get("budget")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(f64::NAN),
-            match first.get("source").and_then(|v| v.as_str()) {
-                Some("error model") =>
-                    "error model (the smallest budget the ILP predicts no worse than uniform int8)",
-                _ => "default (no prediction)",
-            }
+            "search      budget {:.4}: {} {:.1}s",
+            p.budget.unwrap_or(f64::NAN),
+            probe_what(p),
+            p.seconds
         );
     }
-    for p in search.get("probes")?.as_array()? {
-        let budget = p.get("budget")?.as_f64()?;
-        let secs = p.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
+    if let Some(u) = &search.uniform_int8 {
         let _ = writeln!(
             out,
-            "search      budget {budget:.4}: {} {secs:.1}s",
-            probe_what(p)
-        );
-    }
-    if let Some(u) = search.get("uniform_int8").filter(|u| u.is_object()) {
-        let secs = u.get("seconds").and_then(|v| v.as_f64()).unwrap_or(0.0);
-        let _ = writeln!(
-            out,
-            "search      uniform int8: {} {secs:.1}s (reference, not written)",
-            probe_what(u)
+            "search      uniform int8: {} {:.1}s (reference, not written)",
+            probe_what(&u.probe),
+            u.probe.seconds
         );
     }
     let _ = writeln!(
         out,
         "search      chose budget {:.4} (size {:.3}): the smallest that passed",
-        search.get("chosen_budget")?.as_f64()?,
-        search.get("chosen_size_fraction")?.as_f64()?
+        search.chosen_budget, search.chosen_size_fraction
     );
     if let Some(curve) = crate::search_curve::Curve::from_search(search) {
         out.push_str(&crate::search_curve::terminal_plot(&curve));
     }
-    Some(out)
+    out
 }
 
 /// `size 0.300, passed ('y' 0.995, conservative 0.991)` or `infeasible`: what one probe
 /// found (a probe passes on the conservative estimate, see docs/fidelity.md).
-fn probe_what(p: &serde_json::Value) -> String {
+fn probe_what(p: &Probe) -> String {
     use crate::fidelity::gate::fmt_value;
-    match p.get("infeasible").and_then(|v| v.as_str()) {
-        Some(_) => "infeasible".to_string(),
-        None => {
-            let size = p
-                .get("size_fraction")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0);
-            let conservative = p.get("conservative").and_then(|c| c.as_object());
-            let fid: Vec<String> = p
-                .get("fidelity")
-                .and_then(|f| f.as_object())
-                .map(|f| {
-                    f.iter()
-                        .map(|(k, v)| {
-                            let c = conservative
-                                .and_then(|c| c.get(k))
-                                .and_then(|c| c.as_f64())
-                                .map(|c| format!(", conservative {}", fmt_value(c)))
-                                .unwrap_or_default();
-                            format!("'{k}' {}{c}", fmt_value(v.as_f64().unwrap_or(f64::NAN)))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let verdict = if p.get("passed").and_then(|v| v.as_bool()) == Some(true) {
-                "passed"
-            } else {
-                "below target"
-            };
-            format!("size {size:.3}, {verdict} ({})", fid.join(", "))
-        }
+    if p.infeasible.is_some() {
+        return "infeasible".to_string();
     }
+    let fid: Vec<String> = p
+        .fidelity
+        .iter()
+        .flatten()
+        .map(|(k, v)| {
+            let c = p
+                .conservative
+                .as_ref()
+                .and_then(|c| c.get(k).copied().flatten())
+                .map(|c| format!(", conservative {}", fmt_value(c)))
+                .unwrap_or_default();
+            format!("'{k}' {}{c}", fmt_value(v.unwrap_or(f64::NAN)))
+        })
+        .collect();
+    let verdict = if p.passed { "passed" } else { "below target" };
+    format!(
+        "size {:.3}, {verdict} ({})",
+        p.size_fraction.unwrap_or(0.0),
+        fid.join(", ")
+    )
 }
 
 /// `precision   int8 40, fp16 2, fp32 3; weights 1.2 MiB -> 330.0 KiB (0.270 of fp32); solver optimal (gap 0.0%), checker passed`
 /// and, when calibration used random inputs, a warning line.
-fn precision_line(section: &serde_json::Value) -> Option<String> {
-    if let Some(why) = section.get("skipped").and_then(|v| v.as_str()) {
-        return Some(format!("precision   skipped, model kept fp32: {why}"));
-    }
-    let nodes = section.get("nodes")?.as_array()?;
+fn precision_line(section: &PrecisionSection) -> String {
+    let (before, after, fraction, a) = match section {
+        PrecisionSection::Skipped(s) => {
+            return format!("precision   skipped, model kept fp32: {}", s.skipped)
+        }
+        PrecisionSection::Unchanged(u) => (
+            u.weight_bytes_before,
+            u.weight_bytes_after,
+            u.size_fraction,
+            None,
+        ),
+        PrecisionSection::Allocated(a) => (
+            a.weight_bytes_before,
+            a.weight_bytes_after,
+            a.size_fraction,
+            Some(a),
+        ),
+    };
     let mut mix: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for n in nodes {
-        *mix.entry(n.get("precision").and_then(|p| p.as_str()).unwrap_or("?"))
-            .or_default() += 1;
+    for n in section.nodes() {
+        *mix.entry(n.precision.as_str()).or_default() += 1;
     }
     let parts: Vec<String> = mix.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let mut line = if parts.is_empty() {
@@ -263,66 +260,32 @@ fn precision_line(section: &serde_json::Value) -> Option<String> {
     } else {
         format!("precision   {}", parts.join(", "))
     };
-    let u = |k: &str| section.get(k).and_then(|v| v.as_u64());
-    if let (Some(before), Some(after)) = (u("weight_bytes_before"), u("weight_bytes_after")) {
-        let _ = write!(
-            line,
-            "; weights {} -> {}",
-            human_bytes(before),
-            human_bytes(after)
-        );
-        if let Some(f) = section.get("size_fraction").and_then(|v| v.as_f64()) {
-            let _ = write!(line, " ({f:.3} of fp32)");
-        }
+    let _ = write!(
+        line,
+        "; weights {} -> {} ({fraction:.3} of fp32)",
+        human_bytes(before),
+        human_bytes(after)
+    );
+    let Some(a) = a else { return line };
+    let _ = write!(line, "; solver {}", a.solver.status);
+    if let Some(gap) = a.solver.gap {
+        let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
     }
-    let solver = section.get("solver");
-    if let Some(status) = solver
-        .and_then(|s| s.get("status"))
-        .and_then(|v| v.as_str())
-    {
-        let _ = write!(line, "; solver {status}");
-        if let Some(gap) = solver.and_then(|s| s.get("gap")).and_then(|v| v.as_f64()) {
-            let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
-        }
-    }
-    if let Some(passed) = section
-        .get("checker")
-        .and_then(|c| c.get("passed"))
-        .and_then(|v| v.as_bool())
-    {
-        let _ = write!(
-            line,
-            ", checker {}",
-            if passed { "passed" } else { "FAILED" }
-        );
-    }
-    if let Some(w) = section
-        .get("calibration")
-        .and_then(|c| c.get("warning"))
-        .and_then(|v| v.as_str())
-    {
+    let checker = if a.checker.passed { "passed" } else { "FAILED" };
+    let _ = write!(line, ", checker {checker}");
+    if let Some(w) = &a.calibration.warning {
         let _ = write!(line, "\n            warning: {w}");
     }
-    let formats = section.get("formats");
-    if formats.and_then(|f| f.get("mode")).and_then(|v| v.as_str()) == Some("weight-only") {
-        let why = formats
-            .and_then(|f| f.get("why"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("no calibration data");
+    if let Formats::WeightOnly { why } = &a.formats {
         let _ = write!(line, "\n            weight-only formats: {why}");
     }
-    if section
-        .get("errors")
-        .and_then(|e| e.get("time_limit_hit"))
-        .and_then(|v| v.as_bool())
-        == Some(true)
-    {
+    if a.errors.time_limit_hit {
         let _ = write!(
             line,
             "\n            warning: error measurement stopped at its time limit; the choice may differ on a faster or slower machine"
         );
     }
-    Some(line)
+    line
 }
 
 /// `scratchpad  512.0 KiB: traffic 1.2 MiB, best baseline 3.4 MiB (64.7% less); solver optimal, checker passed`

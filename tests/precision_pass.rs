@@ -16,9 +16,8 @@ use optimize::passes::precision::check::{check_assignment, check_rewritten_size}
 use optimize::passes::precision::ilp::{
     greedy, solve, AllocItem, AllocOption, AllocProblem, SolveStatus,
 };
-use optimize::passes::precision::pass::{
-    node_table, run_precision, solver_line, Budget, PrecisionConfig,
-};
+use optimize::passes::precision::pass::{run_precision, Budget, PrecisionConfig};
+use optimize::passes::precision::section::{node_table, PrecisionSection};
 use optimize::passes::precision::{Assignment, Precision};
 use optimize::pipeline::load_and_infer;
 use optimize::runtime::OrtRuntime;
@@ -689,8 +688,11 @@ fn cls_end_to_end_at_030() {
     let t = Instant::now();
     let out = run_precision(&mut model, &cfg).expect("run_precision");
     println!("run_precision on cls: {:.1}s", t.elapsed().as_secs_f64());
-    print!("{}", node_table(&out.section));
-    println!("{}", solver_line(&out.section));
+    let section = out.section.to_json();
+    print!("{}", node_table(out.section.nodes()));
+    if let PrecisionSection::Allocated(a) = &out.section {
+        println!("{}", a.solver_line());
+    }
     println!(
         "errors: {} measured, {} from the scaled proxy",
         out.errors.measured, out.errors.unmeasured
@@ -702,12 +704,21 @@ fn cls_end_to_end_at_030() {
     println!("size fraction measured on the rewritten model: {frac:.4} ({before} → {after} bytes)");
     assert!(frac <= 0.30, "size fraction {frac} > 0.30");
     assert_eq!(out.weight_bytes_after, after);
-    assert_eq!(out.section["weight_bytes_after"].as_u64(), Some(after));
-    assert!(out.section["calibration"]["warning"]
-        .as_str()
+    let PrecisionSection::Allocated(a) = &out.section else {
+        panic!("not an allocation: {:?}", out.section);
+    };
+    assert_eq!(a.weight_bytes_after, after);
+    assert!(a
+        .calibration
+        .warning
+        .as_ref()
         .is_some_and(|w| w.contains("--calib")));
-    let n_nodes = out.section["nodes"].as_array().map_or(0, |a| a.len());
-    assert_eq!(n_nodes, out.assignment.len());
+    assert_eq!(out.section.nodes().len(), out.assignment.len());
+    // The report's JSON reads back as the same typed section.
+    assert_eq!(
+        PrecisionSection::from_report(&section).as_ref(),
+        Some(&out.section)
+    );
 
     // The output runs on onnxruntime and passes the full ONNX check.
     let bytes = to_bytes(&model, &ExportOptions::default()).expect("export");

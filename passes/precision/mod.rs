@@ -20,6 +20,7 @@ pub mod options;
 pub mod pass;
 pub mod quantize;
 pub mod rewrite;
+pub mod section;
 pub mod sensitivity;
 pub mod suffix;
 

@@ -13,9 +13,15 @@ use super::ilp::{
     check_feasible, common_precisions, greedy, infeasible_error, solve, tie_units, AllocItem,
     AllocOption, AllocProblem, AllocSolution, SolveStatus,
 };
+use super::section::{
+    finite, Allocated, BudgetInfo, CalibrationInfo, CheckerInfo, ErrorsInfo, FirstProbeInfo,
+    Formats, LogitsAt, NodeRow, PrecisionSection, Probe, SearchInfo, Skipped, SolverInfo,
+    StrategyInfo, Unchanged, UniformPoint,
+};
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
 use crate::pass_manager::{Pass, PassChanges, PassContext, PassResult, ReportSection};
+use crate::simplify::SimplifyStats;
 
 /// The pass's name, and the key of its report section.
 pub const PASS_NAME: &str = "precision";
@@ -210,7 +216,7 @@ pub struct PrecisionOutcome {
     pub calibration_dir: Option<std::path::PathBuf>,
     /// The samples of that folder held out of calibration for validation.
     pub held_out_samples: Vec<String>,
-    pub section: Value,
+    pub section: PrecisionSection,
 }
 
 /// The precision pass for the pass manager.
@@ -244,15 +250,14 @@ impl PrecisionPass {
             Err(e @ (Error::Usage(_) | Error::Input { .. } | Error::Runtime(_)))
                 if !config.explicit =>
             {
-                let reason = optimize_ir::error::one_line(&e.to_string());
-                let body = json!({
-                    "skipped": reason,
-                    "hint": "the model keeps fp32; give --size-budget/--avg-bits, --calib or --input-shape to run mixed precision (errors are then reported)",
-                    "nodes": [],
+                let body = PrecisionSection::Skipped(Skipped {
+                    skipped: optimize_ir::error::one_line(&e.to_string()),
+                    hint: "the model keeps fp32; give --size-budget/--avg-bits, --calib or --input-shape to run mixed precision (errors are then reported)".into(),
+                    nodes: Vec::new(),
                 });
                 return Ok(PassResult {
                     changes: PassChanges::default(),
-                    section: Some(ReportSection::new(PASS_NAME, body)),
+                    section: Some(ReportSection::new(PASS_NAME, body.to_json())),
                 });
             }
             Err(e) => return Err(e),
@@ -273,7 +278,7 @@ impl PrecisionPass {
             lossy: changes.changed(),
             calibration_dir: out.calibration_dir,
             held_out_samples: out.held_out_samples,
-            ..ReportSection::new(PASS_NAME, out.section)
+            ..ReportSection::new(PASS_NAME, out.section.to_json())
         };
         Ok(PassResult {
             changes,
@@ -626,14 +631,6 @@ fn allocate(
     ))
 }
 
-fn num(x: f64) -> Value {
-    if x.is_finite() {
-        json!(x)
-    } else {
-        Value::Null
-    }
-}
-
 /// An explicit budget on a model without candidate operators (no Conv/MatMul/Gemm with
 /// constant weights, in the graph or its subgraphs): met only when the unchanged weights
 /// (`after` of `before` bytes, subgraphs included) already meet it; a model without
@@ -692,18 +689,22 @@ fn unchanged(
     cfg: &PrecisionConfig,
     weight_bytes_before: u64,
     folded: usize,
-    simplified: &impl serde::Serialize,
+    simplified: &SimplifyStats,
 ) -> PrecisionOutcome {
     let after = total_weight_bytes(model);
-    let section = json!({
-        "budget": {"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": Value::Null},
-        "weight_bytes_before": weight_bytes_before,
-        "weight_bytes_after": after,
-        "size_fraction": after as f64 / weight_bytes_before.max(1) as f64,
-        "nodes": [],
-        "note": "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change",
-        "folded_batchnorms": folded,
-        "simplified": simplified,
+    let section = PrecisionSection::Unchanged(Unchanged {
+        budget: BudgetInfo {
+            bytes: None,
+            ..budget_info(cfg, weight_bytes_before)
+        },
+        weight_bytes_before,
+        weight_bytes_after: after,
+        size_fraction: after as f64 / weight_bytes_before.max(1) as f64,
+        nodes: Vec::new(),
+        note: "no candidate operators (Conv/MatMul/Gemm with constant weights): nothing to change"
+            .into(),
+        folded_batchnorms: folded,
+        simplified: simplified.clone(),
     });
     PrecisionOutcome {
         assignment: Assignment::new(),
@@ -900,7 +901,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         attempt,
     } = alloc;
     *model = m;
-    let section = section(
+    let mut section = section(
         cfg,
         &cands,
         &assignment,
@@ -914,25 +915,12 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         folded,
         rel_problem,
     );
-    let mut section = section;
-    if let Some(o) = section.as_object_mut() {
-        o.insert("rewrite_overhead_bytes".into(), json!(overhead));
-        o.insert("allocation_rounds".into(), json!(attempt));
-        o.insert("simplified".into(), json!(simplified));
-        // Operators kept out of int8 because calibration saw no range for their tensors.
-        o.insert("int8_without_range".into(), json!(unranged));
-        o.insert(
-            "formats".into(),
-            if cfg.weight_only() {
-                json!({"mode": "weight-only", "why": WEIGHT_ONLY_WHY})
-            } else {
-                json!({"mode": "all", "activations": calib.source})
-            },
-        );
-        if let Some(search) = search_section {
-            o.insert("search".into(), search);
-        }
-    }
+    section.rewrite_overhead_bytes = overhead;
+    section.allocation_rounds = attempt;
+    section.simplified = simplified;
+    section.int8_without_range = unranged;
+    section.search = search_section;
+    let section = PrecisionSection::Allocated(Box::new(section));
     Ok(PrecisionOutcome {
         assignment,
         rewrite: Some(stats),
@@ -1040,6 +1028,22 @@ struct FirstProbe {
     detail: Value,
 }
 
+impl Probe {
+    /// A probe entry with only what every probe has.
+    fn bare(budget: Option<f64>, passed: bool, seconds: f64) -> Probe {
+        Probe {
+            budget,
+            passed,
+            infeasible: None,
+            seconds,
+            size_fraction: None,
+            weight_bytes: None,
+            fidelity: None,
+            conservative: None,
+        }
+    }
+}
+
 /// The search's first probe, from the error model: the **smallest budget at which the ILP
 /// predicts no more output error than uniform int8**.
 ///
@@ -1127,52 +1131,55 @@ fn probe_budget(
     cfg: &PrecisionConfig,
     search: &Search,
     b: f64,
-    probes: &mut Vec<Value>,
+    probes: &mut Vec<Probe>,
 ) -> Result<Option<(Allocation, bool)>> {
     let t = std::time::Instant::now();
     let alloc = match allocate_rewrite(ctx, cfg, Budget::SizeFraction(b)) {
         Ok(a) => a,
         Err(e @ Error::Usage(_)) => {
-            probes.push(json!({
-                "budget": b,
-                "passed": false,
-                "infeasible": optimize_ir::error::one_line(&e.to_string()),
-                "seconds": t.elapsed().as_secs_f64(),
-            }));
+            probes.push(Probe {
+                infeasible: Some(optimize_ir::error::one_line(&e.to_string())),
+                ..Probe::bare(Some(b), false, t.elapsed().as_secs_f64())
+            });
             return Ok(None);
         }
         Err(e) => return Err(e),
     };
     let verdict = (search.probe)(&alloc.model)?;
-    let map = |v: &[(String, f64)]| -> serde_json::Map<String, Value> {
-        v.iter().map(|(n, v)| (n.clone(), json!(v))).collect()
+    let map = |v: &[(String, f64)]| -> BTreeMap<String, Option<f64>> {
+        v.iter().map(|(n, v)| (n.clone(), finite(*v))).collect()
     };
-    probes.push(json!({
-        "budget": b,
-        "size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
-        "weight_bytes": alloc.after,
-        "fidelity": map(&verdict.outputs),
-        "conservative": map(&verdict.conservative),
-        "passed": verdict.passed,
-        "seconds": t.elapsed().as_secs_f64(),
-    }));
+    probes.push(Probe {
+        size_fraction: Some(alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64),
+        weight_bytes: Some(alloc.after),
+        fidelity: Some(map(&verdict.outputs)),
+        conservative: Some(map(&verdict.conservative)),
+        ..Probe::bare(Some(b), verdict.passed, t.elapsed().as_secs_f64())
+    });
     Ok(Some((alloc, verdict.passed)))
 }
 
 /// Uniform int8, measured once with the probes' machinery (at the largest budget, where it
 /// fits): the reference point of the size–fidelity curve. Not a candidate for writing.
-fn uniform_int8_point(ctx: &AllocContext, cfg: &PrecisionConfig, search: &Search) -> Result<Value> {
+fn uniform_int8_point(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+) -> Result<Option<UniformPoint>> {
     let mut uni = cfg.clone();
     uni.strategy = Strategy::Uniform(Precision::Int8);
     let mut entry = Vec::new();
     let alloc = probe_budget(ctx, &uni, search, search.max, &mut entry)?;
-    let mut v = entry.pop().unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.remove("budget");
-        let used = alloc.and_then(|(a, _)| a.uniform_used).map(|p| p.name());
-        o.insert("precision_used".into(), json!(used));
-    }
-    Ok(v)
+    let used = alloc
+        .and_then(|(a, _)| a.uniform_used)
+        .map(|p| p.name().to_string());
+    Ok(entry.pop().map(|probe| UniformPoint {
+        probe: Probe {
+            budget: None,
+            ..probe
+        },
+        precision_used: used,
+    }))
 }
 
 /// The fidelity-driven search. The first probe is the error model's prediction
@@ -1187,17 +1194,17 @@ fn run_search(
     ctx: &AllocContext,
     cfg: &PrecisionConfig,
     search: &Search,
-) -> Result<(Allocation, Value)> {
+) -> Result<(Allocation, SearchInfo)> {
     let floor = super::Precision::min_weight_bits() as f64 / 32.0;
     let first = first_probe(ctx, cfg, search, floor);
-    let mut probes: Vec<Value> = Vec::new();
+    let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Allocation)> = None;
-    let probe = |b: f64, probes: &mut Vec<Value>| -> Result<Option<Allocation>> {
+    let probe = |b: f64, probes: &mut Vec<Probe>| -> Result<Option<Allocation>> {
         Ok(probe_budget(ctx, cfg, search, b, probes)?.and_then(|(a, ok)| ok.then_some(a)))
     };
     let start = first.budget;
     let (mut lo, mut hi) = (floor, search.max);
-    let mut measure = |b: f64, probes: &mut Vec<Value>| -> Result<bool> {
+    let mut measure = |b: f64, probes: &mut Vec<Probe>| -> Result<bool> {
         Ok(match probe(b, probes)? {
             Some(a) => {
                 hi = b;
@@ -1248,23 +1255,30 @@ fn run_search(
     let (chosen, alloc) =
         best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
     let uniform_int8 = uniform_int8_point(ctx, cfg, search)?;
-    let section = json!({
-        "start": start,
-        "first_probe": {"budget": start, "source": first.source, "detail": first.detail},
-        "max": search.max,
-        "tolerance": search.tolerance,
-        "step": search.step,
-        "chosen_budget": chosen,
-        "chosen_size_fraction": alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
-        "probes": probes,
-        "uniform_int8": uniform_int8,
-    });
+    let section = SearchInfo {
+        start,
+        first_probe: FirstProbeInfo {
+            budget: start,
+            source: first.source.into(),
+            detail: first.detail,
+        },
+        max: search.max,
+        tolerance: search.tolerance,
+        step: search.step,
+        chosen_budget: chosen,
+        chosen_size_fraction: alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
+        probes,
+        uniform_int8,
+    };
     Ok((alloc, section))
 }
 
 /// The search's failure: even the largest budget is below target.
-fn no_budget_passes(search: &Search, probes: &[Value]) -> Error {
-    let last = probes.last().cloned().unwrap_or(Value::Null);
+fn no_budget_passes(search: &Search, probes: &[Probe]) -> Error {
+    let last = probes
+        .last()
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
     Error::Validation(format!(
         "no size budget up to {} meets the fidelity targets (probed {}; at {}: {}); no output written (lower --min-fidelity, or give --size-budget to write a fixed size)",
         search.max,
@@ -1288,10 +1302,10 @@ fn section(
     uniform_used: Option<Precision>,
     folded: usize,
     relevance_problem: Option<String>,
-) -> Value {
+) -> Allocated {
     let by_key: BTreeMap<&str, &super::rewrite::NodeRewrite> =
         stats.nodes.iter().map(|n| (n.key.as_str(), n)).collect();
-    let nodes: Vec<Value> = cands
+    let nodes: Vec<NodeRow> = cands
         .iter()
         .map(|c| {
             let p = assignment.get(&c.key).copied().unwrap_or(Precision::Fp32);
@@ -1300,117 +1314,103 @@ fn section(
                 Some(n) => (n.bytes_before, n.bytes_after),
                 None => (c.fp32_bytes, c.bytes_at(p).unwrap_or(c.fp32_bytes)),
             };
-            json!({
-                "name": if c.node_name.is_empty() { c.key.clone() } else { c.node_name.clone() },
-                "key": c.key,
-                "op": c.op,
-                "precision": p.name(),
-                "bytes_before": bb,
-                "bytes_after": ba,
-                "error_measured": e.and_then(|e| e.measured).map_or(Value::Null, num),
-                "error_proxy": e.map_or(Value::Null, |e| num(e.proxy)),
-                "relevance": num(errors.relevance_of(&c.key)),
-            })
+            NodeRow {
+                name: if c.node_name.is_empty() {
+                    c.key.clone()
+                } else {
+                    c.node_name.clone()
+                },
+                key: c.key.clone(),
+                op: c.op.clone(),
+                precision: p.name().into(),
+                bytes_before: bb,
+                bytes_after: ba,
+                error_measured: e.and_then(|e| e.measured).and_then(finite),
+                error_proxy: e.and_then(|e| finite(e.proxy)),
+                relevance: finite(errors.relevance_of(&c.key)),
+            }
         })
         .collect();
-    let budget_bytes = match cfg.budget {
-        Budget::SizeFraction(f) => json!((f * before as f64).floor() as u64),
-        Budget::AvgBits(_) => Value::Null,
-    };
     let strategy = match cfg.strategy {
-        Strategy::Ilp => json!({"kind": "ilp"}),
-        Strategy::Uniform(q) => {
-            json!({"kind": "uniform", "asked": q.name(), "used": uniform_used.map(|u| u.name())})
-        }
-        Strategy::Random(seed) => json!({"kind": "random", "seed": seed}),
-    };
-    json!({
-        "budget": {"kind": cfg.budget.kind(), "value": cfg.budget.value(), "bytes": budget_bytes},
-        "strategy": strategy,
-        "weight_bytes_before": before,
-        "weight_bytes_after": after,
-        "size_fraction": after as f64 / before.max(1) as f64,
-        "folded_batchnorms": folded,
-        "calibration": {
-            "source": calib.source,
-            "dir": cfg.calib_dir.as_ref().map(|d| d.display().to_string()),
-            "samples": calib.samples,
-            "method": cfg.calib_method.name(),
-            "warning": calib.warning,
-            "holdout": calib.holdout,
+        Strategy::Ilp => StrategyInfo::Ilp,
+        Strategy::Uniform(q) => StrategyInfo::Uniform {
+            asked: q.name().into(),
+            used: uniform_used.map(|u| u.name().into()),
         },
-        "objective": cfg.objective.name(),
-        "errors": {
-            "measured": errors.measured,
-            "unmeasured": errors.unmeasured,
-            "max_measurements": cfg.max_measurements,
-            "time_limit_hit": errors.time_limit_hit,
-            "unexercised": errors.unexercised,
-            "suffix_measured": errors.suffix_measured,
-            "seconds": errors.seconds,
-            "relevance_problem": relevance_problem,
-            "measured_at_logits": errors
+        Strategy::Random(seed) => StrategyInfo::Random { seed },
+    };
+    Allocated {
+        budget: budget_info(cfg, before),
+        strategy,
+        weight_bytes_before: before,
+        weight_bytes_after: after,
+        size_fraction: after as f64 / before.max(1) as f64,
+        folded_batchnorms: folded,
+        calibration: CalibrationInfo {
+            source: calib.source.clone(),
+            dir: cfg.calib_dir.as_ref().map(|d| d.display().to_string()),
+            samples: calib.samples,
+            method: cfg.calib_method.name(),
+            warning: calib.warning.clone(),
+            holdout: calib.holdout.clone(),
+        },
+        objective: cfg.objective.name().into(),
+        errors: ErrorsInfo {
+            measured: errors.measured,
+            unmeasured: errors.unmeasured,
+            max_measurements: cfg.max_measurements,
+            time_limit_hit: errors.time_limit_hit,
+            unexercised: errors.unexercised,
+            suffix_measured: errors.suffix_measured,
+            seconds: errors.seconds,
+            relevance_problem,
+            measured_at_logits: errors
                 .measured_at_logits
                 .iter()
-                .map(|(y, x)| json!({"output": y, "logits": x}))
-                .collect::<Vec<_>>(),
+                .map(|(y, x)| LogitsAt {
+                    output: y.clone(),
+                    logits: x.clone(),
+                })
+                .collect(),
         },
-        "nodes": nodes,
-        "solver": {
-            "status": sol.status.name(),
-            "objective": num(sol.objective),
-            "bound": sol.bound.map_or(Value::Null, num),
-            "seconds": sol.seconds,
-            "gap": sol.gap.map_or(Value::Null, num),
+        nodes,
+        solver: SolverInfo {
+            status: sol.status.name().into(),
+            objective: finite(sol.objective),
+            bound: sol.bound.and_then(finite),
+            seconds: sol.seconds,
+            gap: sol.gap.and_then(finite),
         },
-        "checker": {"passed": checker.passed, "problems": checker.problems},
-        "inserted_nodes": stats.inserted_nodes,
-    })
-}
-
-/// One line for terminals: `solver optimal objective 1.2e-3 bound 1.2e-3 gap 0.0% 0.41s`.
-pub fn solver_line(section: &Value) -> String {
-    let s = &section["solver"];
-    format!(
-        "solver {} objective {} bound {} gap {} {:.2}s; size {:.4} of fp32 ({} → {} bytes)",
-        s["status"].as_str().unwrap_or("-"),
-        s["objective"],
-        s["bound"],
-        s["gap"],
-        s["seconds"].as_f64().unwrap_or(0.0),
-        section["size_fraction"].as_f64().unwrap_or(0.0),
-        section["weight_bytes_before"],
-        section["weight_bytes_after"],
-    )
-}
-
-/// The per-node table for terminals.
-pub fn node_table(section: &Value) -> String {
-    let mut out = format!(
-        "{:<34} {:<6} {:<5} {:>9} {:>9} {:>11} {:>11} {:>9}\n",
-        "node", "op", "prec", "bytes", "after", "measured", "proxy", "relevance"
-    );
-    for n in section["nodes"].as_array().into_iter().flatten() {
-        let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3e}"));
-        let name = n["name"].as_str().unwrap_or("");
-        let name: String = if name.chars().count() > 34 {
-            name.chars().take(33).collect::<String>() + "…"
+        checker: CheckerInfo {
+            passed: checker.passed,
+            problems: checker.problems.clone(),
+        },
+        inserted_nodes: stats.inserted_nodes,
+        rewrite_overhead_bytes: 0,
+        allocation_rounds: 0,
+        simplified: SimplifyStats::default(),
+        int8_without_range: Vec::new(),
+        formats: if cfg.weight_only() {
+            Formats::WeightOnly {
+                why: WEIGHT_ONLY_WHY.into(),
+            }
         } else {
-            name.to_string()
-        };
-        out.push_str(&format!(
-            "{:<34} {:<6} {:<5} {:>9} {:>9} {:>11} {:>11} {:>9}\n",
-            name,
-            n["op"].as_str().unwrap_or(""),
-            n["precision"].as_str().unwrap_or(""),
-            n["bytes_before"],
-            n["bytes_after"],
-            f(&n["error_measured"]),
-            f(&n["error_proxy"]),
-            n["relevance"]
-                .as_f64()
-                .map_or("-".into(), |x| format!("{x:.3}")),
-        ));
+            Formats::All {
+                activations: calib.source.clone(),
+            }
+        },
+        search: None,
     }
-    out
+}
+
+/// The budget as the report gives it.
+fn budget_info(cfg: &PrecisionConfig, before: u64) -> BudgetInfo {
+    BudgetInfo {
+        kind: cfg.budget.kind().into(),
+        value: cfg.budget.value(),
+        bytes: match cfg.budget {
+            Budget::SizeFraction(f) => Some((f * before as f64).floor() as u64),
+            Budget::AvgBits(_) => None,
+        },
+    }
 }
