@@ -8,6 +8,7 @@
 
 use crate::error::Result;
 use crate::passes::precision::section::{PrecisionSection, SearchInfo};
+use crate::passes::schedule::section::ScheduleSection;
 use crate::report::{write_atomic, Report};
 use serde_json::Value;
 use std::fmt::Write;
@@ -171,13 +172,17 @@ fn uniform_int8_marker(
 
 /// The scratchpad plan as rectangles of residency (steps, x) × address range (y): one
 /// rectangle per placement of a tensor (a reloaded tensor can sit at a new address).
-fn memory_plan_picture(section: &Value) -> Option<String> {
-    let plan = section.get("plan")?;
+fn memory_plan_picture(section: &ScheduleSection) -> Option<String> {
+    let plan = section.plan()?;
     let tensors = plan.get("tensors")?.as_array()?;
+    let scratchpad = match section {
+        ScheduleSection::Tiled(t) => t.scratchpad_bytes,
+        ScheduleSection::Whole(w) => w.scratchpad_bytes,
+    };
     let scratch = plan
         .get("scratchpad_bytes")
-        .or(section.get("scratchpad_bytes"))?
-        .as_f64()?
+        .and_then(Value::as_f64)
+        .unwrap_or(scratchpad as f64)
         .max(1.0);
     let steps = plan
         .get("order")
@@ -228,17 +233,12 @@ fn memory_plan_picture(section: &Value) -> Option<String> {
 }
 
 /// Off-chip traffic of our plan against every baseline.
-fn traffic_picture(section: &Value) -> Option<String> {
-    let traffic = section.get("traffic_bytes")?;
-    let mut rows: Vec<(String, f64)> = vec![("ours".to_string(), traffic.get("ours")?.as_f64()?)];
-    for (k, v) in traffic
-        .get("baselines")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(v) = v.as_f64() {
-            rows.push((k.clone(), v));
+fn traffic_picture(section: &ScheduleSection) -> Option<String> {
+    let traffic = section.traffic();
+    let mut rows: Vec<(String, f64)> = vec![("ours".to_string(), traffic.ours? as f64)];
+    for (k, v) in &traffic.baselines {
+        if let Some(v) = v {
+            rows.push((k.clone(), *v as f64));
         }
     }
     Some(bar_chart(
@@ -361,12 +361,20 @@ pub fn render_html(r: &Report) -> String {
         body.push_str(&p);
     }
     body.push_str("<h2>Scratchpad</h2>");
-    let schedule = r.sections.get("schedule");
+    let schedule = r
+        .sections
+        .get("schedule")
+        .and_then(ScheduleSection::from_report);
+    let schedule = schedule.as_ref();
     match schedule.and_then(memory_plan_picture) {
         Some(p) => body.push_str(&p),
         None => body.push_str(&missing("Memory plan", "no scratchpad target was given")),
     }
-    if let Some(p) = schedule.and_then(crate::html_tiles::tiles_picture) {
+    let cascades = match schedule {
+        Some(ScheduleSection::Tiled(t)) => t.cascades.as_slice(),
+        _ => &[],
+    };
+    if let Some(p) = crate::html_tiles::tiles_picture(cascades) {
         body.push_str(&p);
     }
     if let Some(p) = schedule.and_then(traffic_picture) {

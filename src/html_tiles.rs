@@ -2,7 +2,7 @@
 //! bands (columns) and stripes (rows), next to the cascade's operators, bands, stripe
 //! height and halo recompute. Drawn from the report's `schedule.cascades`.
 
-use serde_json::Value;
+use crate::passes::schedule::section::Cascade;
 use std::fmt::Write;
 
 fn esc(s: &str) -> String {
@@ -13,8 +13,7 @@ fn esc(s: &str) -> String {
 }
 
 /// One figure with up to 8 cascades, or None when the schedule has none.
-pub fn tiles_picture(section: &Value) -> Option<String> {
-    let cascades = section.get("cascades")?.as_array()?;
+pub fn tiles_picture(cascades: &[Cascade]) -> Option<String> {
     if cascades.is_empty() {
         return None;
     }
@@ -33,15 +32,15 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
             (i % per_row) as f64 * (cell + gap),
             (i / per_row) as f64 * (cell + 74.0),
         );
-        let h = c["sink"]["h"].as_f64().unwrap_or(1.0).max(1.0);
-        let w = c["sink"]["w"].as_f64().unwrap_or(1.0).max(1.0);
+        let h = (c.sink.h as f64).max(1.0);
+        let w = (c.sink.w as f64).max(1.0);
         let scale = cell / h.max(w);
         let (pw, ph) = (w * scale, h * scale);
         let _ = write!(
             svg,
             r#"<rect x="{x0:.1}" y="{y0:.1}" width="{pw:.1}" height="{ph:.1}" class="frame"/>"#
         );
-        let stripe = c["stripe_rows"].as_f64().unwrap_or(h).max(1.0);
+        let stripe = c.stripe_rows.map_or(h, |r| r as f64).max(1.0);
         let mut r = stripe;
         while r < h {
             let y = y0 + r * scale;
@@ -52,8 +51,8 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
             );
             r += stripe;
         }
-        for b in c["band_cols"].as_array().into_iter().flatten().skip(1) {
-            let x = x0 + b[0].as_f64().unwrap_or(0.0) * scale;
+        for b in c.band_cols.iter().skip(1) {
+            let x = x0 + b[0] as f64 * scale;
             let _ = write!(
                 svg,
                 r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#e8913a" stroke-width="1.5"/>"##,
@@ -61,15 +60,12 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
             );
         }
         // Three short lines: a label as wide as the cell's gap overlaps its neighbour.
-        let label = format!("{} ops, {} bands", c["operators"], c["bands"]);
-        let stripes = format!("{}-row stripes", c["stripe_rows"]);
+        let label = format!("{} ops, {} bands", c.operators, c.bands);
+        let rows = c.stripe_rows.map_or("null".to_string(), |r| r.to_string());
+        let stripes = format!("{rows}-row stripes");
         let title = format!(
             "{} … {}: {} runs, {} halo MACs of {}",
-            c["first"].as_str().unwrap_or(""),
-            c["last"].as_str().unwrap_or(""),
-            c["runs"],
-            c["halo_macs"],
-            c["macs"]
+            c.first, c.last, c.runs, c.halo_macs, c.macs
         );
         let _ = write!(
             svg,
@@ -80,7 +76,7 @@ pub fn tiles_picture(section: &Value) -> Option<String> {
             y0 + ph + 28.0,
             esc(&stripes),
             y0 + ph + 42.0,
-            esc(c["sink"]["name"].as_str().unwrap_or(""))
+            esc(&c.sink.name)
         );
     }
     svg.push_str("</svg></figure>");

@@ -1,6 +1,7 @@
 //! The short terminal summary printed at the end of a run.
 
 use crate::passes::precision::section::{Formats, PrecisionSection, Probe, SearchInfo};
+use crate::passes::schedule::section::{ScheduleSection, TiledSection};
 use crate::report::Report;
 use std::fmt::Write;
 use std::path::Path;
@@ -88,7 +89,11 @@ pub fn render_summary(r: &Report, output: &Path) -> String {
     if let Some(search) = precision.as_ref().and_then(|p| p.search()) {
         let _ = write!(s, "{}", search_lines(search));
     }
-    if let Some(line) = r.sections.get("schedule").and_then(schedule_line) {
+    let schedule = r
+        .sections
+        .get("schedule")
+        .and_then(ScheduleSection::from_report);
+    if let Some(line) = schedule.as_ref().and_then(schedule_line) {
         let _ = writeln!(s, "{line}");
     }
     if let Some(line) = r.sections.get("relevance").and_then(relevance_line) {
@@ -289,40 +294,39 @@ fn precision_line(section: &PrecisionSection) -> String {
 }
 
 /// `scratchpad  512.0 KiB: traffic 1.2 MiB, best baseline 3.4 MiB (64.7% less); solver optimal, checker passed`
-fn schedule_line(section: &serde_json::Value) -> Option<String> {
-    let budget = section.get("scratchpad_bytes")?.as_u64()?;
-    let ours = section.get("traffic_bytes")?.get("ours")?.as_u64()?;
+fn schedule_line(section: &ScheduleSection) -> Option<String> {
+    let (budget, best, reduction) = match section {
+        ScheduleSection::Tiled(t) => (
+            t.scratchpad_bytes,
+            t.best_baseline_traffic_bytes,
+            t.reduction_vs_best_baseline,
+        ),
+        ScheduleSection::Whole(w) => (
+            w.scratchpad_bytes,
+            w.best_baseline_traffic_bytes,
+            w.reduction_vs_best_baseline,
+        ),
+    };
+    let ours = section.traffic().ours?;
     let mut line = format!(
         "scratchpad  {}: traffic {}",
         human_bytes(budget),
         human_bytes(ours)
     );
-    if let Some(best) = section
-        .get("best_baseline_traffic_bytes")
-        .and_then(|v| v.as_u64())
-    {
+    if let Some(best) = best {
         let _ = write!(line, ", best baseline {}", human_bytes(best));
     }
-    if let Some(red) = section
-        .get("reduction_vs_best_baseline")
-        .and_then(|v| v.as_f64())
-    {
+    if let Some(red) = reduction {
         let _ = write!(line, " ({:.1}% less)", red * 100.0);
     }
-    let solver = section.get("solver");
-    let status = solver
-        .and_then(|s| s.get("status"))
-        .and_then(|v| v.as_str());
-    let gap = solver.and_then(|s| s.get("gap")).and_then(|v| v.as_f64());
-    if section.get("tiled").and_then(|v| v.as_bool()) == Some(true) {
-        tiled_tail(&mut line, section, status, gap);
-        return Some(line);
-    }
-    if let Some(status) = status {
-        let _ = write!(line, "; solver {status}");
-    }
-    if let Some(gap) = gap {
-        let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
+    match section {
+        ScheduleSection::Tiled(t) => tiled_tail(&mut line, t),
+        ScheduleSection::Whole(w) => {
+            let _ = write!(line, "; solver {}", w.solver.status);
+            if let Some(gap) = w.solver.gap {
+                let _ = write!(line, " (gap {:.1}%)", gap * 100.0);
+            }
+        }
     }
     Some(line)
 }
@@ -331,46 +335,24 @@ fn schedule_line(section: &serde_json::Value) -> Option<String> {
 /// 93.4% above the compulsory traffic (1.6 MiB), checker passed`. Its gap is to the graph's
 /// inputs and outputs, a bound no tiling beats (the cascade search itself is a heuristic),
 /// not an ILP's gap, so it says so.
-fn tiled_tail(
-    line: &mut String,
-    section: &serde_json::Value,
-    status: Option<&str>,
-    gap: Option<f64>,
-) {
-    let count = |k: &str| section.get(k).and_then(|v| v.as_u64());
-    let cascades = section
-        .get("cascades")
-        .and_then(|v| v.as_array())
-        .map(|a| a.len());
-    if let (Some(c), Some(r)) = (cascades, count("runs")) {
-        let _ = write!(line, "; {c} cascades in {r} tile runs");
+fn tiled_tail(line: &mut String, t: &TiledSection) {
+    if let Some(r) = t.runs {
+        let _ = write!(line, "; {} cascades in {r} tile runs", t.cascades.len());
     }
-    if let Some(status) = status {
-        let _ = write!(line, ", {status}");
-    }
-    let bound = section
-        .get("solver")
-        .and_then(|s| s.get("bound_bytes"))
-        .and_then(|v| v.as_u64());
-    if let (Some(gap), Some(bound)) = (gap, bound) {
+    let _ = write!(line, ", {}", t.solver.status);
+    if let Some(gap) = t.solver.gap {
         let _ = write!(
             line,
             ", {:.1}% above the compulsory traffic ({})",
             gap * 100.0,
-            human_bytes(bound)
+            human_bytes(t.solver.bound_bytes)
         );
     }
-    if let Some(passed) = section
-        .get("checker")
-        .and_then(|c| c.get("passed"))
-        .and_then(|v| v.as_bool())
-    {
-        line.push_str(if passed {
-            ", checker passed"
-        } else {
-            ", checker FAILED"
-        });
-    }
+    line.push_str(if t.checker.passed {
+        ", checker passed"
+    } else {
+        ", checker FAILED"
+    });
 }
 
 /// `relevance   coverage 672/672 nodes`

@@ -20,7 +20,9 @@ use optimize::config::PassSpec;
 use optimize::ir::Model;
 use optimize::pass_manager::PassManager;
 use optimize::passes::precision::pass::{Budget, Objective, PrecisionConfig};
+use optimize::passes::precision::section::PrecisionSection;
 use optimize::passes::registry::{self, PassSettings};
+use optimize::passes::schedule::section::ScheduleSection;
 use optimize::passes::schedule::ScheduleConfig;
 use optimize::pipeline::{load_and_infer, passes_from_specs};
 use std::path::PathBuf;
@@ -282,6 +284,9 @@ fn dump_after(file: &str, pm: &PassManager) -> (Model, String) {
     let mut model = load_and_infer(&fixture(file), &Default::default()).expect("load");
     let records = pm.run(&mut model).expect("the pass runs and verifies");
     let last = records.last().expect("one pass");
+    if let Some(section) = &last.section {
+        section_reads_back(section.key, &section.body);
+    }
     let text = format!(
         "after pass '{}', changes {:?}\n{}",
         last.name,
@@ -289,6 +294,21 @@ fn dump_after(file: &str, pm: &PassManager) -> (Model, String) {
         optimize::ir::dump::dump(&model)
     );
     (model, text)
+}
+
+/// A pass's report section reads back as its typed section, and that writes the same JSON:
+/// what the summary and the HTML report render is what the pass reported.
+fn section_reads_back(key: &str, body: &serde_json::Value) {
+    let again = match key {
+        "precision" => PrecisionSection::from_report(body).map(|s| s.to_json()),
+        "schedule" => ScheduleSection::from_report(body).map(|s| s.to_json()),
+        other => panic!("a section '{other}' no typed reader knows"),
+    };
+    assert_eq!(
+        again.as_ref(),
+        Some(body),
+        "{key} section does not read back"
+    );
 }
 
 fn spec(name: &str) -> PassSpec {

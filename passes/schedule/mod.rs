@@ -20,6 +20,7 @@ pub mod placement;
 pub mod plan;
 pub mod problem;
 pub mod residency;
+pub mod section;
 pub mod target;
 pub mod tiling_mode;
 pub mod windows;

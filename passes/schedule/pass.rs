@@ -4,6 +4,7 @@
 
 use super::plan::plan_json;
 use super::problem::{extract, Problem};
+use super::section::ScheduleSection;
 use super::solve::{schedule, Outcome, ScheduleError, ScheduleOptions};
 use super::target::Target;
 use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
@@ -67,21 +68,19 @@ impl SchedulePass {
             .filter(|(a, b)| a != b)
             .count();
         model.graph.order = new_order;
+        // The HTML report draws the memory timeline from the plan; it is the --plan file too.
         let plan_v = plan_json(p, plan, &check.segments, self.target.scratchpad_bytes);
-        let mut section = out.to_json(p);
-        if let Some(obj) = section.as_object_mut() {
-            // The HTML report draws the memory timeline from it.
-            obj.insert("plan".into(), plan_v);
-            obj.insert("mode".into(), self.options.mode.name().into());
-            obj.insert(
-                "weights_in_scratchpad".into(),
-                self.target.weights_in_scratchpad.into(),
-            );
-            if let Some(bw) = self.target.bandwidth_bytes_per_s {
-                let t = out.ours.traffic().unwrap_or(0) as f64 / bw;
-                obj.insert("traffic_seconds".into(), t.into());
-            }
-        }
+        let traffic_seconds = self
+            .target
+            .bandwidth_bytes_per_s
+            .map(|bw| out.ours.traffic().unwrap_or(0) as f64 / bw);
+        let section = ScheduleSection::Whole(Box::new(out.section(
+            p,
+            plan_v.clone(),
+            self.options.mode.name(),
+            self.target.weights_in_scratchpad,
+            traffic_seconds,
+        )));
         let mut changes = PassChanges::default();
         changes.add("reordered_nodes", moved as u64);
         changes.add("spill_bytes", check.spill_bytes);
@@ -89,8 +88,8 @@ impl SchedulePass {
         Ok(PassResult {
             changes,
             section: Some(ReportSection {
-                plan: section.get("plan").cloned(),
-                ..ReportSection::new(PASS_NAME, section)
+                plan: Some(plan_v),
+                ..ReportSection::new(PASS_NAME, section.to_json())
             }),
         })
     }

@@ -12,8 +12,8 @@ use super::order::{min_peak_order, MinPeak};
 use super::plan::Plan;
 use super::problem::{Lifetimes, OpId, Problem};
 use super::residency::{residency_plan, search_order};
+use super::section::{CheckerInfo, TrafficInfo, WholeMethod, WholeSection, WholeSolver};
 use super::windows::{solve_windows, window_cost};
-use serde_json::{json, Value};
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -195,54 +195,72 @@ impl Outcome {
         (b > 0).then(|| 1.0 - o as f64 / b as f64)
     }
 
-    pub fn to_json(&self, p: &Problem) -> Value {
-        let method = |m: &Method| {
-            json!({
-                "name": m.name,
-                "traffic_bytes": m.traffic(),
-                "check": match &m.check { Ok(_) => Value::from("passed"), Err(e) => Value::from(format!("failed: {e}")) },
-                "peak_resident_bytes": m.check.as_ref().ok().map(|c| c.peak_resident_bytes),
-            })
+    /// The report section of this outcome; `plan` is the chosen plan's JSON, and `mode`,
+    /// `weights_in_scratchpad` and `traffic_seconds` what the pass was run with.
+    pub fn section(
+        &self,
+        p: &Problem,
+        plan: serde_json::Value,
+        mode: &str,
+        weights_in_scratchpad: bool,
+        traffic_seconds: Option<f64>,
+    ) -> WholeSection {
+        let method = |m: &Method| WholeMethod {
+            name: m.name.clone(),
+            traffic_bytes: m.traffic(),
+            check: match &m.check {
+                Ok(_) => "passed".into(),
+                Err(e) => format!("failed: {e}"),
+            },
+            peak_resident_bytes: m.check.as_ref().ok().map(|c| c.peak_resident_bytes),
         };
-        json!({
-            "scratchpad_bytes": self.budget,
-            "alignment": p.alignment,
-            "tensors": p.tensors.len(),
-            "operators": p.ops.len(),
-            "m_r": self.m_r,
-            "m_r_operator": self.m_r_op,
-            "m_p": self.m_p,
-            "m_p_exact": self.m_p_exact,
-            "model_order_peak": self.model_order_peak,
-            "live_bytes_bound": self.live_bound,
-            "traffic_lower_bound": self.traffic_lower_bound,
-            "free_order_traffic_lower_bound": self.free_order_lower_bound,
-            "traffic_bytes": {
-                "ours": self.ours.traffic(),
-                "baselines": self.baselines.iter().map(|m| (m.name.clone(), json!(m.traffic()))).collect::<serde_json::Map<_, _>>(),
+        WholeSection {
+            scratchpad_bytes: self.budget,
+            alignment: p.alignment,
+            tensors: p.tensors.len(),
+            operators: p.ops.len(),
+            m_r: self.m_r,
+            m_r_operator: self.m_r_op.clone(),
+            m_p: self.m_p,
+            m_p_exact: self.m_p_exact,
+            model_order_peak: self.model_order_peak,
+            live_bytes_bound: self.live_bound,
+            traffic_lower_bound: self.traffic_lower_bound,
+            free_order_traffic_lower_bound: self.free_order_lower_bound,
+            traffic_bytes: TrafficInfo {
+                ours: self.ours.traffic(),
+                baselines: self
+                    .baselines
+                    .iter()
+                    .map(|m| (m.name.clone(), m.traffic()))
+                    .collect(),
             },
-            "ours": method(&self.ours),
-            "source": self.source,
-            "baselines": self.baselines.iter().map(method).collect::<Vec<_>>(),
-            "candidates": self.candidates.iter().map(method).collect::<Vec<_>>(),
-            "best_baseline_traffic_bytes": self.best_baseline(),
-            "reduction_vs_best_baseline": self.reduction_vs_best_baseline(),
-            "solver": {
-                "status": self.solver.status,
-                "seconds": self.solver.seconds,
-                "gap": self.solver.gap,
-                "bound_bytes": self.solver.bound_bytes,
-                "windows": self.solver.windows,
-                "fallback_windows": self.solver.fallback_windows,
-                "variables": self.solver.variables,
-                "time_limit_s": self.solver.time_limit_s,
+            ours: method(&self.ours),
+            source: self.source.clone(),
+            baselines: self.baselines.iter().map(method).collect(),
+            candidates: self.candidates.iter().map(method).collect(),
+            best_baseline_traffic_bytes: self.best_baseline(),
+            reduction_vs_best_baseline: self.reduction_vs_best_baseline(),
+            solver: WholeSolver {
+                status: self.solver.status.clone(),
+                seconds: self.solver.seconds,
+                gap: self.solver.gap,
+                bound_bytes: self.solver.bound_bytes,
+                windows: self.solver.windows,
+                fallback_windows: self.solver.fallback_windows,
+                variables: self.solver.variables,
+                time_limit_s: self.solver.time_limit_s,
             },
-            "checker": {
-                "passed": self.ours.check.is_ok(),
-                "plans_checked": self.plans_checked,
-                "rejected": self.rejected,
+            checker: CheckerInfo {
+                passed: self.ours.check.is_ok(),
+                plans_checked: self.plans_checked,
+                rejected: self.rejected.clone(),
             },
-        })
+            plan,
+            mode: mode.into(),
+            weights_in_scratchpad,
+            traffic_seconds,
+        }
     }
 }
 

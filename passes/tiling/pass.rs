@@ -2,12 +2,13 @@
 //! model and rewrites it into the tiled program; otherwise it is the COSMA pass unchanged.
 
 use super::graph::extract as tiling_view;
-use super::report::section;
+use super::report::{section, RunSettings};
 use super::rewrite::rewrite;
 use super::run::{solve, TilingOptions};
 use crate::pass_manager::{Pass, PassChanges, PassResult, ReportSection};
 use crate::schedule::bounds::m_r;
 use crate::schedule::problem::extract;
+use crate::schedule::section::{RewriteInfo, ScheduleSection};
 use crate::schedule::tiling_mode::TilingMode;
 use crate::schedule::{schedule, SchedulePass};
 use optimize_ir::error::{Error, Result};
@@ -90,26 +91,35 @@ impl Pass for TiledSchedulePass {
         let check = out.ours.check.as_ref().map_err(|e| {
             Error::Internal(format!("the chosen tiled plan fails the checker: {e}"))
         })?;
-        let mut sec = section(&g, &out, mr, mr_name.as_deref(), cosma, opts.time_limit_s);
         let rw =
             rewrite(model, &g, plan).map_err(|e| Error::Internal(format!("tiled rewrite: {e}")))?;
-        // For `--plan` only: the report's plan is the one the section carries.
-        let plan_file = self
-            .plan_events
-            .then(|| super::plan::plan_json(&g, plan, true));
-        if let Some(obj) = sec.as_object_mut() {
-            obj.insert("mode".into(), opts.mode.name().into());
-            obj.insert("tiling".into(), opts.tiling.name().into());
-            obj.insert(
-                "weights_in_scratchpad".into(),
-                target.weights_in_scratchpad.into(),
-            );
-            obj.insert("rewrite".into(), serde_json::json!({"nodes_before": rw.nodes_before, "nodes_after": rw.nodes_after, "tiled_segments": rw.tiled_segments}));
-            if let Some(bw) = target.bandwidth_bytes_per_s {
-                obj.insert("traffic_seconds".into(), (ours as f64 / bw).into());
-            }
-        }
-        let plan_out = plan_file.or_else(|| sec.get("plan").cloned());
+        let settings = RunSettings {
+            time_limit_s: opts.time_limit_s,
+            mode: opts.mode.name(),
+            tiling: opts.tiling.name(),
+            weights_in_scratchpad: target.weights_in_scratchpad,
+            bandwidth_bytes_per_s: target.bandwidth_bytes_per_s,
+        };
+        let rewritten = RewriteInfo {
+            nodes_before: rw.nodes_before,
+            nodes_after: rw.nodes_after,
+            tiled_segments: rw.tiled_segments,
+        };
+        let sec = section(
+            &g,
+            &out,
+            (mr, mr_name.as_deref()),
+            cosma,
+            &settings,
+            rewritten,
+        );
+        // For `--plan`: every tile event when asked, else the plan the section carries.
+        let plan_out = if self.plan_events {
+            Some(super::plan::plan_json(&g, plan, true))
+        } else {
+            sec.plan.clone()
+        };
+        let sec = ScheduleSection::Tiled(Box::new(sec));
         let mut changes = PassChanges::default();
         changes.add("tiled_segments", rw.tiled_segments as u64);
         changes.add("tile_runs", plan.runs() as u64);
@@ -119,7 +129,7 @@ impl Pass for TiledSchedulePass {
             changes,
             section: Some(ReportSection {
                 plan: plan_out,
-                ..ReportSection::new(crate::schedule::PASS_NAME, sec)
+                ..ReportSection::new(crate::schedule::PASS_NAME, sec.to_json())
             }),
         })
     }
