@@ -237,46 +237,25 @@ fn dump_ir_options(a: &RunArgs) -> Result<Option<crate::pipeline::IrDumpOptions>
     }
 }
 
-/// The mixed-precision settings of a run (`None` with `--no-precision`).
+/// The mixed-precision settings of a run (`None` with `--no-precision`): the flags (and
+/// the config file's keys, already merged into them) as the pass reads them.
 fn precision_config(
     a: &RunArgs,
     default_seed: u64,
 ) -> Result<Option<crate::passes::precision::pass::PrecisionConfig>> {
-    if a.no_precision {
-        if a.calib.is_some() || a.calib_random || a.size_budget.is_some() || a.avg_bits.is_some() {
-            return Err(Error::Usage(
-                "--no-precision turns mixed precision off; drop --calib/--calib-random/--size-budget/--avg-bits"
-                    .into(),
-            ));
-        }
-        return Ok(None);
+    let cfg = crate::passes::precision::options::PrecisionFlags {
+        off: a.no_precision,
+        size_budget: a.size_budget,
+        avg_bits: a.avg_bits,
+        calib: a.calib.clone(),
+        calib_random: a.calib_random,
+        calib_method: a.calib_method.clone(),
+        time_limit_s: a.precision_time_limit,
+        seed: a.seed.unwrap_or(default_seed),
     }
-    if a.calib_random && a.calib.is_some() {
-        return Err(Error::Usage(
-            "--calib-random is for runs without calibration data; drop it or --calib".into(),
-        ));
-    }
-    let mut cfg = crate::passes::precision::pass::PrecisionConfig::default();
-    if let Some(b) = crate::pipeline::parse_budget(a.size_budget, a.avg_bits)? {
-        cfg.budget = b;
-    }
-    if let Some(m) = &a.calib_method {
-        cfg.calib_method = crate::pipeline::parse_calib_method(m)?;
-    }
-    if let Some(t) = a.precision_time_limit {
-        cfg.time_limit_s = t;
-    }
-    if let Some(dir) = &a.calib {
+    .config()?;
+    if let Some(dir) = cfg.as_ref().and_then(|c| c.calib_dir.as_ref()) {
         crate::data::inputs::check_folder(dir, "calibration folder")?;
     }
-    cfg.budget_explicit = a.size_budget.is_some() || a.avg_bits.is_some();
-    cfg.explicit = a.calib.is_some()
-        || cfg.budget_explicit
-        || a.calib_random
-        || a.calib_method.is_some()
-        || a.precision_time_limit.is_some();
-    cfg.calib_dir = a.calib.clone();
-    cfg.calib_random = a.calib_random;
-    cfg.seed = a.seed.unwrap_or(default_seed);
-    Ok(Some(cfg))
+    Ok(cfg)
 }

@@ -8,6 +8,68 @@ use super::Precision;
 use optimize_ir::error::{flag_error, Error, Result, Shown};
 use std::path::PathBuf;
 
+/// The precision settings a user gives by flag (or by the config file's top-level keys,
+/// which fill the flags not given): what [`PrecisionFlags::config`] turns into the pass's
+/// configuration, so that the CLI never builds pass internals.
+#[derive(Clone, Debug, Default)]
+pub struct PrecisionFlags {
+    /// `--no-precision`.
+    pub off: bool,
+    pub size_budget: Option<f64>,
+    pub avg_bits: Option<f64>,
+    /// `--calib DIR`.
+    pub calib: Option<PathBuf>,
+    pub calib_random: bool,
+    pub calib_method: Option<String>,
+    /// `--precision-time-limit`.
+    pub time_limit_s: Option<f64>,
+    pub seed: u64,
+}
+
+impl PrecisionFlags {
+    /// The pass's configuration (`None`: turned off), the flags' combinations checked.
+    pub fn config(&self) -> Result<Option<PrecisionConfig>> {
+        if self.off {
+            if self.calib.is_some()
+                || self.calib_random
+                || self.size_budget.is_some()
+                || self.avg_bits.is_some()
+            {
+                return Err(Error::Usage(
+                    "--no-precision turns mixed precision off; drop --calib/--calib-random/--size-budget/--avg-bits"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if self.calib_random && self.calib.is_some() {
+            return Err(Error::Usage(
+                "--calib-random is for runs without calibration data; drop it or --calib".into(),
+            ));
+        }
+        let mut cfg = PrecisionConfig::default();
+        if let Some(b) = parse_budget(self.size_budget, self.avg_bits)? {
+            cfg.budget = b;
+        }
+        if let Some(m) = &self.calib_method {
+            cfg.calib_method = parse_calib_method(m)?;
+        }
+        if let Some(t) = self.time_limit_s {
+            cfg.time_limit_s = t;
+        }
+        cfg.budget_explicit = self.size_budget.is_some() || self.avg_bits.is_some();
+        cfg.explicit = self.calib.is_some()
+            || cfg.budget_explicit
+            || self.calib_random
+            || self.calib_method.is_some()
+            || self.time_limit_s.is_some();
+        cfg.calib_dir = self.calib.clone();
+        cfg.calib_random = self.calib_random;
+        cfg.seed = self.seed;
+        Ok(Some(cfg))
+    }
+}
+
 /// The keys a `[[pass]] name = "precision"` entry may give.
 pub const OPTION_KEYS: &[&str] = &[
     "size-budget",
