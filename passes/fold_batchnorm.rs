@@ -5,15 +5,15 @@
 //! quantized once). The affine algebra is `optimize_ir::ir::affine`, shared with the
 //! simplification pass and with relevance, which folds BatchNorm virtually.
 
-use crate::pass_manager::{Pass, PassChanges, PassResult};
-use optimize_ir::error::{Error, Result};
+use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
+use optimize_ir::error::Result;
 use optimize_ir::ir::affine::{batchnorm_affine, fold_output_affine};
 use optimize_ir::ir::build::{
     add_initializer, f32_tensor, prune_values, relink_after, remove_dead_constants, Namer,
 };
 use optimize_ir::ir::tensor::constant_f32;
 use optimize_ir::ir::Model;
-use optimize_ir::shape::{current_bindings, infer};
+use optimize_ir::shape::current_bindings;
 use std::collections::BTreeSet;
 
 /// The pass's name.
@@ -31,11 +31,7 @@ impl Pass for FoldBatchNorm {
     fn run(&self, model: &mut Model) -> Result<PassResult> {
         let bindings = current_bindings(model);
         let folded = fold_batchnorm(model)?;
-        if folded > 0 {
-            infer(model, &bindings).map_err(|e| {
-                Error::Internal(format!("shape inference after BatchNorm folding: {e}"))
-            })?;
-        }
+        retype_if(folded > 0, model, &bindings, "BatchNorm folding")?;
         let mut changes = PassChanges::default();
         changes.add("folded_batchnorms", folded as u64);
         Ok(changes.into())

@@ -94,6 +94,16 @@ impl ReportSection {
     }
 }
 
+/// Reruns shape inference after a pass's rewrite changed the graph (`changed`), with the
+/// bindings the model had before it; a failure is the pass's bug, named by `what`.
+pub fn retype_if(changed: bool, model: &mut Model, bindings: &Bindings, what: &str) -> Result<()> {
+    if changed {
+        infer(model, bindings)
+            .map_err(|e| Error::Internal(format!("shape inference after {what}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// What the pass manager knows of the run so far, for a pass that needs more than the
 /// model in front of it.
 #[derive(Clone, Debug, Default)]

@@ -15,15 +15,15 @@
 //!   grouped Convs are left alone: the padding zeros would no longer be zeros of the affine's
 //!   output.
 
-use crate::pass_manager::{Pass, PassChanges, PassResult};
+use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto};
-use optimize_ir::error::{Error, Result};
+use optimize_ir::error::Result;
 use optimize_ir::ir::affine::fold_output_affine;
 use optimize_ir::ir::attr::AttrExt;
 use optimize_ir::ir::build::{add_initializer, f32_tensor, node, relink_after, Namer};
 use optimize_ir::ir::tensor::constant_f32;
 use optimize_ir::ir::{Graph, Model, Node};
-use optimize_ir::shape::{current_bindings, infer};
+use optimize_ir::shape::current_bindings;
 use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 
@@ -55,11 +55,7 @@ impl Pass for Simplify {
     fn run(&self, model: &mut Model) -> Result<PassResult> {
         let bindings = current_bindings(model);
         let stats = simplify(model)?;
-        if stats.total() > 0 {
-            infer(model, &bindings).map_err(|e| {
-                Error::Internal(format!("shape inference after simplification: {e}"))
-            })?;
-        }
+        retype_if(stats.total() > 0, model, &bindings, "simplification")?;
         let mut changes = PassChanges::default();
         changes.add("conv_affine", stats.conv_affine as u64);
         changes.add("hardswish", stats.hardswish as u64);

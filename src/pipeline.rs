@@ -128,7 +128,6 @@ pub fn passes_from_specs(specs: &[PassSpec], settings: &PassSettings) -> Result<
     registry::from_list(&list, settings)
 }
 
-
 /// Loads a model and runs shape inference with the given bindings.
 pub fn load_and_infer(path: &Path, bindings: &Bindings) -> Result<Model> {
     let mut model = load_model(path)?;

@@ -33,10 +33,11 @@ pub struct WholeMethod {
 }
 
 /// The ILP (or window search) behind a schedule of whole tensors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WholeSolver {
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SolverInfo {
     pub status: String,
     pub seconds: f64,
+    /// (traffic − lower bound) / traffic for the chosen order; 0 when proven optimal.
     pub gap: Option<f64>,
     pub bound_bytes: Option<u64>,
     pub windows: usize,
@@ -77,7 +78,7 @@ pub struct WholeSection {
     pub candidates: Vec<WholeMethod>,
     pub best_baseline_traffic_bytes: Option<u64>,
     pub reduction_vs_best_baseline: Option<f64>,
-    pub solver: WholeSolver,
+    pub solver: SolverInfo,
     pub checker: CheckerInfo,
     /// The memory plan (the `--plan` file's content).
     pub plan: serde_json::Value,

@@ -12,7 +12,8 @@ use super::order::{min_peak_order, MinPeak};
 use super::plan::Plan;
 use super::problem::{Lifetimes, OpId, Problem};
 use super::residency::{residency_plan, search_order};
-use super::section::{CheckerInfo, TrafficInfo, WholeMethod, WholeSection, WholeSolver};
+pub use super::section::SolverInfo;
+use super::section::{CheckerInfo, TrafficInfo, WholeMethod, WholeSection};
 use super::windows::{solve_windows, window_cost};
 use std::str::FromStr;
 use std::time::Instant;
@@ -144,19 +145,6 @@ impl Method {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct SolverInfo {
-    pub status: String,
-    pub seconds: f64,
-    /// (traffic − lower bound) / traffic for the chosen order; 0 when proven optimal.
-    pub gap: Option<f64>,
-    pub bound_bytes: Option<u64>,
-    pub windows: usize,
-    pub fallback_windows: usize,
-    pub variables: usize,
-    pub time_limit_s: f64,
-}
-
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub budget: u64,
@@ -241,16 +229,7 @@ impl Outcome {
             candidates: self.candidates.iter().map(method).collect(),
             best_baseline_traffic_bytes: self.best_baseline(),
             reduction_vs_best_baseline: self.reduction_vs_best_baseline(),
-            solver: WholeSolver {
-                status: self.solver.status.clone(),
-                seconds: self.solver.seconds,
-                gap: self.solver.gap,
-                bound_bytes: self.solver.bound_bytes,
-                windows: self.solver.windows,
-                fallback_windows: self.solver.fallback_windows,
-                variables: self.solver.variables,
-                time_limit_s: self.solver.time_limit_s,
-            },
+            solver: self.solver.clone(),
             checker: CheckerInfo {
                 passed: self.ours.check.is_ok(),
                 plans_checked: self.plans_checked,
