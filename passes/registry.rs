@@ -355,11 +355,18 @@ mod tests {
             precision: Some(PrecisionConfig::default()),
             schedule: None,
         };
-        assert_eq!(default_list(&s).unwrap().names(), ["cleanup", "precision"]);
+        let with_precision = ["cleanup", "fold-batchnorm", "simplify", "precision"];
+        assert_eq!(default_list(&s).unwrap().names(), with_precision);
         s.schedule = Some(schedule());
         assert_eq!(
             default_list(&s).unwrap().names(),
-            ["cleanup", "precision", "schedule"]
+            [
+                "cleanup",
+                "fold-batchnorm",
+                "simplify",
+                "precision",
+                "schedule"
+            ]
         );
         s.precision = None;
         assert_eq!(default_list(&s).unwrap().names(), ["cleanup", "schedule"]);
@@ -370,7 +377,12 @@ mod tests {
         let mut s = PassSettings::default();
         assert_eq!(
             list(&["precision", "cleanup"], &s).unwrap(),
-            ["precision", "cleanup"]
+            ["fold-batchnorm", "simplify", "precision", "cleanup"]
+        );
+        // A required pass the list names before it is not inserted again.
+        assert_eq!(
+            list(&["simplify", "opset", "precision"], &s).unwrap(),
+            ["simplify", "opset", "fold-batchnorm", "precision"]
         );
         s.schedule = Some(schedule());
         assert_eq!(list(&["cleanup"], &s).unwrap(), ["cleanup", "schedule"]);
@@ -395,9 +407,11 @@ mod tests {
         );
         let m = usage(list(&["frobnicate"], &s));
         assert!(
-            m.contains("unknown pass 'frobnicate' (known: cleanup, precision, schedule)"),
+            m.contains("unknown pass 'frobnicate' (known: cleanup, fold-batchnorm, simplify, opset, precision, schedule)"),
             "{m}"
         );
+        let m = usage(list(&["precision", "simplify"], &s));
+        assert!(m.contains("'precision' must run after 'simplify'"), "{m}");
         let mut opts = toml::Table::new();
         opts.insert("level".into(), toml::Value::Integer(2));
         let r = from_list(&[("cleanup", &opts)], &s).map(|pm| pm.names());
