@@ -5,12 +5,13 @@
 //! A pass of its own (`[[pass]] name = "opset"`, option `version`, 13 by default) and the
 //! step the precision rewrite takes when a format it chose needs opset 13.
 
-use crate::pass_manager::{Pass, PassChanges, PassResult};
+use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
 use onnx_protobuf::TensorProto;
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::attr::AttrExt;
 use optimize_ir::ir::build::{a_int, node, Namer};
 use optimize_ir::ir::{canonical_domain, DataType, Graph, Model, Node, ValueType};
+use optimize_ir::shape::current_bindings;
 use petgraph::stable_graph::NodeIndex;
 
 /// The pass's name.
@@ -57,7 +58,10 @@ impl Pass for UpgradeOpset {
     }
 
     fn run(&self, model: &mut Model) -> Result<PassResult> {
+        let bindings = current_bindings(model);
         let rewritten = upgrade_default_opset(model, self.target)?;
+        // The nodes it added (Flatten around an old Softmax, say) get their types.
+        retype_if(!rewritten.is_empty(), model, &bindings, "the opset upgrade")?;
         let mut changes = PassChanges::default();
         changes.add("rewritten_nodes", rewritten.len() as u64);
         Ok(changes.into())
