@@ -46,10 +46,8 @@ pub struct Calibration {
     pub source: String,
     /// Set when the ranges come from random inputs (they may be far from real data).
     pub warning: Option<String>,
-    /// The calibration hold-out (report JSON), when one was asked for.
-    pub holdout: Option<serde_json::Value>,
-    /// The samples of the folder held out for validation (empty when not split).
-    pub held_out: Vec<String>,
+    /// The calibration hold-out, when one was asked for.
+    pub holdout: Option<super::section::Holdout>,
 }
 
 /// Running statistics of one tensor.
@@ -174,7 +172,6 @@ pub fn calibrate(
         source: String::new(),
         warning: None,
         holdout: None,
-        held_out: Vec::new(),
     })
 }
 

@@ -15,16 +15,13 @@ use super::ilp::{
 };
 use super::section::{
     finite, Allocated, BudgetInfo, CalibrationInfo, CheckerInfo, ErrorsInfo, FirstProbeInfo,
-    Formats, LogitsAt, NodeRow, PrecisionSection, Probe, SearchInfo, Skipped, SolverInfo,
+    Formats, Holdout, LogitsAt, NodeRow, PrecisionSection, Probe, SearchInfo, Skipped, SolverInfo,
     StrategyInfo, Unchanged, UniformPoint,
 };
 use super::sensitivity::{error_table, relevance_weights, ErrorTable, MeasureOptions};
 use super::{Assignment, Precision};
 use crate::pass_manager::{Pass, PassChanges, PassContext, PassResult, ReportSection};
 use crate::simplify::SimplifyStats;
-
-/// The pass's name, and the key of its report section.
-pub const PASS_NAME: &str = "precision";
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::{Graph, Model};
 use rand::{Rng, SeedableRng};
@@ -33,6 +30,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The pass's name, and the key of its report section.
+pub const PASS_NAME: &str = "precision";
 
 /// How the assignment is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -212,10 +212,6 @@ pub struct PrecisionOutcome {
     /// Constant bytes of the input model (the budget's reference) and of the result.
     pub weight_bytes_before: u64,
     pub weight_bytes_after: u64,
-    /// The calibration folder the samples came from, when calibration ran on one.
-    pub calibration_dir: Option<std::path::PathBuf>,
-    /// The samples of that folder held out of calibration for validation.
-    pub held_out_samples: Vec<String>,
     pub section: PrecisionSection,
 }
 
@@ -273,11 +269,24 @@ impl PrecisionPass {
         if let Some(r) = &out.rewrite {
             changes.add("inserted_nodes", r.inserted_nodes as u64);
         }
+        // Validation reuses the calibration folder, and the samples held out of it, that an
+        // allocation was calibrated on.
+        let (calibration_dir, held_out_samples) = match &out.section {
+            PrecisionSection::Allocated(a) => (
+                config.calib_dir.clone(),
+                a.calibration
+                    .holdout
+                    .as_ref()
+                    .map(|h| h.validation_samples.clone())
+                    .unwrap_or_default(),
+            ),
+            _ => (None, Vec::new()),
+        };
         let section = ReportSection {
             // Any operator off fp32 changes the numbers by design.
             lossy: changes.changed(),
-            calibration_dir: out.calibration_dir,
-            held_out_samples: out.held_out_samples,
+            calibration_dir,
+            held_out_samples,
             ..ReportSection::new(PASS_NAME, out.section.to_json())
         };
         Ok(PassResult {
@@ -717,8 +726,6 @@ fn unchanged(
         },
         weight_bytes_before,
         weight_bytes_after: after,
-        calibration_dir: None,
-        held_out_samples: Vec::new(),
         section,
     }
 }
@@ -740,7 +747,6 @@ fn calibrate_candidates(
     let (mut samples, warning) =
         load_calibration_samples(model, cfg.calib_dir.as_deref(), cfg.seed, count)?;
     let mut holdout = None;
-    let mut held_out = Vec::new();
     if split {
         let total = samples.len();
         let validation = optimize_runtimes::fidelity::holdout::validation_indices(
@@ -760,25 +766,25 @@ fn calibrate_candidates(
                     }
                 }
                 samples = kept;
-                held_out = held.clone();
-                json!({
-                    "seed": cfg.seed,
-                    "folder_samples": total,
-                    "validation_samples": held,
-                    "calibration_pool": samples.len(),
-                    "rule": optimize_runtimes::fidelity::holdout::rule(),
-                })
+                Holdout {
+                    seed: cfg.seed,
+                    folder_samples: total,
+                    validation_samples: held,
+                    calibration_pool: samples.len(),
+                    rule: optimize_runtimes::fidelity::holdout::rule(),
+                    not_split: None,
+                }
             }
-            None => json!({
-                "seed": cfg.seed,
-                "folder_samples": total,
-                "validation_samples": [],
-                "calibration_pool": total,
-                "rule": optimize_runtimes::fidelity::holdout::rule(),
-                "not_split": format!(
+            None => Holdout {
+                seed: cfg.seed,
+                folder_samples: total,
+                validation_samples: Vec::new(),
+                calibration_pool: total,
+                rule: optimize_runtimes::fidelity::holdout::rule(),
+                not_split: Some(format!(
                     "{total} samples: too few to hold out; validation reuses the calibration samples (pass --inputs for held-apart ones)"
-                ),
-            }),
+                )),
+            },
         });
         if cfg.calib_samples > 0 {
             samples.truncate(cfg.calib_samples);
@@ -809,7 +815,6 @@ fn calibrate_candidates(
     };
     calib.warning = warning;
     calib.holdout = holdout;
-    calib.held_out = held_out;
     Ok((samples, calib))
 }
 
@@ -929,8 +934,6 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         checker,
         weight_bytes_before,
         weight_bytes_after: after,
-        calibration_dir: cfg.calib_dir.clone(),
-        held_out_samples: calib.held_out.clone(),
         section,
     })
 }

@@ -95,7 +95,22 @@ pub struct CalibrationInfo {
     pub method: String,
     pub warning: Option<String>,
     /// The hold-out of the calibration folder for validation, when asked for.
-    pub holdout: Option<serde_json::Value>,
+    pub holdout: Option<Holdout>,
+}
+
+/// The calibration folder split: a seeded part held out for validation, the rest the pool
+/// calibration draws from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub seed: u64,
+    pub folder_samples: usize,
+    /// The samples validation runs on instead of calibration (empty when not split).
+    pub validation_samples: Vec<String>,
+    pub calibration_pool: usize,
+    pub rule: String,
+    /// Why the folder was not split (too few samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_split: Option<String>,
 }
 
 /// How the error table was filled.
@@ -349,7 +364,14 @@ mod tests {
                 samples: 4,
                 method: "minmax".into(),
                 warning: Some("random".into()),
-                holdout: None,
+                holdout: Some(Holdout {
+                    seed: 0,
+                    folder_samples: 8,
+                    validation_samples: vec!["s7.npy".into(), "s2.npy".into()],
+                    calibration_pool: 6,
+                    rule: "a seeded quarter".into(),
+                    not_split: None,
+                }),
             },
             objective: "proxy".into(),
             errors: ErrorsInfo {
@@ -486,6 +508,9 @@ mod tests {
             "{u}"
         );
         assert!(json["search"]["probes"][1].get("fidelity").is_none());
+        let holdout = &json["calibration"]["holdout"];
+        assert!(holdout.get("not_split").is_none(), "{holdout}");
+        assert_eq!(holdout["validation_samples"][1], "s2.npy");
         let no_search = Allocated {
             search: None,
             ..allocated()
