@@ -300,15 +300,9 @@ fn run_passes(
     outs: &Outputs,
 ) -> Result<PassFacts> {
     // Calibration data is not validation data: without --inputs, part of it is held out.
-    let precision = opts.precision.clone().map(|mut p| {
+    let precision = opts.precision.clone().map(|p| {
+        let mut p = with_pass_options(p, opts);
         p.holdout = opts.inputs.is_none() && opts.validate;
-        // A `[[pass]] name = "precision"` entry's options (its calib, its budget) decide
-        // whether the search runs, as the same flags would; a bad option is reported when
-        // the pass list is built below.
-        let spec = opts.passes.iter().flatten().find(|s| s.name == "precision");
-        if let Some(spec) = spec {
-            let _ = apply_precision_options(&mut p, &spec.options);
-        }
         p.search = search_for(opts, &p, plans);
         p
     });
@@ -401,14 +395,22 @@ fn search_for(
     })
 }
 
+/// `cfg` with the options of the pass list's `[[pass]] name = "precision"` entry applied,
+/// as the pass will apply them (its calib, its budget decide whether the search runs and
+/// what the gate does, as the same flags would). A bad option is reported when the pass
+/// list is built.
+fn with_pass_options(mut cfg: PrecisionConfig, opts: &PipelineOptions) -> PrecisionConfig {
+    let spec = opts.passes.iter().flatten().find(|s| s.name == "precision");
+    if let Some(spec) = spec {
+        let _ = apply_precision_options(&mut cfg, &spec.options);
+    }
+    cfg
+}
+
 /// Whether a fidelity below target refuses the run, and why (see [`crate::fidelity::gate`]).
 fn gate_mode(opts: &PipelineOptions, lossy: bool) -> (bool, String) {
-    let budget_in_pass = opts.passes.iter().flatten().any(|spec| {
-        spec.name == "precision"
-            && (spec.options.contains_key("size-budget") || spec.options.contains_key("avg-bits"))
-    });
-    let budget_explicit =
-        opts.precision.as_ref().is_some_and(|p| p.budget_explicit) || budget_in_pass;
+    let precision = opts.precision.clone().unwrap_or_default();
+    let budget_explicit = with_pass_options(precision, opts).budget_explicit;
     if opts.fidelity.has_targets() {
         (true, "refuses: --min-fidelity given".into())
     } else if lossy && !budget_explicit {
