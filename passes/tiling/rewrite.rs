@@ -21,6 +21,7 @@ use super::plan::{SegPlan, TilePlan};
 use super::simulate::{Event, Run};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::{AttributeProto, TensorProto};
+use optimize_ir::ir::build::a_int;
 use optimize_ir::ir::{DataType, Model, Node, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,14 +55,6 @@ fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     a.name = name.into();
     a.type_ = AttributeType::INTS.into();
     a.ints = v.to_vec();
-    a
-}
-
-fn int_attr(name: &str, v: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INT.into();
-    a.i = v;
     a
 }
 
@@ -294,7 +287,7 @@ impl Writer<'_> {
             "Concat",
             parts,
             out,
-            vec![int_attr("axis", axis)],
+            vec![a_int("axis", axis)],
         );
         self.push(n);
         let elem = self.g.tensors[t].elem;
@@ -472,7 +465,7 @@ impl Writer<'_> {
                 n.attributes.retain(|a| a.name != "auto_pad");
                 set_attr(n, ints_attr("pads", &rd.pads));
                 if n.attr("ceil_mode").is_some() {
-                    set_attr(n, int_attr("ceil_mode", 0));
+                    set_attr(n, a_int("ceil_mode", 0));
                 }
                 Ok(None)
             }

@@ -10,8 +10,9 @@
 
 use super::exec::node_error as err;
 use super::host::HVal;
-use onnx_protobuf::{AttributeProto, TensorProto};
+use onnx_protobuf::TensorProto;
 use optimize_ir::error::{Error, Result};
+use optimize_ir::ir::build::a_int;
 use optimize_ir::ir::{DataType, Model, Node, ValueType};
 use optimize_ir::shape::{infer, Bindings};
 use std::collections::HashMap;
@@ -45,14 +46,6 @@ fn int_tensor(name: &str, dims: &[i64], vals: &[i64]) -> TensorProto {
     t.dims = dims.to_vec();
     t.int64_data = vals.to_vec();
     t
-}
-
-fn int_attr(name: &str, v: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.to_string();
-    a.type_ = onnx_protobuf::attribute_proto::AttributeType::INT.into();
-    a.i = v;
-    a
 }
 
 fn attr_i(n: &Node, name: &str) -> Option<i64> {
@@ -312,7 +305,7 @@ impl Lowering<'_> {
                     let e = self.uniq(&out, "element");
                     let node_name = self.uniq(&out, "node");
                     let mut g = mk("Gather", node_name, vec![x.clone(), idx], e.clone());
-                    g.attributes.push(int_attr("axis", a as i64));
+                    g.attributes.push(a_int("axis", a as i64));
                     self.nodes.push(g);
                     elems.push(e);
                 }
@@ -381,7 +374,7 @@ impl Lowering<'_> {
             parts.push(r);
         }
         let mut c = mk("Concat", n.name.clone(), parts, out);
-        c.attributes.push(int_attr("axis", a));
+        c.attributes.push(a_int("axis", a));
         self.nodes.push(c);
         Ok(())
     }
