@@ -176,14 +176,8 @@ fn default_pipeline_writes_validated_model_and_report() {
     assert!(r["passes"][0].get("seconds").is_some() && r["passes"][0].get("changes").is_some());
     // The default pipeline runs mixed precision at the default budget (0.30 of fp32 weights),
     // after the passes it requires.
-    let names: Vec<&str> = r["passes"]
-        .as_array()
-        .expect("passes")
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
     assert_eq!(
-        names,
+        common::pass_names(&r),
         ["cleanup", "fold-batchnorm", "simplify", "precision"]
     );
     let p = &r["precision"];

@@ -358,13 +358,7 @@ fn config_file_can_list_the_schedule_pass() {
         serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
             .expect("json");
     assert_eq!(r["schedule"]["scratchpad_bytes"], 4 * 1024 * 1024, "{r}");
-    let names: Vec<&str> = r["passes"]
-        .as_array()
-        .expect("passes")
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
-    assert_eq!(names, ["cleanup", "schedule"], "{r}");
+    assert_eq!(common::pass_names(&r), ["cleanup", "schedule"], "{r}");
     assert!(
         dir.path().join("plan.json").is_file(),
         "plan.json not written"

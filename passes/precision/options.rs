@@ -80,21 +80,17 @@ pub const OPTION_KEYS: &[&str] = &[
     "time-limit",
 ];
 
-fn min_weight_bits() -> u32 {
-    Precision::min_weight_bits()
-}
-
 /// `--size-budget`: a fraction of the fp32 weight bytes no smaller than the narrowest
 /// precision stores, at most 1.
 pub fn size_budget(f: f64) -> Result<(), String> {
-    let floor = min_weight_bits() as f64 / 32.0;
+    let floor = Precision::min_weight_bits() as f64 / 32.0;
     if !(f.is_finite() && f > 0.0 && f <= 1.0) {
         return Err("expected a fraction of the fp32 weight bytes in (0, 1], e.g. 0.3".into());
     }
     if f < floor {
         return Err(format!(
             "below {floor}, what the narrowest precision (int{}) stores per fp32 weight byte; no allocation can meet it",
-            min_weight_bits()
+            Precision::min_weight_bits()
         ));
     }
     Ok(())
@@ -102,7 +98,7 @@ pub fn size_budget(f: f64) -> Result<(), String> {
 
 /// `--avg-bits`: between the narrowest precision's bits and 32.
 pub fn avg_bits(b: f64) -> Result<(), String> {
-    let lo = min_weight_bits() as f64;
+    let lo = Precision::min_weight_bits() as f64;
     if b.is_finite() && (lo..=32.0).contains(&b) {
         Ok(())
     } else {

@@ -164,6 +164,16 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("report is JSON")
 }
 
+/// The names of a report's passes, in the order they ran.
+pub fn pass_names(report: &serde_json::Value) -> Vec<&str> {
+    report["passes"]
+        .as_array()
+        .expect("the report lists its passes")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect()
+}
+
 /// Small hand-built models for CLI tests.
 pub mod build {
     use onnx_protobuf::{
