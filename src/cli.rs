@@ -252,6 +252,9 @@ fn precision_config(
         calib_method: a.calib_method.clone(),
         time_limit_s: a.precision_time_limit,
         seed: a.seed.unwrap_or(default_seed),
+        objective: a.objective.clone(),
+        latency_budget: a.latency_budget,
+        threads: a.threads,
     }
     .config()?;
     if let Some(dir) = cfg.as_ref().and_then(|c| c.calib_dir.as_ref()) {

@@ -93,6 +93,18 @@ pub struct RunArgs {
     /// Budget as mean bits per quantizable weight instead of --size-budget, e.g. 6.
     #[arg(long, value_name = "BITS", allow_negative_numbers = true)]
     pub avg_bits: Option<f64>,
+    /// What mixed precision optimizes: error (least error within the budget) or speed
+    /// (fastest on this machine within the size budget, or, with --calib and no budget,
+    /// within the fidelity target), by a latency model measured here [default: error].
+    #[arg(long, value_name = "error|speed")]
+    pub objective: Option<String>,
+    /// Predicted time at most this fraction of fp32's, by the latency model measured here
+    /// (e.g. 0.5); the least error within it.
+    #[arg(long, value_name = "FRACTION", allow_negative_numbers = true)]
+    pub latency_budget: Option<f64>,
+    /// The target's onnxruntime intra-op threads, for the latency model [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Seconds for the mixed-precision ILP; its incumbent is used when it runs out [default: 20].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub precision_time_limit: Option<f64>,

@@ -242,6 +242,7 @@ fn random_problem(seed: u64, n: usize, budget_frac: f64, bits: bool) -> AllocPro
         int8_ties,
         edges,
         lambda: 0.01,
+        latency: None,
     }
 }
 
@@ -519,6 +520,7 @@ fn hand_problem(budget: Budget) -> AllocProblem {
         int8_ties: vec![vec![0, 2]],
         edges: vec![(0, 1), (1, 2)],
         lambda: 0.5,
+        latency: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The independent checker. It recomputes everything from the problem's raw data (it does
 //! not call the solver module's helpers): one allowed precision per operator, the byte or
-//! bit budget, the ties, and the claimed objective. After the rewrite it re-verifies the
+//! bit budget, the latency budget (from the latency model's terms), the ties, and the
+//! claimed objective. After the rewrite it re-verifies the
 //! size budget on the rewritten model's real constant bytes.
 
 use super::budget::Budget;
@@ -133,13 +134,23 @@ pub fn check_assignment(
             ));
         }
     }
-    // Objective, from scratch.
-    let mut obj: f64 = c.iter().map(|x| x.2).sum();
-    for &(u, v) in &p.edges {
-        if (c[u].0 == Precision::Int8) != (c[v].0 == Precision::Int8) {
-            obj += p.lambda;
-        }
+    // Option indices, for the latency terms (parallel to `options`).
+    let idx: Vec<usize> = p
+        .items
+        .iter()
+        .zip(&c)
+        .map(|(it, x)| {
+            it.options
+                .iter()
+                .position(|o| o.precision == x.0)
+                .unwrap_or(0)
+        })
+        .collect();
+    let differs = |u: usize, v: usize| (c[u].0 == Precision::Int8) != (c[v].0 == Precision::Int8);
+    if let Some(problem) = latency_problem(p, &idx, &differs) {
+        problems.push(problem);
     }
+    let obj = recomputed_objective(p, &c, &idx, &differs);
     let tol = 1e-6 * obj.abs().max(claimed_objective.abs()).max(1e-12);
     if (obj - claimed_objective).abs() > tol {
         problems.push(format!(
@@ -164,4 +175,52 @@ pub fn check_rewritten_size(
         ));
     }
     CheckReport::from(problems)
+}
+
+/// The latency budget, recomputed from the latency terms (`None` when met or absent).
+fn latency_problem(
+    p: &AllocProblem,
+    idx: &[usize],
+    differs: &dyn Fn(usize, usize) -> bool,
+) -> Option<String> {
+    let l = p.latency.as_ref()?;
+    let limit = l.limit_ms?;
+    let mut t = l.base_ms;
+    for (i, &o) in idx.iter().enumerate() {
+        t += l.option_ms[i][o];
+    }
+    for (e, &(u, v)) in p.edges.iter().enumerate() {
+        if differs(u, v) {
+            t += l.edge_ms[e];
+        }
+    }
+    (t > limit * (1.0 + 1e-9))
+        .then(|| format!("latency budget broken: predicted {t:.4} ms > {limit:.4} ms"))
+}
+
+/// The objective, from scratch: errors and λ per domain change, or with `--objective
+/// speed` the time change plus the weighted error.
+fn recomputed_objective(
+    p: &AllocProblem,
+    c: &[(Precision, u64, f64)],
+    idx: &[usize],
+    differs: &dyn Fn(usize, usize) -> bool,
+) -> f64 {
+    let speed = p.latency.as_ref().filter(|l| l.minimize);
+    let mut obj: f64 = 0.0;
+    for (i, x) in c.iter().enumerate() {
+        obj += match speed {
+            Some(l) => l.option_ms[i][idx[i]] + l.error_weight * x.2,
+            None => x.2,
+        };
+    }
+    for (e, &(u, v)) in p.edges.iter().enumerate() {
+        if differs(u, v) {
+            obj += match speed {
+                Some(l) => l.edge_ms[e] + l.error_weight * p.lambda,
+                None => p.lambda,
+            };
+        }
+    }
+    obj
 }

@@ -65,6 +65,26 @@ pub struct AllocProblem {
     pub edges: Vec<(usize, usize)>,
     /// Cost of one precision-domain change on an edge.
     pub lambda: f64,
+    /// The latency model's terms, when the run asked for a latency budget or for speed.
+    pub latency: Option<LatencyTerms>,
+}
+
+/// Predicted time of an assignment, linear in the ILP's variables (see
+/// [`super::latency`]): `base_ms + Σ option_ms[i][o] + Σ edge_ms[e]·[int8-ness differs]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyTerms {
+    /// The fp32 model's measured time.
+    pub base_ms: f64,
+    /// Per item, per option (parallel to `options`): the predicted change against fp32.
+    pub option_ms: Vec<Vec<f64>>,
+    /// Per entry of `edges`: what an int8/float boundary there costs.
+    pub edge_ms: Vec<f64>,
+    /// `--latency-budget`: the predicted time must not exceed this.
+    pub limit_ms: Option<f64>,
+    /// `--objective speed`: minimize the predicted time; the error enters with
+    /// `error_weight` per unit, only to break ties.
+    pub minimize: bool,
+    pub error_weight: f64,
 }
 
 impl AllocProblem {
@@ -129,21 +149,73 @@ impl AllocProblem {
         }
     }
 
-    /// Objective of a choice: option costs plus λ per edge whose ends differ in int8-ness.
+    /// Objective of a choice: option costs plus λ per edge whose ends differ in int8-ness;
+    /// with `--objective speed`, the predicted time change plus the error times its weight.
     pub fn objective(&self, choice: &[usize]) -> f64 {
-        let mut obj: f64 = self
-            .items
-            .iter()
-            .zip(choice)
-            .map(|(it, &c)| it.options[c].cost)
+        let mut obj: f64 = (0..self.items.len())
+            .map(|i| self.option_objective(i, choice[i]))
             .sum();
-        let int8 = |i: usize| self.items[i].options[choice[i]].precision == Precision::Int8;
-        for &(u, v) in &self.edges {
-            if int8(u) != int8(v) {
-                obj += self.lambda;
+        for (e, &(u, v)) in self.edges.iter().enumerate() {
+            if self.int8(u, choice[u]) != self.int8(v, choice[v]) {
+                obj += self.edge_objective(e);
             }
         }
         obj
+    }
+
+    fn int8(&self, i: usize, o: usize) -> bool {
+        self.items[i].options[o].precision == Precision::Int8
+    }
+
+    /// Objective coefficient of option `o` of item `i`.
+    fn option_objective(&self, i: usize, o: usize) -> f64 {
+        let cost = self.items[i].options[o].cost;
+        match &self.latency {
+            Some(l) if l.minimize => l.option_ms[i][o] + l.error_weight * cost,
+            _ => cost,
+        }
+    }
+
+    /// Objective coefficient of a precision-domain change on edge `e`.
+    fn edge_objective(&self, e: usize) -> f64 {
+        match &self.latency {
+            Some(l) if l.minimize => l.edge_ms[e] + l.error_weight * self.lambda,
+            _ => self.lambda,
+        }
+    }
+
+    /// The latency model's prediction for a choice (`None` without a latency model).
+    pub fn predicted_ms(&self, choice: &[usize]) -> Option<f64> {
+        let l = self.latency.as_ref()?;
+        let mut t = l.base_ms;
+        for (i, &o) in choice.iter().enumerate() {
+            t += l.option_ms[i][o];
+        }
+        for (e, &(u, v)) in self.edges.iter().enumerate() {
+            if self.int8(u, choice[u]) != self.int8(v, choice[v]) {
+                t += l.edge_ms[e];
+            }
+        }
+        Some(t)
+    }
+
+    /// Whether a predicted time meets the latency limit (always, without one).
+    pub fn meets_latency_ms(&self, t: f64) -> bool {
+        match self.latency.as_ref().and_then(|l| l.limit_ms) {
+            Some(limit) => t <= limit * (1.0 + 1e-9),
+            None => true,
+        }
+    }
+
+    /// Whether a choice meets the latency limit (always, without one).
+    pub fn meets_latency(&self, choice: &[usize]) -> bool {
+        match (
+            self.predicted_ms(choice),
+            self.latency.as_ref().and_then(|l| l.limit_ms),
+        ) {
+            (Some(t), Some(limit)) => t <= limit * (1.0 + 1e-9),
+            _ => true,
+        }
     }
 
     fn option_of(&self, i: usize, p: Precision) -> Option<usize> {
@@ -261,7 +333,7 @@ pub fn greedy(p: &AllocProblem) -> Option<AllocSolution> {
     let unit_cost = |u: usize, q: Precision| -> f64 {
         units[u]
             .iter()
-            .map(|&i| p.items[i].options[p.option_of(i, q).unwrap_or(0)].cost)
+            .map(|&i| p.option_objective(i, p.option_of(i, q).unwrap_or(0)))
             .sum()
     };
     let unit_budget = |u: usize, q: Precision| -> f64 {
@@ -311,6 +383,9 @@ pub fn greedy(p: &AllocProblem) -> Option<AllocSolution> {
             choice[i] = p.option_of(i, chosen[u]).unwrap_or(0);
         }
     }
+    if !p.meets_latency(&choice) {
+        return None;
+    }
     let objective = p.objective(&choice);
     Some(AllocSolution {
         choice,
@@ -327,8 +402,11 @@ struct Built {
     vars: ProblemVariables,
     x: Vec<Vec<Variable>>,
     cons: Vec<good_lp::Constraint>,
-    edge_cost: Expression,
+    /// One variable per entry of `edges` (`None` where neither end can be int8).
+    edge_vars: Vec<Option<Variable>>,
     budget_expr: Expression,
+    /// Predicted time less the fp32 time (without a latency model: 0).
+    latency_expr: Expression,
 }
 
 fn build(p: &AllocProblem, with_budget: bool) -> Built {
@@ -388,23 +466,44 @@ fn build(p: &AllocProblem, with_budget: bool) -> Built {
             cons.push(constraint!(a == b));
         }
     }
-    let mut edge_cost = Expression::from(0.0);
+    let mut edge_vars = Vec::with_capacity(p.edges.len());
     for &(u, v) in &p.edges {
         let (a, b) = (indicator(u, Precision::Int8), indicator(v, Precision::Int8));
         if p.option_of(u, Precision::Int8).is_none() && p.option_of(v, Precision::Int8).is_none() {
+            edge_vars.push(None);
             continue;
         }
         let y = vars.add(variable().min(0.0).max(1.0));
         cons.push(constraint!(y >= a.clone() - b.clone()));
         cons.push(constraint!(y >= b - a));
-        edge_cost += y;
+        edge_vars.push(Some(y));
+    }
+    let mut latency_expr = Expression::from(0.0);
+    if let Some(l) = &p.latency {
+        // Divided by the fp32 time, like the budget row, to keep coefficients near 1.
+        let norm = l.base_ms.max(1e-9);
+        for (i, xi) in x.iter().enumerate() {
+            for (o, &v) in xi.iter().enumerate() {
+                latency_expr += (l.option_ms[i][o] / norm) * v;
+            }
+        }
+        for (e, y) in edge_vars.iter().enumerate() {
+            if let Some(y) = y {
+                latency_expr += (l.edge_ms[e] / norm) * *y;
+            }
+        }
+        if let (Some(limit), true) = (l.limit_ms, with_budget) {
+            let rhs = (limit - l.base_ms) / norm;
+            cons.push(constraint!(latency_expr.clone() <= rhs));
+        }
     }
     Built {
         vars,
         x,
         cons,
-        edge_cost,
+        edge_vars,
         budget_expr,
+        latency_expr,
     }
 }
 
@@ -539,23 +638,35 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
     // largest coefficient of 1000 (the optimum does not change; reports use real units).
     // A non-finite cost (an error measured as NaN or ∞) becomes the largest coefficient
     // times 1000: the solver's range is never left, and such an option is the last resort.
-    let max_coef = p
-        .items
+    let option_coef: Vec<Vec<f64>> = (0..p.items.len())
+        .map(|i| {
+            (0..p.items[i].options.len())
+                .map(|o| p.option_objective(i, o))
+                .collect()
+        })
+        .collect();
+    let edge_coef: Vec<f64> = (0..p.edges.len()).map(|e| p.edge_objective(e)).collect();
+    let max_coef = option_coef
         .iter()
-        .flat_map(|it| it.options.iter().map(|o| o.cost))
-        .chain(std::iter::once(p.lambda))
+        .flatten()
+        .chain(&edge_coef)
         .filter(|c| c.is_finite())
-        .fold(0.0f64, f64::max);
+        .fold(0.0f64, |m, c| m.max(c.abs()));
     let scale = if max_coef > 0.0 && max_coef.is_finite() {
         1000.0 / max_coef
     } else {
         1.0
     };
     let coef = |c: f64| if c.is_finite() { c * scale } else { 1e6 };
-    let mut objective = b.edge_cost.clone() * coef(p.lambda);
+    let mut objective = Expression::from(0.0);
+    for (e, y) in b.edge_vars.iter().enumerate() {
+        if let Some(y) = y {
+            objective += coef(edge_coef[e]) * *y;
+        }
+    }
     for (i, xi) in b.x.iter().enumerate() {
         for (o, &v) in xi.iter().enumerate() {
-            objective += coef(p.items[i].options[o].cost) * v;
+            objective += coef(option_coef[i][o]) * v;
         }
     }
     let mut m = b.vars.minimise(objective).using(coin_cbc);
@@ -575,7 +686,7 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
             let raw_bound = sol.model().best_possible_value() / scale;
             if let Some(choice) = decode(&b.x, &sol) {
                 let (used, limit) = p.budget_use(&choice);
-                if used <= limit * (1.0 + 1e-9) {
+                if used <= limit * (1.0 + 1e-9) && p.meets_latency(&choice) {
                     let objective = p.objective(&choice);
                     let bound = raw_bound.is_finite().then(|| raw_bound.min(objective));
                     let gap =
@@ -600,7 +711,7 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
             }
             fallback(warm, p, time_limit_s, seconds)
         }
-        Err(ResolutionError::Infeasible) => Err(infeasible_error(p, time_limit_s)),
+        Err(ResolutionError::Infeasible) => Err(infeasible(p, time_limit_s)),
         Err(_) => fallback(warm, p, time_limit_s, seconds),
     }
 }
@@ -624,13 +735,52 @@ fn fallback(
                 (Some((bits, _)), Budget::AvgBits(b)) => bits <= b,
                 (None, _) => false,
             };
-            if reachable {
+            if reachable && min_latency(p, time_limit_s).is_none_or(|t| p.meets_latency_ms(t)) {
                 Err(Error::Usage(format!(
                     "the solver found no allocation within its {time_limit_s} s time limit and                      the greedy fallback found none either; raise the time limit or the budget"
                 )))
             } else {
-                Err(infeasible_error(p, time_limit_s))
+                Err(infeasible(p, time_limit_s))
             }
         }
+    }
+}
+
+/// The smallest predicted time any assignment meeting the ties and the size or bit budget
+/// reaches (`None` without a latency model, or when the solver gives nothing).
+pub fn min_latency(p: &AllocProblem, time_limit_s: f64) -> Option<f64> {
+    p.latency.as_ref()?;
+    let mut free = p.clone();
+    if let Some(fl) = free.latency.as_mut() {
+        fl.limit_ms = None;
+    }
+    let b = build(&free, true);
+    let mut m = b.vars.minimise(b.latency_expr.clone()).using(coin_cbc);
+    crate::cbc::quiet(&mut m);
+    for c in b.cons {
+        m.add_constraint(c);
+    }
+    let sol = m.with_time_limit(time_limit_s.max(1.0)).solve().ok()?;
+    let choice = decode(&b.x, &sol)?;
+    free.predicted_ms(&choice)
+}
+
+/// The infeasible-budget error: the latency budget's, naming the fastest feasible one,
+/// when that is what no assignment meets; else the size or bit budget's.
+pub fn infeasible(p: &AllocProblem, time_limit_s: f64) -> Error {
+    let Some(l) = &p.latency else {
+        return infeasible_error(p, time_limit_s);
+    };
+    match (l.limit_ms, min_latency(p, time_limit_s)) {
+        (Some(limit), Some(best)) if best > limit * (1.0 + 1e-9) => {
+            let frac = best / l.base_ms.max(1e-12);
+            let smallest = (frac * 1e3).ceil() / 1e3;
+            Error::Usage(format!(
+                "latency budget {:.3} of fp32's predicted {:.3} ms is infeasible: the fastest assignment within the size budget is predicted at {best:.3} ms, {frac:.3} of fp32 (pass --latency-budget {smallest:.3} or more, or a larger size budget)",
+                limit / l.base_ms.max(1e-12),
+                l.base_ms
+            ))
+        }
+        _ => infeasible_error(p, time_limit_s),
     }
 }

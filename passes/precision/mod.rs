@@ -16,19 +16,24 @@ pub mod candidates;
 pub mod check;
 pub mod decoded_weights;
 pub mod ilp;
+pub mod latency;
+pub mod latency_cache;
 pub mod options;
 pub mod pass;
 pub mod quantize;
 pub mod rewrite;
 pub mod section;
 pub mod sensitivity;
+pub mod speed;
 pub mod suffix;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 /// A precision an operator's weights (and, for `Int8`, its activations) can take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Unchanged.

@@ -3,7 +3,9 @@
 //! optimize.toml, with the range checks both share.
 
 use super::calibrate::CalibMethod;
+use super::latency::LatencySettings;
 use super::pass::{Budget, PrecisionConfig};
+use super::speed::LatencyGoal;
 use super::Precision;
 use optimize_ir::error::{flag_error, Error, Result, Shown};
 use std::path::PathBuf;
@@ -24,6 +26,12 @@ pub struct PrecisionFlags {
     /// `--precision-time-limit`.
     pub time_limit_s: Option<f64>,
     pub seed: u64,
+    /// `--objective`: `error` (the default) or `speed`.
+    pub objective: Option<String>,
+    /// `--latency-budget`: a fraction of fp32's predicted time.
+    pub latency_budget: Option<f64>,
+    /// `--threads`: the target's intra-op threads, for the latency model.
+    pub threads: Option<usize>,
 }
 
 impl PrecisionFlags {
@@ -34,9 +42,12 @@ impl PrecisionFlags {
                 || self.calib_random
                 || self.size_budget.is_some()
                 || self.avg_bits.is_some()
+                || self.objective.is_some()
+                || self.latency_budget.is_some()
+                || self.threads.is_some()
             {
                 return Err(Error::Usage(
-                    "--no-precision turns mixed precision off; drop --calib/--calib-random/--size-budget/--avg-bits"
+                    "--no-precision turns mixed precision off; drop --calib/--calib-random/--size-budget/--avg-bits/--objective/--latency-budget/--threads"
                         .into(),
                 ));
             }
@@ -66,7 +77,66 @@ impl PrecisionFlags {
         cfg.calib_dir = self.calib.clone();
         cfg.calib_random = self.calib_random;
         cfg.seed = self.seed;
+        cfg.latency = self.latency_goal()?;
+        if let Some(goal) = &cfg.latency {
+            cfg.explicit = true;
+            if goal.budget.is_some() {
+                // A latency budget is the run's budget: without a size budget, size is free.
+                if !cfg.budget_explicit {
+                    cfg.budget = Budget::SizeFraction(1.0);
+                }
+                cfg.budget_explicit = true;
+            }
+        }
         Ok(Some(cfg))
+    }
+
+    /// The latency goal of `--objective speed` / `--latency-budget` (`None`: neither).
+    fn latency_goal(&self) -> Result<Option<LatencyGoal>> {
+        let speed = match self.objective.as_deref() {
+            None | Some("error") => false,
+            Some("speed") => true,
+            Some(other) => {
+                return Err(flag_error(
+                    "--objective",
+                    other,
+                    "expected error (least error within the budgets) or speed (fastest within the budget or fidelity target)".into(),
+                ))
+            }
+        };
+        if let Some(b) = self.latency_budget {
+            latency_budget(b).map_err(|why| flag_error("--latency-budget", b.shown(), why))?;
+        }
+        if let Some(t) = self.threads {
+            if !(1..=1024).contains(&t) {
+                return Err(flag_error(
+                    "--threads",
+                    t.to_string(),
+                    "expected 1 to 1024 intra-op threads".into(),
+                ));
+            }
+        }
+        if !speed && self.latency_budget.is_none() {
+            if self.threads.is_some() {
+                return Err(Error::Usage(
+                    "--threads sets the target of the latency model: give it with --objective speed or --latency-budget".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let threads = self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        Ok(Some(LatencyGoal {
+            settings: LatencySettings {
+                threads,
+                ..LatencySettings::default()
+            },
+            budget: self.latency_budget,
+            speed,
+        }))
     }
 }
 
@@ -79,6 +149,15 @@ pub const OPTION_KEYS: &[&str] = &[
     "calib-method",
     "time-limit",
 ];
+
+/// `--latency-budget`: a fraction of fp32's predicted time, above 0 and at most 1.
+pub fn latency_budget(f: f64) -> Result<(), String> {
+    if f > 0.0 && f <= 1.0 {
+        Ok(())
+    } else {
+        Err("expected a fraction of fp32's predicted time, above 0 and at most 1".into())
+    }
+}
 
 /// `--size-budget`: a fraction of the fp32 weight bytes no smaller than the narrowest
 /// precision stores, at most 1.

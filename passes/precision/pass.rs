@@ -118,6 +118,8 @@ pub struct PrecisionConfig {
     /// precision requires (BatchNorm folding, simplification) rewrote it, so those passes do
     /// not move the budget.
     pub reference_weight_bytes: Option<u64>,
+    /// `--objective speed` / `--latency-budget`: measure the latency model and use it.
+    pub latency: Option<super::speed::LatencyGoal>,
 }
 
 /// What one probe measured: whether every output met its target, and each output's
@@ -197,6 +199,7 @@ impl Default for PrecisionConfig {
             holdout: false,
             search: None,
             reference_weight_bytes: None,
+            latency: None,
         }
     }
 }
@@ -478,6 +481,7 @@ pub fn build_problem(
         int8_ties,
         edges,
         lambda,
+        latency: None,
     }
 }
 
@@ -879,6 +883,16 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             suffix: true,
         },
     )?;
+    let latency = match &cfg.latency {
+        Some(goal) => Some(super::speed::prepare(
+            model,
+            &cands,
+            &calib.ranges,
+            samples.first().map(|s| s.values.as_slice()),
+            goal,
+        )?),
+        None => None,
+    };
     let ctx = AllocContext {
         model,
         cands: &cands,
@@ -886,6 +900,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         calib: &calib,
         bindings: &bindings,
         weight_bytes_before,
+        latency: latency.as_ref(),
     };
     let (alloc, search_section) = match cfg.search.as_ref().filter(|_| !cfg.budget_explicit) {
         Some(search) => {
@@ -904,7 +919,21 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         assignment,
         overhead,
         attempt,
+        predicted_ms,
     } = alloc;
+    let latency_section = match (&latency, &cfg.latency, predicted_ms) {
+        (Some(lm), Some(goal), Some(predicted)) => {
+            let measured = super::speed::time_output(&m, lm)?;
+            Some(super::speed::section(
+                lm,
+                goal,
+                &cands,
+                &assignment,
+                (predicted, Some(measured)),
+            ))
+        }
+        _ => None,
+    };
     *model = m;
     let mut section = section(
         cfg,
@@ -925,6 +954,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
     section.simplified = simplified;
     section.int8_without_range = unranged;
     section.search = search_section;
+    section.latency = latency_section;
     let section = PrecisionSection::Allocated(Box::new(section));
     Ok(PrecisionOutcome {
         assignment,
@@ -946,6 +976,7 @@ struct AllocContext<'a> {
     calib: &'a Calibration,
     bindings: &'a optimize_ir::shape::Bindings,
     weight_bytes_before: u64,
+    latency: Option<&'a super::speed::LatencyModel>,
 }
 
 /// One allocation, rewritten.
@@ -959,6 +990,8 @@ struct Allocation {
     assignment: Assignment,
     overhead: u64,
     attempt: usize,
+    /// The latency model's prediction for this allocation.
+    predicted_ms: Option<f64>,
 }
 
 /// Solve → rewrite a copy → re-check the real bytes. The rewrite also stores activation
@@ -978,6 +1011,16 @@ fn allocate_rewrite(
         budget,
         ctx.weight_bytes_before,
     );
+    if let (Some(lm), Some(goal)) = (ctx.latency, &cfg.latency) {
+        super::speed::attach(
+            &mut problem,
+            ctx.model,
+            ctx.cands,
+            lm,
+            goal.budget,
+            goal.speed,
+        );
+    }
     let mut overhead = 0u64;
     let mut attempt = 0;
     loop {
@@ -1010,6 +1053,7 @@ fn allocate_rewrite(
                 continue;
             }
         }
+        let predicted_ms = problem.predicted_ms(&sol.choice);
         return Ok(Allocation {
             model: m,
             sol,
@@ -1020,6 +1064,7 @@ fn allocate_rewrite(
             assignment,
             overhead,
             attempt,
+            predicted_ms,
         });
     }
 }
@@ -1137,7 +1182,7 @@ fn probe_budget(
     probes: &mut Vec<Probe>,
 ) -> Result<Option<(Allocation, bool)>> {
     let t = std::time::Instant::now();
-    let alloc = match allocate_rewrite(ctx, cfg, Budget::SizeFraction(b)) {
+    let alloc = match allocate_probe(ctx, cfg, search, b) {
         Ok(a) => a,
         Err(e @ Error::Usage(_)) => {
             probes.push(Probe {
@@ -1160,6 +1205,63 @@ fn probe_budget(
         ..Probe::bare(Some(b), verdict.passed, t.elapsed().as_secs_f64())
     });
     Ok(Some((alloc, verdict.passed)))
+}
+
+/// Whether the search runs over latency budgets: `--objective speed` with the ILP.
+fn latency_axis(ctx: &AllocContext, cfg: &PrecisionConfig) -> bool {
+    ctx.latency.is_some()
+        && cfg.latency.as_ref().is_some_and(|g| g.speed)
+        && matches!(cfg.strategy, Strategy::Ilp)
+}
+
+/// The allocation of one probe at `b`: a size fraction, or on the latency axis a fraction
+/// of fp32's predicted time (least error within it, at the largest size budget).
+fn allocate_probe(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+    b: f64,
+) -> Result<Allocation> {
+    if !latency_axis(ctx, cfg) {
+        return allocate_rewrite(ctx, cfg, Budget::SizeFraction(b));
+    }
+    let mut at = cfg.clone();
+    if let Some(goal) = at.latency.as_mut() {
+        goal.budget = Some(b);
+        goal.speed = false;
+    }
+    allocate_rewrite(ctx, &at, Budget::SizeFraction(search.max))
+}
+
+/// The latency axis's floor, first probe and max (see [`super::speed::axis`]).
+fn latency_first_probe(
+    ctx: &AllocContext,
+    cfg: &PrecisionConfig,
+    search: &Search,
+) -> (f64, FirstProbe, f64) {
+    let mut p = build_problem(
+        ctx.model,
+        ctx.cands,
+        ctx.errors,
+        cfg.objective,
+        Budget::SizeFraction(search.max),
+        ctx.weight_bytes_before,
+    );
+    if let Some(lm) = ctx.latency {
+        super::speed::attach(&mut p, ctx.model, ctx.cands, lm, None, false);
+    }
+    let int8 = uniform(&p, Precision::Int8).ok().map(|(s, _)| s.choice);
+    let (floor, start, max) = super::speed::axis(&p, int8.as_deref(), cfg.time_limit_s);
+    let first = FirstProbe {
+        budget: start,
+        source: "latency model",
+        detail: json!({
+            "rule": "uniform int8's predicted time, as a fraction of fp32's",
+            "fastest_within_size_budget": floor,
+            "size_budget": search.max,
+        }),
+    };
+    (floor, first, max)
 }
 
 /// Uniform int8, measured once with the probes' machinery (at the largest budget, where it
@@ -1198,15 +1300,20 @@ fn run_search(
     cfg: &PrecisionConfig,
     search: &Search,
 ) -> Result<(Allocation, SearchInfo)> {
-    let floor = super::Precision::min_weight_bits() as f64 / 32.0;
-    let first = first_probe(ctx, cfg, search, floor);
+    let on_latency = latency_axis(ctx, cfg);
+    let (floor, first, max) = if on_latency {
+        latency_first_probe(ctx, cfg, search)
+    } else {
+        let floor = super::Precision::min_weight_bits() as f64 / 32.0;
+        (floor, first_probe(ctx, cfg, search, floor), search.max)
+    };
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Allocation)> = None;
     let probe = |b: f64, probes: &mut Vec<Probe>| -> Result<Option<Allocation>> {
         Ok(probe_budget(ctx, cfg, search, b, probes)?.and_then(|(a, ok)| ok.then_some(a)))
     };
     let start = first.budget;
-    let (mut lo, mut hi) = (floor, search.max);
+    let (mut lo, mut hi) = (floor, max);
     let mut measure = |b: f64, probes: &mut Vec<Probe>| -> Result<bool> {
         Ok(match probe(b, probes)? {
             Some(a) => {
@@ -1236,7 +1343,7 @@ fn run_search(
         } else {
             ((b + half) / search.step + 1e-9).floor() + 1.0
         } * search.step;
-        let next = (next.clamp(floor, search.max) * 1e4).round() / 1e4;
+        let next = (next.clamp(floor, max) * 1e4).round() / 1e4;
         if next == b || measure(next, &mut probes)? != first_passed {
             break;
         }
@@ -1265,12 +1372,13 @@ fn run_search(
             source: first.source.into(),
             detail: first.detail,
         },
-        max: search.max,
+        max,
         tolerance: search.tolerance,
         step: search.step,
         chosen_budget: chosen,
         chosen_size_fraction: alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
         probes,
+        axis: on_latency.then(|| "latency".to_string()),
         uniform_int8,
     };
     Ok((alloc, section))
@@ -1403,6 +1511,7 @@ fn section(
             }
         },
         search: None,
+        latency: None,
     }
 }
 

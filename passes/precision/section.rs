@@ -67,6 +67,51 @@ pub struct Allocated {
     pub formats: Formats,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchInfo>,
+    /// The latency model, with `--objective speed` or `--latency-budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySection>,
+}
+
+/// What the latency model measured and predicted, and the output's measured time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencySection {
+    pub cpu_model: String,
+    /// The CPU flags that matter (avx2, avx512_vnni, amx…).
+    pub cpu_flags: Vec<String>,
+    pub threads: usize,
+    pub onnxruntime: String,
+    /// `speed` (fastest within the budget or fidelity target) or `error`.
+    pub objective: String,
+    /// `--latency-budget`, a fraction of fp32's time.
+    pub budget: Option<f64>,
+    pub limit_ms: Option<f64>,
+    /// `hit`, `miss` or `miss_not_stored`.
+    pub cache: String,
+    pub cache_file: Option<String>,
+    pub cache_note: Option<String>,
+    /// Seconds spent measuring (or reading the cache).
+    pub seconds: f64,
+    pub runs: usize,
+    pub fp32_ms: f64,
+    /// The model's prediction for the output, and the output timed as the variants were.
+    pub predicted_ms: f64,
+    pub measured_ms: Option<f64>,
+    /// `(predicted − measured) / measured`.
+    pub prediction_error: Option<f64>,
+    /// One whole-model variant per precision.
+    pub variants: Vec<super::latency::VariantTiming>,
+    /// Per operator: the predicted change of the model's time, against fp32, of each
+    /// precision it allows (ms), and the one chosen.
+    pub operators: Vec<LatencyRow>,
+    pub qdq_ms_per_melem: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRow {
+    pub key: String,
+    pub op: String,
+    pub chosen: String,
+    pub delta_ms: BTreeMap<String, f64>,
 }
 
 /// The budget as given, and in bytes when it is a size fraction.
@@ -186,6 +231,10 @@ pub struct SearchInfo {
     pub chosen_budget: f64,
     pub chosen_size_fraction: f64,
     pub probes: Vec<Probe>,
+    /// What the probes' budgets are: absent for size fractions, `latency` for fractions
+    /// of fp32's predicted time (`--objective speed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub axis: Option<String>,
     /// Uniform int8 measured once beside the probes (a reference, never written).
     pub uniform_int8: Option<UniformPoint>,
 }
@@ -408,6 +457,7 @@ mod tests {
             formats: Formats::All {
                 activations: "seeded random (seed 0)".into(),
             },
+            latency: None,
             search: Some(SearchInfo {
                 start: 0.2,
                 first_probe: FirstProbeInfo {
@@ -419,6 +469,7 @@ mod tests {
                 tolerance: 0.02,
                 step: 0.025,
                 chosen_budget: 0.25,
+                axis: None,
                 chosen_size_fraction: 0.25,
                 probes: vec![
                     probe(Some(0.25), true),

@@ -5,8 +5,10 @@
 
 pub mod fidelity;
 pub mod gpu;
+pub mod host;
 pub mod intermediates;
 pub mod ort_runtime;
+pub mod profile;
 pub mod select;
 pub mod validate;
 

@@ -185,6 +185,35 @@ impl OrtRuntime {
         self.commit_bytes(b, bytes, what)
     }
 
+    /// A session as a user deploys it, for timing: all graph optimizations, `threads`
+    /// intra-op threads, one inter-op thread and no spin-waiting (spinning idle pools of
+    /// other sessions would burn the cores the timed one needs). With `profile`,
+    /// onnxruntime's profiler records every kernel's time in a file with that prefix
+    /// ([`OrtSession::end_profiling`] names it).
+    pub fn timing_session_from_bytes(
+        &self,
+        bytes: &[u8],
+        what: &str,
+        threads: usize,
+        profile: Option<&Path>,
+    ) -> Result<OrtSession> {
+        let e = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+            Error::Runtime(format!("onnxruntime: {e}"))
+        };
+        let mut b = self
+            .builder_at(GraphOptimizationLevel::All)?
+            .with_intra_threads(threads.max(1))
+            .map_err(e)?
+            .with_intra_op_spinning(false)
+            .map_err(e)?
+            .with_inter_op_spinning(false)
+            .map_err(e)?;
+        if let Some(prefix) = profile {
+            b = b.with_profiling(prefix).map_err(e)?;
+        }
+        self.commit_bytes(b, bytes, what)
+    }
+
     fn commit_bytes(
         &self,
         mut b: ort::session::builder::SessionBuilder,
@@ -218,6 +247,15 @@ impl OrtSession {
             .iter()
             .map(|o| o.name().to_string())
             .collect()
+    }
+
+    /// Ends onnxruntime's profiling of a session opened with a profile prefix and returns
+    /// the JSON file it wrote.
+    pub fn end_profiling(&mut self) -> Result<PathBuf> {
+        self.session
+            .end_profiling()
+            .map(PathBuf::from)
+            .map_err(|e| Error::Runtime(format!("onnxruntime profiling: {e}")))
     }
 
     /// Runs the model on named inputs and returns every output, in the session's output order.
