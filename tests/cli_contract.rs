@@ -770,6 +770,13 @@ fn rows() -> Vec<Row> {
             .out(&["o.onnx", "ir/01-cleanup.ir.txt"]),
         row("metric_and_target_per_output", &[], &["@m.onnx", "-o", "@o.onnx", "--metric", "y=snr", "--min-fidelity", "y=10", NP, "--report", "@r.json", "-q"], 0)
             .out(&["o.onnx", "r.json"]),
+        // Issue 17: the latency model's flags.
+        row("objective_unknown", &[], &["@m.onnx", "-o", "@o.onnx", "--objective", "fast", NV], 2).err("--objective fast: expected error"),
+        row("threads_without_latency_goal", &[], &["@m.onnx", "-o", "@o.onnx", "--threads", "2", NV], 2).err("--threads sets the target of the latency model"),
+        row("threads_zero", &[], &["@m.onnx", "-o", "@o.onnx", "--objective", "speed", "--threads", "0", NV], 2).err("--threads 0"),
+        row("latency_budget_above_1", &[], &["@m.onnx", "-o", "@o.onnx", "--latency-budget", "1.5", NV], 2).err("--latency-budget 1.5: expected a fraction"),
+        row("latency_budget_negative", &[], &["@m.onnx", "-o", "@o.onnx", "--latency-budget", "-0.5", NV], 2).err("--latency-budget -0.5"),
+        row("speed_without_precision", &[], &["@m.onnx", "-o", "@o.onnx", "--objective", "speed", NP, NV], 2).err("--no-precision turns mixed precision off"),
     ]
 }
 

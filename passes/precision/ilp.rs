@@ -484,12 +484,12 @@ fn build(p: &AllocProblem, with_budget: bool) -> Built {
         let norm = l.base_ms.max(1e-9);
         for (i, xi) in x.iter().enumerate() {
             for (o, &v) in xi.iter().enumerate() {
-                latency_expr += (l.option_ms[i][o] / norm) * v;
+                latency_expr += clean(l.option_ms[i][o] / norm) * v;
             }
         }
         for (e, y) in edge_vars.iter().enumerate() {
             if let Some(y) = y {
-                latency_expr += (l.edge_ms[e] / norm) * *y;
+                latency_expr += clean(l.edge_ms[e] / norm) * *y;
             }
         }
         if let (Some(limit), true) = (l.limit_ms, with_budget) {
@@ -504,6 +504,17 @@ fn build(p: &AllocProblem, with_budget: bool) -> Built {
         edge_vars,
         budget_expr,
         latency_expr,
+    }
+}
+
+/// A latency-row or speed-objective coefficient as the solver gets it: below 1e-7 of the
+/// fp32 time (timer noise) it is 0, and a non-finite one is 0 too. CLP's dual simplex
+/// aborted (an assertion, not an error) on one such row of near-zero coefficients.
+fn clean(c: f64) -> f64 {
+    if c.is_finite() && c.abs() >= 1e-7 {
+        c
+    } else {
+        0.0
     }
 }
 
@@ -657,7 +668,12 @@ pub fn solve(p: &AllocProblem, time_limit_s: f64) -> Result<AllocSolution> {
     } else {
         1.0
     };
-    let coef = |c: f64| if c.is_finite() { c * scale } else { 1e6 };
+    let speed = p.latency.as_ref().is_some_and(|l| l.minimize);
+    let coef = |c: f64| match (c.is_finite(), speed) {
+        (false, _) => 1e6,
+        (true, true) => clean(c * scale / 1000.0) * 1000.0,
+        (true, false) => c * scale,
+    };
     let mut objective = Expression::from(0.0);
     for (e, y) in b.edge_vars.iter().enumerate() {
         if let Some(y) = y {

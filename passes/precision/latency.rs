@@ -290,6 +290,7 @@ fn measure_now(
             super::rewrite::apply(&mut m, &assignment, ranges)?;
         }
         let bytes = to_bytes(&m, &ExportOptions::default())?;
+        keep_variant(&bytes, p);
         let what = format!("the {} latency variant", p.name());
         let timing = time_model(&bytes, &what, input, settings.threads, runs, scratch.path())?;
         let attribution = Attribution::new(&m.graph, cands);
@@ -334,6 +335,20 @@ fn measure_now(
         ops,
         qdq_ms_per_melem,
     })
+}
+
+/// With `OPTIMIZE_KEEP_LATENCY_VARIANTS=DIR`, writes each timed variant to
+/// `DIR/latency_variant_P.onnx`, for looking at what was timed (a debugging aid; a failed
+/// write is ignored).
+fn keep_variant(bytes: &[u8], p: Precision) {
+    if let Some(dir) = std::env::var_os("OPTIMIZE_KEEP_LATENCY_VARIANTS") {
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(
+            dir.join(format!("latency_variant_{}.onnx", p.name())),
+            bytes,
+        );
+    }
 }
 
 /// Timed runs per variant: `settings.runs`, or more for a fast model, so that every variant
@@ -482,7 +497,8 @@ impl<'a> Attribution<'a> {
 
 /// `NAME_token_12/duplicated_token_3` → `NAME`; `T_nchwc` → `T`.
 pub fn strip_runtime_suffixes(kernel: &str) -> &str {
-    let mut name = kernel.split('/').next().unwrap_or(kernel);
+    // onnxruntime appends `/duplicated…` to a DQ it copied; node names may hold `/` too.
+    let mut name = kernel.find("/duplicated").map_or(kernel, |i| &kernel[..i]);
     loop {
         let before = name;
         if let Some(i) = name.rfind("_token_") {
@@ -516,6 +532,14 @@ mod tests {
         assert_eq!(
             strip_runtime_suffixes("ReorderOutput_token_184"),
             "ReorderOutput"
+        );
+        assert_eq!(
+            strip_runtime_suffixes("/model.0/conv/Conv_token_3"),
+            "/model.0/conv/Conv"
+        );
+        assert_eq!(
+            strip_runtime_suffixes("/model.2/Split_output_0/duplicated"),
+            "/model.2/Split_output_0"
         );
     }
 }

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The speed benchmark's zoo part (issue 17; docs/speed.md): zoo models at 1 and 2 threads.
+
+usage: PYTHONPATH=.deps/py-zoo:.deps/py python3 scripts/zoo_speed.py --bin OPTIMIZE
+           [--keys yolov8n,minilm] [--threads 1,2] [--runs 15] [--out DIR]
+
+Per zoo key and thread count, in one table: fp32; onnxruntime's documented one-call quantizer
+(the zoo's baseline); ours `--objective speed --threads T` at the optimizer's default fidelity
+targets (the task metrics of the zoo are computed here, not by the optimizer, so "at
+onnxruntime's fidelity" cannot be stated as a target; the row shows both metrics); ours
+`--size-budget 0.30`. Latency is onnxruntime's CPU provider (all graph optimizations, T
+intra-op threads, no spin-waiting), the median of --runs interleaved rounds on the first
+evaluation sample; the speed row also prints the latency model's prediction against it.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from zoo import baselines, common, ours  # noqa: E402
+from zoo.registry import BY_KEY  # noqa: E402
+from zoo_bench import scored, short  # noqa: E402
+
+
+def speed_run(binary, entry, out_dir, threads):
+    """`optimize MODEL -o OUT --calib CALIB --inputs EVAL --objective speed --threads T`."""
+    inputs = common.path(entry.inputs)
+    out = os.path.join(out_dir, f"{entry.key}.ours_speed_t{threads}.onnx")
+    report = out[:-5] + ".json"
+    for p in (out, report):
+        if os.path.exists(p):
+            os.remove(p)
+    cmd = [binary, common.path(entry.model), "-o", out, "--calib", os.path.join(inputs, "calib"),
+           "--inputs", os.path.join(inputs, "eval"), "--objective", "speed",
+           "--threads", str(threads), "--report", report]
+    for s in entry.shapes:
+        cmd += ["--input-shape", s]
+    t = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=common.ROOT)
+    res = {"rc": p.returncode, "seconds": round(time.time() - t, 1)}
+    if p.returncode != 0:
+        res["error"] = ours.first_error(p.stderr)
+    if os.path.isfile(out):
+        res["model"] = out
+    if os.path.isfile(report):
+        with open(report) as f:
+            lat = (json.load(f).get("precision") or {}).get("latency") or {}
+        res["predicted_ms"] = lat.get("predicted_ms")
+    return res
+
+
+def timing_session(model, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(common.path(model), so, providers=["CPUExecutionProvider"])
+
+
+def latencies(models, feed_of, threads, runs):
+    """Median ms of each model: two warm-up rounds, then `runs` rounds running each in turn."""
+    sessions = [timing_session(m, threads) for m in models]
+    feeds = [feed_of(s) for s in sessions]
+    for _ in range(2):
+        for s, f in zip(sessions, feeds):
+            s.run(None, f)
+    times = [[] for _ in models]
+    for _ in range(runs):
+        for i, (s, f) in enumerate(zip(sessions, feeds)):
+            t = time.perf_counter()
+            s.run(None, f)
+            times[i].append((time.perf_counter() - t) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def bench(binary, key, threads_list, runs, out):
+    entry = BY_KEY[key]
+    rows = [("fp32", {"model": common.path(entry.model), "fraction": 1.0})]
+    base = scored(entry, baselines.run(entry, entry.baseline, out))
+    rows.append((f"onnxruntime {entry.baseline}", base))
+    rows.append(("ours --size-budget 0.30", scored(entry, ours.run(binary, entry, out, "030", 0.30))))
+    eval_dir = os.path.join(common.path(entry.inputs), "eval")
+
+    def feed_of(sess):
+        names = common.input_names(sess)
+        return common.read_samples(eval_dir, names)[0][1]
+
+    for threads in threads_list:
+        speed = scored(entry, speed_run(binary, entry, out, threads))
+        table = rows[:2] + [(f"ours --objective speed, {threads} thr", speed)] + rows[2:]
+        ran = [(label, r) for label, r in table if r.get("model")]
+        ms = latencies([r["model"] for _, r in ran], feed_of, threads, runs)
+        by_label = {label: m for (label, _), m in zip(ran, ms)}
+        fp32_ms = by_label.get("fp32")
+        print(f"\n== {key} ({entry.family}), {threads} thread(s), median of {runs} interleaved runs ==")
+        print(f"{'variant':<36} {'size':>6} {'ms':>9} {'speedup':>8}  task metric")
+        for label, r in table:
+            if label not in by_label:
+                print(f"{label:<36} FAILED: exit {r.get('rc')}: {r.get('error', r.get('eval_error', ''))}")
+                continue
+            m = by_label[label]
+            print(f"{label:<36} {r.get('fraction', float('nan')):>6.3f} {m:>9.2f} {fp32_ms / m:>7.2f}x  "
+                  f"{short(r.get('task')) if r.get('task') else '(reference)'}")
+        sp = by_label.get(f"ours --objective speed, {threads} thr")
+        ob = by_label.get(f"onnxruntime {entry.baseline}")
+        if sp and ob:
+            print(f"{key} @ {threads} thr: ours speed {sp:.2f} ms vs onnxruntime {ob:.2f} ms "
+                  f"({'at least as fast' if sp <= ob else 'SLOWER'})")
+        pred = speed.get("predicted_ms")
+        if sp and pred:
+            err = (pred - sp) / sp
+            print(f"{key} @ {threads} thr: latency model predicted {pred:.2f} ms, measured here {sp:.2f} ms "
+                  f"({100 * err:+.1f}%, {'within 15%' if abs(err) <= 0.15 else 'OFF BY MORE THAN 15%'})")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--keys", default="yolov8n,minilm")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--out", default="/tmp/zoo_speed")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    threads = [int(t) for t in a.threads.split(",")]
+    for key in a.keys.split(","):
+        if key not in BY_KEY:
+            common.fail(f"unknown zoo key {key!r} (known: {', '.join(sorted(BY_KEY))})")
+        bench(a.bin, key, threads, a.runs, a.out)
+
+
+if __name__ == "__main__":
+    main()
