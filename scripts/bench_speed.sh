@@ -20,3 +20,10 @@ export OPTIMIZE_CACHE_DIR
 OPTIMIZE_CACHE_DIR=$(mktemp -d)
 trap 'rm -rf "$OPTIMIZE_CACHE_DIR"' EXIT
 "$bin" "$@" 2> >(grep -v 'W:onnxruntime' >&2)
+# Two zoo models (a detector and a transformer; ZOO_KEYS to change, empty to skip), same
+# machine, same thread counts.
+if [ -n "${ZOO_KEYS-yolov8n,minilm}" ]; then
+  PYTHONPATH="$root/.deps/py-zoo:$root/.deps/py" python3 scripts/zoo_speed.py --bin "$OPTIMIZE_BIN" \
+    --keys "${ZOO_KEYS-yolov8n,minilm}" --out "$root/target/bench_speed/zoo" \
+    2> >(grep --line-buffered -v 'W:onnxruntime' >&2)
+fi

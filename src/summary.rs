@@ -201,16 +201,33 @@ fn search_lines(search: &SearchInfo) -> String {
     if let Some(u) = &search.uniform_int8 {
         let _ = writeln!(
             out,
-            "search      uniform int8: {} {:.1}s (reference, not written)",
+            "search      uniform int8: {} {:.1}s ({})",
             probe_what(&u.probe),
-            u.probe.seconds
+            u.probe.seconds,
+            if search.chosen_note.is_some() {
+                "written"
+            } else {
+                "reference, not written"
+            }
         );
     }
-    let _ = writeln!(
-        out,
-        "search      chose {what} {:.4} (size {:.3}): the smallest that passed",
-        search.chosen_budget, search.chosen_size_fraction
-    );
+    let _ = match &search.chosen_note {
+        Some(note) => writeln!(
+            out,
+            "search      chose {note} (size {:.3})",
+            search.chosen_size_fraction
+        ),
+        None if search.axis.is_some() => writeln!(
+            out,
+            "search      chose {what} {:.4} (size {:.3}): the fastest passing probe as measured",
+            search.chosen_budget, search.chosen_size_fraction
+        ),
+        None => writeln!(
+            out,
+            "search      chose {what} {:.4} (size {:.3}): the smallest that passed",
+            search.chosen_budget, search.chosen_size_fraction
+        ),
+    };
     if let Some(curve) = crate::search_curve::Curve::from_search(search) {
         out.push_str(&crate::search_curve::terminal_plot(&curve));
     }
@@ -271,8 +288,12 @@ fn probe_what(p: &Probe) -> String {
         })
         .collect();
     let verdict = if p.passed { "passed" } else { "below target" };
+    let timed = p
+        .measured_ms
+        .map(|m| format!(", measured {m:.2} ms"))
+        .unwrap_or_default();
     format!(
-        "size {:.3}, {verdict} ({})",
+        "size {:.3}, {verdict} ({}){timed}",
         p.size_fraction.unwrap_or(0.0),
         fid.join(", ")
     )

@@ -147,6 +147,8 @@ fn table(key: CacheKey) -> LatencyTable {
         }],
         ops,
         qdq_ms_per_melem: 0.4,
+        boundary_ms_per_melem: 0.4,
+        boundary_fit: None,
     }
 }
 

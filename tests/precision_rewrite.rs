@@ -17,7 +17,7 @@ use optimize::passes::fold_batchnorm::fold_batchnorm;
 use optimize::passes::opset::upgrade_default_opset;
 use optimize::passes::precision::candidates::{candidates, total_weight_bytes};
 use optimize::passes::precision::quantize::*;
-use optimize::passes::precision::rewrite::apply;
+use optimize::passes::precision::rewrite::{apply, apply_with};
 use optimize::passes::precision::{Assignment, Precision, Range, Ranges};
 use optimize::pipeline::load_and_infer;
 use optimize::runtime::intermediates::expose_intermediates;
@@ -523,12 +523,27 @@ struct Outcome {
 /// Loads, folds BN, calibrates, rewrites with `pick`, saves; checks it runs, the checker,
 /// and that the input file is unchanged. Returns fidelity and sizes.
 fn rewrite_model(file: &str, dims: &[i64], pick: &dyn Fn(&str) -> Option<Precision>) -> Outcome {
+    rewrite_model_with(file, dims, pick, false)
+}
+
+/// [`rewrite_model`], with the int8 glue pass (the speed objectives' form) when `glue`.
+fn rewrite_model_with(
+    file: &str,
+    dims: &[i64],
+    pick: &dyn Fn(&str) -> Option<Precision>,
+    glue: bool,
+) -> Outcome {
     let path = ppocr(file);
     let before = std::fs::read(&path).expect("read model");
     let bindings = HashMap::from([("x".to_string(), dims.to_vec())]);
     let orig = load_and_infer(&path, &bindings).expect("load");
     let mut m = orig.clone();
     fold_batchnorm(&mut m).expect("fold");
+    if glue {
+        // The pipeline simplifies before precision (HardSwish, learnable affines).
+        optimize::passes::simplify::simplify(&mut m).expect("simplify");
+        optimize::shape::infer(&mut m, &bindings).expect("types after simplify");
+    }
     let ranges = minmax_ranges(&m, &samples(&m, dims, 1, 3));
     let cands = candidates(&m);
     let assignment: Assignment = cands
@@ -539,7 +554,14 @@ fn rewrite_model(file: &str, dims: &[i64], pick: &dyn Fn(&str) -> Option<Precisi
         })
         .collect();
     assert!(!assignment.is_empty(), "{file}: nothing to rewrite");
-    let stats = apply(&mut m, &assignment, &ranges).expect("rewrite");
+    let stats = apply_with(&mut m, &assignment, &ranges, glue).expect("rewrite");
+    if glue {
+        println!("{file}: int8 glue quantized {} ops", stats.int8_glue_ops);
+        assert!(
+            stats.int8_glue_ops > 0,
+            "{file}: the glue pass found nothing"
+        );
+    }
     assert_eq!(stats.nodes.len(), assignment.len());
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.onnx");
@@ -633,6 +655,52 @@ fn int8_rec() {
 #[test]
 fn int8_det() {
     int8_case("ch_PP-OCRv4_det_infer.onnx", &[1, 3, 256, 256]);
+}
+
+/// The int8 glue pass (speed objectives) on det: HardSwish, the learnable affines, the
+/// residual Adds, Resize and Concat between int8 Convs run as onnxruntime's QLinear kernels
+/// (no float HardSigmoid and almost no Q/DQ left after its fusions), and the logits stay
+/// close to fp32's.
+#[test]
+fn int8_glue_det_runs_int8_chains() {
+    let file = "ch_PP-OCRv4_det_infer.onnx";
+    let plain = rewrite_model(file, &[1, 3, 256, 256], &|op| {
+        (op != "ConvTranspose").then_some(Precision::Int8)
+    });
+    let glued = rewrite_model_with(
+        file,
+        &[1, 3, 256, 256],
+        &|op| (op != "ConvTranspose").then_some(Precision::Int8),
+        true,
+    );
+    let count = |o: &Outcome, op: &str| o.counts.get(op).copied().unwrap_or(0);
+    println!(
+        "  without glue: {:?}
+  with glue: {:?}",
+        plain.counts, glued.counts
+    );
+    assert!(
+        count(&plain, "HardSigmoid") > 0,
+        "det has float HardSigmoids without glue"
+    );
+    assert_eq!(
+        count(&glued, "HardSigmoid"),
+        0,
+        "every HardSigmoid became a QLinearAdd"
+    );
+    assert!(count(&glued, "QLinearMul") > 20 && count(&glued, "QLinearAdd") > 20);
+    let qdq = |o: &Outcome| count(o, "QuantizeLinear") + count(o, "DequantizeLinear");
+    assert!(
+        qdq(&glued) * 3 < qdq(&plain),
+        "Q/DQ left: {} with glue, {} without",
+        qdq(&glued),
+        qdq(&plain)
+    );
+    assert!(
+        glued.cosine >= 0.9,
+        "det int8 with glue: cosine {}",
+        glued.cosine
+    );
 }
 
 #[test]

@@ -77,7 +77,27 @@ pub struct LatencyTable {
     pub ops: BTreeMap<NodeKey, BTreeMap<Precision, f64>>,
     /// Milliseconds per million elements of one QuantizeLinear plus one DequantizeLinear.
     pub qdq_ms_per_melem: f64,
+    /// What one int8/float boundary costs per million elements of its tensor, fitted on a
+    /// mixed variant (see [`BoundaryFit`]); the Q/DQ cost when there is none.
+    pub boundary_ms_per_melem: f64,
+    pub boundary_fit: Option<BoundaryFit>,
 }
+
+/// The boundary cost, fitted: a variant with every other int8-capable operator at int8
+/// (the most boundaries) is timed, and the time the uniform variants do not explain is
+/// divided over its boundaries' elements. A boundary costs more than its Q and DQ: the glue
+/// ops around it fall back to fp32 kernels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundaryFit {
+    pub operators_at_int8: usize,
+    pub wall_ms: f64,
+    pub predicted_without_boundaries_ms: f64,
+    pub boundary_melems: f64,
+}
+
+/// Differences between a variant and fp32 below this fraction of fp32's time are timer
+/// noise (interleaved medians here move by ~2.5%): such a variant predicts no change.
+pub const NOISE_FRACTION: f64 = 0.03;
 
 impl LatencyTable {
     fn variant(&self, p: Precision) -> Option<&VariantTiming> {
@@ -109,9 +129,11 @@ impl LatencyTable {
                 .map(weight)
                 .sum()
         };
+        let fp32_ms = self.fp32_ms();
         let moves: BTreeMap<Precision, (f64, f64)> = self
             .variants
             .iter()
+            .filter(|v| (v.wall_ms - fp32_ms).abs() >= NOISE_FRACTION * fp32_ms)
             .map(|v| {
                 let rest = self.rest_ms(cands, v.precision) - fp32_rest;
                 (v.precision, (rest, share_total(v.precision).max(1e-12)))
@@ -159,7 +181,7 @@ impl LatencyTable {
 
     /// Milliseconds one int8/float boundary on a tensor of `elements` costs.
     pub fn boundary_ms(&self, elements: u64) -> f64 {
-        self.qdq_ms_per_melem * elements as f64 / 1e6
+        self.boundary_ms_per_melem * elements as f64 / 1e6
     }
 }
 
@@ -182,6 +204,7 @@ pub fn measure(
     ranges: &Ranges,
     input: &[(String, HostTensor)],
     settings: &LatencySettings,
+    boundaries: &[Boundary],
 ) -> Result<Measured> {
     let start = std::time::Instant::now();
     let cpu = CpuInfo::host();
@@ -206,7 +229,10 @@ pub fn measure(
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    let table = measure_now(model, cands, ranges, input, settings, key)?;
+    let mut table = measure_now(model, cands, ranges, input, settings, key)?;
+    fit_boundaries(
+        model, cands, ranges, input, settings, boundaries, &mut table,
+    )?;
     let (cache, cache_file, cache_note) =
         match dir.as_deref().map(|d| latency_cache::store(d, &table)) {
             Some(Ok(path)) => (CacheStatus::Miss, Some(path), None),
@@ -229,6 +255,74 @@ pub fn measure(
         cpu,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// An edge between two candidates (indices) and the elements of the tensor between them.
+pub type Boundary = (usize, usize, u64);
+
+/// Fits [`LatencyTable::boundary_ms_per_melem`] (see [`BoundaryFit`]).
+fn fit_boundaries(
+    model: &Model,
+    cands: &[OpCandidate],
+    ranges: &Ranges,
+    input: &[(String, HostTensor)],
+    settings: &LatencySettings,
+    boundaries: &[Boundary],
+    table: &mut LatencyTable,
+) -> Result<()> {
+    table.boundary_ms_per_melem = table.qdq_ms_per_melem;
+    let int8 = |c: &OpCandidate| c.options.iter().any(|o| o.0 == Precision::Int8);
+    let capable: Vec<usize> = (0..cands.len()).filter(|&i| int8(&cands[i])).collect();
+    if capable.len() < 2 || table.variant(Precision::Int8).is_none() {
+        return Ok(());
+    }
+    let on: Vec<bool> = {
+        let mut v = vec![false; cands.len()];
+        for (n, &i) in capable.iter().enumerate() {
+            v[i] = n % 2 == 0;
+        }
+        v
+    };
+    let melems: f64 = boundaries
+        .iter()
+        .filter(|&&(u, v, _)| int8(&cands[u]) && int8(&cands[v]) && on[u] != on[v])
+        .map(|&(_, _, e)| e as f64 / 1e6)
+        .sum();
+    if melems <= 0.0 {
+        return Ok(());
+    }
+    let assignment: Assignment = (0..cands.len())
+        .filter(|&i| on[i])
+        .map(|i| (cands[i].key.clone(), Precision::Int8))
+        .collect();
+    let deltas = table.option_deltas(cands);
+    let predicted = table.fp32_ms()
+        + (0..cands.len())
+            .filter(|&i| on[i])
+            .map(|i| deltas[i].get(&Precision::Int8).copied().unwrap_or(0.0))
+            .sum::<f64>();
+    let mut m = model.clone();
+    super::rewrite::apply_with(&mut m, &assignment, ranges, true)?;
+    let bytes = to_bytes(&m, &ExportOptions::default())?;
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a folder for profiles: {e}")))?;
+    let runs = table.runs;
+    let t = time_model(
+        &bytes,
+        "the boundary variant",
+        input,
+        settings.threads,
+        runs,
+        scratch.path(),
+    )?;
+    table.boundary_ms_per_melem = ((t.wall_ms - predicted) / melems).max(0.0);
+    table.boundary_fit = Some(BoundaryFit {
+        operators_at_int8: assignment.len(),
+        wall_ms: t.wall_ms,
+        predicted_without_boundaries_ms: predicted,
+        boundary_melems: melems,
+    });
+    Ok(())
 }
 
 /// sha256 of the model bytes, the input shapes and every candidate's options.
@@ -287,7 +381,7 @@ fn measure_now(
             .collect();
         let mut m = model.clone();
         if !assignment.is_empty() {
-            super::rewrite::apply(&mut m, &assignment, ranges)?;
+            super::rewrite::apply_with(&mut m, &assignment, ranges, true)?;
         }
         let bytes = to_bytes(&m, &ExportOptions::default())?;
         keep_variant(&bytes, p);
@@ -334,6 +428,8 @@ fn measure_now(
         variants,
         ops,
         qdq_ms_per_melem,
+        boundary_ms_per_melem: qdq_ms_per_melem,
+        boundary_fit: None,
     })
 }
 
@@ -466,6 +562,24 @@ impl<'a> Attribution<'a> {
                 });
             if let Some(k) = owner {
                 by_node.insert(q.name.as_str(), k);
+            }
+        }
+        // Every other op belongs to the operator upstream of it, through its first dynamic
+        // input (the activation after a Conv, the glue ops the int8 glue pass quantizes):
+        // its time moves with that operator's precision.
+        for &idx in &g.order {
+            let Some(n) = g.ops.node_weight(idx) else {
+                continue;
+            };
+            if by_node.contains_key(n.name.as_str()) || n.op_type == "Constant" {
+                continue;
+            }
+            let upstream = first_input
+                .get(n.name.as_str())
+                .and_then(|t| producer_of.get(t))
+                .and_then(|p| by_node.get(p).copied());
+            if let Some(k) = upstream {
+                by_node.insert(n.name.as_str(), k);
             }
         }
         Attribution {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The measurement method's version: whole-model variants per precision, profiled,
 /// kernel times scaled to wall time, ≥ 0.3 s of runs per variant.
-pub const METHOD: &str = "variants-profiled-v2";
+pub const METHOD: &str = "variants-profiled-v4";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {

@@ -16,6 +16,7 @@ pub mod candidates;
 pub mod check;
 pub mod decoded_weights;
 pub mod ilp;
+pub mod int8_glue;
 pub mod latency;
 pub mod latency_cache;
 pub mod options;

@@ -804,6 +804,15 @@ fn calibrate_candidates(
             tensors.extend(c.activation_inputs.iter().chain(&c.outputs).cloned());
         }
     }
+    if cfg.latency.is_some() {
+        // The int8 glue pass (speed objectives) quantizes the outputs of the ops between
+        // int8 operators: they need ranges too.
+        for (_, n) in model.graph.nodes() {
+            if n.domain.is_empty() && super::int8_glue::needs_range(&n.op_type) {
+                tensors.extend(n.outputs.iter().cloned());
+            }
+        }
+    }
     let tensors: Vec<String> = tensors
         .into_iter()
         .filter(|t| is_float_tensor(model, t))
@@ -890,6 +899,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
             &calib.ranges,
             samples.first().map(|s| s.values.as_slice()),
             goal,
+            &structure(model, &cands).0,
         )?),
         None => None,
     };
@@ -1032,7 +1042,12 @@ fn allocate_rewrite(
         let (sol, checker, uniform_used) = allocated?;
         let assignment = problem.assignment(&sol.choice);
         let mut m = ctx.model.clone();
-        let stats = super::rewrite::apply(&mut m, &assignment, &ctx.calib.ranges)?;
+        let stats = super::rewrite::apply_with(
+            &mut m,
+            &assignment,
+            &ctx.calib.ranges,
+            cfg.latency.is_some(),
+        )?;
         optimize_ir::shape::infer(&mut m, ctx.bindings).map_err(|e| {
             Error::Internal(format!("shape inference after the precision rewrite: {e}"))
         })?;
@@ -1088,6 +1103,7 @@ impl Probe {
             weight_bytes: None,
             fidelity: None,
             conservative: None,
+            measured_ms: None,
         }
     }
 }
@@ -1194,6 +1210,12 @@ fn probe_budget(
         Err(e) => return Err(e),
     };
     let verdict = (search.probe)(&alloc.model)?;
+    let measured_ms = match ctx.latency {
+        Some(lm) if verdict.passed && cfg.latency.as_ref().is_some_and(|g| g.speed) => {
+            Some(super::speed::time_output(&alloc.model, lm)?)
+        }
+        _ => None,
+    };
     let map = |v: &[(String, f64)]| -> BTreeMap<String, Option<f64>> {
         v.iter().map(|(n, v)| (n.clone(), finite(*v))).collect()
     };
@@ -1202,6 +1224,7 @@ fn probe_budget(
         weight_bytes: Some(alloc.after),
         fidelity: Some(map(&verdict.outputs)),
         conservative: Some(map(&verdict.conservative)),
+        measured_ms,
         ..Probe::bare(Some(b), verdict.passed, t.elapsed().as_secs_f64())
     });
     Ok(Some((alloc, verdict.passed)))
@@ -1270,21 +1293,59 @@ fn uniform_int8_point(
     ctx: &AllocContext,
     cfg: &PrecisionConfig,
     search: &Search,
-) -> Result<Option<UniformPoint>> {
+) -> Result<(Option<UniformPoint>, Option<Allocation>)> {
     let mut uni = cfg.clone();
     uni.strategy = Strategy::Uniform(Precision::Int8);
     let mut entry = Vec::new();
     let alloc = probe_budget(ctx, &uni, search, search.max, &mut entry)?;
     let used = alloc
+        .as_ref()
         .and_then(|(a, _)| a.uniform_used)
         .map(|p| p.name().to_string());
-    Ok(entry.pop().map(|probe| UniformPoint {
+    let point = entry.pop().map(|probe| UniformPoint {
         probe: Probe {
             budget: None,
             ..probe
         },
         precision_used: used,
-    }))
+    });
+    Ok((point, alloc.and_then(|(a, passed)| passed.then_some(a))))
+}
+
+/// On the latency axis, the written model is the fastest passing one *as measured*: the
+/// latency model steers the probes, but its prediction of a mixed assignment can be off,
+/// so every passing probe (uniform int8 among them) was timed and the quickest wins.
+fn fastest_measured(
+    probes: &[Probe],
+    uniform: Option<(&UniformPoint, Allocation)>,
+    best: (f64, Allocation),
+    mut passing: Vec<(f64, Allocation)>,
+) -> (f64, Allocation, Option<String>) {
+    let time_of = |b: f64| {
+        probes
+            .iter()
+            .find(|p| p.passed && p.budget == Some(b))
+            .and_then(|p| p.measured_ms)
+    };
+    passing.push(best);
+    let mut chosen: Option<(f64, f64, Allocation, Option<String>)> = None;
+    for (b, a) in passing {
+        let ms = time_of(b).unwrap_or(f64::INFINITY);
+        if chosen.as_ref().is_none_or(|c| ms < c.1) {
+            chosen = Some((b, ms, a, None));
+        }
+    }
+    if let Some((u, a)) = uniform {
+        let ms = u.probe.measured_ms.unwrap_or(f64::INFINITY);
+        if chosen.as_ref().is_none_or(|c| ms < c.1) {
+            let b = chosen.as_ref().map_or(1.0, |c| c.0);
+            chosen = Some((b, ms, a, Some("uniform int8 (measured fastest)".into())));
+        }
+    }
+    match chosen {
+        Some((b, _, a, note)) => (b, a, note),
+        None => unreachable!("the best passing probe is always a candidate"),
+    }
 }
 
 /// The fidelity-driven search. The first probe is the error model's prediction
@@ -1309,6 +1370,8 @@ fn run_search(
     };
     let mut probes: Vec<Probe> = Vec::new();
     let mut best: Option<(f64, Allocation)> = None;
+    // On the latency axis every passing allocation is kept: the fastest measured one wins.
+    let mut passing: Vec<(f64, Allocation)> = Vec::new();
     let probe = |b: f64, probes: &mut Vec<Probe>| -> Result<Option<Allocation>> {
         Ok(probe_budget(ctx, cfg, search, b, probes)?.and_then(|(a, ok)| ok.then_some(a)))
     };
@@ -1318,7 +1381,9 @@ fn run_search(
         Ok(match probe(b, probes)? {
             Some(a) => {
                 hi = b;
-                best = Some((b, a));
+                if let (Some(old), true) = (best.replace((b, a)), on_latency) {
+                    passing.push(old);
+                }
                 true
             }
             None => {
@@ -1357,14 +1422,25 @@ fn run_search(
         match probe(mid, &mut probes)? {
             Some(a) => {
                 hi = mid;
-                best = Some((mid, a));
+                if let (Some(old), true) = (best.replace((mid, a)), on_latency) {
+                    passing.push(old);
+                }
             }
             None => lo = mid,
         }
     }
-    let (chosen, alloc) =
-        best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
-    let uniform_int8 = uniform_int8_point(ctx, cfg, search)?;
+    let best = best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
+    let (uniform_int8, uniform_alloc) = uniform_int8_point(ctx, cfg, search)?;
+    let (chosen, alloc, chosen_note) = if on_latency {
+        fastest_measured(
+            &probes,
+            uniform_int8.as_ref().zip(uniform_alloc),
+            best,
+            std::mem::take(&mut passing),
+        )
+    } else {
+        (best.0, best.1, None)
+    };
     let section = SearchInfo {
         start,
         first_probe: FirstProbeInfo {
@@ -1379,6 +1455,7 @@ fn run_search(
         chosen_size_fraction: alloc.after as f64 / ctx.weight_bytes_before.max(1) as f64,
         probes,
         axis: on_latency.then(|| "latency".to_string()),
+        chosen_note,
         uniform_int8,
     };
     Ok((alloc, section))

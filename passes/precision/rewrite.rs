@@ -65,6 +65,8 @@ pub struct RewriteStats {
     pub nodes: Vec<NodeRewrite>,
     pub inserted_nodes: usize,
     pub opset_changes: Vec<String>,
+    /// Glue ops whose output [`super::int8_glue`] quantized (speed objectives only).
+    pub int8_glue_ops: usize,
 }
 
 /// The uint8 quantization of one activation tensor: its Q output and parameters.
@@ -301,6 +303,17 @@ fn ensure_opset(model: &mut Model, domain: &str, version: i64) {
 /// inputs and outputs of every Int8 operator (a missing one is an internal error naming
 /// the tensor).
 pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Result<RewriteStats> {
+    apply_with(model, assignment, ranges, false)
+}
+
+/// [`apply`], and with `int8_glue` also the [`super::int8_glue`] pass after it (the form
+/// the speed objectives write and time).
+pub fn apply_with(
+    model: &mut Model,
+    assignment: &Assignment,
+    ranges: &Ranges,
+    int8_glue: bool,
+) -> Result<RewriteStats> {
     let mut stats = RewriteStats::default();
     check_assignment(model, assignment)?;
     // Int8 needs opset 13 (per-axis QDQ); the int4 and int8w decoding chains need Mod
@@ -341,6 +354,11 @@ pub fn apply(model: &mut Model, assignment: &Assignment, ranges: &Ranges) -> Res
     rw.sweep(g);
     relink_after(g, "precision rewrite")?;
     stats.inserted_nodes = rw.added.len();
+    if int8_glue && assignment.values().any(|p| *p == Precision::Int8) {
+        let before = g.node_count();
+        stats.int8_glue_ops = super::int8_glue::extend(g, ranges, &mut rw.namer)?;
+        stats.inserted_nodes += g.node_count().saturating_sub(before);
+    }
     Ok(stats)
 }
 

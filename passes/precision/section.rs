@@ -104,6 +104,10 @@ pub struct LatencySection {
     /// precision it allows (ms), and the one chosen.
     pub operators: Vec<LatencyRow>,
     pub qdq_ms_per_melem: f64,
+    /// What one int8/float boundary costs (ms per million elements, or per boundary when
+    /// shapes are dynamic), and the mixed variant it was fitted on.
+    pub boundary_ms_per_melem: f64,
+    pub boundary_fit: Option<super::latency::BoundaryFit>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,6 +239,10 @@ pub struct SearchInfo {
     /// of fp32's predicted time (`--objective speed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub axis: Option<String>,
+    /// Why the written allocation is not the smallest passing budget's (the latency axis
+    /// writes the fastest passing probe as measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen_note: Option<String>,
     /// Uniform int8 measured once beside the probes (a reference, never written).
     pub uniform_int8: Option<UniformPoint>,
 }
@@ -269,6 +277,9 @@ pub struct Probe {
     /// The conservative estimate per output (what the verdict is taken on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conservative: Option<BTreeMap<String, Option<f64>>>,
+    /// On the latency axis: the probe's model timed as the latency table was (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_ms: Option<f64>,
 }
 
 /// Uniform int8's point on the curve: a probe without a budget, and the precision used.
@@ -389,6 +400,7 @@ mod tests {
             weight_bytes: Some(100),
             fidelity: Some([("y".to_string(), Some(0.99))].into()),
             conservative: Some([("y".to_string(), None)].into()),
+            measured_ms: None,
         }
     }
 
@@ -470,6 +482,7 @@ mod tests {
                 step: 0.025,
                 chosen_budget: 0.25,
                 axis: None,
+                chosen_note: None,
                 chosen_size_fraction: 0.25,
                 probes: vec![
                     probe(Some(0.25), true),
@@ -497,6 +510,7 @@ mod tests {
                 weight_bytes: None,
                 fidelity: None,
                 conservative: None,
+                measured_ms: None,
             }
         }
     }

@@ -4,12 +4,12 @@
 
 use super::candidate::OpCandidate;
 use super::ilp::{min_latency, AllocProblem, LatencyTerms};
-use super::latency::{measure, LatencySettings, Measured};
+use super::latency::{measure, Boundary, LatencySettings, Measured};
 use super::section::{LatencyRow, LatencySection};
 use super::{Assignment, Precision, Ranges};
 use optimize_ir::data::HostTensor;
 use optimize_ir::error::{Error, Result};
-use optimize_ir::ir::{Graph, Model};
+use optimize_ir::ir::Model;
 use optimize_ir::onnx_io::export::{to_bytes, ExportOptions};
 use std::collections::BTreeMap;
 
@@ -41,11 +41,13 @@ pub fn prepare(
     ranges: &Ranges,
     first_sample: Option<&[(String, HostTensor)]>,
     goal: &LatencyGoal,
+    edges: &[(usize, usize)],
 ) -> Result<LatencyModel> {
     let input = first_sample
         .ok_or_else(|| Error::Usage("the latency model needs one input sample to time on".into()))?
         .to_vec();
-    let measured = measure(model, cands, ranges, &input, &goal.settings)?;
+    let boundaries = boundaries(model, cands, edges);
+    let measured = measure(model, cands, ranges, &input, &goal.settings, &boundaries)?;
     let deltas = measured.table.option_deltas(cands);
     Ok(LatencyModel {
         measured,
@@ -54,12 +56,23 @@ pub fn prepare(
     })
 }
 
-/// Elements of a tensor whose shape is known (1 when it is not: no boundary cost).
-fn elements(g: &Graph, tensor: &str) -> u64 {
-    g.value_type(tensor)
-        .and_then(|t| t.static_dims())
-        .map(|d| d.iter().map(|&x| x.max(1) as u64).product())
-        .unwrap_or(1)
+/// The edges with the elements of the tensor each carries (`v`'s activation input, else
+/// `u`'s output). When any of them has no static shape (a model with dynamic input sizes),
+/// every edge counts 1: the boundary cost is then fitted per boundary, not per element.
+fn boundaries(model: &Model, cands: &[OpCandidate], edges: &[(usize, usize)]) -> Vec<Boundary> {
+    let elements = |u: usize, v: usize| -> Option<u64> {
+        let t = cands[v]
+            .activation_inputs
+            .first()
+            .or(cands[u].outputs.first())?;
+        let dims = model.graph.value_type(t)?.static_dims()?;
+        Some(dims.iter().map(|&x| x.max(1) as u64).product())
+    };
+    let known: Option<Vec<u64>> = edges.iter().map(|&(u, v)| elements(u, v)).collect();
+    match known {
+        Some(e) => edges.iter().zip(e).map(|(&(u, v), e)| (u, v, e)).collect(),
+        None => edges.iter().map(|&(u, v)| (u, v, 1)).collect(),
+    }
 }
 
 /// Adds the latency model's terms to `p` (built from `cands` in order): the limit
@@ -74,6 +87,10 @@ pub fn attach(
 ) {
     let table = &lm.measured.table;
     let base_ms = table.fp32_ms();
+    let elements: BTreeMap<(usize, usize), u64> = boundaries(model, cands, &p.edges)
+        .into_iter()
+        .map(|(u, v, e)| ((u, v), e))
+        .collect();
     let option_ms: Vec<Vec<f64>> = p
         .items
         .iter()
@@ -98,11 +115,7 @@ pub fn attach(
             if !(int8(u) && int8(v)) {
                 return 0.0;
             }
-            let tensor = cands[v]
-                .activation_inputs
-                .first()
-                .or(cands[u].outputs.first());
-            tensor.map_or(0.0, |t| table.boundary_ms(elements(&model.graph, t)))
+            table.boundary_ms(elements.get(&(u, v)).copied().unwrap_or(1))
         })
         .collect();
     // The error only breaks ties between equally fast choices: all of it together may
@@ -209,5 +222,7 @@ pub fn section(
             })
             .collect(),
         qdq_ms_per_melem: t.qdq_ms_per_melem,
+        boundary_ms_per_melem: t.boundary_ms_per_melem,
+        boundary_fit: t.boundary_fit.clone(),
     }
 }
