@@ -108,13 +108,7 @@ impl PrecisionFlags {
             latency_budget(b).map_err(|why| flag_error("--latency-budget", b.shown(), why))?;
         }
         if let Some(t) = self.threads {
-            if !(1..=1024).contains(&t) {
-                return Err(flag_error(
-                    "--threads",
-                    t.to_string(),
-                    "expected 1 to 1024 intra-op threads".into(),
-                ));
-            }
+            check_threads(t as i64)?;
         }
         if !speed && self.latency_budget.is_none() {
             if self.threads.is_some() {
@@ -124,11 +118,7 @@ impl PrecisionFlags {
             }
             return Ok(None);
         }
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+        let threads = self.threads.unwrap_or_else(default_threads);
         Ok(Some(LatencyGoal {
             settings: LatencySettings {
                 threads,
@@ -140,6 +130,26 @@ impl PrecisionFlags {
     }
 }
 
+/// The latency model's default thread count: every core this process may use.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// `--threads N` / `threads = N`: 1 to 1024 intra-op threads.
+fn check_threads(t: i64) -> Result<usize> {
+    if (1..=1024).contains(&t) {
+        Ok(t as usize)
+    } else {
+        Err(flag_error(
+            "--threads",
+            t.to_string(),
+            "expected 1 to 1024 intra-op threads".into(),
+        ))
+    }
+}
+
 /// The keys a `[[pass]] name = "precision"` entry may give.
 pub const OPTION_KEYS: &[&str] = &[
     "size-budget",
@@ -148,6 +158,9 @@ pub const OPTION_KEYS: &[&str] = &[
     "calib-random",
     "calib-method",
     "time-limit",
+    "objective",
+    "latency-budget",
+    "threads",
 ];
 
 /// `--latency-budget`: a fraction of fp32's predicted time, above 0 and at most 1.
@@ -188,7 +201,8 @@ pub fn avg_bits(b: f64) -> Result<(), String> {
 }
 
 /// Options of `[[pass]] name = "precision"` in optimize.toml: `size-budget`, `avg-bits`,
-/// `calib`, `calib-random`, `calib-method`, `time-limit`.
+/// `calib`, `calib-random`, `calib-method`, `time-limit`, `objective`, `latency-budget`,
+/// `threads`.
 pub fn apply_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result<()> {
     for (k, v) in options {
         let bad = || Error::Usage(format!("pass 'precision': bad value for '{k}': {v:?}"));
@@ -215,6 +229,7 @@ pub fn apply_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result
                     .map_err(|why| flag_error("time-limit", t.shown(), why))?;
                 cfg.time_limit_s = t;
             }
+            "objective" | "latency-budget" | "threads" => latency_option(cfg, k, v)?,
             other => {
                 return Err(Error::Usage(format!(
                     "pass 'precision' takes no option '{other}' (known: {})",
@@ -223,6 +238,55 @@ pub fn apply_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result
             }
         }
     }
+    if cfg
+        .latency
+        .as_ref()
+        .is_some_and(|g| !g.speed && g.budget.is_none())
+    {
+        if options.contains_key("threads") {
+            return Err(Error::Usage(
+                "pass 'precision': threads sets the target of the latency model: give it with objective = \"speed\" or latency-budget".into(),
+            ));
+        }
+        cfg.latency = None;
+    }
+    Ok(())
+}
+
+/// The `objective`, `latency-budget` and `threads` options of a `[[pass]]` entry: the
+/// same goal as the flags (`threads` alone, without a goal, is refused the same way).
+fn latency_option(cfg: &mut PrecisionConfig, key: &str, v: &toml::Value) -> Result<()> {
+    let bad = || Error::Usage(format!("pass 'precision': bad value for '{key}': {v:?}"));
+    let mut goal = cfg.latency.clone().unwrap_or_else(|| LatencyGoal {
+        settings: LatencySettings {
+            threads: default_threads(),
+            ..LatencySettings::default()
+        },
+        budget: None,
+        speed: false,
+    });
+    match key {
+        "objective" => match v.as_str() {
+            Some("speed") => goal.speed = true,
+            Some("error") => goal.speed = false,
+            _ => return Err(bad()),
+        },
+        "latency-budget" => {
+            let b = v
+                .as_float()
+                .or(v.as_integer().map(|i| i as f64))
+                .ok_or_else(bad)?;
+            latency_budget(b).map_err(|why| flag_error("latency-budget", b.shown(), why))?;
+            goal.budget = Some(b);
+            if !cfg.budget_explicit {
+                cfg.budget = Budget::SizeFraction(1.0);
+            }
+            cfg.budget_explicit = true;
+        }
+        _ => goal.settings.threads = check_threads(v.as_integer().ok_or_else(bad)?)?,
+    }
+    cfg.explicit = true;
+    cfg.latency = Some(goal);
     Ok(())
 }
 
