@@ -25,6 +25,7 @@ use petgraph::stable_graph::NodeIndex;
 
 /// Ops that only move values: their Q takes the input's parameters.
 const MOVES: &[&str] = &[
+    "Split",
     "Transpose",
     "Reshape",
     "Flatten",
@@ -210,19 +211,22 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
     let op_type = n.op_type.clone();
     let op = op_type.as_str();
     let glue = MOVES.contains(&op) || QLINEAR.contains(&op) || SMALL_GATES.contains(&op);
-    if !n.domain.is_empty() || !glue || n.outputs.len() != 1 {
+    // Only Split has several outputs; each gets its own pair.
+    if !n.domain.is_empty() || !glue || (n.outputs.len() != 1 && op != "Split") {
         return false;
     }
-    let t = n.outputs[0].clone();
-    if g.outputs.contains(&t) || g.value_type(&t).and_then(ValueType::elem) != Some(DataType::Float)
-    {
-        return false;
-    }
+    let outputs = n.outputs.clone();
+    let t = outputs[0].clone();
     if SMALL_GATES.contains(&op) && elements(g, &t).is_none_or(|e| e > SMALL_GATE_ELEMENTS) {
         return false;
     }
-    let dynamic: Vec<String> = n
-        .inputs
+    // A move's other inputs (shape, axes, scales) are parameters, computed or not.
+    let data_inputs = if MOVES.contains(&op) {
+        &n.inputs[..1.min(n.inputs.len())]
+    } else {
+        &n.inputs[..]
+    };
+    let dynamic: Vec<String> = data_inputs
         .iter()
         .filter(|i| !i.is_empty() && g.constant_tensor(i).is_none())
         .cloned()
@@ -243,7 +247,29 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
             }
         }
     }
-    let consumers = g.consumers(&t);
+    let mut changed = false;
+    for t in &outputs {
+        changed |= quantize_tensor(g, t, op, &dynamic[0], ranges, namer);
+    }
+    changed
+}
+
+/// Gives float tensor `t`, the output of glue op `op` whose first quantized input is
+/// `input`, a Q (an existing one, or new) and one DQ that every float reader then reads.
+fn quantize_tensor(
+    g: &mut Graph,
+    t: &str,
+    op: &str,
+    input: &str,
+    ranges: &Ranges,
+    namer: &mut Namer,
+) -> bool {
+    if g.outputs.iter().any(|o| o == t)
+        || g.value_type(t).and_then(ValueType::elem) != Some(DataType::Float)
+    {
+        return false;
+    }
+    let consumers = g.consumers(t);
     let is_q = |c: NodeIndex| {
         g.ops
             .node_weight(c)
@@ -269,11 +295,11 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
         }
         None => {
             let params = if MOVES.contains(&op) {
-                dq_params(g, &dynamic[0])
+                dq_params(g, input)
             } else {
                 let range = match op {
                     "Sigmoid" | "HardSigmoid" | "Softmax" => Some(Range { min: 0.0, max: 1.0 }),
-                    _ => ranges.get(&t).copied(),
+                    _ => ranges.get(t).copied(),
                 };
                 range.map(|r| {
                     let (s, z) = activation_qparams(r);
@@ -289,8 +315,8 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
             };
             let q = namer.fresh(&format!("{t}__glue_q"));
             let qn = namer.fresh(&format!("{t}__glue_quantize"));
-            g.add_node(node(&qn, "QuantizeLinear", &[&t, &s, &z], &[&q], vec![]));
-            set_type(g, &q, &t, DataType::Uint8);
+            g.add_node(node(&qn, "QuantizeLinear", &[t, &s, &z], &[&q], vec![]));
+            set_type(g, &q, t, DataType::Uint8);
             (q, s, z)
         }
     };
@@ -303,7 +329,7 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
         &[&dq],
         vec![],
     ));
-    set_type(g, &dq, &t, DataType::Float);
+    set_type(g, &dq, t, DataType::Float);
     for (c, slot) in floats {
         g.ops[c].inputs[slot] = dq.clone();
     }
