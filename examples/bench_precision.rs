@@ -281,7 +281,7 @@ fn open_session(
 }
 
 /// The `.npy` files of `dir` in name order.
-fn sorted_npy(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn sorted_npy(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::input(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -508,7 +508,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn failed(label: &str, e: &Error) -> Row {
+    pub fn failed(label: &str, e: &Error) -> Row {
         Row {
             label: label.to_string(),
             path: PathBuf::new(),
@@ -786,12 +786,21 @@ pub fn versus_ort(t: &Table) -> Option<(String, f64, f64, bool)> {
     ))
 }
 
-fn main() {
-    if let Some(r) = worker_main() {
-        if let Err(e) = r {
+/// Runs as the latency/output worker when this process was started as one (see
+/// [`worker_main`]), exiting on its failure; returns whether it did.
+pub fn ran_as_worker() -> bool {
+    match worker_main() {
+        Some(Err(e)) => {
             eprintln!("bench_precision worker: {e}");
             std::process::exit(e.exit_code());
         }
+        Some(Ok(())) => true,
+        None => false,
+    }
+}
+
+fn main() {
+    if ran_as_worker() {
         return;
     }
     if let Err(e) = real_main() {

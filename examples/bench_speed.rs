@@ -167,25 +167,11 @@ impl Bench<'_> {
 }
 
 fn failed(label: &str, e: &Error) -> Row {
-    Row {
-        label: label.to_string(),
-        path: PathBuf::new(),
-        bytes: 0,
-        fidelity: f64::NAN,
-        latency_ms: f64::NAN,
-        solver: String::new(),
-        failed: Some(e.to_string()),
-    }
+    Row::failed(label, e)
 }
 
 fn first_crop(dir: &Path) -> Result<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::input(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
-        .collect();
-    files.sort();
-    files
+    bench::sorted_npy(dir)?
         .into_iter()
         .next()
         .ok_or_else(|| Error::input(dir, "no evaluation crops"))
@@ -231,11 +217,7 @@ fn verdicts(t: &bench::Table, threads: usize, target: f64, predicted: Option<&Pr
 }
 
 fn main() {
-    if let Some(r) = bench::worker_main() {
-        if let Err(e) = r {
-            eprintln!("bench_precision worker: {e}");
-            std::process::exit(e.exit_code());
-        }
+    if bench::ran_as_worker() {
         return;
     }
     if let Err(e) = real_main() {
