@@ -158,13 +158,13 @@ fn the_cache_hits_only_on_the_same_cpu_flags_runtime_threads_and_model() {
     let vnni = CpuInfo::parse("model name : Xeon\nflags : avx2 fma avx512f avx512_vnni\n");
     let key = CacheKey::new(&vnni, "1.31.1", 1, "abc".into());
     assert!(
-        latency_cache::load(dir.path(), &key).is_none(),
+        latency_cache::load(dir.path(), &key, |t: &LatencyTable| &t.key).is_none(),
         "empty cache"
     );
-    let path = latency_cache::store(dir.path(), &table(key.clone())).expect("store");
+    let path = latency_cache::store(dir.path(), &key, &table(key.clone())).expect("store");
     assert!(path.starts_with(dir.path().join("latency")));
     assert_eq!(
-        latency_cache::load(dir.path(), &key),
+        latency_cache::load(dir.path(), &key, |t: &LatencyTable| &t.key),
         Some(table(key.clone()))
     );
     // The same machine without VNNI, another thread count, runtime or model: misses.
@@ -178,7 +178,7 @@ fn the_cache_hits_only_on_the_same_cpu_flags_runtime_threads_and_model() {
     for other in others {
         assert_ne!(other.file_name(), key.file_name());
         assert!(
-            latency_cache::load(dir.path(), &other).is_none(),
+            latency_cache::load(dir.path(), &other, |t: &LatencyTable| &t.key).is_none(),
             "{other:?}"
         );
     }
@@ -189,7 +189,7 @@ fn the_cache_hits_only_on_the_same_cpu_flags_runtime_threads_and_model() {
         serde_json::to_string(&table(key.clone())).expect("json"),
     )
     .expect("write");
-    assert!(latency_cache::load(dir.path(), &wrong).is_none());
+    assert!(latency_cache::load(dir.path(), &wrong, |t: &LatencyTable| &t.key).is_none());
 }
 
 /// The whole flow on cls, on this machine: the table is measured (a miss, stored), the

@@ -199,7 +199,10 @@ pub fn measure(
         .cache_dir
         .clone()
         .or_else(latency_cache::default_dir);
-    if let Some(table) = dir.as_deref().and_then(|d| latency_cache::load(d, &key)) {
+    if let Some(table) = dir
+        .as_deref()
+        .and_then(|d| latency_cache::load(d, &key, |t: &LatencyTable| &t.key))
+    {
         return Ok(Measured {
             cache_file: dir.map(|d| d.join("latency").join(key.file_name())),
             table,
@@ -213,20 +216,22 @@ pub fn measure(
     fit_boundaries(
         model, cands, ranges, input, settings, boundaries, &mut table,
     )?;
-    let (cache, cache_file, cache_note) =
-        match dir.as_deref().map(|d| latency_cache::store(d, &table)) {
-            Some(Ok(path)) => (CacheStatus::Miss, Some(path), None),
-            Some(Err(e)) => (
-                CacheStatus::MissNotStored,
-                None,
-                Some(format!("the latency cache could not be written: {e}")),
-            ),
-            None => (
-                CacheStatus::MissNotStored,
-                None,
-                Some("no cache folder (set HOME, XDG_CACHE_HOME or OPTIMIZE_CACHE_DIR)".into()),
-            ),
-        };
+    let (cache, cache_file, cache_note) = match dir
+        .as_deref()
+        .map(|d| latency_cache::store(d, &table.key, &table))
+    {
+        Some(Ok(path)) => (CacheStatus::Miss, Some(path), None),
+        Some(Err(e)) => (
+            CacheStatus::MissNotStored,
+            None,
+            Some(format!("the latency cache could not be written: {e}")),
+        ),
+        None => (
+            CacheStatus::MissNotStored,
+            None,
+            Some("no cache folder (set HOME, XDG_CACHE_HOME or OPTIMIZE_CACHE_DIR)".into()),
+        ),
+    };
     Ok(Measured {
         table,
         cache,

@@ -4,8 +4,8 @@
 //! matter, onnxruntime's version, the intra-op threads, and a hash of the model and its
 //! candidate options. A file is used only when its stored key equals the one asked for.
 
-use super::latency::LatencyTable;
 use optimize_runtimes::host::CpuInfo;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -71,19 +71,25 @@ pub fn default_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|h| h.join(".cache").join("optimize")))
 }
 
-/// The table stored for `key` under `dir`, when there is one with exactly that key.
-pub fn load(dir: &Path, key: &CacheKey) -> Option<LatencyTable> {
+/// The table stored for `key` under `dir`, when there is one whose own key (`key_of`) is
+/// exactly `key`.
+pub fn load<T: DeserializeOwned>(
+    dir: &Path,
+    key: &CacheKey,
+    key_of: impl Fn(&T) -> &CacheKey,
+) -> Option<T> {
     let path = dir.join("latency").join(key.file_name());
     let text = std::fs::read_to_string(path).ok()?;
-    let table: LatencyTable = serde_json::from_str(&text).ok()?;
-    (table.key == *key).then_some(table)
+    let table: T = serde_json::from_str(&text).ok()?;
+    (key_of(&table) == key).then_some(table)
 }
 
-/// Stores `table` under `dir` (written to a temporary file, then renamed into place).
-pub fn store(dir: &Path, table: &LatencyTable) -> std::io::Result<PathBuf> {
+/// Stores `table` under `dir` by `key` (written to a temporary file, then renamed into
+/// place).
+pub fn store<T: Serialize>(dir: &Path, key: &CacheKey, table: &T) -> std::io::Result<PathBuf> {
     let folder = dir.join("latency");
     std::fs::create_dir_all(&folder)?;
-    let path = folder.join(table.key.file_name());
+    let path = folder.join(key.file_name());
     let text = serde_json::to_string_pretty(table).map_err(std::io::Error::other)?;
     let mut tmp = tempfile::NamedTempFile::new_in(&folder)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
