@@ -19,9 +19,12 @@
 use super::quantize::activation_qparams;
 use super::{Range, Ranges};
 use optimize_ir::error::Result;
-use optimize_ir::ir::build::{add_initializer, f32_tensor, node, raw_tensor, relink_after, Namer};
+use optimize_ir::ir::build::{
+    add_initializer, f32_tensor, node, raw_tensor, relink_after, remove_dead_constants, Namer,
+};
 use optimize_ir::ir::{DataType, Graph, ValueType};
 use petgraph::stable_graph::NodeIndex;
+use std::collections::BTreeSet;
 
 /// Ops that only move values: their Q takes the input's parameters.
 const MOVES: &[&str] = &[
@@ -62,12 +65,14 @@ pub fn needs_range(op: &str) -> bool {
 pub fn extend(g: &mut Graph, ranges: &Ranges, namer: &mut Namer) -> Result<usize> {
     relink_after(g, "int8 glue")?;
     let mut count = hard_sigmoids_as_add(g, namer);
+    // The float constants replaced by exact uint8 DQs, removed at the end when unread.
+    let mut replaced = BTreeSet::new();
     for _ in 0..64 {
         relink_after(g, "int8 glue")?;
         let order = g.order.clone();
         let mut changed = false;
         for idx in order {
-            if quantize_glue_output(g, idx, ranges, namer) {
+            if quantize_glue_output(g, idx, ranges, namer, &mut replaced) {
                 count += 1;
                 changed = true;
                 relink_after(g, "int8 glue")?;
@@ -77,6 +82,8 @@ pub fn extend(g: &mut Graph, ranges: &Ranges, namer: &mut Namer) -> Result<usize
             break;
         }
     }
+    remove_dead_constants(g, &replaced);
+    relink_after(g, "int8 glue")?;
     Ok(count)
 }
 
@@ -204,7 +211,13 @@ fn elements(g: &Graph, t: &str) -> Option<u64> {
         .map(|d| d.iter().map(|&x| x.max(0) as u64).product())
 }
 
-fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &mut Namer) -> bool {
+fn quantize_glue_output(
+    g: &mut Graph,
+    idx: NodeIndex,
+    ranges: &Ranges,
+    namer: &mut Namer,
+    replaced: &mut BTreeSet<String>,
+) -> bool {
     let Some(n) = g.ops.node_weight(idx) else {
         return false;
     };
@@ -244,6 +257,7 @@ fn quantize_glue_output(g: &mut Graph, idx: NodeIndex, ranges: &Ranges, namer: &
             if let Some(v) = scalar_constant(g, &input) {
                 let c = exact_u8_constant(g, namer, &t, v);
                 g.ops[idx].inputs[slot] = c;
+                replaced.insert(input);
             }
         }
     }
