@@ -20,8 +20,10 @@ use super::quantize::activation_qparams;
 use super::{Range, Ranges};
 use optimize_ir::error::Result;
 use optimize_ir::ir::build::{
-    add_initializer, f32_tensor, node, raw_tensor, relink_after, remove_dead_constants, Namer,
+    add_initializer, f32_tensor, node, raw_tensor, relink_after, remove_dead_constants,
+    set_type_like, Namer,
 };
+use optimize_ir::ir::tensor::element_count;
 use optimize_ir::ir::{DataType, Graph, ValueType};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::BTreeSet;
@@ -147,8 +149,8 @@ fn hard_sigmoids_as_add(g: &mut Graph, namer: &mut Namer) -> usize {
             &[base],
             vec![],
         ));
-        set_type(g, &a, base, DataType::Float);
-        set_type(g, &a_q, base, DataType::Uint8);
+        set_type_like(g, &a, base, DataType::Float);
+        set_type_like(g, &a_q, base, DataType::Uint8);
         count += 1;
     }
     count
@@ -206,9 +208,7 @@ fn dq_params(g: &Graph, t: &str) -> Option<(String, String)> {
 }
 
 fn elements(g: &Graph, t: &str) -> Option<u64> {
-    g.value_type(t)?
-        .static_dims()
-        .map(|d| d.iter().map(|&x| x.max(0) as u64).product())
+    g.value_type(t)?.static_dims().map(|d| element_count(&d))
 }
 
 fn quantize_glue_output(
@@ -330,7 +330,7 @@ fn quantize_tensor(
             let q = namer.fresh(&format!("{t}__glue_q"));
             let qn = namer.fresh(&format!("{t}__glue_quantize"));
             g.add_node(node(&qn, "QuantizeLinear", &[t, &s, &z], &[&q], vec![]));
-            set_type(g, &q, t, DataType::Uint8);
+            set_type_like(g, &q, t, DataType::Uint8);
             (q, s, z)
         }
     };
@@ -343,17 +343,9 @@ fn quantize_tensor(
         &[&dq],
         vec![],
     ));
-    set_type(g, &dq, t, DataType::Float);
+    set_type_like(g, &dq, t, DataType::Float);
     for (c, slot) in floats {
         g.ops[c].inputs[slot] = dq.clone();
     }
     true
-}
-
-fn set_type(g: &mut Graph, name: &str, like: &str, elem: DataType) {
-    let shape = match g.value_type(like) {
-        Some(ValueType::Tensor { shape, .. }) => shape.clone(),
-        _ => None,
-    };
-    g.set_value_type(name, ValueType::Tensor { elem, shape });
 }

@@ -21,7 +21,7 @@ use crate::opset::upgrade_default_opset;
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::build::{
     a_int, add_initializer, f32_tensor, node, prune_values, raw_tensor, relink_after,
-    remove_dead_constants, used_names, Namer,
+    remove_dead_constants, set_type_like, used_names, Namer,
 };
 use optimize_ir::ir::tensor::storage_bytes;
 use optimize_ir::ir::{DataType, Graph, Model, Node, ValueType};
@@ -128,7 +128,7 @@ impl Rewriter<'_> {
         let q = self.namer.fresh(&format!("{x}__q"));
         let nn = self.namer.fresh(&format!("{x}__quantize"));
         self.add(g, node(&nn, "QuantizeLinear", &[x, &s, &z], &[&q], vec![]));
-        set_like(g, &q, x, DataType::Uint8);
+        set_type_like(g, &q, x, DataType::Uint8);
         let qt = QTensor {
             q,
             scale: s,
@@ -153,7 +153,7 @@ impl Rewriter<'_> {
                 vec![],
             ),
         );
-        set_like(g, &out, x, DataType::Float);
+        set_type_like(g, &out, x, DataType::Float);
         out
     }
 
@@ -280,15 +280,6 @@ impl Rewriter<'_> {
         }
         b
     }
-}
-
-/// Sets `name`'s type to `like`'s shape with element type `elem`.
-fn set_like(g: &mut Graph, name: &str, like: &str, elem: DataType) {
-    let shape = match g.value_type(like) {
-        Some(ValueType::Tensor { shape, .. }) => shape.clone(),
-        _ => None,
-    };
-    g.set_value_type(name, ValueType::Tensor { elem, shape });
 }
 
 fn ensure_opset(model: &mut Model, domain: &str, version: i64) {
@@ -670,7 +661,7 @@ impl Rewriter<'_> {
         let yf = self.namer.fresh(&format!("{y}__f"));
         g.ops[idx].inputs = new_inputs;
         g.ops[idx].outputs[0] = yf.clone();
-        set_like(g, &yf, &y, DataType::Float);
+        set_type_like(g, &yf, &y, DataType::Float);
         let (s, z) = self.qparam_inits(g, &y, scale, zp);
         let q = self.namer.fresh(&format!("{y}__q"));
         let nq = self.namer.fresh(&format!("{y}__quantize"));
@@ -678,7 +669,7 @@ impl Rewriter<'_> {
             g,
             node(&nq, "QuantizeLinear", &[&yf, &s, &z], &[&q], vec![]),
         );
-        set_like(g, &q, &y, DataType::Uint8);
+        set_type_like(g, &q, &y, DataType::Uint8);
         let nd = self.namer.fresh(&format!("{y}__dequantize"));
         self.add(
             g,
@@ -809,7 +800,7 @@ impl Rewriter<'_> {
             add_initializer(g, f32_tensor(&bname, &[bv.len() as i64], &bv));
             let mid = self.namer.fresh(&format!("{y}__nb_out"));
             g.ops[idx].outputs[0] = mid.clone();
-            set_like(g, &mid, &y, DataType::Float);
+            set_type_like(g, &mid, &y, DataType::Float);
             let nn = self.namer.fresh(&format!("{key}__nb_add_bias"));
             self.add(g, node(&nn, "Add", &[&mid, &bname], &[&y], vec![]));
             op.after_names.push(bname);

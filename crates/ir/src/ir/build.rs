@@ -81,6 +81,16 @@ pub fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
     )
 }
 
+/// Sets `name`'s type to `like`'s shape with element type `elem` (a Q's output is `like`
+/// in uint8, a DQ's `like` in float).
+pub fn set_type_like(g: &mut Graph, name: &str, like: &str, elem: DataType) {
+    let shape = match g.value_type(like) {
+        Some(ValueType::Tensor { shape, .. }) => shape.clone(),
+        _ => None,
+    };
+    g.set_value_type(name, ValueType::Tensor { elem, shape });
+}
+
 /// Adds `t` as an initializer, with its type entry.
 pub fn add_initializer(g: &mut Graph, t: TensorProto) {
     let dt = DataType::from_onnx(t.data_type).unwrap_or(DataType::Float);
