@@ -3,20 +3,19 @@
 //!
 //! **Measurement.** One whole-model variant per precision: every candidate that allows
 //! the precision takes it (the others stay fp32), rewritten exactly as the output would be
-//! (Q/DQ, MatMulNBits, decoding chains). Each variant is timed as deployed (all graph
-//! optimizations, the target's thread count, median of `runs`) and profiled; every kernel
-//! onnxruntime ran is attributed to the candidate it came from by name ([`Attribution`]),
-//! so `t_i(p)` is candidate `i`'s own kernels (its Conv or QLinearConv, its Q/DQ, its
-//! decoding) in variant `p`. What no candidate owns (layout reorders, elementwise ops,
-//! Resize…) is the variant's rest `R_p = wall_p − Σ_i t_i`.
+//! (Q/DQ, MatMulNBits, decoding chains, the int8 glue). Each variant is timed as deployed
+//! (all graph optimizations, the target's thread count, median of `runs`) and profiled;
+//! every kernel onnxruntime ran is attributed to the candidate it came from by name
+//! ([`Attribution`]), so `t_i(p)` is candidate `i`'s own kernels (its Conv or QLinearConv,
+//! its Q/DQ, its decoding, the glue after it) in variant `p`.
 //!
 //! **Prediction** for an assignment `a`, linear in the ILP's variables:
 //! `wall_fp32 + Σ_i (w_i / W_{a_i}) (wall_{a_i} − wall_fp32) + Σ_edges b_e·[int8-ness differs]`,
 //! with `w_i = t_i(fp32)`, operator `i`'s measured share of fp32's time, and `W_p` the sum
 //! of `w_i` over the candidates allowing `p`: a variant's change of time is spread over its
 //! operators by their share, so every uniform variant is predicted exactly as measured.
-//! Each operator's own kernel times per variant (`ops`) are kept in the table and the
-//! report, but they do not steer: onnxruntime's fusions move time between neighbours (an
+//! Each operator's own kernel times per variant (`ops`) are kept in the table (the cache
+//! file), but only the fp32 ones steer: onnxruntime's fusions move time between neighbours (an
 //! int8 Conv makes the glue after it cheap), so per-operator differences favoured operators
 //! whose neighbours carried the gain, and mis-predicted mixed assignments by 25% (PP-OCRv4
 //! rec), where the shares predict within 5%. A variant within [`NOISE_FRACTION`] of fp32
@@ -26,7 +25,7 @@ use super::candidate::OpCandidate;
 use super::latency_cache::{self, CacheKey, CacheStatus};
 use super::{Assignment, NodeKey, Precision, Ranges};
 use optimize_ir::data::HostTensor;
-use optimize_ir::error::{Error, Result};
+use optimize_ir::error::Result;
 use optimize_ir::ir::{Graph, Model};
 use optimize_ir::onnx_io::export::{to_bytes, ExportOptions};
 use optimize_runtimes::host::CpuInfo;
@@ -128,7 +127,7 @@ impl LatencyTable {
         let share_total = |p: Precision| -> f64 {
             cands
                 .iter()
-                .filter(|c| c.options.iter().any(|o| o.0 == p))
+                .filter(|c| c.bytes_at(p).is_some())
                 .map(weight)
                 .sum()
         };
@@ -189,11 +188,12 @@ pub fn measure(
     let start = std::time::Instant::now();
     let cpu = CpuInfo::host();
     let version = optimize_runtimes::OrtRuntime::get()?.version();
+    let fp32_bytes = to_bytes(model, &ExportOptions::default())?;
     let key = CacheKey::new(
         &cpu,
         &version,
         settings.threads,
-        model_hash(model, cands, input)?,
+        model_hash(&fp32_bytes, cands, input),
     );
     let dir = settings
         .cache_dir
@@ -212,7 +212,7 @@ pub fn measure(
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    let mut table = measure_now(model, cands, ranges, input, settings, key)?;
+    let mut table = measure_now(model, &fp32_bytes, cands, ranges, input, settings, key)?;
     fit_boundaries(
         model, cands, ranges, input, settings, boundaries, &mut table,
     )?;
@@ -256,7 +256,7 @@ fn fit_boundaries(
     table: &mut LatencyTable,
 ) -> Result<()> {
     table.boundary_ms_per_melem = table.qdq_ms_per_melem;
-    let int8 = |c: &OpCandidate| c.options.iter().any(|o| o.0 == Precision::Int8);
+    let int8 = |c: &OpCandidate| c.bytes_at(Precision::Int8).is_some();
     let capable: Vec<usize> = (0..cands.len()).filter(|&i| int8(&cands[i])).collect();
     if capable.len() < 2 || table.variant(Precision::Int8).is_none() {
         return Ok(());
@@ -289,16 +289,12 @@ fn fit_boundaries(
     let mut m = model.clone();
     super::rewrite::apply_with(&mut m, &assignment, ranges, true)?;
     let bytes = to_bytes(&m, &ExportOptions::default())?;
-    let scratch = tempfile::tempdir()
-        .map_err(|e| Error::Runtime(format!("cannot create a folder for profiles: {e}")))?;
-    let runs = table.runs;
     let t = time_model(
         &bytes,
         "the boundary variant",
         input,
         settings.threads,
-        runs,
-        scratch.path(),
+        table.runs,
     )?;
     table.boundary_ms_per_melem = ((t.wall_ms - predicted) / melems).max(0.0);
     table.boundary_fit = Some(BoundaryFit {
@@ -311,13 +307,9 @@ fn fit_boundaries(
 }
 
 /// sha256 of the model bytes, the input shapes and every candidate's options.
-fn model_hash(
-    model: &Model,
-    cands: &[OpCandidate],
-    input: &[(String, HostTensor)],
-) -> Result<String> {
+fn model_hash(model_bytes: &[u8], cands: &[OpCandidate], input: &[(String, HostTensor)]) -> String {
     let mut h = Sha256::new();
-    h.update(to_bytes(model, &ExportOptions::default())?);
+    h.update(model_bytes);
     for (name, t) in input {
         h.update(format!("input {name} {:?}\n", t.shape).as_bytes());
     }
@@ -325,34 +317,31 @@ fn model_hash(
         let opts: Vec<&str> = c.options.iter().map(|o| o.0.name()).collect();
         h.update(format!("cand {} {}\n", c.key, opts.join(",")).as_bytes());
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The precisions worth a variant: fp32 and every one some candidate allows.
 fn variant_precisions(cands: &[OpCandidate]) -> Vec<Precision> {
     Precision::ALL
         .into_iter()
-        .filter(|&p| {
-            p == Precision::Fp32 || cands.iter().any(|c| c.options.iter().any(|o| o.0 == p))
-        })
+        .filter(|&p| p == Precision::Fp32 || cands.iter().any(|c| c.bytes_at(p).is_some()))
         .collect()
 }
 
 fn measure_now(
     model: &Model,
+    fp32_bytes: &[u8],
     cands: &[OpCandidate],
     ranges: &Ranges,
     input: &[(String, HostTensor)],
     settings: &LatencySettings,
     key: CacheKey,
 ) -> Result<LatencyTable> {
-    let scratch = tempfile::tempdir()
-        .map_err(|e| Error::Runtime(format!("cannot create a folder for profiles: {e}")))?;
     let progress = optimize_ir::progress::spinner("latency");
     let mut variants = Vec::new();
     let mut ops: BTreeMap<NodeKey, BTreeMap<Precision, f64>> = BTreeMap::new();
     let mut qdq_ms_per_melem = 0.0;
-    let runs = runs_for(model, input, settings, scratch.path())?;
+    let runs = runs_for(fp32_bytes, input, settings)?;
     for p in variant_precisions(cands) {
         progress.set_message(format!(
             "timing the {} variant ({} threads)",
@@ -361,18 +350,23 @@ fn measure_now(
         ));
         let assignment: Assignment = cands
             .iter()
-            .filter(|c| p != Precision::Fp32 && c.options.iter().any(|o| o.0 == p))
+            .filter(|c| p != Precision::Fp32 && c.bytes_at(p).is_some())
             .map(|c| (c.key.clone(), p))
             .collect();
-        let mut m = model.clone();
-        if !assignment.is_empty() {
+        let rewritten;
+        let (graph, bytes) = if assignment.is_empty() {
+            (&model.graph, fp32_bytes.to_vec())
+        } else {
+            let mut m = model.clone();
             super::rewrite::apply_with(&mut m, &assignment, ranges, true)?;
-        }
-        let bytes = to_bytes(&m, &ExportOptions::default())?;
+            let bytes = to_bytes(&m, &ExportOptions::default())?;
+            rewritten = m;
+            (&rewritten.graph, bytes)
+        };
         keep_variant(&bytes, p);
         let what = format!("the {} latency variant", p.name());
-        let timing = time_model(&bytes, &what, input, settings.threads, runs, scratch.path())?;
-        let attribution = Attribution::new(&m.graph, cands);
+        let timing = time_model(&bytes, &what, input, settings.threads, runs)?;
+        let attribution = Attribution::new(graph, cands);
         // The profiler adds its own time to every kernel, so kernel times are scaled to sum
         // to the plain session's wall time (the unit every prediction is in).
         let scale = if timing.kernel_ms() > 0.0 {
@@ -436,20 +430,11 @@ fn keep_variant(bytes: &[u8], p: Precision) {
 /// is timed for about 0.3 s (at most 300 runs): a model of a millisecond or less is
 /// otherwise within scheduling noise.
 fn runs_for(
-    model: &Model,
+    fp32_bytes: &[u8],
     input: &[(String, HostTensor)],
     settings: &LatencySettings,
-    scratch: &std::path::Path,
 ) -> Result<usize> {
-    let bytes = to_bytes(model, &ExportOptions::default())?;
-    let first = time_model(
-        &bytes,
-        "the fp32 model",
-        input,
-        settings.threads,
-        3,
-        scratch,
-    )?;
+    let first = time_model(fp32_bytes, "the fp32 model", input, settings.threads, 3)?;
     let wanted = (300.0 / first.wall_ms.max(1e-3)).ceil() as usize;
     Ok(wanted.clamp(settings.runs.max(1), 300))
 }

@@ -159,8 +159,6 @@ pub fn axis(p: &AllocProblem, int8_choice: Option<&[usize]>, time_limit_s: f64) 
 /// Times the rewritten model as the variants were timed (same input, threads, runs).
 pub fn time_output(model: &Model, lm: &LatencyModel) -> Result<f64> {
     let bytes = to_bytes(model, &ExportOptions::default())?;
-    let scratch = tempfile::tempdir()
-        .map_err(|e| Error::Runtime(format!("cannot create a folder for profiles: {e}")))?;
     let table = &lm.measured.table;
     let t = optimize_runtimes::profile::time_model(
         &bytes,
@@ -168,7 +166,6 @@ pub fn time_output(model: &Model, lm: &LatencyModel) -> Result<f64> {
         &lm.input,
         table.key.threads,
         table.runs,
-        scratch.path(),
     )?;
     Ok(t.wall_ms)
 }

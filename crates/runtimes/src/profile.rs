@@ -10,7 +10,6 @@ use optimize_ir::data::HostTensor;
 use optimize_ir::error::{Error, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
 /// One kernel of the optimized graph onnxruntime ran.
@@ -44,20 +43,21 @@ impl Timing {
 }
 
 /// Runs `bytes` (a model) on `inputs`: two warm-up runs, then `runs` rounds of one plain and
-/// one profiled run, with `threads` intra-op threads. The profile file is written under
-/// `scratch` and removed.
+/// one profiled run, with `threads` intra-op threads. The profile file is written into a
+/// temporary folder of its own and removed.
 pub fn time_model(
     bytes: &[u8],
     what: &str,
     inputs: &[(String, HostTensor)],
     threads: usize,
     runs: usize,
-    scratch: &Path,
 ) -> Result<Timing> {
     let rt = OrtRuntime::get()?;
     let runs = runs.max(1);
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Error::Runtime(format!("cannot create a folder for profiles: {e}")))?;
     let mut plain = rt.timing_session_from_bytes(bytes, what, threads, None)?;
-    let prefix = scratch.join("ort_profile");
+    let prefix = scratch.path().join("ort_profile");
     let mut profiled = rt.timing_session_from_bytes(bytes, what, threads, Some(&prefix))?;
     for _ in 0..2 {
         plain.run(inputs)?;
