@@ -209,16 +209,12 @@ impl AllocProblem {
 
     /// Whether a choice meets the latency limit (always, without one).
     pub fn meets_latency(&self, choice: &[usize]) -> bool {
-        match (
-            self.predicted_ms(choice),
-            self.latency.as_ref().and_then(|l| l.limit_ms),
-        ) {
-            (Some(t), Some(limit)) => t <= limit * (1.0 + 1e-9),
-            _ => true,
-        }
+        self.predicted_ms(choice)
+            .is_none_or(|t| self.meets_latency_ms(t))
     }
 
-    fn option_of(&self, i: usize, p: Precision) -> Option<usize> {
+    /// The index of precision `p` among item `i`'s options.
+    pub fn option_of(&self, i: usize, p: Precision) -> Option<usize> {
         self.items[i].options.iter().position(|o| o.precision == p)
     }
 

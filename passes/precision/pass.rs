@@ -930,10 +930,14 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         overhead,
         attempt,
         predicted_ms,
+        measured_ms,
     } = alloc;
     let latency_section = match (&latency, &cfg.latency, predicted_ms) {
         (Some(lm), Some(goal), Some(predicted)) => {
-            let measured = super::speed::time_output(&m, lm)?;
+            let measured = match measured_ms {
+                Some(ms) => ms,
+                None => super::speed::time_output(&m, lm)?,
+            };
             Some(super::speed::section(
                 lm,
                 goal,
@@ -989,6 +993,20 @@ struct AllocContext<'a> {
     latency: Option<&'a super::speed::LatencyModel>,
 }
 
+impl AllocContext<'_> {
+    /// The allocation problem of the analysed model at `budget`.
+    fn problem(&self, objective: Objective, budget: Budget) -> AllocProblem {
+        build_problem(
+            self.model,
+            self.cands,
+            self.errors,
+            objective,
+            budget,
+            self.weight_bytes_before,
+        )
+    }
+}
+
 /// One allocation, rewritten.
 struct Allocation {
     model: Model,
@@ -1002,6 +1020,9 @@ struct Allocation {
     attempt: usize,
     /// The latency model's prediction for this allocation.
     predicted_ms: Option<f64>,
+    /// The rewritten model timed as the latency table was (a passing probe of the search
+    /// on the latency axis; `None` when it was not timed).
+    measured_ms: Option<f64>,
 }
 
 /// Solve → rewrite a copy → re-check the real bytes. The rewrite also stores activation
@@ -1013,23 +1034,9 @@ fn allocate_rewrite(
     cfg: &PrecisionConfig,
     budget: Budget,
 ) -> Result<Allocation> {
-    let mut problem = build_problem(
-        ctx.model,
-        ctx.cands,
-        ctx.errors,
-        cfg.objective,
-        budget,
-        ctx.weight_bytes_before,
-    );
+    let mut problem = ctx.problem(cfg.objective, budget);
     if let (Some(lm), Some(goal)) = (ctx.latency, &cfg.latency) {
-        super::speed::attach(
-            &mut problem,
-            ctx.model,
-            ctx.cands,
-            lm,
-            goal.budget,
-            goal.speed,
-        );
+        super::speed::attach(&mut problem, lm, goal.budget, goal.speed);
     }
     let mut overhead = 0u64;
     let mut attempt = 0;
@@ -1080,6 +1087,7 @@ fn allocate_rewrite(
             overhead,
             attempt,
             predicted_ms,
+            measured_ms: None,
         });
     }
 }
@@ -1135,17 +1143,7 @@ fn first_probe(
         return fallback("the allocation strategy is not the ILP".into());
     }
     let t = std::time::Instant::now();
-    let problem_at = |b: f64| {
-        let budget = Budget::SizeFraction(b);
-        build_problem(
-            ctx.model,
-            ctx.cands,
-            ctx.errors,
-            cfg.objective,
-            budget,
-            ctx.weight_bytes_before,
-        )
-    };
+    let problem_at = |b: f64| ctx.problem(cfg.objective, Budget::SizeFraction(b));
     let p = problem_at(search.max);
     let Ok((int8, Precision::Int8)) = uniform(&p, Precision::Int8) else {
         return fallback("uniform int8 does not fit the largest budget".into());
@@ -1209,8 +1207,9 @@ fn probe_budget(
         }
         Err(e) => return Err(e),
     };
+    let mut alloc = alloc;
     let verdict = (search.probe)(&alloc.model)?;
-    let measured_ms = match ctx.latency {
+    alloc.measured_ms = match ctx.latency {
         Some(lm) if verdict.passed && cfg.latency.as_ref().is_some_and(|g| g.speed) => {
             Some(super::speed::time_output(&alloc.model, lm)?)
         }
@@ -1224,7 +1223,7 @@ fn probe_budget(
         weight_bytes: Some(alloc.after),
         fidelity: Some(map(&verdict.outputs)),
         conservative: Some(map(&verdict.conservative)),
-        measured_ms,
+        measured_ms: alloc.measured_ms,
         ..Probe::bare(Some(b), verdict.passed, t.elapsed().as_secs_f64())
     });
     Ok(Some((alloc, verdict.passed)))
@@ -1262,16 +1261,9 @@ fn latency_first_probe(
     cfg: &PrecisionConfig,
     search: &Search,
 ) -> (f64, FirstProbe, f64) {
-    let mut p = build_problem(
-        ctx.model,
-        ctx.cands,
-        ctx.errors,
-        cfg.objective,
-        Budget::SizeFraction(search.max),
-        ctx.weight_bytes_before,
-    );
+    let mut p = ctx.problem(cfg.objective, Budget::SizeFraction(search.max));
     if let Some(lm) = ctx.latency {
-        super::speed::attach(&mut p, ctx.model, ctx.cands, lm, None, false);
+        super::speed::attach(&mut p, lm, None, false);
     }
     let int8 = uniform(&p, Precision::Int8).ok().map(|(s, _)| s.choice);
     let (floor, start, max) = super::speed::axis(&p, int8.as_deref(), cfg.time_limit_s);
@@ -1314,37 +1306,25 @@ fn uniform_int8_point(
 
 /// On the latency axis, the written model is the fastest passing one *as measured*: the
 /// latency model steers the probes, but its prediction of a mixed assignment can be off,
-/// so every passing probe (uniform int8 among them) was timed and the quickest wins.
+/// so every passing probe (uniform int8 among them) was timed and the quickest wins (the
+/// earliest probe among equals; uniform int8 only when strictly quicker).
 fn fastest_measured(
-    probes: &[Probe],
-    uniform: Option<(&UniformPoint, Allocation)>,
+    uniform: Option<Allocation>,
     best: (f64, Allocation),
-    mut passing: Vec<(f64, Allocation)>,
+    passing: Vec<(f64, Allocation)>,
 ) -> (f64, Allocation, Option<String>) {
-    let time_of = |b: f64| {
-        probes
-            .iter()
-            .find(|p| p.passed && p.budget == Some(b))
-            .and_then(|p| p.measured_ms)
-    };
-    passing.push(best);
-    let mut chosen: Option<(f64, f64, Allocation, Option<String>)> = None;
-    for (b, a) in passing {
-        let ms = time_of(b).unwrap_or(f64::INFINITY);
-        if chosen.as_ref().is_none_or(|c| ms < c.1) {
-            chosen = Some((b, ms, a, None));
+    let ms = |a: &Allocation| a.measured_ms.unwrap_or(f64::INFINITY);
+    let mut chosen = best;
+    for (b, a) in passing.into_iter().rev() {
+        if ms(&a) <= ms(&chosen.1) {
+            chosen = (b, a);
         }
     }
-    if let Some((u, a)) = uniform {
-        let ms = u.probe.measured_ms.unwrap_or(f64::INFINITY);
-        if chosen.as_ref().is_none_or(|c| ms < c.1) {
-            let b = chosen.as_ref().map_or(1.0, |c| c.0);
-            chosen = Some((b, ms, a, Some("uniform int8 (measured fastest)".into())));
+    match uniform {
+        Some(a) if ms(&a) < ms(&chosen.1) => {
+            (chosen.0, a, Some("uniform int8 (measured fastest)".into()))
         }
-    }
-    match chosen {
-        Some((b, _, a, note)) => (b, a, note),
-        None => unreachable!("the best passing probe is always a candidate"),
+        _ => (chosen.0, chosen.1, None),
     }
 }
 
@@ -1432,12 +1412,7 @@ fn run_search(
     let best = best.ok_or_else(|| Error::Internal("search lost its best probe".into()))?;
     let (uniform_int8, uniform_alloc) = uniform_int8_point(ctx, cfg, search)?;
     let (chosen, alloc, chosen_note) = if on_latency {
-        fastest_measured(
-            &probes,
-            uniform_int8.as_ref().zip(uniform_alloc),
-            best,
-            std::mem::take(&mut passing),
-        )
+        fastest_measured(uniform_alloc, best, passing)
     } else {
         (best.0, best.1, None)
     };

@@ -31,6 +31,8 @@ pub struct LatencyModel {
     pub deltas: Vec<BTreeMap<Precision, f64>>,
     /// The input the variants were timed on (the output is timed on it too).
     pub input: Vec<(String, HostTensor)>,
+    /// The edges between candidates with their elements, as the boundary cost was fitted.
+    pub boundaries: Vec<Boundary>,
 }
 
 /// Measures (or reads from the cache) the latency table for `model` and its candidates,
@@ -53,6 +55,7 @@ pub fn prepare(
         measured,
         deltas,
         input,
+        boundaries,
     })
 }
 
@@ -75,22 +78,18 @@ fn boundaries(model: &Model, cands: &[OpCandidate], edges: &[(usize, usize)]) ->
     }
 }
 
-/// Adds the latency model's terms to `p` (built from `cands` in order): the limit
-/// `limit_fraction` × fp32's time, and whether to minimize time.
+/// Adds the latency model's terms to `p` (built from the candidates `lm` was measured
+/// for, in order): the limit `limit_fraction` × fp32's time, and whether to minimize time.
 pub fn attach(
     p: &mut AllocProblem,
-    model: &Model,
-    cands: &[OpCandidate],
     lm: &LatencyModel,
     limit_fraction: Option<f64>,
     minimize: bool,
 ) {
     let table = &lm.measured.table;
     let base_ms = table.fp32_ms();
-    let elements: BTreeMap<(usize, usize), u64> = boundaries(model, cands, &p.edges)
-        .into_iter()
-        .map(|(u, v, e)| ((u, v), e))
-        .collect();
+    let elements: BTreeMap<(usize, usize), u64> =
+        lm.boundaries.iter().map(|&(u, v, e)| ((u, v), e)).collect();
     let option_ms: Vec<Vec<f64>> = p
         .items
         .iter()
@@ -102,12 +101,7 @@ pub fn attach(
                 .collect()
         })
         .collect();
-    let int8 = |i: usize| {
-        p.items[i]
-            .options
-            .iter()
-            .any(|o| o.precision == Precision::Int8)
-    };
+    let int8 = |i: usize| p.option_of(i, Precision::Int8).is_some();
     let edge_ms: Vec<f64> = p
         .edges
         .iter()
@@ -188,10 +182,7 @@ pub fn section(
         objective: if goal.speed { "speed" } else { "error" }.into(),
         budget: goal.budget,
         limit_ms: goal.budget.map(|f| f * t.fp32_ms()),
-        cache: serde_json::to_value(m.cache)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
+        cache: m.cache,
         cache_file: m.cache_file.as_ref().map(|p| p.display().to_string()),
         cache_note: m.cache_note.clone(),
         seconds: m.seconds,
