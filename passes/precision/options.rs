@@ -81,11 +81,7 @@ impl PrecisionFlags {
         if let Some(goal) = &cfg.latency {
             cfg.explicit = true;
             if goal.budget.is_some() {
-                // A latency budget is the run's budget: without a size budget, size is free.
-                if !cfg.budget_explicit {
-                    cfg.budget = Budget::SizeFraction(1.0);
-                }
-                cfg.budget_explicit = true;
+                take_latency_budget(&mut cfg);
             }
         }
         Ok(Some(cfg))
@@ -118,15 +114,31 @@ impl PrecisionFlags {
             }
             return Ok(None);
         }
-        let threads = self.threads.unwrap_or_else(default_threads);
         Ok(Some(LatencyGoal {
-            settings: LatencySettings {
-                threads,
-                ..LatencySettings::default()
-            },
             budget: self.latency_budget,
             speed,
+            ..goal_at(self.threads.unwrap_or_else(default_threads))
         }))
+    }
+}
+
+/// A latency budget is the run's budget: without a size budget, size is free.
+fn take_latency_budget(cfg: &mut PrecisionConfig) {
+    if !cfg.budget_explicit {
+        cfg.budget = Budget::SizeFraction(1.0);
+    }
+    cfg.budget_explicit = true;
+}
+
+/// A goal with neither a budget nor speed yet, measured at `threads`.
+fn goal_at(threads: usize) -> LatencyGoal {
+    LatencyGoal {
+        settings: LatencySettings {
+            threads,
+            ..LatencySettings::default()
+        },
+        budget: None,
+        speed: false,
     }
 }
 
@@ -257,14 +269,10 @@ pub fn apply_options(cfg: &mut PrecisionConfig, options: &toml::Table) -> Result
 /// same goal as the flags (`threads` alone, without a goal, is refused the same way).
 fn latency_option(cfg: &mut PrecisionConfig, key: &str, v: &toml::Value) -> Result<()> {
     let bad = || Error::Usage(format!("pass 'precision': bad value for '{key}': {v:?}"));
-    let mut goal = cfg.latency.clone().unwrap_or_else(|| LatencyGoal {
-        settings: LatencySettings {
-            threads: default_threads(),
-            ..LatencySettings::default()
-        },
-        budget: None,
-        speed: false,
-    });
+    let mut goal = cfg
+        .latency
+        .clone()
+        .unwrap_or_else(|| goal_at(default_threads()));
     match key {
         "objective" => match v.as_str() {
             Some("speed") => goal.speed = true,
@@ -278,10 +286,7 @@ fn latency_option(cfg: &mut PrecisionConfig, key: &str, v: &toml::Value) -> Resu
                 .ok_or_else(bad)?;
             latency_budget(b).map_err(|why| flag_error("latency-budget", b.shown(), why))?;
             goal.budget = Some(b);
-            if !cfg.budget_explicit {
-                cfg.budget = Budget::SizeFraction(1.0);
-            }
-            cfg.budget_explicit = true;
+            take_latency_budget(cfg);
         }
         _ => goal.settings.threads = check_threads(v.as_integer().ok_or_else(bad)?)?,
     }
