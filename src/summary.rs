@@ -1,6 +1,9 @@
 //! The short terminal summary printed at the end of a run.
 
-use crate::passes::precision::section::{Formats, PrecisionSection, Probe, SearchInfo};
+use crate::passes::precision::latency_cache::CacheStatus;
+use crate::passes::precision::section::{
+    Formats, LatencySection, PrecisionSection, Probe, SearchInfo,
+};
 use crate::passes::schedule::section::{ScheduleSection, TiledSection};
 use crate::report::Report;
 use std::fmt::Write;
@@ -237,7 +240,7 @@ fn search_lines(search: &SearchInfo) -> String {
 /// `latency     1 thread, avx2 … avx512_vnni: fp32 17.70 ms, predicted 13.72 ms, measured
 /// 13.94 ms (prediction -1.6%); table measured in 4.8 s, cached`: the latency model's
 /// prediction for the output beside the output's measured time.
-pub fn latency_line(l: &optimize_passes::precision::section::LatencySection) -> String {
+pub fn latency_line(l: &LatencySection) -> String {
     let measured = match (l.measured_ms, l.prediction_error) {
         (Some(m), Some(e)) => format!(", measured {m:.2} ms (prediction {:+.1}%)", 100.0 * e),
         (Some(m), None) => format!(", measured {m:.2} ms"),
@@ -247,20 +250,16 @@ pub fn latency_line(l: &optimize_passes::precision::section::LatencySection) -> 
         .limit_ms
         .map(|x| format!(", limit {x:.2} ms"))
         .unwrap_or_default();
-    let cache = match l.cache.as_str() {
-        "hit" => format!("table from the cache ({:.1} s)", l.seconds),
-        "miss" => format!("table measured in {:.1} s, cached", l.seconds),
-        _ => format!("table measured in {:.1} s, not cached", l.seconds),
+    let cache = match l.cache {
+        CacheStatus::Hit => format!("table from the cache ({:.1} s)", l.seconds),
+        CacheStatus::Miss => format!("table measured in {:.1} s, cached", l.seconds),
+        CacheStatus::MissNotStored => format!("table measured in {:.1} s, not cached", l.seconds),
     };
     format!(
         "latency     objective {}, {} thread(s), {}: fp32 {:.2} ms, predicted {:.2} ms{measured}{limit}; {cache}\n",
         l.objective,
         l.threads,
-        if l.cpu_flags.is_empty() {
-            "no avx2/avx512/vnni/amx".to_string()
-        } else {
-            l.cpu_flags.join(" ")
-        },
+        crate::runtime::host::flags_line(&l.cpu_flags),
         l.fp32_ms,
         l.predicted_ms,
     )

@@ -7,7 +7,7 @@ mod common;
 use optimize::passes::precision::check::check_assignment;
 use optimize::passes::precision::ilp::{solve, AllocItem, AllocOption, AllocProblem, LatencyTerms};
 use optimize::passes::precision::latency::{LatencySettings, LatencyTable, VariantTiming};
-use optimize::passes::precision::latency_cache::{self, CacheKey};
+use optimize::passes::precision::latency_cache::{self, CacheKey, CacheStatus};
 use optimize::passes::precision::pass::{run_precision, Budget, PrecisionConfig};
 use optimize::passes::precision::section::PrecisionSection;
 use optimize::passes::precision::speed::LatencyGoal;
@@ -229,7 +229,7 @@ fn cls_objective_speed_measures_then_reads_the_cache() {
         (l, bytes)
     };
     let (first, out1) = run(1);
-    assert_eq!(first.cache, "miss");
+    assert_eq!(first.cache, CacheStatus::Miss);
     assert_eq!(first.threads, 1);
     assert_eq!(first.cpu_flags, CpuInfo::host().flags);
     assert!(first.fp32_ms > 0.0 && first.predicted_ms > 0.0);
@@ -247,10 +247,10 @@ fn cls_objective_speed_measures_then_reads_the_cache() {
         first.cpu_flags.join(" ")
     );
     let (second, out2) = run(1);
-    assert_eq!(second.cache, "hit");
+    assert_eq!(second.cache, CacheStatus::Hit);
     assert_eq!(second.operators, first.operators);
     assert!(out1 == out2, "the same table gives the same output");
     let (two, _) = run(2);
-    assert_eq!(two.cache, "miss");
+    assert_eq!(two.cache, CacheStatus::Miss);
     assert_eq!(two.threads, 2);
 }

@@ -86,7 +86,7 @@ pub struct LatencySection {
     pub budget: Option<f64>,
     pub limit_ms: Option<f64>,
     /// `hit`, `miss` or `miss_not_stored`.
-    pub cache: String,
+    pub cache: super::latency_cache::CacheStatus,
     pub cache_file: Option<String>,
     pub cache_note: Option<String>,
     /// Seconds spent measuring (or reading the cache).

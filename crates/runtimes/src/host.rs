@@ -67,11 +67,7 @@ impl CpuInfo {
 
     /// `avx2 avx512_vnni …`, or `none of avx2/avx512/vnni/amx`.
     pub fn flags_line(&self) -> String {
-        if self.flags.is_empty() {
-            "none of avx2/avx512/vnni/amx".into()
-        } else {
-            self.flags.join(" ")
-        }
+        flags_line(&self.flags)
     }
 
     /// Whether int8 dot products have a hardware instruction (VNNI or AMX).
@@ -79,6 +75,16 @@ impl CpuInfo {
         self.flags
             .iter()
             .any(|f| f == "avx512_vnni" || f == "avx_vnni" || f == "amx_int8")
+    }
+}
+
+/// Flags as printed beside a speed figure: `avx2 avx512_vnni …`, or `none of
+/// avx2/avx512/vnni/amx`.
+pub fn flags_line(flags: &[String]) -> String {
+    if flags.is_empty() {
+        "none of avx2/avx512/vnni/amx".into()
+    } else {
+        flags.join(" ")
     }
 }
 
