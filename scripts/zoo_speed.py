@@ -13,10 +13,8 @@ intra-op threads, no spin-waiting), the median of --runs interleaved rounds on t
 calibration sample (the one the optimizer's latency model times); the speed row also prints the latency model's prediction against it.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -25,33 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zoo import baselines, common, ours  # noqa: E402
 from zoo.registry import BY_KEY  # noqa: E402
 from zoo_bench import scored, short  # noqa: E402
-
-
-def speed_run(binary, entry, out_dir, threads):
-    """`optimize MODEL -o OUT --calib CALIB --inputs EVAL --objective speed --threads T`."""
-    inputs = common.path(entry.inputs)
-    out = os.path.join(out_dir, f"{entry.key}.ours_speed_t{threads}.onnx")
-    report = out[:-5] + ".json"
-    for p in (out, report):
-        if os.path.exists(p):
-            os.remove(p)
-    cmd = [binary, common.path(entry.model), "-o", out, "--calib", os.path.join(inputs, "calib"),
-           "--inputs", os.path.join(inputs, "eval"), "--objective", "speed",
-           "--threads", str(threads), "--report", report]
-    for s in entry.shapes:
-        cmd += ["--input-shape", s]
-    t = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=common.ROOT)
-    res = {"rc": p.returncode, "seconds": round(time.time() - t, 1)}
-    if p.returncode != 0:
-        res["error"] = ours.first_error(p.stderr)
-    if os.path.isfile(out):
-        res["model"] = out
-    if os.path.isfile(report):
-        with open(report) as f:
-            lat = (json.load(f).get("precision") or {}).get("latency") or {}
-        res["predicted_ms"] = lat.get("predicted_ms")
-    return res
 
 
 def timing_session(model, threads):
@@ -97,7 +68,8 @@ def bench(binary, key, threads_list, runs, out):
         return common.read_samples(calib_dir, names)[0][1]
 
     for threads in threads_list:
-        speed = scored(entry, speed_run(binary, entry, out, threads))
+        speed = scored(entry, ours.run(binary, entry, out, f"speed_t{threads}", None,
+                                       flags=["--objective", "speed", "--threads", str(threads)]))
         table = rows[:2] + [(f"ours --objective speed, {threads} thr", speed)] + rows[2:]
         ran = [(label, r) for label, r in table if r.get("model")]
         ms = latencies([r["model"] for _, r in ran], feed_of, threads, runs)

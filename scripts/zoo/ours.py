@@ -15,10 +15,13 @@ SMALLEST = re.compile(r"smallest feasible size budget is ([0-9.]+)")
 PROBE_BUDGET = 0.126
 
 
-def command(binary, entry, out, budget, report, gate=True):
+def command(binary, entry, out, budget, report, gate=True, flags=None):
+    """The run; `flags` (e.g. `--objective speed`) replace `--size-budget B` when given."""
     inputs = common.path(entry.inputs)
     cmd = [binary, common.path(entry.model), "-o", out, "--calib", os.path.join(inputs, "calib"),
-           "--inputs", os.path.join(inputs, "eval"), "--size-budget", f"{budget:.4f}", "--report", report]
+           "--inputs", os.path.join(inputs, "eval")]
+    cmd += flags if flags is not None else ["--size-budget", f"{budget:.4f}"]
+    cmd += ["--report", report]
     for s in entry.shapes:
         cmd += ["--input-shape", s]
     if not gate:
@@ -34,17 +37,17 @@ def first_error(text):
     return lines[-1].strip() if lines else ""
 
 
-def run(binary, entry, out_dir, tag, budget, gate=True):
+def run(binary, entry, out_dir, tag, budget, gate=True, flags=None):
     """One run; returns {budget, rc, seconds, error, model (when written), report figures}."""
     out = os.path.join(out_dir, f"{entry.key}.ours_{tag}.onnx")
     report = os.path.join(out_dir, f"{entry.key}.ours_{tag}.json")
     for p in (out, report):
         if os.path.exists(p):
             os.remove(p)
-    cmd = command(binary, entry, out, budget, report, gate)
+    cmd = command(binary, entry, out, budget, report, gate, flags)
     t = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=common.ROOT)
-    res = {"budget": round(budget, 4), "rc": p.returncode, "seconds": round(time.time() - t, 2),
+    res = {"budget": None if budget is None else round(budget, 4), "rc": p.returncode, "seconds": round(time.time() - t, 2),
            "command": " ".join(os.path.relpath(c, common.ROOT) if c.startswith(common.ROOT) else c for c in cmd)}
     if p.returncode != 0:
         res["error"] = first_error(p.stderr)
@@ -70,6 +73,8 @@ def report_figures(path):
         out["solver_seconds"] = round(prec["solver"].get("seconds", 0.0), 3)
     if "size_fraction" in prec:
         out["tool_size_fraction"] = prec["size_fraction"]
+    if "latency" in prec:
+        out["predicted_ms"] = prec["latency"].get("predicted_ms")
     v = r.get("validation") or {}
     if "cosine" in v:
         out["validation_cosine"] = v["cosine"]
