@@ -6,7 +6,8 @@
 //! fuses nor quantizes (in QDQ form they also cost a DQ and a Q each):
 //!
 //! * `Conv → Mul(const) → Add(const)` (the "learnable affine" of PP-LCNetV3) folds into the
-//!   Conv's weight and bias ([`fold_conv_affine`]).
+//!   Conv's weight and bias, and so do `ConvTranspose → Add(bias) → BatchNormalization`
+//!   (a detector head's upsampling) into the ConvTranspose's ([`fold_conv_affine`]).
 //! * `Add(x, 3) → Clip(0, 6) → Mul(x, ·) → Div(·, 6)` (HardSwish written out) becomes
 //!   `HardSigmoid(x; 1/6, 1/2) → Mul(x, ·)`: two kernels instead of four, and no opset
 //!   change (HardSwish needs opset 14) ([`fuse_hardswish`]).
@@ -18,7 +19,9 @@
 use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto};
 use optimize_ir::error::Result;
-use optimize_ir::ir::affine::fold_output_affine;
+use optimize_ir::ir::affine::{
+    batchnorm_affine, fold_output_affine, fold_output_affine_transposed,
+};
 use optimize_ir::ir::attr::AttrExt;
 use optimize_ir::ir::build::{add_initializer, f32_tensor, node, relink_after, Namer};
 use optimize_ir::ir::tensor::constant_f32;
@@ -140,13 +143,101 @@ fn conv_params(g: &Graph, conv: &Node) -> Option<(Vec<f32>, Vec<usize>, Vec<f32>
     }
     let (w, wd) = constant_f32(g, &conv.inputs[1])?;
     let m = *wd.first()?;
-    let b = match conv.inputs.get(2).filter(|b| !b.is_empty()) {
-        Some(b) => constant_f32(g, b)
-            .map(|(v, _)| v)
-            .filter(|v| v.len() == m)?,
-        None => vec![0.0; m],
-    };
+    let b = bias_of(g, conv, m)?;
     Some((w, wd, b))
+}
+
+/// The constant bias of a convolution with `m` output channels (zeros when it has none).
+fn bias_of(g: &Graph, conv: &Node, m: usize) -> Option<Vec<f32>> {
+    match conv.inputs.get(2).filter(|b| !b.is_empty()) {
+        Some(b) => constant_f32(g, b).map(|(v, _)| v).filter(|v| v.len() == m),
+        None => Some(vec![0.0; m]),
+    }
+}
+
+/// A Conv or ConvTranspose with constant weight, which a per-channel affine after it folds
+/// into.
+struct AffineProducer {
+    w: Vec<f32>,
+    wd: Vec<usize>,
+    b: Vec<f32>,
+    /// `Some(group)` for a ConvTranspose, whose weight is laid out `[cin, cout/group, …]`.
+    transposed_group: Option<usize>,
+}
+
+impl AffineProducer {
+    fn of(g: &Graph, n: &Node) -> Option<Self> {
+        if let Some((w, wd, b)) = conv_params(g, n) {
+            let transposed_group = None;
+            return Some(AffineProducer {
+                w,
+                wd,
+                b,
+                transposed_group,
+            });
+        }
+        if !n.is("ConvTranspose") || n.outputs.len() != 1 || n.inputs.len() < 2 {
+            return None;
+        }
+        let (w, wd) = constant_f32(g, &n.inputs[1])?;
+        let group = usize::try_from(n.attr_int("group", 1)).ok()?.max(1);
+        let b = bias_of(g, n, wd.get(1)? * group)?;
+        let transposed_group = Some(group);
+        Some(AffineProducer {
+            w,
+            wd,
+            b,
+            transposed_group,
+        })
+    }
+
+    fn fold(&mut self, k: &[f64], shift: &[f64]) {
+        match self.transposed_group {
+            None => fold_output_affine(&mut self.w, &mut self.b, k, shift),
+            Some(group) => {
+                let cin = self.wd.first().copied().unwrap_or(0);
+                fold_output_affine_transposed(&mut self.w, &mut self.b, k, shift, cin, group)
+            }
+        }
+    }
+}
+
+/// The per-channel affine `(k, shift)` that `next` applies to `y`, a tensor of rank `rank`
+/// with `m` channels: a Mul or Add by a per-channel or scalar constant, or an inference
+/// BatchNormalization with constant parameters.
+fn channel_affine(
+    g: &Graph,
+    next: &Node,
+    y: &str,
+    rank: usize,
+    m: usize,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    if next.is("BatchNormalization") {
+        let plain = next.inputs.len() == 5
+            && next.inputs[0] == y
+            && next.outputs.iter().skip(1).all(|o| o.is_empty())
+            && next.attr_int("training_mode", 0) == 0;
+        let params: Option<Vec<Vec<f32>>> = next.inputs[1..]
+            .iter()
+            .map(|p| constant_f32(g, p).map(|(v, _)| v).filter(|v| v.len() == m))
+            .collect();
+        let p = params.filter(|_| plain)?;
+        let eps = next.attr_float("epsilon", 1e-5) as f64;
+        return Some(batchnorm_affine(&p[0], &p[1], &p[2], &p[3], eps));
+    }
+    if !(next.is("Mul") || next.is("Add")) {
+        return None;
+    }
+    let (other, v, d) = const_operand(g, next)?;
+    let c = (other == y)
+        .then(|| per_channel(&v, &d, rank, m))
+        .flatten()?;
+    let c: Vec<f64> = c.iter().map(|&v| v as f64).collect();
+    Some(if next.is("Mul") {
+        (c, vec![0.0; m])
+    } else {
+        (vec![1.0; m], c)
+    })
 }
 
 /// Points `conv` at new weight/bias initializers.
@@ -202,15 +293,18 @@ fn remove_dead_constants(g: &mut Graph) -> Result<()> {
 }
 
 /// Folds `Conv → Mul(c) → Add(c)` chains (each step optional, constants per output channel
-/// or scalar) into the Conv. Returns the number of Mul/Add nodes folded away.
+/// or scalar; an inference BatchNormalization is a step too) into the Conv, and the same
+/// chains after a ConvTranspose (PP-OCR det's head: `ConvTranspose → Add(bias) →
+/// BatchNormalization`, two kernels onnxruntime neither fuses nor quantizes). Returns the
+/// number of nodes folded away.
 pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
     let mut namer = Namer::new(g);
-    let convs = g.indices_of(&["Conv"]);
+    let convs = g.indices_of(&["Conv", "ConvTranspose"]);
     let mut folded = 0;
     for conv_idx in convs {
         loop {
             let conv = g.ops[conv_idx].clone();
-            let Some((mut w, wd, mut b)) = conv_params(g, &conv) else {
+            let Some(mut p) = AffineProducer::of(g, &conv) else {
                 break;
             };
             let y = &conv.outputs[0];
@@ -218,28 +312,12 @@ pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
                 break;
             };
             let next = g.ops[next_idx].clone();
-            if !(next.is("Mul") || next.is("Add")) {
-                break;
-            }
-            let Some((other, v, d)) = const_operand(g, &next) else {
+            let Some((k, shift)) = channel_affine(g, &next, y, p.wd.len(), p.b.len()) else {
                 break;
             };
-            let m = b.len();
-            let Some(c) = (other == *y)
-                .then(|| per_channel(&v, &d, wd.len(), m))
-                .flatten()
-            else {
-                break;
-            };
-            let c: Vec<f64> = c.iter().map(|&v| v as f64).collect();
-            let (k, shift) = if next.is("Mul") {
-                (c, vec![0.0; m])
-            } else {
-                (vec![1.0; m], c)
-            };
-            fold_output_affine(&mut w, &mut b, &k, &shift);
-            set_conv_params(g, &mut namer, conv_idx, &w, &wd, &b);
-            g.ops[conv_idx].outputs = next.outputs.clone();
+            p.fold(&k, &shift);
+            set_conv_params(g, &mut namer, conv_idx, &p.w, &p.wd, &p.b);
+            g.ops[conv_idx].outputs = vec![next.outputs[0].clone()];
             g.values.remove(y);
             g.remove_node(next_idx);
             relink_after(g, "Conv affine folding")?;

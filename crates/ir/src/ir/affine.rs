@@ -56,10 +56,41 @@ pub fn fold_output_affine<E: Element>(w: &mut [E], b: &mut [E], k: &[f64], shift
     let cout = b.len();
     let per = w.len() / cout.max(1);
     for (block, kv) in w.chunks_mut(per.max(1)).zip(k) {
-        block
-            .iter_mut()
-            .for_each(|v| *v = E::from_f64(v.to_f64() * kv));
+        scale_block(block, *kv);
     }
+    fold_bias(b, k, shift);
+}
+
+/// [`fold_output_affine`] for a ConvTranspose weight, laid out `[cin, cout/group, …]`:
+/// block `w[ci, j, …]` belongs to output channel `(ci / (cin/group))·(cout/group) + j`.
+pub fn fold_output_affine_transposed<E: Element>(
+    w: &mut [E],
+    b: &mut [E],
+    k: &[f64],
+    shift: &[f64],
+    cin: usize,
+    group: usize,
+) {
+    let (cout, group) = (b.len(), group.max(1));
+    let cout_g = (cout / group).max(1);
+    let cin_g = (cin / group).max(1);
+    let per = (w.len() / (cin * cout_g).max(1)).max(1);
+    for (i, block) in w.chunks_mut(per).enumerate() {
+        let (ci, j) = (i / cout_g, i % cout_g);
+        if let Some(kv) = k.get((ci / cin_g) * cout_g + j) {
+            scale_block(block, *kv);
+        }
+    }
+    fold_bias(b, k, shift);
+}
+
+fn scale_block<E: Element>(block: &mut [E], k: f64) {
+    block
+        .iter_mut()
+        .for_each(|v| *v = E::from_f64(v.to_f64() * k));
+}
+
+fn fold_bias<E: Element>(b: &mut [E], k: &[f64], shift: &[f64]) {
     for ((bv, kv), s) in b.iter_mut().zip(k).zip(shift) {
         *bv = E::from_f64(bv.to_f64() * kv + s);
     }
@@ -81,5 +112,21 @@ mod tests {
         fold_output_affine(&mut w, &mut b, &k, &shift);
         assert_eq!(w, vec![1.0, 2.0, 3.0, 2.0, 2.5, 3.0]);
         assert_eq!(b, vec![1.5, -1.0]);
+    }
+
+    #[test]
+    fn a_transposed_weight_scales_along_its_second_axis() {
+        // ConvTranspose weight [cin 2, cout/group 2, 1 kernel element], group 1: output
+        // channel j owns w[·, j].
+        let mut w = vec![1.0f32, 2.0, 3.0, 4.0];
+        let mut b = vec![1.0f32, 1.0];
+        fold_output_affine_transposed(&mut w, &mut b, &[10.0, 100.0], &[0.5, -1.0], 2, 1);
+        assert_eq!(w, vec![10.0, 200.0, 30.0, 400.0]);
+        assert_eq!(b, vec![10.5, 99.0]);
+        // Two groups of one input and one output channel each: w[ci, 0] is channel ci's.
+        let mut w = vec![1.0f32, 2.0];
+        let mut b = vec![0.0f32, 0.0];
+        fold_output_affine_transposed(&mut w, &mut b, &[3.0, 5.0], &[0.0, 0.0], 2, 2);
+        assert_eq!(w, vec![3.0, 10.0]);
     }
 }
