@@ -689,6 +689,12 @@ fn int8_glue_det_runs_int8_chains() {
         "every HardSigmoid became a QLinearAdd"
     );
     assert!(count(&glued, "QLinearMul") > 20 && count(&glued, "QLinearAdd") > 20);
+    // Each uint8 Resize runs channel-first between two Reshapes (int8_resize).
+    assert!(
+        count(&glued, "Resize") == 6 && count(&glued, "Reshape") >= 12,
+        "Resizes not wrapped: {:?}",
+        glued.counts
+    );
     let qdq = |o: &Outcome| count(o, "QuantizeLinear") + count(o, "DequantizeLinear");
     assert!(
         qdq(&glued) * 3 < qdq(&plain),
@@ -850,8 +856,8 @@ fn int4_conv_weight_decodes_exactly() {
     }
 }
 
-/// The lossless simplifications on det: the HardSwish chains, the Conv affines and the
-/// affines before 1x1 Convs are gone, outputs agree with the original, and the model
+/// The lossless simplifications on det: the HardSwish chains, the Conv and ConvTranspose
+/// affines and the affines before 1x1 Convs are gone, outputs agree with the original, and the model
 /// passes the onnx checker.
 #[test]
 fn simplify_det_keeps_outputs() {
@@ -866,8 +872,10 @@ fn simplify_det_keeps_outputs() {
     let h = m.graph.op_histogram();
     println!("  det simplify: {stats:?}; ops now {h:?}");
     assert_eq!(stats.hardswish, 24, "HardSwish chains");
+    // 56 learnable affines after Convs, and the head's bias Adds and BatchNormalization
+    // after its two ConvTransposes.
     assert!(
-        stats.conv_affine >= 56,
+        stats.conv_affine >= 59,
         "Conv affines: {}",
         stats.conv_affine
     );
@@ -876,7 +884,7 @@ fn simplify_det_keeps_outputs() {
         "affines into 1x1 Convs: {}",
         stats.affine_into_conv
     );
-    for op in ["Clip", "Div"] {
+    for op in ["Clip", "Div", "BatchNormalization"] {
         assert_eq!(h.get(op).copied().unwrap_or(0), 0, "{op} left");
     }
     let x = samples(&original, &dims, 3, 2);
@@ -986,4 +994,205 @@ fn rewrite_is_deterministic_and_needs_ranges() {
         err.to_string().contains(&first.activation_inputs[0]),
         "{err}"
     );
+}
+
+// ------------------------------------------------------------------ speed rewrites
+
+fn a_text(name: &str, v: &str) -> onnx_protobuf::AttributeProto {
+    let mut a = onnx_protobuf::AttributeProto::new();
+    a.name = name.into();
+    a.type_ = onnx_protobuf::attribute_proto::AttributeType::STRING.into();
+    a.s = v.as_bytes().to_vec();
+    a
+}
+
+/// `X → Q → DQ → Resize → Q → DQ` three times: nearest with scales (rewritten), linear
+/// and nearest-with-sizes (both left alone); batch 2, so a wrong fold of N·C would show.
+fn quantized_resizes() -> Model {
+    use optimize::ir::build::{add_initializer, f32_tensor, i64_tensor, node, raw_tensor};
+    let mut g = Graph::default();
+    g.inputs = vec!["X".into()];
+    let dims = [2i64, 3, 4, 5];
+    g.set_value_type("X", ValueType::tensor(DataType::Float, &dims));
+    add_initializer(&mut g, f32_tensor("s", &[], &[0.05]));
+    add_initializer(&mut g, raw_tensor("z", DataType::Uint8, &[], vec![128]));
+    add_initializer(&mut g, f32_tensor("roi", &[0], &[]));
+    add_initializer(&mut g, f32_tensor("scales", &[4], &[1.0, 1.0, 2.0, 3.0]));
+    add_initializer(&mut g, f32_tensor("none", &[0], &[]));
+    add_initializer(&mut g, i64_tensor("sizes", &[2, 3, 8, 15]));
+    g.add_node(node(
+        "q",
+        "QuantizeLinear",
+        &["X", "s", "z"],
+        &["xq"],
+        vec![],
+    ));
+    g.add_node(node(
+        "dq",
+        "DequantizeLinear",
+        &["xq", "s", "z"],
+        &["xd"],
+        vec![],
+    ));
+    let cases: [(&str, &str, [&str; 2]); 3] = [
+        ("nearest", "nearest", ["scales", ""]),
+        ("linear", "linear", ["scales", ""]),
+        ("sized", "nearest", ["none", "sizes"]),
+    ];
+    for (name, mode, [scales, sizes]) in cases {
+        let mut inputs = vec!["xd", "roi", scales];
+        if !sizes.is_empty() {
+            inputs.push(sizes);
+        }
+        let attrs = vec![
+            a_text("mode", mode),
+            a_text("coordinate_transformation_mode", "asymmetric"),
+        ];
+        let (r, rq, y) = (
+            format!("{name}_r"),
+            format!("{name}_q"),
+            format!("Y_{name}"),
+        );
+        g.add_node(node(name, "Resize", &inputs, &[&r], attrs));
+        g.add_node(node(
+            &format!("{name}_quantize"),
+            "QuantizeLinear",
+            &[&r, "s", "z"],
+            &[&rq],
+            vec![],
+        ));
+        g.add_node(node(
+            &format!("{name}_dequantize"),
+            "DequantizeLinear",
+            &[&rq, "s", "z"],
+            &[&y],
+            vec![],
+        ));
+        g.outputs.push(y);
+    }
+    g.relink().expect("relink");
+    let mut m = Model {
+        ir_version: 8,
+        opsets: vec![(String::new(), 13)],
+        graph: g,
+        ..Default::default()
+    };
+    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+    m
+}
+
+/// The channel-first Resize of the int8 glue: only the nearest, scale-driven Resize between
+/// a DQ and a Q is wrapped in Reshapes, and every output stays bit-identical on
+/// onnxruntime.
+#[test]
+fn int8_resize_runs_channel_first_with_identical_values() {
+    use optimize::ir::build::Namer;
+    use optimize::passes::precision::int8_resize::channel_first_resizes;
+    let orig = quantized_resizes();
+    let mut m = orig.clone();
+    let mut namer = Namer::new(&m.graph);
+    let n = channel_first_resizes(&mut m.graph, &mut namer).expect("rewrite");
+    assert_eq!(n, 1, "only the nearest Resize with scales is rewritten");
+    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes after the rewrite");
+    let g = &m.graph;
+    let resize = |name: &str| {
+        g.nodes()
+            .find(|(_, n)| n.name == name)
+            .map(|(_, n)| n.clone())
+            .expect("Resize kept")
+    };
+    let producer_op = |t: &str| g.producer(t).map(|p| g.ops[p].op_type.clone());
+    let near = resize("nearest");
+    assert_eq!(producer_op(&near.inputs[0]).as_deref(), Some("Reshape"));
+    let readers = g.consumers(&near.outputs[0]);
+    assert!(readers.len() == 1 && g.ops[readers[0].0].is("Reshape"));
+    for other in ["linear", "sized"] {
+        let r = resize(other);
+        assert_eq!(
+            producer_op(&r.inputs[0]).as_deref(),
+            Some("DequantizeLinear"),
+            "{other}"
+        );
+    }
+    let x = samples(&orig, &[2, 3, 4, 5], 7, 2);
+    let (mut a, mut b) = (
+        session(&model_bytes(&orig), None),
+        session(&model_bytes(&m), None),
+    );
+    for s in &x {
+        for ((name, want), (_, got)) in run(&mut a, s).iter().zip(run(&mut b, s).iter()) {
+            assert_eq!(want.shape, got.shape, "{name}");
+            assert_eq!(want.as_f32(), got.as_f32(), "{name} changed");
+        }
+    }
+}
+
+/// `ConvTranspose → Add(bias) → BatchNormalization` (det's head) and `ConvTranspose(group 2)
+/// → Mul → Add` fold into the ConvTranspose: one node left per chain, outputs equal to
+/// float rounding.
+#[test]
+fn simplify_folds_conv_transpose_affines() {
+    use optimize::ir::build::{a_int, add_initializer, f32_tensor, node};
+    let mut g = Graph::default();
+    g.inputs = vec!["X".into()];
+    g.set_value_type("X", ValueType::tensor(DataType::Float, &[1, 4, 5, 5]));
+    let wave = |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| ((i as f32) * k).sin()).collect() };
+    let inits: [(&str, &[i64], Vec<f32>); 9] = [
+        ("w1", &[4, 6, 2, 2], wave(96, 0.7)),
+        ("b1", &[1, 6, 1, 1], wave(6, 1.3)),
+        (
+            "gamma",
+            &[6],
+            wave(6, 0.4).iter().map(|v| 1.0 + v).collect(),
+        ),
+        ("beta", &[6], wave(6, 2.1)),
+        ("mean", &[6], wave(6, 0.9)),
+        ("var", &[6], wave(6, 0.3).iter().map(|v| 1.5 + v).collect()),
+        ("w2", &[4, 3, 3, 3], wave(108, 0.5)),
+        ("k2", &[1, 6, 1, 1], wave(6, 1.7)),
+        ("d2", &[], vec![0.25]),
+    ];
+    for (name, dims, v) in inits {
+        add_initializer(&mut g, f32_tensor(name, dims, &v));
+    }
+    let ct = |name: &str, x: &str, w: &str, y: &str, attrs| {
+        node(name, "ConvTranspose", &[x, w], &[y], attrs)
+    };
+    let stride = || {
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = "strides".into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::INTS.into();
+        a.ints = vec![2, 2];
+        a
+    };
+    g.add_node(ct("ct1", "X", "w1", "c1", vec![stride()]));
+    g.add_node(node("add1", "Add", &["c1", "b1"], &["a1"], vec![]));
+    let bn = ["a1", "gamma", "beta", "mean", "var"];
+    g.add_node(node("bn", "BatchNormalization", &bn, &["Y1"], vec![]));
+    g.add_node(ct("ct2", "X", "w2", "c2", vec![a_int("group", 2)]));
+    g.add_node(node("mul2", "Mul", &["c2", "k2"], &["m2"], vec![]));
+    g.add_node(node("add2", "Add", &["m2", "d2"], &["Y2"], vec![]));
+    g.outputs = vec!["Y1".into(), "Y2".into()];
+    g.relink().expect("relink");
+    let mut orig = Model {
+        ir_version: 8,
+        opsets: vec![(String::new(), 13)],
+        graph: g,
+        ..Default::default()
+    };
+    optimize::shape::infer(&mut orig, &HashMap::new()).expect("shapes");
+    let mut m = orig.clone();
+    let stats = optimize::passes::simplify::simplify(&mut m).expect("simplify");
+    assert_eq!(
+        stats.conv_affine, 4,
+        "Add and BN after ct1, Mul and Add after ct2"
+    );
+    let ops: Vec<String> = m.graph.nodes().map(|(_, n)| n.op_type.clone()).collect();
+    assert_eq!(ops, ["ConvTranspose", "ConvTranspose"]);
+    let (cos, max) = fidelity(
+        &model_bytes(&orig),
+        &model_bytes(&m),
+        &samples(&orig, &[1, 4, 5, 5], 3, 2),
+    );
+    assert!(cos > 0.9999999 && max < 1e-5, "cosine {cos}, max abs {max}");
 }

@@ -11,6 +11,8 @@
 //! parameters so that the pair drops). It repeats until nothing changes, so whole chains
 //! go int8.
 //!
+//! Nearest Resizes that end up on uint8 then run channel-first ([`super::int8_resize`]).
+//!
 //! Quantization parameters: an existing QuantizeLinear of the tensor is reused (no DQ→Q
 //! pair with equal parameters is created); data-movement ops take their input's; Sigmoid,
 //! HardSigmoid and Softmax outputs take the exact range [0, 1]; the others their calibrated
@@ -86,6 +88,7 @@ pub fn extend(g: &mut Graph, ranges: &Ranges, namer: &mut Namer) -> Result<usize
     }
     remove_dead_constants(g, &replaced);
     relink_after(g, "int8 glue")?;
+    super::int8_resize::channel_first_resizes(g, namer)?;
     Ok(count)
 }
 

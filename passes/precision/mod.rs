@@ -17,6 +17,7 @@ pub mod check;
 pub mod decoded_weights;
 pub mod ilp;
 pub mod int8_glue;
+pub mod int8_resize;
 pub mod latency;
 pub mod latency_cache;
 pub mod options;

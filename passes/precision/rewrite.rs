@@ -20,7 +20,7 @@ use super::{Assignment, NodeKey, Precision, Ranges};
 use crate::opset::upgrade_default_opset;
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::build::{
-    a_int, add_initializer, f32_tensor, node, prune_values, raw_tensor, relink_after,
+    a_int, add_initializer, f32_tensor, i64_tensor, node, prune_values, raw_tensor, relink_after,
     remove_dead_constants, set_type_like, used_names, Namer,
 };
 use optimize_ir::ir::tensor::storage_bytes;
@@ -238,11 +238,10 @@ impl Rewriter<'_> {
         g.set_value_type(&cat, int(&pdims_cat));
         let mut whole = cat.clone();
         if 2 * half != m {
-            let i64s = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
             let (st, en, ax) = (t(self, "starts"), t(self, "ends"), t(self, "axes"));
-            add_initializer(g, raw_tensor(&st, DataType::Int64, &[1], i64s(&[0])));
-            add_initializer(g, raw_tensor(&en, DataType::Int64, &[1], i64s(&[m as i64])));
-            add_initializer(g, raw_tensor(&ax, DataType::Int64, &[1], i64s(&[0])));
+            add_initializer(g, i64_tensor(&st, &[0]));
+            add_initializer(g, i64_tensor(&en, &[m as i64]));
+            add_initializer(g, i64_tensor(&ax, &[0]));
             whole = t(self, "sliced");
             let n5 = nn(self, "slice");
             self.add(

@@ -81,6 +81,16 @@ pub fn f32_tensor(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
     )
 }
 
+/// An int64 tensor of `v`, one-dimensional (shapes, axes, starts and ends).
+pub fn i64_tensor(name: &str, v: &[i64]) -> TensorProto {
+    raw_tensor(
+        name,
+        DataType::Int64,
+        &[v.len() as i64],
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
+}
+
 /// Sets `name`'s type to `like`'s shape with element type `elem` (a Q's output is `like`
 /// in uint8, a DQ's `like` in float).
 pub fn set_type_like(g: &mut Graph, name: &str, like: &str, elem: DataType) {
