@@ -1196,3 +1196,78 @@ fn simplify_folds_conv_transpose_affines() {
     );
     assert!(cos > 0.9999999 && max < 1e-5, "cosine {cos}, max abs {max}");
 }
+
+/// In the speed objectives' form, an int8 Conv reading a Split's output quantizes it with the
+/// Split input's parameters (so onnxruntime runs the Split on uint8); the plain rewrite
+/// keeps the tensor's own range.
+#[test]
+fn int8_input_after_a_move_shares_the_moves_input_parameters() {
+    use optimize::ir::build::{a_int, add_initializer, f32_tensor, i64_tensor, node};
+    let mut g = Graph::default();
+    g.inputs = vec!["X".into()];
+    g.set_value_type("X", ValueType::tensor(DataType::Float, &[1, 4, 6, 6]));
+    let w: Vec<f32> = (0..6).map(|i| (i as f32 * 0.9).sin()).collect();
+    add_initializer(&mut g, f32_tensor("w", &[3, 2, 1, 1], &w));
+    add_initializer(&mut g, i64_tensor("parts", &[2, 2]));
+    g.add_node(node("sig", "Sigmoid", &["X"], &["s"], vec![]));
+    let split = node(
+        "split",
+        "Split",
+        &["s", "parts"],
+        &["s0", "s1"],
+        vec![a_int("axis", 1)],
+    );
+    g.add_node(split);
+    g.add_node(node("conv", "Conv", &["s1", "w"], &["Y"], vec![]));
+    g.add_node(node("keep", "Identity", &["s0"], &["Y0"], vec![]));
+    g.outputs = vec!["Y".into(), "Y0".into()];
+    g.relink().expect("relink");
+    let mut m = Model {
+        ir_version: 8,
+        opsets: vec![(String::new(), 13)],
+        graph: g,
+        ..Default::default()
+    };
+    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+    let ranges: Ranges = [
+        ("s", Range { min: 0.0, max: 1.0 }),
+        ("s0", Range { min: 0.1, max: 0.9 }),
+        ("s1", Range { min: 0.2, max: 0.6 }),
+        (
+            "Y",
+            Range {
+                min: -2.0,
+                max: 2.0,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, r)| (k.to_string(), r))
+    .collect();
+    let assignment: Assignment = candidates(&m)
+        .into_iter()
+        .map(|c| (c.key, Precision::Int8))
+        .collect();
+    assert_eq!(assignment.len(), 1, "the Conv is the only candidate");
+    // The scale of the QuantizeLinear that reads `s1`.
+    let q_scale = |glue: bool| -> f32 {
+        let mut r = m.clone();
+        apply_with(&mut r, &assignment, &ranges, glue).expect("rewrite");
+        let g = &r.graph;
+        let q = g
+            .nodes()
+            .find(|(_, n)| n.is("QuantizeLinear") && n.inputs[0] == "s1")
+            .map(|(_, n)| n.inputs[1].clone())
+            .expect("a Q of s1");
+        let t = g.constant_tensor(&q).expect("scale constant");
+        optimize::ir::tensor::tensor_f32(t).expect("f32").0[0]
+    };
+    let own = activation_qparams(ranges["s1"]).0;
+    let shared = activation_qparams(ranges["s"]).0;
+    assert_eq!(q_scale(false), own, "the plain rewrite uses s1's range");
+    assert_eq!(
+        q_scale(true),
+        shared,
+        "the glue form uses the Split input's range"
+    );
+}

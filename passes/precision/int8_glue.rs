@@ -43,6 +43,32 @@ const MOVES: &[&str] = &[
     "Slice",
 ];
 
+/// The tensor whose quantization parameters `t` should share: `t` itself, or, when `t` comes
+/// out of a chain of moves (a Split of a SiLU's output, a Reshape before a MatMul), the
+/// moves' first input that has a calibrated range. A move's output then takes its input's
+/// parameters and onnxruntime runs the move on uint8 (with its own range, the move ran in
+/// fp32 between a DQ and a Q: on YOLOv8n every C2f block's Split did).
+pub fn moved_from<'a>(g: &'a Graph, t: &'a str, ranges: &Ranges) -> &'a str {
+    let mut source = t;
+    let mut at = t;
+    for _ in 0..16 {
+        let Some(p) = g.producer(at).and_then(|p| g.ops.node_weight(p)) else {
+            break;
+        };
+        if !p.domain.is_empty() || !MOVES.contains(&p.op_type.as_str()) {
+            break;
+        }
+        let Some(input) = p.inputs.first().filter(|i| !i.is_empty()) else {
+            break;
+        };
+        at = input;
+        if ranges.contains_key(at) {
+            source = at;
+        }
+    }
+    source
+}
+
 /// Ops onnxruntime runs as QLinear kernels in a `DQ → op → Q` unit.
 const QLINEAR: &[&str] = &[
     "Add",

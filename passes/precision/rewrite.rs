@@ -80,6 +80,9 @@ struct QTensor {
 
 struct Rewriter<'a> {
     ranges: &'a Ranges,
+    /// The int8 glue's form: an int8 input that a move produced takes the parameters of the
+    /// move's input ([`super::int8_glue::moved_from`]).
+    moves_share_params: bool,
     namer: Namer,
     /// Quantized activation tensors by float name.
     quant: HashMap<String, QTensor>,
@@ -123,7 +126,12 @@ impl Rewriter<'_> {
         if let Some(q) = self.quant.get(x) {
             return Ok(q.clone());
         }
-        let (scale, zp) = self.range_qparams(x)?;
+        let source = if self.moves_share_params {
+            super::int8_glue::moved_from(g, x, self.ranges)
+        } else {
+            x
+        };
+        let (scale, zp) = self.range_qparams(source)?;
         let (s, z) = self.qparam_inits(g, x, scale, zp);
         let q = self.namer.fresh(&format!("{x}__q"));
         let nn = self.namer.fresh(&format!("{x}__quantize"));
@@ -327,6 +335,7 @@ pub fn apply_with(
         .collect();
     let mut rw = Rewriter {
         ranges,
+        moves_share_params: int8_glue,
         namer: Namer::new(&model.graph),
         quant: HashMap::new(),
         added: Vec::new(),
