@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// The measurement method's version: whole-model variants per precision, profiled,
 /// kernel times scaled to wall time, ≥ 0.3 s of runs per variant. Raised whenever the
 /// variants' rewrite changes what runs (v5: channel-first uint8 Resizes, ConvTranspose
-/// affines folded), so that tables timed on the old form are not reused.
+/// affines folded, moves sharing their input's int8 parameters), so that tables timed on the old form are not reused.
 pub const METHOD: &str = "variants-profiled-v5";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
