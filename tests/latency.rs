@@ -192,6 +192,39 @@ fn the_cache_hits_only_on_the_same_cpu_flags_runtime_threads_and_model() {
     assert!(latency_cache::load(dir.path(), &wrong, |t: &LatencyTable| &t.key).is_none());
 }
 
+/// The cache keeps the newest tables only: `prune` drops the oldest by modification time and
+/// leaves other files alone.
+#[test]
+fn the_cache_drops_its_oldest_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cpu = CpuInfo::parse("model name : Xeon\nflags : avx2\n");
+    let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let mut paths = Vec::new();
+    for (i, model) in ["m1", "m2", "m3"].into_iter().enumerate() {
+        let key = CacheKey::new(&cpu, "1.31.1", 1, model.into());
+        let path = latency_cache::store(dir.path(), &key, &table(key.clone())).expect("store");
+        // m1 the newest, m3 the oldest, whatever order they were written in.
+        let when = t0 + std::time::Duration::from_secs(100 - 10 * i as u64);
+        let f = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(when).expect("set mtime");
+        paths.push(path);
+    }
+    let notes = dir.path().join("latency").join("README.txt");
+    std::fs::write(&notes, "not a table").expect("write");
+    let folder = dir.path().join("latency");
+    assert_eq!(latency_cache::prune(&folder, 2).expect("prune"), 1);
+    assert!(
+        paths[0].exists() && paths[1].exists(),
+        "the two newest stay"
+    );
+    assert!(!paths[2].exists(), "the oldest table is dropped");
+    assert!(notes.exists(), "other files are left alone");
+    assert_eq!(latency_cache::prune(&folder, 2).expect("prune"), 0);
+}
+
 /// The whole flow on cls, on this machine: the table is measured (a miss, stored), the
 /// second run reads it (a hit) and writes the same output, another thread count misses.
 #[test]

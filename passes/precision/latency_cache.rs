@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// The measurement method's version: whole-model variants per precision, profiled,
 /// kernel times scaled to wall time, ≥ 0.3 s of runs per variant. Raised whenever the
-/// variants' rewrite changes what runs (v5: channel-first uint8 Resizes, ConvTranspose
-/// affines folded, moves sharing their input's int8 parameters), so that tables timed on the old form are not reused.
+/// variants' rewrite changes what runs, so that tables timed on the old form are not
+/// reused (v5: channel-first uint8 Resizes, ConvTranspose affines folded, moves sharing
+/// their input's int8 parameters).
 pub const METHOD: &str = "variants-profiled-v5";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,29 @@ impl CacheKey {
         let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         format!("{hex}.json")
     }
+}
+
+/// The most tables the cache folder keeps: one per model, input shapes, thread count and
+/// machine, a few tens of kB each.
+pub const MAX_TABLES: usize = 256;
+
+/// Removes the oldest tables (by modification time, then name) of `folder` beyond `keep`;
+/// returns how many it removed. Only `*.json` files are tables.
+pub fn prune(folder: &Path, keep: usize) -> std::io::Result<usize> {
+    let mut tables: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json") && entry.file_type()?.is_file() {
+            tables.push((entry.metadata()?.modified()?, path));
+        }
+    }
+    tables.sort();
+    let excess = tables.len().saturating_sub(keep);
+    for (_, path) in &tables[..excess] {
+        std::fs::remove_file(path)?;
+    }
+    Ok(excess)
 }
 
 /// Whether a table came from the cache.
@@ -96,5 +120,7 @@ pub fn store<T: Serialize>(dir: &Path, key: &CacheKey, table: &T) -> std::io::Re
     let mut tmp = tempfile::NamedTempFile::new_in(&folder)?;
     std::io::Write::write_all(&mut tmp, text.as_bytes())?;
     tmp.persist(&path).map_err(|e| e.error)?;
+    // The cache is a convenience: a table it fails to drop costs disk space, not results.
+    let _ = prune(&folder, MAX_TABLES);
     Ok(path)
 }
