@@ -509,6 +509,19 @@ fn opset_upgrade_refuses_unknown_ops_by_name() {
     );
 }
 
+/// `g` (relinked) as an opset-13 model with inferred shapes.
+fn opset13_model(mut g: Graph) -> Model {
+    g.relink().expect("relink");
+    let mut m = Model {
+        ir_version: 8,
+        opsets: vec![(String::new(), 13)],
+        graph: g,
+        ..Default::default()
+    };
+    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+    m
+}
+
 // ------------------------------------------------------------------ whole-model rewrites
 
 struct Outcome {
@@ -825,14 +838,7 @@ fn int4_conv_weight_decodes_exactly() {
             outputs: vec!["Y".into()],
             ..Default::default()
         });
-        g.relink().expect("relink");
-        let mut m = Model {
-            ir_version: 8,
-            opsets: vec![(String::new(), 13)],
-            graph: g,
-            ..Default::default()
-        };
-        optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+        let mut m = opset13_model(g);
         let a: Assignment = [("Y".to_string(), Precision::Int4)].into_iter().collect();
         apply(&mut m, &a, &HashMap::new()).expect("rewrite");
         let decoded = m
@@ -1070,15 +1076,7 @@ fn quantized_resizes() -> Model {
         ));
         g.outputs.push(y);
     }
-    g.relink().expect("relink");
-    let mut m = Model {
-        ir_version: 8,
-        opsets: vec![(String::new(), 13)],
-        graph: g,
-        ..Default::default()
-    };
-    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
-    m
+    opset13_model(g)
 }
 
 /// The channel-first Resize of the int8 glue: only the nearest, scale-driven Resize between
@@ -1173,14 +1171,7 @@ fn simplify_folds_conv_transpose_affines() {
     g.add_node(node("mul2", "Mul", &["c2", "k2"], &["m2"], vec![]));
     g.add_node(node("add2", "Add", &["m2", "d2"], &["Y2"], vec![]));
     g.outputs = vec!["Y1".into(), "Y2".into()];
-    g.relink().expect("relink");
-    let mut orig = Model {
-        ir_version: 8,
-        opsets: vec![(String::new(), 13)],
-        graph: g,
-        ..Default::default()
-    };
-    optimize::shape::infer(&mut orig, &HashMap::new()).expect("shapes");
+    let orig = opset13_model(g);
     let mut m = orig.clone();
     let stats = optimize::passes::simplify::simplify(&mut m).expect("simplify");
     assert_eq!(
@@ -1221,14 +1212,7 @@ fn int8_input_after_a_move_shares_the_moves_input_parameters() {
     g.add_node(node("conv", "Conv", &["s1", "w"], &["Y"], vec![]));
     g.add_node(node("keep", "Identity", &["s0"], &["Y0"], vec![]));
     g.outputs = vec!["Y".into(), "Y0".into()];
-    g.relink().expect("relink");
-    let mut m = Model {
-        ir_version: 8,
-        opsets: vec![(String::new(), 13)],
-        graph: g,
-        ..Default::default()
-    };
-    optimize::shape::infer(&mut m, &HashMap::new()).expect("shapes");
+    let m = opset13_model(g);
     let ranges: Ranges = [
         ("s", Range { min: 0.0, max: 1.0 }),
         ("s0", Range { min: 0.1, max: 0.9 }),
