@@ -14,7 +14,9 @@
 //! Nearest Resizes that end up on uint8 then run channel-first ([`super::int8_resize`]).
 //!
 //! Quantization parameters: an existing QuantizeLinear of the tensor is reused (no DQ→Q
-//! pair with equal parameters is created); data-movement ops take their input's; Sigmoid,
+//! pair with equal parameters is created); data-movement ops take their input's (and so
+//! does an int8 operator's input that a move produced, [`moved_from`]; an int8 output read
+//! only by a Relu takes the Relu output's, [`relu_output`]); Sigmoid,
 //! HardSigmoid and Softmax outputs take the exact range [0, 1]; the others their calibrated
 //! range, and an op without one is left in fp32.
 
@@ -67,6 +69,23 @@ pub fn moved_from<'a>(g: &'a Graph, t: &'a str, ranges: &Ranges) -> &'a str {
         }
     }
     source
+}
+
+/// The Relu output whose quantization parameters the int8 output `t` should take: when a
+/// Relu is `t`'s only reader and its output has a calibrated range. Quantized onto the
+/// Relu's `[0, max]` (zero point 0), `t`'s Q does the Relu's clamp, and onnxruntime drops
+/// the Relu and the DQ→Q pair after it, so the QLinearConv writes the Relu's output
+/// directly (on det, ten requantizations fewer).
+pub fn relu_output<'a>(g: &'a Graph, t: &str, ranges: &Ranges) -> Option<&'a str> {
+    if g.outputs.iter().any(|o| o == t) {
+        return None;
+    }
+    let [(reader, _)] = g.consumers(t)[..] else {
+        return None;
+    };
+    let r = g.ops.node_weight(reader)?;
+    let out = r.outputs.first()?;
+    (r.is("Relu") && ranges.contains_key(out)).then_some(out.as_str())
 }
 
 /// Ops onnxruntime runs as QLinear kernels in a `DQ → op → Q` unit.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// kernel times scaled to wall time, ≥ 0.3 s of runs per variant. Raised whenever the
 /// variants' rewrite changes what runs, so that tables timed on the old form are not
 /// reused (v5: channel-first uint8 Resizes, ConvTranspose affines folded, moves sharing
-/// their input's int8 parameters).
+/// their input's int8 parameters, Relu ranges on the int8 outputs they read).
 pub const METHOD: &str = "variants-profiled-v5";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

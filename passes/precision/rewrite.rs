@@ -81,7 +81,8 @@ struct QTensor {
 struct Rewriter<'a> {
     ranges: &'a Ranges,
     /// The int8 glue's form: an int8 input that a move produced takes the parameters of the
-    /// move's input ([`super::int8_glue::moved_from`]).
+    /// move's input ([`super::int8_glue::moved_from`]), and an int8 output read only by a
+    /// Relu takes the Relu output's ([`super::int8_glue::relu_output`]).
     moves_share_params: bool,
     namer: Namer,
     /// Quantized activation tensors by float name.
@@ -665,7 +666,11 @@ impl Rewriter<'_> {
     ) -> Result<()> {
         let idx = op.idx;
         let y = op.key.clone();
-        let (scale, zp) = self.range_qparams(&y)?;
+        let source = match self.moves_share_params {
+            true => super::int8_glue::relu_output(g, &y, self.ranges).unwrap_or(&y),
+            false => &y,
+        };
+        let (scale, zp) = self.range_qparams(source)?;
         let yf = self.namer.fresh(&format!("{y}__f"));
         g.ops[idx].inputs = new_inputs;
         g.ops[idx].outputs[0] = yf.clone();
