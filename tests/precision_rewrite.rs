@@ -1190,17 +1190,43 @@ fn simplify_folds_conv_transpose_affines() {
     assert!(cos > 0.9999999 && max < 1e-5, "cosine {cos}, max abs {max}");
 }
 
+/// An empty graph with one float input `X` of `dims` and one float weight `w` of `wdims`
+/// (values from a cosine wave).
+fn graph_with_weight(dims: &[i64], wdims: &[i64]) -> Graph {
+    use optimize::ir::build::{add_initializer, f32_tensor};
+    let mut g = Graph::default();
+    g.inputs = vec!["X".into()];
+    g.set_value_type("X", ValueType::tensor(DataType::Float, dims));
+    let n = wdims.iter().product::<i64>() as usize;
+    let w: Vec<f32> = (0..n).map(|i| (i as f32 * 1.3).cos()).collect();
+    add_initializer(&mut g, f32_tensor("w", wdims, &w));
+    g
+}
+
+/// Ranges by tensor name from `(name, min, max)`.
+fn ranges_of(r: &[(&str, f32, f32)]) -> Ranges {
+    r.iter()
+        .map(|&(k, min, max)| (k.to_string(), Range { min, max }))
+        .collect()
+}
+
+/// Every candidate of `m` at int8 (asserting how many there are).
+fn all_int8(m: &Model, expected: usize) -> Assignment {
+    let a: Assignment = candidates(m)
+        .into_iter()
+        .map(|c| (c.key, Precision::Int8))
+        .collect();
+    assert_eq!(a.len(), expected, "candidates");
+    a
+}
+
 /// In the speed objectives' form, an int8 Conv reading a Split's output quantizes it with the
 /// Split input's parameters (so onnxruntime runs the Split on uint8); the plain rewrite
 /// keeps the tensor's own range.
 #[test]
 fn int8_input_after_a_move_shares_the_moves_input_parameters() {
-    use optimize::ir::build::{a_int, add_initializer, f32_tensor, i64_tensor, node};
-    let mut g = Graph::default();
-    g.inputs = vec!["X".into()];
-    g.set_value_type("X", ValueType::tensor(DataType::Float, &[1, 4, 6, 6]));
-    let w: Vec<f32> = (0..6).map(|i| (i as f32 * 0.9).sin()).collect();
-    add_initializer(&mut g, f32_tensor("w", &[3, 2, 1, 1], &w));
+    use optimize::ir::build::{a_int, add_initializer, i64_tensor, node};
+    let mut g = graph_with_weight(&[1, 4, 6, 6], &[3, 2, 1, 1]);
     add_initializer(&mut g, i64_tensor("parts", &[2, 2]));
     g.add_node(node("sig", "Sigmoid", &["X"], &["s"], vec![]));
     let split = node(
@@ -1215,26 +1241,13 @@ fn int8_input_after_a_move_shares_the_moves_input_parameters() {
     g.add_node(node("keep", "Identity", &["s0"], &["Y0"], vec![]));
     g.outputs = vec!["Y".into(), "Y0".into()];
     let m = opset13_model(g);
-    let ranges: Ranges = [
-        ("s", Range { min: 0.0, max: 1.0 }),
-        ("s0", Range { min: 0.1, max: 0.9 }),
-        ("s1", Range { min: 0.2, max: 0.6 }),
-        (
-            "Y",
-            Range {
-                min: -2.0,
-                max: 2.0,
-            },
-        ),
-    ]
-    .into_iter()
-    .map(|(k, r)| (k.to_string(), r))
-    .collect();
-    let assignment: Assignment = candidates(&m)
-        .into_iter()
-        .map(|c| (c.key, Precision::Int8))
-        .collect();
-    assert_eq!(assignment.len(), 1, "the Conv is the only candidate");
+    let ranges = ranges_of(&[
+        ("s", 0.0, 1.0),
+        ("s0", 0.1, 0.9),
+        ("s1", 0.2, 0.6),
+        ("Y", -2.0, 2.0),
+    ]);
+    let assignment = all_int8(&m, 1);
     // The scale of the QuantizeLinear that reads `s1`.
     let q_scale = |glue: bool| -> f32 {
         let mut r = m.clone();
@@ -1263,41 +1276,14 @@ fn int8_input_after_a_move_shares_the_moves_input_parameters() {
 /// the plain rewrite keeps the Conv output's own range.
 #[test]
 fn int8_output_read_by_a_relu_takes_the_relus_range() {
-    use optimize::ir::build::{add_initializer, f32_tensor, node};
-    let mut g = Graph::default();
-    g.inputs = vec!["X".into()];
-    g.set_value_type("X", ValueType::tensor(DataType::Float, &[1, 2, 5, 5]));
-    let w: Vec<f32> = (0..4).map(|i| (i as f32 * 1.3).cos()).collect();
-    add_initializer(&mut g, f32_tensor("w", &[2, 2, 1, 1], &w));
+    use optimize::ir::build::node;
+    let mut g = graph_with_weight(&[1, 2, 5, 5], &[2, 2, 1, 1]);
     g.add_node(node("conv", "Conv", &["X", "w"], &["c"], vec![]));
     g.add_node(node("relu", "Relu", &["c"], &["Y"], vec![]));
     g.outputs = vec!["Y".into()];
     let m = opset13_model(g);
-    let ranges: Ranges = [
-        (
-            "X",
-            Range {
-                min: -1.0,
-                max: 1.0,
-            },
-        ),
-        (
-            "c",
-            Range {
-                min: -3.0,
-                max: 2.0,
-            },
-        ),
-        ("Y", Range { min: 0.0, max: 2.0 }),
-    ]
-    .into_iter()
-    .map(|(k, r)| (k.to_string(), r))
-    .collect();
-    let assignment: Assignment = candidates(&m)
-        .into_iter()
-        .map(|c| (c.key, Precision::Int8))
-        .collect();
-    assert_eq!(assignment.len(), 1);
+    let ranges = ranges_of(&[("X", -1.0, 1.0), ("c", -3.0, 2.0), ("Y", 0.0, 2.0)]);
+    let assignment = all_int8(&m, 1);
     let conv_out_scale = |glue: bool| -> (f32, Vec<u8>) {
         let mut r = m.clone();
         apply_with(&mut r, &assignment, &ranges, glue).expect("rewrite");
