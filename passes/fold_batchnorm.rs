@@ -7,7 +7,7 @@
 
 use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
 use optimize_ir::error::Result;
-use optimize_ir::ir::affine::{batchnorm_affine, fold_output_affine};
+use optimize_ir::ir::affine::{fold_output_affine, inference_batchnorm};
 use optimize_ir::ir::build::{
     add_initializer, f32_tensor, prune_values, relink_after, remove_dead_constants, Namer,
 };
@@ -51,11 +51,7 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
     let mut folded = 0;
     for bn_idx in bns {
         let bn = g.ops[bn_idx].clone();
-        if bn.inputs.len() < 5
-            || bn.outputs.is_empty()
-            || bn.outputs.iter().skip(1).any(|o| !o.is_empty())
-            || bn.attr_int("training_mode", 0) != 0
-        {
+        if bn.inputs.is_empty() || bn.outputs.is_empty() {
             continue;
         }
         let x = &bn.inputs[0];
@@ -63,10 +59,7 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
             continue;
         };
         let conv = g.ops[conv_idx].clone();
-        if !conv.is("Conv") || conv.outputs.len() != 1 || g.outputs.contains(x) {
-            continue;
-        }
-        if g.consumers(x).len() != 1 {
+        if !conv.is("Conv") || conv.outputs.len() != 1 || g.sole_consumer(x).is_none() {
             continue;
         }
         let Some((w, wshape)) = conv.inputs.get(1).and_then(|w| constant_f32(g, w)) else {
@@ -80,15 +73,9 @@ pub fn fold_batchnorm(model: &mut Model) -> Result<usize> {
             },
             None => None,
         };
-        let params: Option<Vec<Vec<f32>>> = bn.inputs[1..5]
-            .iter()
-            .map(|p| constant_f32(g, p).map(|(v, _)| v).filter(|v| v.len() == m))
-            .collect();
-        let Some(params) = params else {
+        let Some((k, shift)) = inference_batchnorm(g, &bn, m) else {
             continue;
         };
-        let eps = bn.attr_float("epsilon", 1e-5) as f64;
-        let (k, shift) = batchnorm_affine(&params[0], &params[1], &params[2], &params[3], eps);
         let (mut new_w, mut new_b) = (w, bias.unwrap_or_else(|| vec![0.0; m]));
         fold_output_affine(&mut new_w, &mut new_b, &k, &shift);
         let y = bn.outputs[0].clone();

@@ -20,7 +20,7 @@ use crate::pass_manager::{retype_if, Pass, PassChanges, PassResult};
 use onnx_protobuf::{attribute_proto::AttributeType, AttributeProto};
 use optimize_ir::error::Result;
 use optimize_ir::ir::affine::{
-    batchnorm_affine, fold_output_affine, fold_output_affine_transposed,
+    fold_output_affine, fold_output_affine_transposed, inference_batchnorm,
 };
 use optimize_ir::ir::attr::AttrExt;
 use optimize_ir::ir::build::{add_initializer, f32_tensor, node, relink_after, Namer};
@@ -91,17 +91,6 @@ fn a_float(name: &str, v: f32) -> AttributeProto {
     a
 }
 
-/// The only consumer of `t` (and `t` is not a graph output).
-fn sole_consumer(g: &Graph, t: &str) -> Option<NodeIndex> {
-    if g.outputs.iter().any(|o| o == t) {
-        return None;
-    }
-    match g.consumers(t)[..] {
-        [(i, _)] => Some(i),
-        _ => None,
-    }
-}
-
 /// For a binary `n` with one constant float input: (the other input, the constant's values
 /// and dims).
 fn const_operand(g: &Graph, n: &Node) -> Option<(String, Vec<f32>, Vec<usize>)> {
@@ -167,22 +156,16 @@ struct AffineProducer {
 
 impl AffineProducer {
     fn of(g: &Graph, n: &Node) -> Option<Self> {
-        if let Some((w, wd, b)) = conv_params(g, n) {
-            let transposed_group = None;
-            return Some(AffineProducer {
-                w,
-                wd,
-                b,
-                transposed_group,
-            });
-        }
-        if !n.is("ConvTranspose") || n.outputs.len() != 1 || n.inputs.len() < 2 {
-            return None;
-        }
-        let (w, wd) = constant_f32(g, &n.inputs[1])?;
-        let group = usize::try_from(n.attr_int("group", 1)).ok()?.max(1);
-        let b = bias_of(g, n, wd.get(1)? * group)?;
-        let transposed_group = Some(group);
+        let (w, wd, b, transposed_group) = match conv_params(g, n) {
+            Some((w, wd, b)) => (w, wd, b, None),
+            None if n.is("ConvTranspose") && n.outputs.len() == 1 && n.inputs.len() >= 2 => {
+                let (w, wd) = constant_f32(g, &n.inputs[1])?;
+                let group = usize::try_from(n.attr_int("group", 1)).ok()?.max(1);
+                let b = bias_of(g, n, wd.get(1)? * group)?;
+                (w, wd, b, Some(group))
+            }
+            None => return None,
+        };
         Some(AffineProducer {
             w,
             wd,
@@ -213,17 +196,7 @@ fn channel_affine(
     m: usize,
 ) -> Option<(Vec<f64>, Vec<f64>)> {
     if next.is("BatchNormalization") {
-        let plain = next.inputs.len() == 5
-            && next.inputs[0] == y
-            && next.outputs.iter().skip(1).all(|o| o.is_empty())
-            && next.attr_int("training_mode", 0) == 0;
-        let params: Option<Vec<Vec<f32>>> = next.inputs[1..]
-            .iter()
-            .map(|p| constant_f32(g, p).map(|(v, _)| v).filter(|v| v.len() == m))
-            .collect();
-        let p = params.filter(|_| plain)?;
-        let eps = next.attr_float("epsilon", 1e-5) as f64;
-        return Some(batchnorm_affine(&p[0], &p[1], &p[2], &p[3], eps));
+        return inference_batchnorm(g, next, m).filter(|_| next.inputs[0] == y);
     }
     if !(next.is("Mul") || next.is("Add")) {
         return None;
@@ -308,7 +281,7 @@ pub fn fold_conv_affine(g: &mut Graph) -> Result<usize> {
                 break;
             };
             let y = &conv.outputs[0];
-            let Some(next_idx) = sole_consumer(g, y) else {
+            let Some(next_idx) = g.sole_consumer(y) else {
                 break;
             };
             let next = g.ops[next_idx].clone();
@@ -365,7 +338,7 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<usize> {
         if v != [3.0] {
             continue;
         }
-        let Some(clip_idx) = sole_consumer(g, &add.outputs[0]) else {
+        let Some(clip_idx) = g.sole_consumer(&add.outputs[0]) else {
             continue;
         };
         let clip = g.ops[clip_idx].clone();
@@ -375,7 +348,7 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<usize> {
         {
             continue;
         }
-        let Some(mul_idx) = sole_consumer(g, &clip.outputs[0]) else {
+        let Some(mul_idx) = g.sole_consumer(&clip.outputs[0]) else {
             continue;
         };
         let mul = g.ops[mul_idx].clone();
@@ -387,7 +360,7 @@ pub fn fuse_hardswish(g: &mut Graph) -> Result<usize> {
         if !mul.is("Mul") || !pair(&x, &clip.outputs[0]) {
             continue;
         }
-        let Some(div_idx) = sole_consumer(g, &mul.outputs[0]) else {
+        let Some(div_idx) = g.sole_consumer(&mul.outputs[0]) else {
             continue;
         };
         let div = g.ops[div_idx].clone();
@@ -476,7 +449,7 @@ pub fn fold_affine_into_conv(g: &mut Graph) -> Result<usize> {
         // The chain: head, optionally followed by the other of Mul/Add.
         let mut chain = vec![(head_idx, head.clone(), v1, d1)];
         if head.is("Mul") {
-            if let Some(i) = sole_consumer(g, &head.outputs[0]) {
+            if let Some(i) = g.sole_consumer(&head.outputs[0]) {
                 let n = g.ops[i].clone();
                 if n.is("Add") {
                     if let Some((o, v, d)) = const_operand(g, &n) {

@@ -865,8 +865,8 @@ fn int4_conv_weight_decodes_exactly() {
 }
 
 /// The lossless simplifications on det: the HardSwish chains, the Conv and ConvTranspose
-/// affines and the affines before 1x1 Convs are gone, outputs agree with the original, and the model
-/// passes the onnx checker.
+/// affines and the affines before 1x1 Convs are gone, outputs agree with the original, and
+/// the model passes the onnx checker.
 #[test]
 fn simplify_det_keeps_outputs() {
     use optimize::passes::simplify::simplify;

@@ -77,13 +77,7 @@ pub fn moved_from<'a>(g: &'a Graph, t: &'a str, ranges: &Ranges) -> &'a str {
 /// the Relu and the DQ→Q pair after it, so the QLinearConv writes the Relu's output
 /// directly (on det, ten requantizations fewer).
 pub fn relu_output<'a>(g: &'a Graph, t: &str, ranges: &Ranges) -> Option<&'a str> {
-    if g.outputs.iter().any(|o| o == t) {
-        return None;
-    }
-    let [(reader, _)] = g.consumers(t)[..] else {
-        return None;
-    };
-    let r = g.ops.node_weight(reader)?;
+    let r = g.ops.node_weight(g.sole_consumer(t)?)?;
     let out = r.outputs.first()?;
     (r.is("Relu") && ranges.contains_key(out)).then_some(out.as_str())
 }

@@ -83,7 +83,7 @@ struct Rewriter<'a> {
     /// The int8 glue's form: an int8 input that a move produced takes the parameters of the
     /// move's input ([`super::int8_glue::moved_from`]), and an int8 output read only by a
     /// Relu takes the Relu output's ([`super::int8_glue::relu_output`]).
-    moves_share_params: bool,
+    glue_params: bool,
     namer: Namer,
     /// Quantized activation tensors by float name.
     quant: HashMap<String, QTensor>,
@@ -127,7 +127,7 @@ impl Rewriter<'_> {
         if let Some(q) = self.quant.get(x) {
             return Ok(q.clone());
         }
-        let source = if self.moves_share_params {
+        let source = if self.glue_params {
             super::int8_glue::moved_from(g, x, self.ranges)
         } else {
             x
@@ -336,7 +336,7 @@ pub fn apply_with(
         .collect();
     let mut rw = Rewriter {
         ranges,
-        moves_share_params: int8_glue,
+        glue_params: int8_glue,
         namer: Namer::new(&model.graph),
         quant: HashMap::new(),
         added: Vec::new(),
@@ -666,9 +666,10 @@ impl Rewriter<'_> {
     ) -> Result<()> {
         let idx = op.idx;
         let y = op.key.clone();
-        let source = match self.moves_share_params {
-            true => super::int8_glue::relu_output(g, &y, self.ranges).unwrap_or(&y),
-            false => &y,
+        let source = if self.glue_params {
+            super::int8_glue::relu_output(g, &y, self.ranges).unwrap_or(&y)
+        } else {
+            &y
         };
         let (scale, zp) = self.range_qparams(source)?;
         let yf = self.namer.fresh(&format!("{y}__f"));

@@ -99,10 +99,7 @@ pub fn batchnorm_folds(g: &Graph) -> HashMap<NodeIndex, Fold> {
         let x = &n.inputs[0];
         let Some(p) = g.producer(x) else { continue };
         let pn = &g.ops[p];
-        if !(pn.is("Conv") || pn.is("Gemm")) || g.outputs.contains(x) {
-            continue;
-        }
-        if g.consumers(x).len() != 1 {
+        if !(pn.is("Conv") || pn.is("Gemm")) || g.sole_consumer(x).is_none() {
             continue;
         }
         out.insert(p, Fold { bn: idx });

@@ -49,6 +49,36 @@ pub fn batchnorm_affine<E: Element>(
     (k, shift)
 }
 
+/// An inference-mode BatchNormalization node over `m` channels with constant parameters,
+/// as [`batchnorm_affine`]'s `(k, shift)`; `None` in training mode (`training_mode` set or
+/// running statistics as outputs), or when a parameter is not a constant of `m` values.
+/// The one recognizer behind BatchNorm folding and the simplification's affine chains.
+pub fn inference_batchnorm(
+    g: &super::Graph,
+    bn: &super::Node,
+    m: usize,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let plain = bn.is("BatchNormalization")
+        && bn.inputs.len() >= 5
+        && !bn.outputs.is_empty()
+        && bn.outputs.iter().skip(1).all(|o| o.is_empty())
+        && bn.attr_int("training_mode", 0) == 0;
+    if !plain {
+        return None;
+    }
+    let params: Option<Vec<Vec<f32>>> = bn.inputs[1..5]
+        .iter()
+        .map(|p| {
+            super::tensor::constant_f32(g, p)
+                .map(|(v, _)| v)
+                .filter(|v| v.len() == m)
+        })
+        .collect();
+    let p = params?;
+    let eps = bn.attr_float("epsilon", 1e-5) as f64;
+    Some(batchnorm_affine(&p[0], &p[1], &p[2], &p[3], eps))
+}
+
 /// Folds `y' = k·y + shift` (per output channel) into the producer of `y`: a weight laid
 /// out `[cout, …]` is scaled block by block, the bias becomes `b·k + shift`. `k` and
 /// `shift` hold one value per output channel (`b.len()` of them); arithmetic in f64.

@@ -262,6 +262,18 @@ impl Graph {
         self.producers.get(name).map(|p| p.0)
     }
 
+    /// The only node reading the tensor `name`, in one input slot, when `name` is not a
+    /// graph output (a rewrite may then fold the reader into the producer).
+    pub fn sole_consumer(&self, name: &str) -> Option<NodeIndex> {
+        if self.outputs.iter().any(|o| o == name) {
+            return None;
+        }
+        match self.consumers(name)[..] {
+            [(i, _)] => Some(i),
+            _ => None,
+        }
+    }
+
     /// Consumers of the tensor `name`, as (node, input slot) in export order.
     pub fn consumers(&self, name: &str) -> Vec<(NodeIndex, usize)> {
         let mut out = Vec::new();
