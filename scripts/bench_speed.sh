@@ -4,7 +4,8 @@
 # onnxruntime's quantize_static, ours --objective speed at the quantizer's fidelity, ours
 # --size-budget 0.30; with the CPU flags, the fidelity of each on held-apart crops, and the
 # latency model's prediction against the measured time. Arguments go to the example
-# (e.g. `det --threads-list 1 --runs 21`). PROFILE=dev uses the debug build.
+# (e.g. `det --threads-list 1 --runs 21`). PROFILE=dev uses the debug build. EMULATE_CPU=avx2
+# (or avx512) runs everything on this CPU with VNNI and AMX hidden (scripts/emulate/).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +14,7 @@ bash scripts/setup.sh
 bench_build bin optimize
 export OPTIMIZE_BIN="$root/$bin"
 bench_build example bench_speed
+bench_emulate
 bench_machine
 echo "command: $bin $* (optimizer $OPTIMIZE_BIN at $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 # The latency tables go to a fresh cache, so every run measures on this machine now.

@@ -287,3 +287,105 @@ fn cls_objective_speed_measures_then_reads_the_cache() {
     assert_eq!(two.cache, CacheStatus::Miss);
     assert_eq!(two.threads, 2);
 }
+
+/// Run by [`a_cpuid_mask_hides_vnni_from_the_latency_key`] in a child process: the host flags
+/// are always ones `/proc/cpuinfo` lists (printed for the parent to read).
+#[test]
+fn host_flags_are_ones_proc_cpuinfo_lists() {
+    let listed = CpuInfo::parse(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+    let host = CpuInfo::host();
+    assert!(
+        host.flags.iter().all(|f| listed.flags.contains(f)),
+        "{:?} not within {:?}",
+        host.flags,
+        listed.flags
+    );
+    println!("host flags: [{}]", host.flags.join(" "));
+}
+
+/// `scripts/emulate/cpuid_mask.c` (the speed benchmark's `EMULATE_CPU`) preloaded into a
+/// process hides VNNI and AMX (and AVX-512 in `avx2` mode) from CPUID, and the latency
+/// model's key follows: its flags are what onnxruntime's kernels were chosen from. Where the
+/// CPU cannot make CPUID fault, the preload must stop the process and say why.
+#[test]
+fn a_cpuid_mask_hides_vnni_from_the_latency_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = dir.path().join("libcpuid_mask.so");
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/emulate/cpuid_mask.c");
+    let cc = std::process::Command::new("cc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&source)
+        .output()
+        .expect("cc (a C compiler) runs");
+    assert!(
+        cc.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let real = CpuInfo::host().flags;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let can_fault = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "cpuid_fault"));
+    for (mode, hidden) in [
+        (
+            "avx2",
+            &[
+                "avx512f",
+                "avx512bw",
+                "avx512_vnni",
+                "avx_vnni",
+                "amx_tile",
+                "amx_int8",
+            ][..],
+        ),
+        (
+            "avx512",
+            &["avx512_vnni", "avx_vnni", "amx_tile", "amx_int8"][..],
+        ),
+    ] {
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "host_flags_are_ones_proc_cpuinfo_lists",
+                "--nocapture",
+            ])
+            .env("LD_PRELOAD", &shim)
+            .env("CPUID_MASK", mode)
+            .output()
+            .expect("child test runs");
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        let stderr = String::from_utf8_lossy(&child.stderr);
+        if !can_fault {
+            assert_eq!(child.status.code(), Some(70), "{mode}: {stderr}");
+            assert!(
+                stderr.contains("cannot make CPUID fault"),
+                "{mode}: {stderr}"
+            );
+            continue;
+        }
+        assert!(child.status.success(), "{mode}: {stdout}{stderr}");
+        let seen: Vec<String> = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("host flags: ["))
+            .and_then(|l| l.strip_suffix(']'))
+            .expect("the child printed its flags")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let expected: Vec<String> = real
+            .iter()
+            .filter(|f| !hidden.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(seen, expected, "{mode}: real flags {real:?}");
+        let plain = CpuInfo {
+            flags: seen,
+            ..CpuInfo::host()
+        };
+        assert!(!plain.has_int8_dot(), "{mode}: {:?}", plain.flags);
+    }
+}

@@ -2,6 +2,11 @@
 //! that decide which kernels onnxruntime runs fast (int8 dot products with VNNI or AMX,
 //! fp32 with AVX2/AVX-512). Speed figures print these beside them, and the latency cache is
 //! keyed by them: a table measured on one machine is never used on another kind.
+//!
+//! onnxruntime picks its kernels from the CPUID instruction in its own process, not from
+//! `/proc/cpuinfo`. The flags here are those both report: where a hypervisor or a CPUID
+//! mask (the speed benchmark's `EMULATE_CPU`, docs/speed.md) hides a flag from processes,
+//! the latency tables are keyed by what onnxruntime actually ran on.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,10 +34,13 @@ pub struct CpuInfo {
 }
 
 impl CpuInfo {
-    /// This machine's CPU.
+    /// This machine's CPU, with the flags both `/proc/cpuinfo` and CPUID report.
     pub fn host() -> CpuInfo {
         let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let mut info = CpuInfo::parse(&text);
+        if let Some(seen) = cpuid_flags() {
+            info.flags.retain(|f| seen.contains(&f.as_str()));
+        }
         info.cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -76,6 +84,38 @@ impl CpuInfo {
             .iter()
             .any(|f| f == "avx512_vnni" || f == "avx_vnni" || f == "amx_int8")
     }
+}
+
+/// The flags of [`FLAGS_THAT_MATTER`] the CPUID instruction reports to this process (`None`
+/// off x86-64). Bits from the Intel SDM, volume 2A, CPUID leaves 1 and 7.
+#[cfg(target_arch = "x86_64")]
+fn cpuid_flags() -> Option<Vec<&'static str>> {
+    use std::arch::x86_64::__cpuid_count;
+    let bit = |reg: u32, n: u32| reg >> n & 1 == 1;
+    let max_leaf = __cpuid_count(0, 0).eax;
+    if max_leaf < 7 {
+        return Some(Vec::new());
+    }
+    let l1 = __cpuid_count(1, 0);
+    let l7 = __cpuid_count(7, 0);
+    let l7s1 = (l7.eax >= 1).then(|| __cpuid_count(7, 1).eax).unwrap_or(0);
+    let all = [
+        ("avx2", bit(l7.ebx, 5)),
+        ("fma", bit(l1.ecx, 12)),
+        ("f16c", bit(l1.ecx, 29)),
+        ("avx512f", bit(l7.ebx, 16)),
+        ("avx512bw", bit(l7.ebx, 30)),
+        ("avx512_vnni", bit(l7.ecx, 11)),
+        ("avx_vnni", bit(l7s1, 4)),
+        ("amx_tile", bit(l7.edx, 24)),
+        ("amx_int8", bit(l7.edx, 25)),
+    ];
+    Some(all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpuid_flags() -> Option<Vec<&'static str>> {
+    None
 }
 
 /// Flags as printed beside a speed figure: `avx2 avx512_vnni …`, or `none of
