@@ -1314,3 +1314,75 @@ fn int8_output_read_by_a_relu_takes_the_relus_range() {
         "the Relu's range starts at 0: the Q clamps like the Relu"
     );
 }
+
+/// Dynamic int8 (speed objectives only): a MatMul with a constant weight becomes
+/// `DynamicQuantizeLinear → MatMulInteger → Cast → Mul`, needs no calibrated range, stores
+/// what the candidate says, and onnxruntime fuses the chain with the bias Add after it into
+/// one `DynamicQuantizeMatMul` whose output stays close to fp32's.
+#[test]
+fn int8_dynamic_matmul_fuses_to_dynamic_quantize_matmul() {
+    use optimize::ir::build::{add_initializer, f32_tensor, node};
+    use optimize::passes::precision::candidates::offer_for_mode;
+    let (k, n) = (64usize, 96usize);
+    let mut g = graph_with_weight(&[1, 24, k as i64], &[k as i64, n as i64]);
+    let bias: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
+    add_initializer(&mut g, f32_tensor("bias", &[n as i64], &bias));
+    g.add_node(node("mm", "MatMul", &["X", "w"], &["m"], vec![]));
+    g.add_node(node("add", "Add", &["m", "bias"], &["Y"], vec![]));
+    g.outputs = vec!["Y".into()];
+    let m = opset13_model(g);
+    let cands = candidates(&m);
+    assert_eq!(cands.len(), 1);
+    let stored = stored_bytes("MatMul", &[k, n], 1, 0, Precision::Int8Dyn);
+    assert_eq!(cands[0].bytes_at(Precision::Int8Dyn), Some(stored));
+    assert_eq!(
+        stored,
+        (k * n + 4 * n) as u64,
+        "int8 weight and a scale per column"
+    );
+    // Offered only when the run measures speed, with or without calibration data.
+    for (weight_only, speed) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut c = cands.clone();
+        offer_for_mode(&mut c, weight_only, speed);
+        assert_eq!(
+            c[0].bytes_at(Precision::Int8Dyn).is_some(),
+            speed,
+            "weight_only {weight_only}, speed {speed}"
+        );
+    }
+    let assignment: Assignment = [("m".to_string(), Precision::Int8Dyn)].into();
+    let mut r = m.clone();
+    let stats = apply(&mut r, &assignment, &Ranges::new()).expect("no range needed");
+    assert_eq!(stats.nodes[0].bytes_after, stored);
+    let ours: BTreeMap<&str, usize> = r.graph.nodes().fold(BTreeMap::new(), |mut h, (_, n)| {
+        *h.entry(n.op_type.as_str()).or_insert(0) += 1;
+        h
+    });
+    assert_eq!(
+        ours,
+        BTreeMap::from([
+            ("Add", 1),
+            ("Cast", 1),
+            ("DynamicQuantizeLinear", 1),
+            ("MatMulInteger", 1),
+            ("Mul", 2)
+        ])
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let optimized = dir.path().join("optimized.onnx");
+    let written = model_bytes(&r);
+    session(&written, Some(&optimized));
+    let fused = op_counts(&optimized);
+    assert_eq!(
+        fused,
+        BTreeMap::from([("DynamicQuantizeMatMul".to_string(), 1)]),
+        "onnxruntime's fusion"
+    );
+    let (cos, err) = fidelity(
+        &model_bytes(&m),
+        &written,
+        &samples(&m, &[1, 24, k as i64], 3, 2),
+    );
+    println!("int8dyn MatMul: cosine {cos:.6}, max abs error {err:.4}");
+    assert!(cos > 0.999, "cosine {cos}");
+}

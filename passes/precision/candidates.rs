@@ -146,6 +146,9 @@ pub fn candidates(model: &Model) -> Vec<OpCandidate> {
         if int_ok || op == "ConvTranspose" {
             opts.push(Precision::Int8W);
         }
+        if op == "MatMul" {
+            opts.push(Precision::Int8Dyn);
+        }
         let fp32_bytes = 4 * (element_count(&wt.dims) + bias_len as u64);
         let options = offered(op, &shape, axis, bias_len, opts);
         out.push(OpCandidate {
@@ -276,12 +279,15 @@ fn recurrent_candidates(g: &Graph, n: &Node) -> Vec<OpCandidate> {
 /// Narrows each candidate's formats to what the run offers. Without calibration data
 /// (`weight_only`), formats that quantize activations are dropped: their ranges would come
 /// from noise. With data, `Int8W` stays only where `Int8` is not offered (it would trade
-/// int8 speed for a little accuracy at the same size).
-pub fn offer_for_mode(cands: &mut [OpCandidate], weight_only: bool) {
+/// int8 speed for a little accuracy at the same size). `Int8Dyn` is offered only when the
+/// run measures speed (`speed`): it stores what `Int8W` stores and is chosen for its time.
+pub fn offer_for_mode(cands: &mut [OpCandidate], weight_only: bool, speed: bool) {
     for c in cands {
         let has_int8 = c.bytes_at(Precision::Int8).is_some();
         c.options.retain(|(p, _)| {
-            if weight_only {
+            if *p == Precision::Int8Dyn {
+                speed
+            } else if weight_only {
                 !p.quantizes_activations()
             } else {
                 *p != Precision::Int8W || !has_int8

@@ -55,15 +55,23 @@ pub enum Precision {
     /// calibration data; with `--calib` it is offered only where `Int8` is not (Gather
     /// tables, ConvTranspose).
     Int8W,
+    /// Dynamic int8 (MatMul with a constant 2-D weight; offered under the speed objectives
+    /// only): per-column symmetric int8 weights, and the activation quantized to uint8 on
+    /// every call by `DynamicQuantizeLinear`, so no calibrated range is needed and the
+    /// output stays float. `MatMulInteger → Cast → Mul(x_scale · w_scale)`, with the bias
+    /// Add after it, is what onnxruntime fuses into one `DynamicQuantizeMatMul` (the form
+    /// of its `quantize_dynamic`).
+    Int8Dyn,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 5] = [
+    pub const ALL: [Precision; 6] = [
         Precision::Fp32,
         Precision::Fp16,
         Precision::Int8,
         Precision::Int4,
         Precision::Int8W,
+        Precision::Int8Dyn,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -72,6 +80,7 @@ impl Precision {
             Precision::Int8 => "int8",
             Precision::Int4 => "int4",
             Precision::Int8W => "int8w",
+            Precision::Int8Dyn => "int8dyn",
         }
     }
     /// Bits per weight element (scales and zero points not counted).
@@ -79,11 +88,12 @@ impl Precision {
         match self {
             Precision::Fp32 => 32,
             Precision::Fp16 => 16,
-            Precision::Int8 | Precision::Int8W => 8,
+            Precision::Int8 | Precision::Int8W | Precision::Int8Dyn => 8,
             Precision::Int4 => 4,
         }
     }
-    /// Whether activations around the operator are quantized (Q/DQ on its edges).
+    /// Whether activations around the operator are quantized with calibrated ranges (Q/DQ
+    /// on its edges). `Int8Dyn` quantizes its input too, but with the range of each call.
     pub fn quantizes_activations(self) -> bool {
         self == Precision::Int8
     }

@@ -860,7 +860,7 @@ pub fn run_precision(model: &mut Model, cfg: &PrecisionConfig) -> Result<Precisi
         })?;
     }
     let mut cands = candidates(model);
-    super::candidates::offer_for_mode(&mut cands, cfg.weight_only());
+    super::candidates::offer_for_mode(&mut cands, cfg.weight_only(), cfg.latency.is_some());
     check_budget_up_front(model, &cands, cfg, weight_bytes_before)?;
     if cands.is_empty() {
         return Ok(unchanged(

@@ -291,7 +291,7 @@ pub fn relative_weight_error_axis(
     let deq: Vec<f32> = match p {
         Precision::Fp32 => return 0.0,
         Precision::Fp16 => w.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
-        Precision::Int8 | Precision::Int8W => {
+        Precision::Int8 | Precision::Int8W | Precision::Int8Dyn => {
             let (shape, axis) = channel_view(op, shape, axis);
             dequantize_per_channel(&quantize_per_channel(w, &shape, axis, 8), &shape, axis)
         }
@@ -367,7 +367,7 @@ pub fn stored_bytes(
             numel + 4 * ch + b
         }
         // int8 weight + one f32 scale per channel; the bias stays fp32.
-        Precision::Int8W => numel + 4 * ch + bias,
+        Precision::Int8W | Precision::Int8Dyn => numel + 4 * ch + bias,
         // Output channels (Gather: rows) paired by halves (see rewrite.rs); odd M adds a
         // padding channel and three int64 Slice constants.
         Precision::Int4 if int4_packs_axis0(op) => {

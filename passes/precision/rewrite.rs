@@ -317,10 +317,12 @@ pub fn apply_with(
     check_assignment(model, assignment)?;
     // Int8 needs opset 13 (per-axis QDQ); the int4 and int8w decoding chains need Mod
     // (opset 10) and the attribute-typed Cast (opset 6): one upgrade serves all.
-    if assignment
-        .values()
-        .any(|p| matches!(p, Precision::Int8 | Precision::Int4 | Precision::Int8W))
-    {
+    if assignment.values().any(|p| {
+        matches!(
+            p,
+            Precision::Int8 | Precision::Int4 | Precision::Int8W | Precision::Int8Dyn
+        )
+    }) {
         stats.opset_changes = upgrade_default_opset(model, 13)?;
     }
     if assignment.values().any(|p| *p == Precision::Int4) {
@@ -433,6 +435,7 @@ impl Rewriter<'_> {
             Precision::Fp16 => self.fp16(g, &mut op),
             Precision::Int8 => self.int8(g, &mut op)?,
             Precision::Int8W => self.int8_weight_only(g, &mut op),
+            Precision::Int8Dyn => self.int8_dynamic(g, &mut op),
             Precision::Int4 if int4_packs_axis0(c.format_op()) => self.int4_conv(g, &mut op)?,
             Precision::Int4 => self.matmul_nbits(g, &mut op)?,
         }
@@ -467,7 +470,7 @@ impl Rewriter<'_> {
             Precision::Fp16 => self.fp16(g, &mut op),
             Precision::Int8W => self.int8_weight_only(g, &mut op),
             Precision::Int4 => self.int4_conv(g, &mut op)?,
-            Precision::Fp32 | Precision::Int8 => {
+            Precision::Fp32 | Precision::Int8 | Precision::Int8Dyn => {
                 return Err(Error::Internal(format!(
                     "{} is not a format of decoded weight '{}'",
                     p.name(),
@@ -739,6 +742,57 @@ impl Rewriter<'_> {
         self.attach(g, op, &names[2]);
         op.after_names.extend(names[..2].iter().cloned());
         op.after_names.extend(c.bias.clone());
+    }
+
+    /// Dynamic int8 MatMul: `DynamicQuantizeLinear(x)` → the operator as `MatMulInteger(xq,
+    /// w_i8, x_zp)` (it keeps its node name) → `Cast` → `Mul` by `x_scale · w_scale` (per
+    /// column). Each operator gets its own DynamicQuantizeLinear: onnxruntime fuses it into
+    /// `DynamicQuantizeMatMul` only when nothing else reads it.
+    fn int8_dynamic(&mut self, g: &mut Graph, op: &mut OpRewrite) {
+        let (c, idx, y) = (op.c, op.idx, op.key.clone());
+        let (wq, ws, _) = self.int8_weight(g, op);
+        op.after_names.extend([wq.clone(), ws.clone()]);
+        let x = c.activation_inputs[0].clone();
+        let [xq, xs, xz, acc, accf, scales, nq, ncast, nscales, nscale] = [
+            "xq",
+            "xscale",
+            "xzp",
+            "acc",
+            "acc_f",
+            "scales",
+            "quantize",
+            "cast",
+            "scales_mul",
+            "scale",
+        ]
+        .map(|s| self.namer.fresh(&format!("{y}__dyn_{s}")));
+        self.add(
+            g,
+            node(
+                &nq,
+                "DynamicQuantizeLinear",
+                &[&x],
+                &[&xq, &xs, &xz],
+                vec![],
+            ),
+        );
+        set_type_like(g, &xq, &x, DataType::Uint8);
+        g.set_value_type(&xs, ValueType::tensor(DataType::Float, &[]));
+        g.set_value_type(&xz, ValueType::tensor(DataType::Uint8, &[]));
+        let n = &mut g.ops[idx];
+        n.op_type = "MatMulInteger".into();
+        n.inputs = vec![xq, wq, xz];
+        n.outputs[0] = acc.clone();
+        set_type_like(g, &acc, &y, DataType::Int32);
+        self.add(
+            g,
+            node(&ncast, "Cast", &[&acc], &[&accf], vec![a_int("to", 1)]),
+        );
+        set_type_like(g, &accf, &y, DataType::Float);
+        self.add(g, node(&nscales, "Mul", &[&xs, &ws], &[&scales], vec![]));
+        let columns = constant_f32(g, &ws).map_or(1, |(v, _)| v.len() as i64);
+        g.set_value_type(&scales, ValueType::tensor(DataType::Float, &[columns]));
+        self.add(g, node(&nscale, "Mul", &[&accf, &scales], &[&y], vec![]));
     }
 
     /// Int4 Conv (and Gather table): the packed weight and its decoding chain (once per

@@ -140,11 +140,16 @@ pub fn proxy_error(model: &Model, c: &OpCandidate, p: Precision, calib: &Calibra
         Some((w, _)) => c.weight_error(&w, p),
         None => 0.0,
     };
-    if p.quantizes_activations() {
-        for t in c.activation_inputs.iter().chain(&c.outputs) {
-            if let (Some(r), Some(rms)) = (calib.ranges.get(t), calib.rms.get(t)) {
-                e += relative_activation_error(*r, *rms);
-            }
+    // Calibrated formats quantize inputs and outputs; the dynamic one its input, with a
+    // range per call that the calibrated range stands in for.
+    let quantized: Vec<&String> = match p {
+        _ if p.quantizes_activations() => c.activation_inputs.iter().chain(&c.outputs).collect(),
+        Precision::Int8Dyn => c.activation_inputs.iter().collect(),
+        _ => Vec::new(),
+    };
+    for t in quantized {
+        if let (Some(r), Some(rms)) = (calib.ranges.get(t), calib.rms.get(t)) {
+            e += relative_activation_error(*r, *rms);
         }
     }
     e

@@ -98,7 +98,11 @@ fn cpuid_flags() -> Option<Vec<&'static str>> {
     }
     let l1 = __cpuid_count(1, 0);
     let l7 = __cpuid_count(7, 0);
-    let l7s1 = (l7.eax >= 1).then(|| __cpuid_count(7, 1).eax).unwrap_or(0);
+    let l7s1 = if l7.eax >= 1 {
+        __cpuid_count(7, 1).eax
+    } else {
+        0
+    };
     let all = [
         ("avx2", bit(l7.ebx, 5)),
         ("fma", bit(l1.ecx, 12)),
