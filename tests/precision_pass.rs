@@ -111,6 +111,29 @@ fn calibration_minmax_vs_percentile() {
     assert_eq!(again.ranges["x"], px);
 }
 
+/// Without a calibration folder and with an input of unknown size, the error says how to
+/// give calibration data (`--calib`), not validation's `--inputs`.
+#[test]
+fn random_calibration_of_an_unknown_size_names_calib() {
+    use optimize::ir::{DataType, Dim, ValueType};
+    let mut model = relu_mul_model(4);
+    let dims = vec![Dim::Sym("batch".into()), Dim::Known(4)];
+    let vt = ValueType::Tensor {
+        elem: DataType::Float,
+        shape: Some(dims),
+    };
+    model.graph.set_value_type("x", vt);
+    let err = load_calibration_samples(&model, None, 0, 4).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    assert!(msg.contains("--input-shape x=Nx4"), "{msg}");
+    assert!(
+        msg.contains("--calib DIR") && !msg.contains("--inputs"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn calibration_folder_errors() {
     let model = relu_mul_model(4);

@@ -241,7 +241,11 @@ pub fn load_calibration_samples(
         }
         None => {
             let n = count.max(1);
-            let samples = random_inputs(&specs, seed, n)?;
+            let samples = random_inputs(&specs, seed, n).map_err(|e| match e {
+                // The shared hint names validation's `--inputs`; calibration reads `--calib`.
+                Error::Usage(m) => Error::Usage(m.replace("--inputs DIR", "--calib DIR")),
+                other => other,
+            })?;
             let warning = format!(
                 "no calibration data: activation ranges come from {n} seeded random inputs \
                  (seed {seed}), which may be far from real data; pass --calib DIR"
