@@ -7,7 +7,7 @@
 //! samples are taken in order, and selection is exact.
 
 use super::{Range, Ranges};
-use optimize_ir::data::{load_input_dir, random_inputs, HostTensor, Sample};
+use optimize_ir::data::{load_input_dir, HostTensor, RandomSamples, Sample};
 use optimize_ir::error::{Error, Result};
 use optimize_ir::ir::{Model, ValueType};
 use optimize_ir::onnx_io::export::to_bytes;
@@ -241,11 +241,8 @@ pub fn load_calibration_samples(
         }
         None => {
             let n = count.max(1);
-            let samples = random_inputs(&specs, seed, n).map_err(|e| match e {
-                // The shared hint names validation's `--inputs`; calibration reads `--calib`.
-                Error::Usage(m) => Error::Usage(m.replace("--inputs DIR", "--calib DIR")),
-                other => other,
-            })?;
+            let gen = RandomSamples::hinting(&specs, seed, "--calib DIR")?;
+            let samples: Vec<Sample> = (0..n).map(|i| gen.sample(i)).collect();
             let warning = format!(
                 "no calibration data: activation ranges come from {n} seeded random inputs \
                  (seed {seed}), which may be far from real data; pass --calib DIR"

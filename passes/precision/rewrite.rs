@@ -750,7 +750,7 @@ impl Rewriter<'_> {
     /// `DynamicQuantizeMatMul` only when nothing else reads it.
     fn int8_dynamic(&mut self, g: &mut Graph, op: &mut OpRewrite) {
         let (c, idx, y) = (op.c, op.idx, op.key.clone());
-        let (wq, ws, _) = self.int8_weight(g, op);
+        let (wq, ws, wscales) = self.int8_weight(g, op);
         op.after_names.extend([wq.clone(), ws.clone()]);
         let x = c.activation_inputs[0].clone();
         let [xq, xs, xz, acc, accf, scales, nq, ncast, nscales, nscale] = [
@@ -790,7 +790,7 @@ impl Rewriter<'_> {
         );
         set_type_like(g, &accf, &y, DataType::Float);
         self.add(g, node(&nscales, "Mul", &[&xs, &ws], &[&scales], vec![]));
-        let columns = constant_f32(g, &ws).map_or(1, |(v, _)| v.len() as i64);
+        let columns = wscales.len() as i64;
         g.set_value_type(&scales, ValueType::tensor(DataType::Float, &[columns]));
         self.add(g, node(&nscale, "Mul", &[&accf, &scales], &[&y], vec![]));
     }

@@ -87,34 +87,49 @@ impl CpuInfo {
 }
 
 /// The flags of [`FLAGS_THAT_MATTER`] the CPUID instruction reports to this process (`None`
-/// off x86-64). Bits from the Intel SDM, volume 2A, CPUID leaves 1 and 7.
+/// off x86-64); a flag without a bit here counts as reported. Bits from the Intel SDM,
+/// volume 2A, CPUID leaves 1 and 7.
 #[cfg(target_arch = "x86_64")]
 fn cpuid_flags() -> Option<Vec<&'static str>> {
     use std::arch::x86_64::__cpuid_count;
     let bit = |reg: u32, n: u32| reg >> n & 1 == 1;
-    let max_leaf = __cpuid_count(0, 0).eax;
-    if max_leaf < 7 {
-        return Some(Vec::new());
-    }
     let l1 = __cpuid_count(1, 0);
-    let l7 = __cpuid_count(7, 0);
+    // Leaf 7 (and its subleaf 1) only where the CPU has it; absent, its bits read 0.
+    let l7 = if __cpuid_count(0, 0).eax >= 7 {
+        __cpuid_count(7, 0)
+    } else {
+        std::arch::x86_64::CpuidResult {
+            eax: 0,
+            ebx: 0,
+            ecx: 0,
+            edx: 0,
+        }
+    };
     let l7s1 = if l7.eax >= 1 {
         __cpuid_count(7, 1).eax
     } else {
         0
     };
-    let all = [
-        ("avx2", bit(l7.ebx, 5)),
-        ("fma", bit(l1.ecx, 12)),
-        ("f16c", bit(l1.ecx, 29)),
-        ("avx512f", bit(l7.ebx, 16)),
-        ("avx512bw", bit(l7.ebx, 30)),
-        ("avx512_vnni", bit(l7.ecx, 11)),
-        ("avx_vnni", bit(l7s1, 4)),
-        ("amx_tile", bit(l7.edx, 24)),
-        ("amx_int8", bit(l7.edx, 25)),
-    ];
-    Some(all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect())
+    let reported = |flag: &str| match flag {
+        "avx2" => bit(l7.ebx, 5),
+        "fma" => bit(l1.ecx, 12),
+        "f16c" => bit(l1.ecx, 29),
+        "avx512f" => bit(l7.ebx, 16),
+        "avx512bw" => bit(l7.ebx, 30),
+        "avx512_vnni" => bit(l7.ecx, 11),
+        "avx_vnni" => bit(l7s1, 4),
+        "amx_tile" => bit(l7.edx, 24),
+        "amx_int8" => bit(l7.edx, 25),
+        // A flag this table does not read: `/proc/cpuinfo` alone decides it.
+        _ => true,
+    };
+    Some(
+        FLAGS_THAT_MATTER
+            .iter()
+            .copied()
+            .filter(|f| reported(f))
+            .collect(),
+    )
 }
 
 #[cfg(not(target_arch = "x86_64"))]

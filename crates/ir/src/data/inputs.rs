@@ -513,7 +513,14 @@ pub struct RandomSamples {
 
 impl RandomSamples {
     /// Checks that every input can be generated (known dims, a supported type, a sane size).
+    /// An error names `--inputs DIR` as the way to give real data instead.
     pub fn new(specs: &[InputSpec], seed: u64) -> Result<RandomSamples> {
+        RandomSamples::hinting(specs, seed, "--inputs DIR")
+    }
+
+    /// [`RandomSamples::new`], an error naming `data_hint` (e.g. `--calib DIR`) as the way to
+    /// give real data: the option of the caller whose data these samples stand in for.
+    pub fn hinting(specs: &[InputSpec], seed: u64, data_hint: &str) -> Result<RandomSamples> {
         let mut shapes = Vec::with_capacity(specs.len());
         for spec in specs {
             let dims: Option<Vec<usize>> = spec
@@ -525,7 +532,7 @@ impl RandomSamples {
                 let example: Vec<String> = spec.dims.iter().map(|d| known(*d).map_or("N".into(), |v| v.to_string())).collect();
                 Error::Usage(format!(
                     "input '{}' has unknown dimensions ({}); pass --input-shape {}={} to generate random data, \
-                     or give data with --inputs DIR",
+                     or give data with {data_hint}",
                     spec.name,
                     spec.type_string(),
                     spec.name,
@@ -541,7 +548,7 @@ impl RandomSamples {
             }
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "cannot generate random values for input '{}' of type {}; give data with --inputs DIR",
+                    "cannot generate random values for input '{}' of type {}; give data with {data_hint}",
                     spec.name, spec.elem
                 ))
             })?;
